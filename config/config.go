@@ -1,0 +1,277 @@
+// Package config holds smsflow's one typed configuration. Values come from, in
+// increasing precedence: defaults < an optional YAML file (--config or
+// SMSFLOW_CONFIG) < environment variables SMSFLOW_* < command-line flags.
+//
+// Each field declares its YAML key, environment variable, flag and help text
+// in struct tags, so the four sources, the --help output, the README table and
+// docker-compose.yml cannot drift apart (a test checks the last two).
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is every setting of smsflow. Field tags:
+//
+//	yaml:"key"  env:"SMSFLOW_KEY"  flag:"key"  help:"..."  default:"..."
+//	scope:"..." limits the flag to some subcommands (comma list); empty = all.
+type Config struct {
+	HTTPAddr string `yaml:"http_addr" env:"SMSFLOW_HTTP_ADDR" flag:"http-addr" default:"127.0.0.1:8080" help:"address the REST API listens on"`
+	DataDir  string `yaml:"data_dir" env:"SMSFLOW_DATA_DIR" flag:"data-dir" default:"./data" help:"directory for the SQLite database, the secret key and admin-credentials.json"`
+	DBDSN    string `yaml:"db_dsn" env:"SMSFLOW_DB_DSN" flag:"db-dsn" default:"" help:"database: empty = SQLite file in the data dir; mysql://user:pass@tcp(host:3306)/db or a go-sql-driver DSN = MySQL" secret:"true"`
+
+	LogLevel  string `yaml:"log_level" env:"SMSFLOW_LOG_LEVEL" flag:"log-level" default:"info" help:"log level: debug, info, warn, error"`
+	LogFormat string `yaml:"log_format" env:"SMSFLOW_LOG_FORMAT" flag:"log-format" default:"text" help:"log format: text or json"`
+
+	SecretKey string `yaml:"secret_key" env:"SMSFLOW_SECRET_KEY" flag:"secret-key" default:"" help:"32-byte key (base64 or hex) encrypting SKs and target passwords; empty = <data-dir>/secret.key, created on first start" secret:"true"`
+
+	TokenTTL         time.Duration `yaml:"token_ttl" env:"SMSFLOW_TOKEN_TTL" flag:"token-ttl" default:"24h" help:"lifetime of X-Auth-Token tokens"`
+	SignatureMaxSkew time.Duration `yaml:"signature_max_skew" env:"SMSFLOW_SIGNATURE_MAX_SKEW" flag:"signature-max-skew" default:"15m" help:"largest accepted difference between X-Sdk-Date and the server clock"`
+	AuthCacheTTL     time.Duration `yaml:"auth_cache_ttl" env:"SMSFLOW_AUTH_CACHE_TTL" flag:"auth-cache-ttl" default:"10s" help:"how long a verified AK or token is cached in memory (a revocation made by another process takes effect within this time)"`
+
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SMSFLOW_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may finish on SIGTERM"`
+}
+
+// Bootstrap values come only from the environment (they are read once, on the
+// first start with an empty database), so they are not Config fields.
+const (
+	EnvAdminPassword  = "SMSFLOW_ADMIN_PASSWORD"
+	EnvAdminAK        = "SMSFLOW_ADMIN_AK"
+	EnvAdminSK        = "SMSFLOW_ADMIN_SK"
+	EnvAdminProjectID = "SMSFLOW_ADMIN_PROJECT_ID"
+	EnvConfigFile     = "SMSFLOW_CONFIG"
+)
+
+// Field describes one setting (for flags, docs and tests).
+type Field struct {
+	Name    string // Go field name
+	YAML    string
+	Env     string
+	Flag    string
+	Default string
+	Help    string
+	Secret  bool
+	index   int
+}
+
+// Fields lists every setting in declaration order.
+func Fields() []Field {
+	t := reflect.TypeOf(Config{})
+	out := make([]Field, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		out = append(out, Field{
+			Name: f.Name, YAML: f.Tag.Get("yaml"), Env: f.Tag.Get("env"), Flag: f.Tag.Get("flag"),
+			Default: f.Tag.Get("default"), Help: f.Tag.Get("help"), Secret: f.Tag.Get("secret") == "true", index: i,
+		})
+	}
+	return out
+}
+
+// Defaults returns the configuration with only defaults applied.
+func Defaults() Config {
+	var c Config
+	v := reflect.ValueOf(&c).Elem()
+	for _, f := range Fields() {
+		if err := setField(v.Field(f.index), f.Default); err != nil {
+			panic(fmt.Sprintf("config: bad default for %s: %v", f.Name, err)) // programming error
+		}
+	}
+	return c
+}
+
+// RegisterFlags adds every setting's flag, and --config, to fs.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env "+EnvConfigFile+")")
+	for _, f := range Fields() {
+		help := f.Help + " (env " + f.Env + ")"
+		fs.String(f.Flag, f.Default, help)
+	}
+}
+
+// Load builds the configuration for a command: defaults, then the YAML file,
+// then SMSFLOW_* variables from getenv, then the flags the user set on fs.
+// fs may be nil. The result is validated.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Defaults()
+	v := reflect.ValueOf(&c).Elem()
+
+	path := getenv(EnvConfigFile)
+	if fs != nil {
+		if fl := fs.Lookup("config"); fl != nil && fl.Changed {
+			path = fl.Value.String()
+		}
+	}
+	if path != "" {
+		if err := loadYAML(path, v); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, f := range Fields() {
+		if val, ok := lookupEnv(getenv, f.Env); ok {
+			if err := setField(v.Field(f.index), val); err != nil {
+				return Config{}, fmt.Errorf("config: %s=%q: %w", f.Env, redact(f, val), err)
+			}
+		}
+	}
+	if fs != nil {
+		for _, f := range Fields() {
+			fl := fs.Lookup(f.Flag)
+			if fl == nil || !fl.Changed {
+				continue
+			}
+			if err := setField(v.Field(f.index), fl.Value.String()); err != nil {
+				return Config{}, fmt.Errorf("config: --%s=%q: %w", f.Flag, redact(f, fl.Value.String()), err)
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	val := getenv(name)
+	return val, val != ""
+}
+
+func redact(f Field, val string) string {
+	if f.Secret && val != "" {
+		return "***"
+	}
+	return val
+}
+
+func loadYAML(path string, v reflect.Value) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	byKey := map[string]Field{}
+	for _, f := range Fields() {
+		byKey[f.YAML] = f
+	}
+	for key, node := range raw {
+		f, ok := byKey[key]
+		if !ok {
+			return fmt.Errorf("config: %s: unknown key %q", path, key)
+		}
+		if node.Kind != yaml.ScalarNode {
+			return fmt.Errorf("config: %s: %s must be a scalar", path, key)
+		}
+		if err := setField(v.Field(f.index), node.Value); err != nil {
+			return fmt.Errorf("config: %s: %s: %w", path, key, err)
+		}
+	}
+	return nil
+}
+
+func setField(fv reflect.Value, s string) error {
+	switch fv.Interface().(type) {
+	case string:
+		fv.SetString(s)
+	case time.Duration:
+		if s == "" {
+			fv.SetInt(0)
+			return nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration (like 30s, 15m, 24h): %w", err)
+		}
+		fv.SetInt(int64(d))
+	case int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("not an integer: %w", err)
+		}
+		fv.SetInt(int64(n))
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %w", err)
+		}
+		fv.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported type %s", fv.Type())
+	}
+	return nil
+}
+
+// Validate reports every problem at once, each naming its flag and variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(flag, env, msg string) {
+		errs = append(errs, fmt.Errorf("--%s (%s): %s", flag, env, msg))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("http-addr", "SMSFLOW_HTTP_ADDR", fmt.Sprintf("%q is not host:port", c.HTTPAddr))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", "SMSFLOW_DATA_DIR", "must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "SMSFLOW_LOG_LEVEL", fmt.Sprintf("%q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log-format", "SMSFLOW_LOG_FORMAT", fmt.Sprintf("%q is not text or json", c.LogFormat))
+	}
+	if c.TokenTTL < time.Minute || c.TokenTTL > 7*24*time.Hour {
+		bad("token-ttl", "SMSFLOW_TOKEN_TTL", "must be between 1m and 168h")
+	}
+	if c.SignatureMaxSkew < time.Second || c.SignatureMaxSkew > 24*time.Hour {
+		bad("signature-max-skew", "SMSFLOW_SIGNATURE_MAX_SKEW", "must be between 1s and 24h")
+	}
+	if c.AuthCacheTTL < 0 || c.AuthCacheTTL > 10*time.Minute {
+		bad("auth-cache-ttl", "SMSFLOW_AUTH_CACHE_TTL", "must be between 0 and 10m")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "SMSFLOW_SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.SecretKey != "" && !validKey(c.SecretKey) {
+		bad("secret-key", "SMSFLOW_SECRET_KEY", "must be 32 bytes in base64 or hex")
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return errors.New("invalid configuration:\n  " + strings.Join(msgs, "\n  "))
+	}
+	return nil
+}
+
+func validKey(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return true
+		}
+	}
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == 32
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// A migration changes the schema once; applied ones are recorded in
+// schema_migrations and never run again. Each migration creates tables from
+// its own frozen copy of the models (the m0001 types below), so later changes
+// to the live models never alter what an old migration does.
+type migration struct {
+	ID string
+	Up func(tx *gorm.DB) error
+}
+
+// schemaMigration records an applied migration.
+type schemaMigration struct {
+	ID        string    `gorm:"primaryKey;size:128"`
+	AppliedAt time.Time `gorm:"not null"`
+}
+
+func (schemaMigration) TableName() string { return "schema_migrations" }
+
+// migrations, in order. Append only; never edit one that has shipped.
+var migrations = []migration{
+	{ID: "0001_tenancy_migprojects_templates", Up: m0001},
+}
+
+// Migrate applies the pending migrations, each in its own transaction (MySQL
+// commits DDL implicitly, so there a migration must be safe to re-run: every
+// step checks before it creates).
+func (s *Store) Migrate(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	if s.dialect == MySQL {
+		// Two processes starting at once must not both migrate.
+		conn, err := s.db.DB()
+		if err != nil {
+			return err
+		}
+		c, err := conn.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer c.Close()
+		var got int
+		if err := c.QueryRowContext(ctx, "SELECT GET_LOCK('smsflow_migrate', 120)").Scan(&got); err != nil || got != 1 {
+			return fmt.Errorf("migrate: cannot take the migration lock (got %d): %v", got, err)
+		}
+		defer c.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('smsflow_migrate')") //nolint:errcheck
+	}
+	if err := db.Migrator().AutoMigrate(&schemaMigration{}); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	var done []string
+	if err := db.Model(&schemaMigration{}).Pluck("id", &done).Error; err != nil {
+		return fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	applied := make(map[string]bool, len(done))
+	for _, id := range done {
+		applied[id] = true
+	}
+	for _, m := range migrations {
+		if applied[m.ID] {
+			continue
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := m.Up(tx); err != nil {
+				return err
+			}
+			return tx.Create(&schemaMigration{ID: m.ID, AppliedAt: time.Now().UTC()}).Error
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", m.ID, err)
+		}
+		s.log.Info("schema migration applied", "id", m.ID)
+	}
+	return nil
+}
+
+// AppliedMigrations lists the recorded migration ids in order.
+func (s *Store) AppliedMigrations(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&schemaMigration{}).Order("id").Pluck("id", &ids).Error
+	return ids, err
+}
+
+// createTables creates each table that does not exist yet.
+func createTables(tx *gorm.DB, models ...any) error {
+	if tx.Dialector.Name() == "mysql" {
+		// Binary collation: names compare exactly as on SQLite, whatever the
+		// server's default collation is.
+		tx = tx.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+	}
+	m := tx.Migrator()
+	for _, model := range models {
+		if m.HasTable(model) {
+			continue
+		}
+		if err := m.CreateTable(model); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- 0001: domains, projects, users, access keys, tokens, migration
+// projects, templates (frozen copies of the models as of this migration).
+
+type m0001Domain struct {
+	ID        string    `gorm:"primaryKey;size:64"`
+	Name      string    `gorm:"size:64;uniqueIndex:uq_domains_name"`
+	Enabled   bool      `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (m0001Domain) TableName() string { return "domains" }
+
+type m0001Project struct {
+	ID        string    `gorm:"primaryKey;size:64"`
+	DomainID  string    `gorm:"size:64;not null;uniqueIndex:uq_projects_domain_name,priority:1"`
+	Name      string    `gorm:"size:64;not null;uniqueIndex:uq_projects_domain_name,priority:2"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (m0001Project) TableName() string { return "projects" }
+
+type m0001User struct {
+	ID           string    `gorm:"primaryKey;size:64"`
+	DomainID     string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:1"`
+	Name         string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:2"`
+	PasswordHash string    `gorm:"size:255;not null"`
+	Enabled      bool      `gorm:"not null"`
+	CreatedAt    time.Time `gorm:"not null"`
+}
+
+func (m0001User) TableName() string { return "users" }
+
+type m0001AccessKey struct {
+	AK          string     `gorm:"column:ak;primaryKey;size:64"`
+	DomainID    string     `gorm:"size:64;not null;index:ix_access_keys_domain"`
+	UserID      string     `gorm:"size:64;not null;index:ix_access_keys_user"`
+	SKEnc       string     `gorm:"column:sk_enc;size:512;not null"`
+	Description string     `gorm:"size:255;not null"`
+	CreatedAt   time.Time  `gorm:"not null"`
+	RevokedAt   *time.Time `gorm:""`
+}
+
+func (m0001AccessKey) TableName() string { return "access_keys" }
+
+type m0001Token struct {
+	Hash      string     `gorm:"primaryKey;size:64"`
+	DomainID  string     `gorm:"size:64;not null;index:ix_tokens_domain"`
+	UserID    string     `gorm:"size:64;not null;index:ix_tokens_user"`
+	ProjectID string     `gorm:"size:64;not null"`
+	ExpiresAt time.Time  `gorm:"not null;index:ix_tokens_expires"`
+	CreatedAt time.Time  `gorm:"not null"`
+	RevokedAt *time.Time `gorm:""`
+}
+
+func (m0001Token) TableName() string { return "tokens" }
+
+type m0001MigProject struct {
+	ID                string    `gorm:"primaryKey;size:64"`
+	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_migprojects_domain_name,priority:1"`
+	Name              string    `gorm:"size:64;not null;uniqueIndex:uq_migprojects_domain_name,priority:2"`
+	Description       string    `gorm:"size:1024;not null"`
+	IsDefault         bool      `gorm:"not null"`
+	DefaultFor        *string   `gorm:"size:64;uniqueIndex:uq_migprojects_default"`
+	Region            string    `gorm:"size:1024;not null"`
+	StartTargetServer bool      `gorm:"not null"`
+	SpeedLimit        int32     `gorm:"not null"`
+	UsePublicIP       bool      `gorm:"column:use_public_ip;not null"`
+	ExistServer       bool      `gorm:"not null"`
+	Type              string    `gorm:"size:32;not null"`
+	EnterpriseProject string    `gorm:"size:1024;not null"`
+	Syncing           bool      `gorm:"not null"`
+	StartNetworkCheck bool      `gorm:"not null"`
+	CreatedAt         time.Time `gorm:"not null;index:ix_migprojects_created"`
+	UpdatedAt         time.Time `gorm:"not null"`
+}
+
+func (m0001MigProject) TableName() string { return "mig_projects" }
+
+type m0001Template struct {
+	ID                string    `gorm:"primaryKey;size:64"`
+	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_templates_domain_name,priority:1"`
+	ProjectID         string    `gorm:"column:project_id;size:255;not null"`
+	Name              string    `gorm:"size:255;not null"`
+	NameKey           *string   `gorm:"size:255;uniqueIndex:uq_templates_domain_name,priority:2"`
+	IsTemplate        bool      `gorm:"not null"`
+	Region            string    `gorm:"size:255;not null"`
+	TargetServerName  string    `gorm:"size:255;not null"`
+	AvailabilityZone  string    `gorm:"size:255;not null"`
+	VolumeType        string    `gorm:"column:volume_type;size:16;not null"`
+	Flavor            string    `gorm:"size:255;not null"`
+	VPC               string    `gorm:"column:vpc;type:longtext"`
+	NICs              string    `gorm:"column:nics;type:longtext"`
+	SecurityGroups    string    `gorm:"type:longtext"`
+	PublicIP          string    `gorm:"column:public_ip;type:longtext"`
+	Disks             string    `gorm:"type:longtext"`
+	DataVolumeType    string    `gorm:"size:16;not null"`
+	TargetPasswordEnc string    `gorm:"size:4096;not null"`
+	ImageID           string    `gorm:"size:255;not null"`
+	CreatedAt         time.Time `gorm:"not null;index:ix_templates_created"`
+	UpdatedAt         time.Time `gorm:"not null"`
+}
+
+func (m0001Template) TableName() string { return "templates" }
+
+// m0001TenantLock is one row per (tenant, scope) that check-then-insert
+// transactions lock (see Store.lockTenant).
+type m0001TenantLock struct {
+	DomainID string `gorm:"primaryKey;size:64"`
+	Scope    string `gorm:"primaryKey;size:64"`
+	Version  int64  `gorm:"not null"`
+}
+
+func (m0001TenantLock) TableName() string { return "tenant_locks" }
+
+func m0001(tx *gorm.DB) error {
+	return createTables(tx,
+		&m0001Domain{}, &m0001Project{}, &m0001User{}, &m0001AccessKey{}, &m0001Token{},
+		&m0001MigProject{}, &m0001Template{}, &m0001TenantLock{})
+}

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Domain is an account: the tenant boundary. Everything an API caller can see
+// belongs to exactly one domain.
+type Domain struct {
+	ID        string    `gorm:"primaryKey;size:64"`
+	Name      string    `gorm:"size:64;uniqueIndex"`
+	Enabled   bool      `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+// Project is an IAM project of a domain (what X-Project-Id names).
+type Project struct {
+	ID        string    `gorm:"primaryKey;size:64"`
+	DomainID  string    `gorm:"size:64;not null;uniqueIndex:uq_projects_domain_name,priority:1"`
+	Name      string    `gorm:"size:64;not null;uniqueIndex:uq_projects_domain_name,priority:2"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+// User is an IAM user of a domain. Passwords are stored as PBKDF2 hashes.
+type User struct {
+	ID           string    `gorm:"primaryKey;size:64"`
+	DomainID     string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:1"`
+	Name         string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:2"`
+	PasswordHash string    `gorm:"size:255;not null"`
+	Enabled      bool      `gorm:"not null"`
+	CreatedAt    time.Time `gorm:"not null"`
+}
+
+// AccessKey is an AK/SK pair of a user. The SK must be recoverable to verify
+// HMAC signatures, so it is stored encrypted (AES-GCM, see package secret),
+// never in clear and never hashed.
+type AccessKey struct {
+	AK          string     `gorm:"column:ak;primaryKey;size:64"`
+	DomainID    string     `gorm:"size:64;not null;index"`
+	UserID      string     `gorm:"size:64;not null;index"`
+	SKEnc       string     `gorm:"column:sk_enc;size:512;not null"`
+	Description string     `gorm:"size:255;not null"`
+	CreatedAt   time.Time  `gorm:"not null"`
+	RevokedAt   *time.Time `gorm:""`
+}
+
+// Token is an issued X-Auth-Token; only its SHA-256 is stored.
+type Token struct {
+	Hash      string     `gorm:"primaryKey;size:64"`
+	DomainID  string     `gorm:"size:64;not null;index"`
+	UserID    string     `gorm:"size:64;not null;index"`
+	ProjectID string     `gorm:"size:64;not null"`
+	ExpiresAt time.Time  `gorm:"not null;index"`
+	CreatedAt time.Time  `gorm:"not null"`
+	RevokedAt *time.Time `gorm:""`
+}
+
+// ---- domains ----
+
+// CreateDomain inserts a domain; ErrDuplicate when the name is taken.
+func (s *Store) CreateDomain(ctx context.Context, d *Domain) error {
+	if err := s.db.WithContext(ctx).Create(d).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("domain %q: %w", d.Name, ErrDuplicate)
+		}
+		return fmt.Errorf("create domain: %w", err)
+	}
+	return nil
+}
+
+// Domain finds a domain by id or name.
+func (s *Store) Domain(ctx context.Context, idOrName string) (*Domain, error) {
+	var d Domain
+	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id").First(&d).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &d, nil
+}
+
+// Domains lists every domain (admin CLI).
+func (s *Store) Domains(ctx context.Context) ([]Domain, error) {
+	var out []Domain
+	err := s.db.WithContext(ctx).Order("created_at, id").Find(&out).Error
+	return out, err
+}
+
+// CountDomains tells whether the database is empty (bootstrap).
+func (s *Store) CountDomains(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Domain{}).Count(&n).Error
+	return n, err
+}
+
+// ---- projects ----
+
+// CreateProject inserts an IAM project into its domain.
+func (s *Store) CreateProject(ctx context.Context, p *Project) error {
+	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("project %q: %w", p.Name, ErrDuplicate)
+		}
+		return fmt.Errorf("create project: %w", err)
+	}
+	return nil
+}
+
+// Project finds a project of the domain by id or name.
+func (s *Store) Project(ctx context.Context, domainID, idOrName string) (*Project, error) {
+	var p Project
+	err := s.db.WithContext(ctx).Where("domain_id = ? AND (id = ? OR name = ?)", domainID, idOrName, idOrName).
+		Order("id").First(&p).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &p, nil
+}
+
+// Projects lists the projects of a domain, oldest first (the first is the
+// domain's default project for callers that name none).
+func (s *Store) Projects(ctx context.Context, domainID string) ([]Project, error) {
+	var out []Project
+	err := s.db.WithContext(ctx).Where("domain_id = ?", domainID).Order("created_at, id").Find(&out).Error
+	return out, err
+}
+
+// ---- users ----
+
+// CreateUser inserts a user; the caller hashes the password.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	if err := s.db.WithContext(ctx).Create(u).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("user %q: %w", u.Name, ErrDuplicate)
+		}
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+// UserByName finds a user of a domain by name.
+func (s *Store) UserByName(ctx context.Context, domainID, name string) (*User, error) {
+	var u User
+	if err := s.db.WithContext(ctx).Where("domain_id = ? AND name = ?", domainID, name).First(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// UserByID finds a user by id within a domain.
+func (s *Store) UserByID(ctx context.Context, domainID, id string) (*User, error) {
+	var u User
+	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", domainID, id).First(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// Users lists the users of a domain.
+func (s *Store) Users(ctx context.Context, domainID string) ([]User, error) {
+	var out []User
+	err := s.db.WithContext(ctx).Where("domain_id = ?", domainID).Order("created_at, id").Find(&out).Error
+	return out, err
+}
+
+// SetUserEnabled enables or disables a user; disabling also revokes the
+// user's tokens so it takes effect at once.
+func (s *Store) SetUserEnabled(ctx context.Context, domainID, userID string, enabled bool) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("domain_id = ? AND id = ?", domainID, userID).Update("enabled", enabled)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if !enabled {
+			now := time.Now().UTC()
+			return tx.Model(&Token{}).Where("domain_id = ? AND user_id = ? AND revoked_at IS NULL", domainID, userID).
+				Update("revoked_at", now).Error
+		}
+		return nil
+	})
+}
+
+// ---- access keys ----
+
+// CreateAccessKey inserts an AK with its encrypted SK.
+func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
+	if err := s.db.WithContext(ctx).Create(k).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("access key: %w", ErrDuplicate)
+		}
+		return fmt.Errorf("create access key: %w", err)
+	}
+	return nil
+}
+
+// AccessKeyWithUser is what signature verification needs in one query.
+type AccessKeyWithUser struct {
+	AccessKey
+	UserName    string
+	UserEnabled bool
+	DomainName  string
+	DomainOK    bool
+}
+
+// ActiveAccessKey finds a non-revoked AK of an enabled user in an enabled
+// domain, in one query (it runs on every signed request that misses the cache).
+func (s *Store) ActiveAccessKey(ctx context.Context, ak string) (*AccessKeyWithUser, error) {
+	var out AccessKeyWithUser
+	err := s.db.WithContext(ctx).Table("access_keys AS k").
+		Select("k.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
+		Joins("JOIN users u ON u.id = k.user_id AND u.domain_id = k.domain_id").
+		Joins("JOIN domains d ON d.id = k.domain_id").
+		Where("k.ak = ? AND k.revoked_at IS NULL", ak).
+		Take(&out).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	if !out.UserEnabled || !out.DomainOK {
+		return nil, ErrNotFound
+	}
+	return &out, nil
+}
+
+// AccessKeys lists a domain's keys (revoked ones too, marked), SK excluded.
+func (s *Store) AccessKeys(ctx context.Context, domainID string) ([]AccessKey, error) {
+	var out []AccessKey
+	err := s.db.WithContext(ctx).Omit("sk_enc").Where("domain_id = ?", domainID).Order("created_at, ak").Find(&out).Error
+	return out, err
+}
+
+// RevokeAccessKey marks an AK revoked; ErrNotFound when absent or already revoked.
+func (s *Store) RevokeAccessKey(ctx context.Context, domainID, ak string) error {
+	res := s.db.WithContext(ctx).Model(&AccessKey{}).
+		Where("domain_id = ? AND ak = ? AND revoked_at IS NULL", domainID, ak).
+		Update("revoked_at", time.Now().UTC())
+	if res.Error != nil {
+		return fmt.Errorf("revoke access key: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ---- tokens ----
+
+// CreateToken stores an issued token's hash.
+func (s *Store) CreateToken(ctx context.Context, t *Token) error {
+	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// TokenWithUser is a live token and who holds it.
+type TokenWithUser struct {
+	Token
+	UserName    string
+	UserEnabled bool
+	DomainName  string
+	DomainOK    bool
+}
+
+// ActiveToken finds an unexpired, unrevoked token by hash.
+func (s *Store) ActiveToken(ctx context.Context, hash string, now time.Time) (*TokenWithUser, error) {
+	var out TokenWithUser
+	err := s.db.WithContext(ctx).Table("tokens AS t").
+		Select("t.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
+		Joins("JOIN users u ON u.id = t.user_id AND u.domain_id = t.domain_id").
+		Joins("JOIN domains d ON d.id = t.domain_id").
+		Where("t.hash = ? AND t.revoked_at IS NULL AND t.expires_at > ?", hash, now.UTC()).
+		Take(&out).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	if !out.UserEnabled || !out.DomainOK {
+		return nil, ErrNotFound
+	}
+	return &out, nil
+}
+
+// RevokeUserTokens revokes every live token of a user; returns how many.
+func (s *Store) RevokeUserTokens(ctx context.Context, domainID, userID string) (int64, error) {
+	res := s.db.WithContext(ctx).Model(&Token{}).
+		Where("domain_id = ? AND user_id = ? AND revoked_at IS NULL", domainID, userID).
+		Update("revoked_at", time.Now().UTC())
+	return res.RowsAffected, res.Error
+}
+
+// PurgeExpiredTokens deletes tokens that expired before the given time.
+func (s *Store) PurgeExpiredTokens(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("expires_at < ?", before.UTC()).Delete(&Token{})
+	return res.RowsAffected, res.Error
+}
+
+// Bootstrap creates the first domain, project, user and access key in one
+// transaction, only if the database has no domain yet. It reports whether it
+// created anything, so two processes starting at once bootstrap once.
+func (s *Store) Bootstrap(ctx context.Context, d *Domain, p *Project, u *User, k *AccessKey) (bool, error) {
+	created := false
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&Domain{}).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		for _, row := range []any{d, p, u, k} {
+			if err := tx.Create(row).Error; err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		if isUniqueViolation(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	return created, nil
+}
