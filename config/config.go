@@ -41,6 +41,9 @@ type Config struct {
 	SignatureMaxSkew time.Duration `yaml:"signature_max_skew" env:"SMSFLOW_SIGNATURE_MAX_SKEW" flag:"signature-max-skew" default:"15m" help:"largest accepted difference between X-Sdk-Date and the server clock"`
 	AuthCacheTTL     time.Duration `yaml:"auth_cache_ttl" env:"SMSFLOW_AUTH_CACHE_TTL" flag:"auth-cache-ttl" default:"10s" help:"how long a verified AK or token is cached in memory (a revocation made by another process takes effect within this time)"`
 
+	TemporalAddress   string `yaml:"temporal_address" env:"SMSFLOW_TEMPORAL_ADDRESS" flag:"temporal-address" default:"" help:"host:port of an external Temporal frontend; empty = serve embeds its own (web and worker need it)"`
+	TemporalNamespace string `yaml:"temporal_namespace" env:"SMSFLOW_TEMPORAL_NAMESPACE" flag:"temporal-namespace" default:"default" help:"Temporal namespace of the migration workflows"`
+
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SMSFLOW_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may finish on SIGTERM"`
 }
 
@@ -251,6 +254,14 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "SMSFLOW_SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.TemporalAddress != "" {
+		if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
+			bad("temporal-address", "SMSFLOW_TEMPORAL_ADDRESS", fmt.Sprintf("%q is not host:port", c.TemporalAddress))
+		}
+	}
+	if strings.TrimSpace(c.TemporalNamespace) == "" {
+		bad("temporal-namespace", "SMSFLOW_TEMPORAL_NAMESPACE", "must not be empty")
 	}
 	if c.SecretKey != "" && !validKey(c.SecretKey) {
 		bad("secret-key", "SMSFLOW_SECRET_KEY", "must be 32 bytes in base64 or hex")

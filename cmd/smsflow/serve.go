@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/smsflow/smsflow/web"
+)
+
+func (e *env) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run everything in one process: REST API (and, as they land, embedded Temporal, worker, web pages)",
+		Long: `serve runs smsflow on one machine with nothing else installed: a SQLite file in the
+data dir (or MySQL with --db-dsn) and the REST API on --http-addr.
+
+On first start with an empty database it creates an admin tenant and writes its
+credentials to <data-dir>/admin-credentials.json (mode 0600).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.runAPI(cmd, true)
+		},
+	}
+	addConfigFlags(cmd)
+	return cmd
+}
+
+func (e *env) webCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "web",
+		Short: "Run the REST API only (production: beside a Temporal cluster and `smsflow worker`)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.runAPI(cmd, false)
+		},
+	}
+	addConfigFlags(cmd)
+	return cmd
+}
+
+func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
+	cfg, err := e.load(cmd.Flags())
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, e.errOut)
+	ctx := cmd.Context()
+	a, err := e.open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	path, err := a.iam.Bootstrap(ctx, cfg.DataDir, e.getenv)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		fmt.Fprintf(e.errOut, "First start: admin credentials written to %s\n", absDataDir(path))
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Logger: log})
+	log.Info("smsflow started", "version", version, "all_in_one", allInOne, "data_dir", absDataDir(cfg.DataDir))
+	return web.Serve(ctx, ln, srv.Handler(), cfg.ShutdownTimeout, log)
+}

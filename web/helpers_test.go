@@ -1,0 +1,146 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/web"
+)
+
+// env is a running API on a fresh database with a bootstrapped admin tenant
+// and a second tenant, for isolation tests.
+type env struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *store.Store
+	iam   *iam.Service
+	creds iam.Credentials
+	token string // admin token of the first tenant
+	other string // token of a user of another domain
+}
+
+func newEnv(t *testing.T, s *store.Store) *env {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
+	require.NoError(t, err)
+	svc := iam.New(s, box, iam.Options{CacheTTL: time.Second})
+	dir := t.TempDir()
+	path, err := svc.Bootstrap(ctx, dir, func(string) string { return "" })
+	require.NoError(t, err)
+	raw, err := readFile(path)
+	require.NoError(t, err)
+	var creds iam.Credentials
+	require.NoError(t, json.Unmarshal(raw, &creds))
+
+	srv := httptest.NewServer(web.New(web.Deps{Store: s, IAM: svc, Box: box}).Handler())
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, store: s, iam: svc, creds: creds}
+	e.token = e.login(creds.DomainName, creds.User, creds.Password)
+
+	_, err = svc.CreateDomain(ctx, "other")
+	require.NoError(t, err)
+	_, err = svc.CreateProject(ctx, "other", "p", "")
+	require.NoError(t, err)
+	_, pw, err := svc.CreateUser(ctx, "other", "bob", "")
+	require.NoError(t, err)
+	e.other = e.login("other", "bob", pw)
+	return e
+}
+
+func (e *env) login(domain, user, password string) string {
+	e.t.Helper()
+	body := `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":` + q(user) +
+		`,"password":` + q(password) + `,"domain":{"name":` + q(domain) + `}}}},"scope":{"domain":{"name":` + q(domain) + `}}}}`
+	resp := e.do("POST", "/v3/auth/tokens", body, "")
+	require.Equal(e.t, http.StatusCreated, resp.status, resp.body)
+	tok := resp.header.Get("X-Subject-Token")
+	require.NotEmpty(e.t, tok)
+	return tok
+}
+
+func q(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.body), &m), r.body)
+	return m
+}
+
+// smsError decodes and checks the spec's error body.
+func (r response) smsError(t *testing.T) (code string, params []string) {
+	t.Helper()
+	var b struct {
+		Code    string   `json:"error_code"`
+		Msg     string   `json:"error_msg"`
+		Params  []string `json:"error_param"`
+		Details []struct {
+			Code string `json:"error_code"`
+			Msg  string `json:"error_msg"`
+		} `json:"details"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.body), &b), r.body)
+	require.NotEmpty(t, b.Code, r.body)
+	require.NotEmpty(t, b.Msg, r.body)
+	require.NotEmpty(t, r.header.Get("X-Request-Id"))
+	return b.Code, b.Params
+}
+
+func (e *env) do(method, path, body, token string) response {
+	return e.doH(method, path, body, map[string]string{"X-Auth-Token": token})
+}
+
+func (e *env) doH(method, path, body string, headers map[string]string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	require.NoError(e.t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := e.srv.Client().Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// each runs fn on every database of the suite.
+func each(t *testing.T, fn func(t *testing.T, e *env)) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) { fn(t, newEnv(t, s)) })
+}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
