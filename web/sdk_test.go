@@ -1,0 +1,201 @@
+package web_test
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
+	sms "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// sdkClient builds the official Huawei Cloud SMS client, unmodified, pointed
+// at the test server with the bootstrap AK/SK.
+func sdkClient(t *testing.T, e *env, ak, sk, projectID string) *sms.SmsClient {
+	t.Helper()
+	// The SDK writes ~/.huaweicloud/application_id without a User-Agent; keep
+	// HOME in a temp dir anyway.
+	t.Setenv("HOME", t.TempDir())
+	host, port, err := net.SplitHostPort(e.srv.Listener.Addr().String())
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host, "loopback")
+	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(projectID).SafeBuild()
+	require.NoError(t, err)
+	hc, err := sms.SmsClientBuilder().
+		WithEndpoint("http://127.0.0.1:" + port).
+		WithCredential(cred).
+		WithHttpConfig(config.DefaultHttpConfig().WithUserAgent("smsflow-sdk-test").WithRetries(0)).
+		SafeBuild()
+	require.NoError(t, err)
+	return sms.NewSmsClient(hc)
+}
+
+// sdkErr asserts err is the SDK's ServiceResponseError with our code.
+func sdkErr(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	require.Error(t, err)
+	var se *sdkerr.ServiceResponseError
+	require.True(t, errors.As(err, &se), "%T: %v", err, err)
+	assert.Equal(t, status, se.StatusCode, se.ErrorMessage)
+	assert.Equal(t, code, se.ErrorCode, se.ErrorMessage)
+	assert.NotEmpty(t, se.ErrorMessage)
+	assert.NotEmpty(t, se.RequestId, "X-Request-Id reaches the SDK")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSDKMigProjects(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
+
+		created, err := c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
+			Name: "N121", Description: ptr(""), Region: "region", StartTargetServer: ptr(true), SpeedLimit: ptr(int32(0)),
+			UsePublicIp: ptr(true), ExistServer: ptr(true), Isdefault: ptr(true),
+			Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK, Syncing: ptr(false), EnterpriseProject: ptr("default"),
+		}})
+		require.NoError(t, err)
+		require.NotNil(t, created.Id)
+		first := *created.Id
+
+		second, err := c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
+			Name: "second", Region: "region", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_FILE, SpeedLimit: ptr(int32(100)),
+		}})
+		require.NoError(t, err)
+
+		shown, err := c.ShowMigproject(&model.ShowMigprojectRequest{MigProjectId: *second.Id})
+		require.NoError(t, err)
+		assert.Equal(t, "second", *shown.Name)
+		assert.Equal(t, "MIGRATE_FILE", shown.Type.Value())
+		assert.Equal(t, int32(100), *shown.SpeedLimit)
+		assert.False(t, *shown.Isdefault)
+
+		list, err := c.ListMigprojects(&model.ListMigprojectsRequest{Limit: ptr(int32(1)), Offset: ptr(int32(0))})
+		require.NoError(t, err)
+		assert.Equal(t, int32(2), *list.Count)
+		require.Len(t, *list.Migprojects, 1)
+		assert.Equal(t, first, *(*list.Migprojects)[0].Id)
+		assert.True(t, *(*list.Migprojects)[0].Isdefault)
+
+		_, err = c.UpdateMigproject(&model.UpdateMigprojectRequest{MigProjectId: *second.Id, Body: &model.MigProject{
+			Name: ptr("225"), Description: ptr("hello"), SpeedLimit: ptr(int32(5)),
+		}})
+		require.NoError(t, err)
+		shown, err = c.ShowMigproject(&model.ShowMigprojectRequest{MigProjectId: *second.Id})
+		require.NoError(t, err)
+		assert.Equal(t, "225", *shown.Name)
+		assert.Equal(t, "hello", *shown.Description)
+
+		_, err = c.UpdateDefaultMigproject(&model.UpdateDefaultMigprojectRequest{MigProjectId: *second.Id})
+		require.NoError(t, err)
+		_, err = c.DeleteMigproject(&model.DeleteMigprojectRequest{MigProjectId: first})
+		require.NoError(t, err)
+
+		// Error cases come back as ServiceResponseError with our codes.
+		_, err = c.DeleteMigproject(&model.DeleteMigprojectRequest{MigProjectId: *second.Id})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.7303")
+		_, err = c.ShowMigproject(&model.ShowMigprojectRequest{MigProjectId: first})
+		sdkErr(t, err, http.StatusNotFound, "SMS.7301")
+		_, err = c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
+			Name: "225", Region: "r", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK}})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.7312")
+		_, err = c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
+			Name: "x", Region: "r", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK}})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		_, err = c.ListMigprojects(&model.ListMigprojectsRequest{Limit: ptr(int32(500))})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+
+		// Wrong SK and a project outside the domain.
+		bad := sdkClient(t, e, e.creds.AK, "wrong-secret-key-0000000000000000000000", e.creds.ProjectID)
+		_, err = bad.ListMigprojects(&model.ListMigprojectsRequest{})
+		sdkErr(t, err, http.StatusUnauthorized, "SMS.0202")
+		foreign := sdkClient(t, e, e.creds.AK, e.creds.SK, "0123456789abcdef0123456789abcdef")
+		_, err = foreign.ListMigprojects(&model.ListMigprojectsRequest{})
+		sdkErr(t, err, http.StatusForbidden, "SMS.9003")
+	})
+}
+
+func TestSDKTemplates(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
+		tpl := &model.TemplateRequest{
+			Name: "xxxx", IsTemplate: ptr(true), Region: ptr("region"), Projectid: ptr(e.creds.ProjectID),
+			TargetServerName: ptr("ggg-win16-t"), AvailabilityZone: ptr("az1"), TargetPassword: ptr("S3cret-Pa55"),
+			Flavor: ptr("c3.medium.2"), Volumetype: ptr("SATA"),
+			Vpc:            &model.VpcObject{Id: ptr("vpc-1"), Name: ptr("Migrate-SSd-1"), Cidr: ptr("192.168.0.0/16")},
+			Nics:           &[]model.Nics{{Id: "subnet-1", Name: "Migrate-SSd-35", Cidr: "192.168.0.0/16", Ip: ptr("")}},
+			SecurityGroups: &[]model.SgObject{{Id: "sg-1", Name: "Migrate-dddd"}},
+			Disk:           &[]model.TemplateDisk{{Id: ptr(int64(0)), Index: 0, Name: "Disk 0", Disktype: "SATA", Size: 40, DeviceUse: ptr("BOOT")}},
+			Publicip:       &model.PublicIp{Type: "5_g-vm", BandwidthSize: 10, BandwidthShareType: ptr("PER")},
+		}
+		created, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: tpl}})
+		require.NoError(t, err)
+		id := *created.Id
+
+		shown, err := c.ShowTemplate(&model.ShowTemplateRequest{Id: id})
+		require.NoError(t, err)
+		got := shown.Template
+		assert.Equal(t, "xxxx", got.Name)
+		assert.Equal(t, "true", *got.IsTemplate)
+		assert.Equal(t, "SATA", got.Volumetype.Value())
+		assert.Equal(t, "vpc-1", *got.Vpc.Id)
+		assert.Equal(t, "subnet-1", got.Nics[0].Id)
+		assert.Equal(t, "sg-1", got.SecurityGroups[0].Id)
+		assert.Equal(t, int64(40), got.Disk[0].Size)
+		assert.Equal(t, int32(10), got.Publicip.BandwidthSize)
+		assert.Empty(t, got.TargetPassword, "never returned by show")
+
+		pw, err := c.ShowTargetPassword(&model.ShowTargetPasswordRequest{Id: id})
+		require.NoError(t, err)
+		assert.Equal(t, "S3cret-Pa55", *pw.TargetPassword)
+
+		list, err := c.ListTemplates(&model.ListTemplatesRequest{Name: ptr("xxxx"), AvailabilityZone: ptr("az1"), Region: ptr("region"), Limit: ptr(int32(10)), Offset: ptr(int32(0))})
+		require.NoError(t, err)
+		assert.Equal(t, int32(1), *list.Count)
+		require.Len(t, *list.Templates, 1)
+
+		_, err = c.UpdateTemplate(&model.UpdateTemplateRequest{Id: id, Body: &model.UpdateTemplateReq{Template: &model.TemplateRequest{
+			Name: "renamed", Flavor: ptr("s6.large.2")}}})
+		require.NoError(t, err)
+		shown, err = c.ShowTemplate(&model.ShowTemplateRequest{Id: id})
+		require.NoError(t, err)
+		assert.Equal(t, "renamed", shown.Template.Name)
+		assert.Equal(t, "s6.large.2", shown.Template.Flavor)
+
+		second, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
+			Name: "second", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+		require.NoError(t, err)
+		third, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
+			Name: "third", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+		require.NoError(t, err)
+
+		// Errors.
+		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
+			Name: "second", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.7112")
+		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
+			Name: "bad", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p"), Volumetype: ptr("NVME")}}})
+		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		_, err = c.DeleteTemplates(&model.DeleteTemplatesRequest{Body: &model.DeletetemplatesReq{Ids: []string{*second.Id, "missing"}}})
+		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+
+		_, err = c.DeleteTemplates(&model.DeleteTemplatesRequest{Body: &model.DeletetemplatesReq{Ids: []string{*second.Id, *third.Id}}})
+		require.NoError(t, err)
+		_, err = c.DeleteTemplate(&model.DeleteTemplateRequest{Id: id})
+		require.NoError(t, err)
+		_, err = c.ShowTemplate(&model.ShowTemplateRequest{Id: id})
+		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		_, err = c.DeleteTemplate(&model.DeleteTemplateRequest{Id: id})
+		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		_, err = c.ShowTargetPassword(&model.ShowTargetPasswordRequest{Id: id})
+		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		list, err = c.ListTemplates(&model.ListTemplatesRequest{})
+		require.NoError(t, err)
+		assert.Equal(t, int32(0), *list.Count)
+	})
+}
