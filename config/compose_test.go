@@ -81,3 +81,13 @@ func TestDockerfileBuildsStatic(t *testing.T) {
 	assert.Contains(t, s, "./cmd/smsflow")
 	assert.Contains(t, s, "distroless/static")
 }
+
+// TestREADMEConfigTable: the README documents every setting.
+func TestREADMEConfigTable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	for _, f := range Fields() {
+		assert.Contains(t, string(b), "`--"+f.Flag+"`", "README lacks --%s", f.Flag)
+		assert.Contains(t, string(b), "`"+f.Env+"`", "README lacks %s", f.Env)
+	}
+}

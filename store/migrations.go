@@ -164,8 +164,8 @@ type m0001Token struct {
 func (m0001Token) TableName() string { return "tokens" }
 
 type m0001MigProject struct {
-	ID                string    `gorm:"primaryKey;size:64"`
-	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_migprojects_domain_name,priority:1"`
+	ID                string    `gorm:"primaryKey;size:64;index:ix_migprojects_list,priority:3"`
+	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_migprojects_domain_name,priority:1;index:ix_migprojects_list,priority:1"`
 	Name              string    `gorm:"size:64;not null;uniqueIndex:uq_migprojects_domain_name,priority:2"`
 	Description       string    `gorm:"size:1024;not null"`
 	IsDefault         bool      `gorm:"not null"`
@@ -179,15 +179,15 @@ type m0001MigProject struct {
 	EnterpriseProject string    `gorm:"size:1024;not null"`
 	Syncing           bool      `gorm:"not null"`
 	StartNetworkCheck bool      `gorm:"not null"`
-	CreatedAt         time.Time `gorm:"not null;index:ix_migprojects_created"`
+	CreatedAt         time.Time `gorm:"not null;index:ix_migprojects_list,priority:2"`
 	UpdatedAt         time.Time `gorm:"not null"`
 }
 
 func (m0001MigProject) TableName() string { return "mig_projects" }
 
 type m0001Template struct {
-	ID                string    `gorm:"primaryKey;size:64"`
-	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_templates_domain_name,priority:1"`
+	ID                string    `gorm:"primaryKey;size:64;index:ix_templates_list,priority:3"`
+	DomainID          string    `gorm:"size:64;not null;uniqueIndex:uq_templates_domain_name,priority:1;index:ix_templates_list,priority:1"`
 	ProjectID         string    `gorm:"column:project_id;size:255;not null"`
 	Name              string    `gorm:"size:255;not null"`
 	NameKey           *string   `gorm:"size:255;uniqueIndex:uq_templates_domain_name,priority:2"`
@@ -205,7 +205,7 @@ type m0001Template struct {
 	DataVolumeType    string    `gorm:"size:16;not null"`
 	TargetPasswordEnc string    `gorm:"size:4096;not null"`
 	ImageID           string    `gorm:"size:255;not null"`
-	CreatedAt         time.Time `gorm:"not null;index:ix_templates_created"`
+	CreatedAt         time.Time `gorm:"not null;index:ix_templates_list,priority:2"`
 	UpdatedAt         time.Time `gorm:"not null"`
 }
 

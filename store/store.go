@@ -160,6 +160,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 				return nil, fmt.Errorf("store: create data dir: %w", err)
 			}
 		}
+		// The file holds password hashes and sealed secrets: owner only.
+		// SQLite gives its -wal and -shm files the database file's mode.
+		f, err := os.OpenFile(t.Redacted, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", t.Redacted, err)
+		}
+		f.Close()
 		dial = sqlite.New(sqlite.Config{DriverName: "sqlite", DSN: t.DSN})
 	case MySQL:
 		dial = mysql.New(mysql.Config{DSN: t.DSN, DefaultStringSize: 255})

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,16 +24,19 @@ import (
 // env is a running API on a fresh database with a bootstrapped admin tenant
 // and a second tenant, for isolation tests.
 type env struct {
-	t     *testing.T
-	srv   *httptest.Server
-	store *store.Store
-	iam   *iam.Service
-	creds iam.Credentials
-	token string // admin token of the first tenant
-	other string // token of a user of another domain
+	t       testing.TB
+	handler http.Handler
+	srv     *httptest.Server
+	store   *store.Store
+	iam     *iam.Service
+	creds   iam.Credentials
+	token   string // admin token of the first tenant
+	other   string // token of a user of another domain
 }
 
-func newEnv(t *testing.T, s *store.Store) *env {
+func newEnv(t *testing.T, s *store.Store) *env { return newEnvTB(t, s) }
+
+func newEnvTB(t testing.TB, s *store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
 	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
@@ -42,14 +45,15 @@ func newEnv(t *testing.T, s *store.Store) *env {
 	dir := t.TempDir()
 	path, err := svc.Bootstrap(ctx, dir, func(string) string { return "" })
 	require.NoError(t, err)
-	raw, err := readFile(path)
+	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
 	var creds iam.Credentials
 	require.NoError(t, json.Unmarshal(raw, &creds))
 
-	srv := httptest.NewServer(web.New(web.Deps{Store: s, IAM: svc, Box: box}).Handler())
+	h := web.New(web.Deps{Store: s, IAM: svc, Box: box}).Handler()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, store: s, iam: svc, creds: creds}
+	e := &env{t: t, handler: h, srv: srv, store: s, iam: svc, creds: creds}
 	e.token = e.login(creds.DomainName, creds.User, creds.Password)
 
 	_, err = svc.CreateDomain(ctx, "other")
@@ -142,5 +146,3 @@ func (e *env) doH(method, path, body string, headers map[string]string) response
 func each(t *testing.T, fn func(t *testing.T, e *env)) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) { fn(t, newEnv(t, s)) })
 }
-
-func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

@@ -154,7 +154,7 @@ func TestMigProjectBadInput(t *testing.T) {
 		valid := `"region":"r","type":"MIGRATE_BLOCK"`
 		cases := []struct {
 			name, body, code string
-			param          string
+			param            string
 		}{
 			{"name too short", `{"name":"a",` + valid + `}`, "SMS.9001", "name"},
 			{"name too long", `{"name":"` + strings.Repeat("x", 20) + `",` + valid + `}`, "SMS.9001", "name"},

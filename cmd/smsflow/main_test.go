@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/config"
+	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/secret"
+)
+
+func init() { secret.PasswordIterations = 1000 }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// run executes the CLI in-process.
+func run(t *testing.T, ctx context.Context, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut lockedBuffer
+	cmd := newRootCmd(&out, &errOut, func(k string) string { return env[k] })
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	for _, sub := range [][]string{{"serve"}, {"web"}, {"admin"}, {"admin", "aksk", "create"}} {
+		out, _, err := run(t, context.Background(), nil, append(sub, "--help")...)
+		require.NoError(t, err)
+		for _, f := range config.Fields() {
+			assert.Contains(t, out, "--"+f.Flag, "%v --help", sub)
+			assert.Contains(t, out, f.Env, "%v --help names the variable", sub)
+		}
+		assert.Contains(t, out, "--config")
+	}
+	out, _, err := run(t, context.Background(), nil, "--help")
+	require.NoError(t, err)
+	for _, c := range []string{"serve", "web", "admin", "healthcheck"} {
+		assert.Contains(t, out, c)
+	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	env := map[string]string{"SMSFLOW_DATA_DIR": dir}
+	adm := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, ctx, env, append([]string{"admin"}, args...)...)
+		require.NoError(t, err, errOut)
+		return out
+	}
+	var d map[string]string
+	require.NoError(t, json.Unmarshal([]byte(adm("domain", "create", "acme", "--json")), &d))
+	assert.Len(t, d["id"], 32)
+	assert.Contains(t, adm("domain", "list"), "acme")
+
+	adm("project", "create", "--domain", "acme", "region-1", "--id", "acmeproject0001")
+	assert.Contains(t, adm("project", "list", "--domain", "acme"), "acmeproject0001")
+
+	var u map[string]string
+	require.NoError(t, json.Unmarshal([]byte(adm("user", "create", "--domain", "acme", "bob", "--json")), &u))
+	assert.GreaterOrEqual(t, len(u["password"]), 20, "generated password printed once")
+	assert.Contains(t, adm("user", "list", "--domain", "acme"), "bob")
+	assert.NotContains(t, adm("user", "list", "--domain", "acme", "--json"), u["password"])
+
+	var k map[string]string
+	require.NoError(t, json.Unmarshal([]byte(adm("aksk", "create", "--domain", "acme", "--user", "bob", "--json")), &k))
+	assert.Len(t, k["ak"], 20)
+	assert.Len(t, k["sk"], 40)
+	list := adm("aksk", "list", "--domain", "acme")
+	assert.Contains(t, list, k["ak"])
+	assert.Contains(t, list, "active")
+	assert.NotContains(t, list, k["sk"], "the SK is never listed")
+	adm("aksk", "revoke", "--domain", "acme", k["ak"])
+	assert.Contains(t, adm("aksk", "list", "--domain", "acme"), "revoked")
+	assert.Contains(t, adm("token", "revoke", "--domain", "acme", "--user", "bob"), "0 tokens revoked")
+	adm("user", "disable", "--domain", "acme", "bob")
+
+	// Errors are clear and non-zero.
+	_, _, err := run(t, ctx, env, "admin", "aksk", "revoke", "--domain", "acme", k["ak"])
+	assert.ErrorContains(t, err, "no active access key")
+	_, _, err = run(t, ctx, env, "admin", "user", "create", "--domain", "nowhere", "x")
+	assert.ErrorContains(t, err, "nowhere")
+	_, _, err = run(t, ctx, env, "admin", "domain", "create", "acme")
+	assert.Error(t, err, "duplicate domain")
+	_, _, err = run(t, ctx, env, "admin", "project", "list")
+	assert.ErrorContains(t, err, "domain", "--domain is required")
+
+	// The database holds the SK only encrypted.
+	db, err := os.ReadFile(filepath.Join(dir, "smsflow.db"))
+	require.NoError(t, err)
+	assert.False(t, bytes.Contains(db, []byte(k["sk"])))
+	assert.False(t, bytes.Contains(db, []byte(u["password"])))
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// TestServe: on a fresh data dir, serve bootstraps, answers, logs the
+// credentials file but no secret, and stops cleanly on cancel.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd(&lockedBuffer{}, &errOut, func(string) string { return "" })
+		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--log-format", "json"})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	var resp *http.Response
+	require.Eventually(t, func() bool {
+		r, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp = r
+		r.Body.Close()
+		return true
+	}, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	raw, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))
+	require.NoError(t, err)
+	var c iam.Credentials
+	require.NoError(t, json.Unmarshal(raw, &c))
+
+	// curl-style token call works against the running server.
+	body := `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","password":"` + c.Password +
+		`","domain":{"name":"` + c.DomainName + `"}}}}}}`
+	r, err := http.Post("http://"+addr+"/v3/auth/tokens", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	r.Body.Close()
+	assert.Equal(t, http.StatusCreated, r.StatusCode)
+	tok := r.Header.Get("X-Subject-Token")
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v3/migprojects", nil)
+	req.Header.Set("X-Auth-Token", tok)
+	r, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	r.Body.Close()
+	assert.Equal(t, http.StatusOK, r.StatusCode)
+
+	cancel()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	logs := errOut.String()
+	assert.Contains(t, logs, iam.CredentialsFile)
+	for _, s := range []string{c.Password, c.SK, tok} {
+		assert.NotContains(t, logs, s, "a secret leaked into the logs")
+	}
+
+	// Restart on the same data dir: no second bootstrap, same credentials work.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() {
+		cmd := newRootCmd(&lockedBuffer{}, &lockedBuffer{}, func(string) string { return "" })
+		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr})
+		done <- cmd.ExecuteContext(ctx2)
+	}()
+	require.Eventually(t, func() bool {
+		r, err := http.Post("http://"+addr+"/v3/auth/tokens", "application/json", strings.NewReader(body))
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusCreated
+	}, 20*time.Second, 20*time.Millisecond)
+	raw2, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))
+	require.NoError(t, err)
+	assert.Equal(t, raw, raw2)
+	cancel2()
+	require.NoError(t, <-done)
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	_, _, err := run(t, context.Background(), map[string]string{"SMSFLOW_LOG_LEVEL": "chatty"}, "serve", "--http-addr", "nope")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--http-addr")
+	assert.Contains(t, err.Error(), "SMSFLOW_LOG_LEVEL")
+}
