@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/signer"
@@ -25,25 +26,8 @@ import (
 
 var ctx = context.Background()
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newService(t *testing.T, s *store.Store, logs *syncBuffer, now func() time.Time) *iam.Service {
+func newService(t *testing.T, s *store.Store, logs *testutil.Buffer, now func() time.Time) *iam.Service {
 	t.Helper()
 	box, err := secret.NewBox(bytes.Repeat([]byte{3}, secret.KeySize))
 	require.NoError(t, err)
@@ -83,7 +67,7 @@ func dumpDB(t *testing.T, s *store.Store) string {
 
 func TestBootstrap(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		logs := &syncBuffer{}
+		logs := &testutil.Buffer{}
 		svc := newService(t, s, logs, nil)
 		dir := t.TempDir()
 		env := map[string]string{
@@ -141,7 +125,7 @@ func TestBootstrap(t *testing.T) {
 
 func TestBootstrapRandomAndInvalid(t *testing.T) {
 	s := testdb.Open(t, store.SQLite)
-	svc := newService(t, s, &syncBuffer{}, nil)
+	svc := newService(t, s, &testutil.Buffer{}, nil)
 	_, err := svc.Bootstrap(ctx, t.TempDir(), func(k string) string {
 		return map[string]string{"SMSFLOW_ADMIN_AK": "ONLYAKNOSK000000"}[k]
 	})
@@ -170,7 +154,7 @@ func TestTokenCacheHonoursExpiryAndRevocation(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	svc := newService(t, s, &syncBuffer{}, clock)
+	svc := newService(t, s, &testutil.Buffer{}, clock)
 	_, err := svc.Bootstrap(ctx, t.TempDir(), nil)
 	require.NoError(t, err)
 	_, pw, err := svc.CreateUser(ctx, "smsflow", "ops", "")
@@ -199,7 +183,7 @@ func TestTokenCacheHonoursExpiryAndRevocation(t *testing.T) {
 
 func TestAccessKeyRevocation(t *testing.T) {
 	s := testdb.Open(t, store.SQLite)
-	svc := newService(t, s, &syncBuffer{}, nil)
+	svc := newService(t, s, &testutil.Buffer{}, nil)
 	_, err := svc.Bootstrap(ctx, t.TempDir(), nil)
 	require.NoError(t, err)
 	k, err := svc.CreateAccessKey(ctx, "smsflow", "admin", "ci")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,32 +17,17 @@ import (
 
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/secret"
 )
 
 func init() { secret.PasswordIterations = 1000 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // run executes the CLI in-process.
 func run(t *testing.T, ctx context.Context, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()
-	var out, errOut lockedBuffer
+	var out, errOut testutil.Buffer
 	cmd := newRootCmd(&out, &errOut, func(k string) string { return env[k] })
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
@@ -136,10 +120,10 @@ func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut lockedBuffer
+	var errOut testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
-		cmd := newRootCmd(&lockedBuffer{}, &errOut, func(string) string { return "" })
+		cmd := newRootCmd(&testutil.Buffer{}, &errOut, func(string) string { return "" })
 		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--log-format", "json"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
@@ -192,7 +176,7 @@ func TestServe(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	go func() {
-		cmd := newRootCmd(&lockedBuffer{}, &lockedBuffer{}, func(string) string { return "" })
+		cmd := newRootCmd(&testutil.Buffer{}, &testutil.Buffer{}, func(string) string { return "" })
 		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr})
 		done <- cmd.ExecuteContext(ctx2)
 	}()
