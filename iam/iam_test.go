@@ -17,15 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/iam"
-	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/signer"
 	"github.com/smsflow/smsflow/store"
 )
 
 var ctx = context.Background()
-
 
 func newService(t *testing.T, s *store.Store, logs *testutil.Buffer, now func() time.Time) *iam.Service {
 	t.Helper()

@@ -23,7 +23,6 @@ import (
 
 func init() { secret.PasswordIterations = 1000 }
 
-
 // run executes the CLI in-process.
 func run(t *testing.T, ctx context.Context, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()
