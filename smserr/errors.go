@@ -8,12 +8,17 @@ import (
 	"strings"
 )
 
-// InternalCode answers failures that are not the caller's (HTTP 500). The
-// catalog has no "internal error" entry; SMS.0007 ("Agent error.") and the
-// like would mislead, so a code outside the catalog is used and documented.
+// InternalCode answers failures that are not the caller's (HTTP 500). It is
+// deliberately outside the catalog (a test keeps it so). The nearest spec code,
+// SMS.6000 "Service error.", is listed as a 400, and the other "internal"
+// ones (SMS.5106 ...) are agent-side faults with a specific meaning. Reusing
+// one for our own faults would make one code mean two things. A distinct
+// code lets clients and alerts tell server faults apart (README: "Server
+// faults are 500 with SMS.9999").
 const InternalCode Code = "SMS.9999"
 
-const internalMessage = "Internal error. Retry later or contact the administrator with the X-Request-Id."
+// internalMessage says nothing about the cause: that goes to the logs only.
+const internalMessage = "Internal error."
 
 // Detail is one element of the spec's details array.
 type Detail struct {
@@ -40,12 +45,19 @@ type Body struct {
 	Details []Detail `json:"details,omitempty"`
 }
 
-var placeholderRE = regexp.MustCompile(`%s|\{0\[\d+\]\}|\{\d*\}`)
+// placeholderRE matches every placeholder form the catalog's messages use:
+// %s, %d (SMS.6620), {0} (SMS.9004) and {0[0]}, {0[1]}, ...
+var placeholderRE = regexp.MustCompile(`%[sd]|\{0\[\d+\]\}|\{\d*\}`)
 
 // New makes the error of a catalog code, filling the message's placeholders
-// (%s, {0}, {0[0]}, {0[1]}, ...) with params in order. An unknown code is a
-// programming error: it becomes an internal error rather than a panic.
+// (%s, %d, {0}, {0[0]}, {0[1]}, ...) with params in order; a placeholder
+// without a param becomes empty. InternalCode gives Internal(nil). Any other
+// unknown code is a programming error: it becomes an internal error (with
+// the bad code as its cause, for the logs) rather than a panic.
 func New(code Code, params ...string) *Error {
+	if code == InternalCode {
+		return Internal(nil)
+	}
 	e, ok := Lookup(code)
 	if !ok {
 		return &Error{Code: InternalCode, Status: http.StatusInternalServerError, Message: internalMessage,
