@@ -41,6 +41,9 @@ type Config struct {
 	SignatureMaxSkew time.Duration `yaml:"signature_max_skew" env:"SMSFLOW_SIGNATURE_MAX_SKEW" flag:"signature-max-skew" default:"15m" help:"largest accepted difference between X-Sdk-Date and the server clock"`
 	AuthCacheTTL     time.Duration `yaml:"auth_cache_ttl" env:"SMSFLOW_AUTH_CACHE_TTL" flag:"auth-cache-ttl" default:"10s" help:"how long a verified AK or token is cached in memory (a revocation made by another process takes effect within this time)"`
 
+	AgentTimeout     time.Duration `yaml:"agent_timeout" env:"SMSFLOW_AGENT_TIMEOUT" flag:"agent-timeout" default:"90s" help:"a source whose agent has not polled for this long shows connected=false"`
+	CommandRedeliver time.Duration `yaml:"command_redeliver" env:"SMSFLOW_COMMAND_REDELIVER" flag:"command-redeliver" default:"60s" help:"an agent command handed out but not answered within this time is handed out again"`
+
 	TemporalAddress   string `yaml:"temporal_address" env:"SMSFLOW_TEMPORAL_ADDRESS" flag:"temporal-address" default:"" help:"host:port of an external Temporal frontend; empty = serve embeds its own (web and worker need it)"`
 	TemporalNamespace string `yaml:"temporal_namespace" env:"SMSFLOW_TEMPORAL_NAMESPACE" flag:"temporal-namespace" default:"default" help:"Temporal namespace of the migration workflows"`
 
@@ -251,6 +254,12 @@ func (c Config) Validate() error {
 	}
 	if c.AuthCacheTTL < 0 || c.AuthCacheTTL > 10*time.Minute {
 		bad("auth-cache-ttl", "SMSFLOW_AUTH_CACHE_TTL", "must be between 0 and 10m")
+	}
+	if c.AgentTimeout < 5*time.Second || c.AgentTimeout > 24*time.Hour {
+		bad("agent-timeout", "SMSFLOW_AGENT_TIMEOUT", "must be between 5s and 24h")
+	}
+	if c.CommandRedeliver < time.Second || c.CommandRedeliver > 24*time.Hour {
+		bad("command-redeliver", "SMSFLOW_COMMAND_REDELIVER", "must be between 1s and 24h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "SMSFLOW_SHUTDOWN_TIMEOUT", "must be positive")

@@ -37,29 +37,31 @@ type MigProject struct {
 // becomes its default whatever the request says; a second default is refused
 // (ErrConflict) — moving the default is SetDefaultMigProject's job.
 func (s *Store) CreateMigProject(ctx context.Context, t Tenant, p *MigProject) error {
+	return s.tx(ctx, func(tx *gorm.DB) error { return s.createMigProjectTx(tx, t, p) })
+}
+
+func (s *Store) createMigProjectTx(tx *gorm.DB, t Tenant, p *MigProject) error {
 	p.DomainID = t.DomainID
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "migprojects"); err != nil {
-			return err
+	if err := s.lockTenant(tx, t.DomainID, "migprojects"); err != nil {
+		return err
+	}
+	var n int64
+	if err := tx.Model(&MigProject{}).Where("domain_id = ?", t.DomainID).Count(&n).Error; err != nil {
+		return fmt.Errorf("count migration projects: %w", err)
+	}
+	if n == 0 {
+		p.IsDefault = true
+	} else if p.IsDefault {
+		return fmt.Errorf("a default migration project exists: %w", ErrConflict)
+	}
+	p.DefaultFor = defaultFor(p.IsDefault, t.DomainID)
+	if err := tx.Create(p).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("migration project %q: %w", p.Name, ErrDuplicate)
 		}
-		var n int64
-		if err := tx.Model(&MigProject{}).Where("domain_id = ?", t.DomainID).Count(&n).Error; err != nil {
-			return fmt.Errorf("count migration projects: %w", err)
-		}
-		if n == 0 {
-			p.IsDefault = true
-		} else if p.IsDefault {
-			return fmt.Errorf("a default migration project exists: %w", ErrConflict)
-		}
-		p.DefaultFor = defaultFor(p.IsDefault, t.DomainID)
-		if err := tx.Create(p).Error; err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("migration project %q: %w", p.Name, ErrDuplicate)
-			}
-			return fmt.Errorf("create migration project: %w", err)
-		}
-		return nil
-	})
+		return fmt.Errorf("create migration project: %w", err)
+	}
+	return nil
 }
 
 func defaultFor(isDefault bool, domainID string) *string {
@@ -187,9 +189,9 @@ func (s *Store) DeleteMigProject(ctx context.Context, t Tenant, id string) error
 	})
 }
 
-// migProjectSources counts the sources registered into a project. Sources are
-// not stored yet (they come with the source API); this is the one place that
-// will count them.
+// migProjectSources counts the sources registered into a project.
 func migProjectSources(tx *gorm.DB, domainID, projectID string) (int64, error) {
-	return 0, nil
+	var n int64
+	err := tx.Model(&Source{}).Where("domain_id = ? AND mig_project_id = ?", domainID, projectID).Count(&n).Error
+	return n, err
 }

@@ -28,6 +28,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 // migrations, in order. Append only; never edit one that has shipped.
 var migrations = []migration{
 	{ID: "0001_tenancy_migprojects_templates", Up: m0001},
+	{ID: "0002_sources_commands", Up: m0002},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -225,4 +226,93 @@ func m0001(tx *gorm.DB) error {
 	return createTables(tx,
 		&m0001Domain{}, &m0001Project{}, &m0001User{}, &m0001AccessKey{}, &m0001Token{},
 		&m0001MigProject{}, &m0001Template{}, &m0001TenantLock{})
+}
+
+// ---- 0002: sources and their command queue.
+
+type m0002Source struct {
+	ID                       string    `gorm:"primaryKey;size:64;index:ix_sources_list,priority:3"`
+	DomainID                 string    `gorm:"size:64;not null;index:ix_sources_list,priority:1;uniqueIndex:uq_sources_machine,priority:1;index:ix_sources_state,priority:1;index:ix_sources_migproject,priority:1;index:ix_sources_visit,priority:1"`
+	ProjectID                string    `gorm:"size:64;not null"`
+	MigProjectID             string    `gorm:"size:64;not null;index:ix_sources_migproject,priority:2"`
+	MachineKey               *string   `gorm:"size:128;uniqueIndex:uq_sources_machine,priority:2"`
+	Name                     string    `gorm:"size:255;not null"`
+	Hostname                 string    `gorm:"size:255;not null"`
+	IP                       string    `gorm:"column:ip;size:255;not null"`
+	IPv6                     *string   `gorm:"column:ipv6;size:255"`
+	OSType                   string    `gorm:"column:os_type;size:16;not null"`
+	OSVersion                string    `gorm:"column:os_version;size:255;not null"`
+	VirtualizationType       *string   `gorm:"size:255"`
+	LinuxBlockCheck          *string   `gorm:"size:1024"`
+	Firmware                 *string   `gorm:"size:16"`
+	CPUQuantity              *int32    `gorm:"column:cpu_quantity"`
+	Memory                   *int64    `gorm:""`
+	HasRsync                 *bool     `gorm:""`
+	Paravirtualization       *bool     `gorm:""`
+	RawDevices               *string   `gorm:"size:255"`
+	DriverFiles              *bool     `gorm:""`
+	SystemServices           *bool     `gorm:""`
+	AccountRights            *bool     `gorm:""`
+	BootLoader               *string   `gorm:"size:16"`
+	SystemDir                *string   `gorm:"size:255"`
+	AgentVersion             string    `gorm:"size:255;not null"`
+	KernelVersion            *string   `gorm:"size:255"`
+	OEMSystem                *bool     `gorm:"column:oem_system"`
+	StartType                *string   `gorm:"size:16"`
+	IOReadWait               *float64  `gorm:"column:io_read_wait"`
+	HasTc                    *bool     `gorm:""`
+	Platform                 *string   `gorm:"size:16"`
+	EnterpriseProjectID      string    `gorm:"size:255;not null"`
+	State                    string    `gorm:"size:32;not null;index:ix_sources_state,priority:2"`
+	MigrationCycle           string    `gorm:"size:32;not null"`
+	StateActionTime          int64     `gorm:"not null"`
+	StageActionTime          int64     `gorm:"not null"`
+	LastVisitTime            int64     `gorm:"not null;index:ix_sources_visit,priority:2"`
+	AddDate                  int64     `gorm:"not null;index:ix_sources_list,priority:2"`
+	Replicatesize            int64     `gorm:"not null"`
+	Totalsize                int64     `gorm:"not null"`
+	IsConsistencyResultExist bool      `gorm:"not null"`
+	ErrorJSON                string    `gorm:"column:error_json;type:longtext"`
+	CurrentTaskID            *string   `gorm:"size:64"`
+	Disks                    string    `gorm:"type:longtext"`
+	VolumeGroups             string    `gorm:"type:longtext"`
+	BtrfsList                string    `gorm:"type:longtext"`
+	Networks                 string    `gorm:"type:longtext"`
+	Checks                   string    `gorm:"type:longtext"`
+	InitTargetServer         string    `gorm:"type:longtext"`
+	UpdatedAt                time.Time `gorm:"not null"`
+}
+
+func (m0002Source) TableName() string { return "sources" }
+
+type m0002Command struct {
+	Seq          int64      `gorm:"primaryKey;autoIncrement;index:ix_commands_source,priority:4;index:ix_commands_state,priority:2"`
+	ID           string     `gorm:"size:64;not null;uniqueIndex:uq_commands_id"`
+	DomainID     string     `gorm:"size:64;not null;index:ix_commands_source,priority:1"`
+	SourceID     string     `gorm:"size:64;not null;index:ix_commands_source,priority:2"`
+	Name         string     `gorm:"size:32;not null"`
+	TaskID       string     `gorm:"size:64;not null"`
+	Bucket       string     `gorm:"size:255;not null"`
+	Params       string     `gorm:"type:longtext"`
+	State        string     `gorm:"size:16;not null;index:ix_commands_source,priority:3;index:ix_commands_state,priority:1"`
+	Deliveries   int32      `gorm:"not null"`
+	Result       string     `gorm:"size:16;not null"`
+	ResultDetail string     `gorm:"type:longtext"`
+	CreatedAt    time.Time  `gorm:"not null"`
+	IssuedAt     *time.Time `gorm:""`
+	DoneAt       *time.Time `gorm:""`
+}
+
+func (m0002Command) TableName() string { return "commands" }
+
+type m0002PrivacyAgreement struct {
+	DomainID string    `gorm:"primaryKey;size:64"`
+	UserID   string    `gorm:"size:64;not null"`
+	SignedAt time.Time `gorm:"not null"`
+}
+
+func (m0002PrivacyAgreement) TableName() string { return "privacy_agreements" }
+
+func m0002(tx *gorm.DB) error {
+	return createTables(tx, &m0002Source{}, &m0002Command{}, &m0002PrivacyAgreement{})
 }

@@ -45,13 +45,6 @@ type tokenRequest struct {
 	} `json:"auth"`
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 type tokenHandlers struct{ iam TokenIssuer }
 
 // issue: POST /v3/auth/tokens → 201, X-Subject-Token header, token body.

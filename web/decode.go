@@ -120,3 +120,42 @@ func (f *FlexInt64) UnmarshalJSON(b []byte) error {
 	*f = FlexInt64(n)
 	return nil
 }
+
+// FlexSize is a byte count that also accepts the strings agents print
+// (btrfs' "3.30GiB", "16384", "4.00KiB"): the spec's register example sends
+// them; answers always carry an integer.
+type FlexSize int64
+
+var sizeUnits = map[string]float64{
+	"": 1, "B": 1,
+	"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15,
+	"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50,
+	"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50,
+}
+
+func (f *FlexSize) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	bad := &json.UnmarshalTypeError{Value: "value " + truncate(s, 32), Type: reflect.TypeOf(int64(0))}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*f = FlexSize(n)
+		return nil
+	}
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') && s[i-1] != '.' {
+		i--
+	}
+	num, unit := strings.TrimSpace(s[:i]), strings.ToUpper(strings.TrimSpace(s[i:]))
+	mult, ok := sizeUnits[unit]
+	x, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || x < 0 || x*mult > 9e18 {
+		return bad
+	}
+	*f = FlexSize(int64(x * mult))
+	return nil
+}

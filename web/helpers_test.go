@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/iam"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/secret"
@@ -25,6 +26,7 @@ import (
 // and a second tenant, for isolation tests.
 type env struct {
 	t       testing.TB
+	queue   *dispatch.Dispatcher
 	handler http.Handler
 	srv     *httptest.Server
 	store   *store.Store
@@ -50,10 +52,14 @@ func newEnvTB(t testing.TB, s *store.Store) *env {
 	var creds iam.Credentials
 	require.NoError(t, json.Unmarshal(raw, &creds))
 
-	h := web.New(web.Deps{Store: s, IAM: svc, Box: box}).Handler()
+	queue := dispatch.New(s, dispatch.Options{Redeliver: time.Minute, PollInterval: 20 * time.Millisecond})
+	qctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go queue.Run(qctx)
+	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second}).Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, handler: h, srv: srv, store: s, iam: svc, creds: creds}
+	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, creds: creds}
 	e.token = e.login(creds.DomainName, creds.User, creds.Password)
 
 	_, err = svc.CreateDomain(ctx, "other")

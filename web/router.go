@@ -37,6 +37,28 @@ func (s *Server) routes(r *gin.Engine) {
 	api.DELETE("/vm/templates/:id", tp.delete)
 	api.GET("/vm/templates/:id/target-password", tp.targetPassword)
 
+	// §4.1 sources, §4.3 commands, and the agent-facing SDK extras.
+	src := sourceHandlers{store: s.deps.Store, agentTimeout: s.deps.AgentTimeout, now: s.deps.Now}
+	api.POST("/sources", src.register)
+	api.GET("/sources", src.list)
+	api.GET("/sources/overview", src.overview)
+	api.POST("/sources/delete", src.batchDelete)
+	api.GET("/sources/:source_id", src.show)
+	api.PUT("/sources/:source_id", src.update)
+	api.DELETE("/sources/:source_id", src.delete)
+	api.PUT("/sources/:source_id/changestate", src.changeState)
+	api.PUT("/sources/:source_id/diskinfo", src.diskInfo)
+	api.GET("/errors", src.errors)
+	cmd := commandHandlers{sources: s.deps.Store, commands: s.deps.Store, queue: s.deps.Queue, now: s.deps.Now, visits: newVisitStamps()}
+	api.GET("/sources/:source_id/command", cmd.next)
+	api.POST("/sources/:source_id/command_result", cmd.result)
+	ag := agentHandlers{store: s.deps.Store, now: s.deps.Now, agentTimeout: s.deps.AgentTimeout, version: s.deps.Version}
+	api.POST("/privacy-agreements", ag.signPrivacy)
+	api.GET("/privacy-agreements", ag.showPrivacy)
+	api.GET("/config", ag.config)
+	r.GET("/", listVersions)
+	r.GET("/:version", showVersion)
+
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, smserr.New(CodeNoAPI).WithStatus(http.StatusNotFound).
 			WithDetail("no API at "+c.Request.Method+" "+c.Request.URL.Path))

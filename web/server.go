@@ -26,6 +26,9 @@ const CodeNoAPI = smserr.SMS9001
 type Store interface {
 	MigProjectStore
 	TemplateStore
+	SourceStore
+	CommandStore
+	AgentStore
 	Ping(ctx context.Context) error
 }
 
@@ -40,7 +43,13 @@ type Deps struct {
 	Store  Store
 	IAM    IAM
 	Box    *secret.Box
+	Queue  CommandQueue
 	Logger *slog.Logger
+	// AgentTimeout: a source whose agent has been silent this long shows
+	// connected=false (default 90s).
+	AgentTimeout time.Duration
+	Version      string
+	Now          func() time.Time
 }
 
 // Server is the HTTP API.
@@ -55,6 +64,12 @@ var _ IAM = (*iam.Service)(nil)
 func New(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.AgentTimeout == 0 {
+		d.AgentTimeout = 90 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

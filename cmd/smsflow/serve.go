@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/web"
 )
 
@@ -63,7 +64,10 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Logger: log})
+	queue := dispatch.New(a.store, dispatch.Options{Redeliver: cfg.CommandRedeliver, Logger: log})
+	go queue.Run(ctx)
+	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Logger: log,
+		AgentTimeout: cfg.AgentTimeout, Version: version})
 	log.Info("smsflow started", "version", version, "all_in_one", allInOne, "data_dir", absDataDir(cfg.DataDir))
 	return web.Serve(ctx, ln, srv.Handler(), cfg.ShutdownTimeout, log)
 }

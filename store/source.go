@@ -1,0 +1,439 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Source is a source server registered by its agent (§4.1).
+type Source struct {
+	ID           string `gorm:"primaryKey;size:64"`
+	DomainID     string `gorm:"size:64;not null"`
+	ProjectID    string `gorm:"size:64;not null"`
+	MigProjectID string `gorm:"size:64;not null"`
+	// MachineKey identifies the machine across agent restarts and
+	// re-installs, so registering again returns the same source (see
+	// web/source.go for how it is derived). NULL when nothing identifies it.
+	MachineKey *string `gorm:"size:128"`
+
+	Name                string   `gorm:"size:255;not null"`
+	Hostname            string   `gorm:"size:255;not null"`
+	IP                  string   `gorm:"column:ip;size:255;not null"`
+	IPv6                *string  `gorm:"column:ipv6;size:255"`
+	OSType              string   `gorm:"column:os_type;size:16;not null"`
+	OSVersion           string   `gorm:"column:os_version;size:255;not null"`
+	VirtualizationType  *string  `gorm:"size:255"`
+	LinuxBlockCheck     *string  `gorm:"size:1024"`
+	Firmware            *string  `gorm:"size:16"`
+	CPUQuantity         *int32   `gorm:"column:cpu_quantity"`
+	Memory              *int64   `gorm:""`
+	HasRsync            *bool    `gorm:""`
+	Paravirtualization  *bool    `gorm:""`
+	RawDevices          *string  `gorm:"size:255"`
+	DriverFiles         *bool    `gorm:""`
+	SystemServices      *bool    `gorm:""`
+	AccountRights       *bool    `gorm:""`
+	BootLoader          *string  `gorm:"size:16"`
+	SystemDir           *string  `gorm:"size:255"`
+	AgentVersion        string   `gorm:"size:255;not null"`
+	KernelVersion       *string  `gorm:"size:255"`
+	OEMSystem           *bool    `gorm:"column:oem_system"`
+	StartType           *string  `gorm:"size:16"`
+	IOReadWait          *float64 `gorm:"column:io_read_wait"`
+	HasTc               *bool    `gorm:""`
+	Platform            *string  `gorm:"size:16"`
+	EnterpriseProjectID string   `gorm:"size:255;not null"`
+
+	State          string `gorm:"size:32;not null"`
+	MigrationCycle string `gorm:"size:32;not null"`
+	// Times are epoch milliseconds, as the API answers them.
+	StateActionTime int64 `gorm:"not null"`
+	StageActionTime int64 `gorm:"not null"`
+	LastVisitTime   int64 `gorm:"not null"`
+	AddDate         int64 `gorm:"not null"`
+
+	Replicatesize            int64   `gorm:"not null"`
+	Totalsize                int64   `gorm:"not null"`
+	IsConsistencyResultExist bool    `gorm:"not null"`
+	ErrorJSON                string  `gorm:"column:error_json;type:longtext"`
+	CurrentTaskID            *string `gorm:"size:64"`
+
+	Disks        []SourceDisk       `gorm:"type:longtext;serializer:json"`
+	VolumeGroups []VolumeGroup      `gorm:"type:longtext;serializer:json"`
+	BtrfsList    []BtrfsFileSystem  `gorm:"type:longtext;serializer:json"`
+	Networks     []Network          `gorm:"type:longtext;serializer:json"`
+	Checks       []EnvironmentCheck `gorm:"type:longtext;serializer:json"`
+	// InitTargetServer is the recommended target layout, computed from the
+	// disks and volume groups whenever they change and kept as JSON text, so
+	// a page of 200 sources is answered without decoding every disk.
+	InitTargetServer string `gorm:"type:longtext"`
+
+	UpdatedAt time.Time `gorm:"not null"`
+}
+
+// SourceListRow is what a list answer needs of a source: no disk, network
+// or btrfs JSON is read.
+type SourceListRow struct {
+	ID                       string
+	IP                       string
+	Name                     string
+	EnterpriseProjectID      string
+	AddDate                  int64
+	OSType                   string
+	OSVersion                string
+	OEMSystem                *bool
+	State                    string
+	LastVisitTime            int64
+	CPUQuantity              *int32
+	Memory                   *int64
+	Checks                   string
+	InitTargetServer         string
+	Replicatesize            int64
+	StageActionTime          int64
+	Totalsize                int64
+	MigrationCycle           string
+	StateActionTime          int64
+	IsConsistencyResultExist bool
+	HasTc                    *bool
+	StartType                *string
+	CurrentTaskID            *string
+	Hostname                 string
+	ErrorJSON                string
+}
+
+var sourceListColumns = []string{"id", "ip", "name", "enterprise_project_id", "add_date", "os_type", "os_version",
+	"oem_system", "state", "last_visit_time", "cpu_quantity", "memory", "checks", "init_target_server",
+	"replicatesize", "stage_action_time", "totalsize", "migration_cycle", "state_action_time",
+	"is_consistency_result_exist", "has_tc", "start_type", "current_task_id", "hostname", "error_json"}
+
+// SourceFilter holds the list filters of §4.1.3; zero values match all.
+type SourceFilter struct {
+	ID, Name, IP, State, MigProjectID, MigrationCycle, EnterpriseProjectID string
+	// Connected filters on the agent having polled since ConnectedSince.
+	Connected                *bool
+	ConnectedSince           int64
+	IsConsistencyResultExist *bool
+	// ErrorsOnly keeps sources in state error (GET /v3/errors).
+	ErrorsOnly bool
+}
+
+func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.ID != "" {
+		q = q.Where("id = ?", f.ID)
+	}
+	if f.Name != "" {
+		q = q.Where("name = ?", f.Name)
+	}
+	if f.IP != "" {
+		q = q.Where("ip = ?", f.IP)
+	}
+	if f.State != "" {
+		q = q.Where("state = ?", f.State)
+	}
+	if f.ErrorsOnly {
+		q = q.Where("state = ?", "error")
+	}
+	if f.MigProjectID != "" {
+		q = q.Where("mig_project_id = ?", f.MigProjectID)
+	}
+	if f.MigrationCycle != "" {
+		q = q.Where("migration_cycle = ?", f.MigrationCycle)
+	}
+	if f.EnterpriseProjectID != "" {
+		q = q.Where("enterprise_project_id = ?", f.EnterpriseProjectID)
+	}
+	if f.Connected != nil {
+		if *f.Connected {
+			q = q.Where("last_visit_time >= ?", f.ConnectedSince)
+		} else {
+			q = q.Where("last_visit_time < ?", f.ConnectedSince)
+		}
+	}
+	if f.IsConsistencyResultExist != nil {
+		q = q.Where("is_consistency_result_exist = ?", *f.IsConsistencyResultExist)
+	}
+	return q
+}
+
+// Sources lists a page of the tenant's sources matching f (oldest first) and
+// the count of all matches, in two queries whatever the page size.
+func (s *Store) Sources(ctx context.Context, t Tenant, f SourceFilter, pg Page) ([]SourceListRow, int64, error) {
+	q := f.apply(s.db.WithContext(ctx).Model(&Source{}).Where("domain_id = ?", t.DomainID))
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count sources: %w", err)
+	}
+	out := []SourceListRow{}
+	if pg.Limit > 0 && int64(pg.Offset) < total {
+		err := q.Select(sourceListColumns).Order("add_date, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error
+		if err != nil {
+			return nil, 0, fmt.Errorf("list sources: %w", err)
+		}
+	}
+	return out, total, nil
+}
+
+// Source loads one source of the tenant, with all its facts.
+func (s *Store) Source(ctx context.Context, t Tenant, id string) (*Source, error) {
+	var src Source
+	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&src).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &src, nil
+}
+
+// SourceDomain finds the domain of a source id (for stamping visits from a
+// poll that was authenticated already).
+func (s *Store) sourceTx(tx *gorm.DB, t Tenant, id string, lock bool) (*Source, error) {
+	var src Source
+	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
+	if lock && s.dialect == MySQL {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.First(&src).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &src, nil
+}
+
+// Registration is a register call: the facts, how to find an earlier
+// registration of the same machine, and where to put a new one.
+type Registration struct {
+	Source *Source
+	// BodyID is the "id" the agent sent (a source it registered before).
+	BodyID string
+	// MigProjectID is where a new source goes; empty = the default project,
+	// created ("default") when the tenant has none yet.
+	MigProjectID string
+	NewID        func() string
+}
+
+// RegisterSource inserts a source, or updates the facts of the machine's
+// earlier registration and returns its id. It reports whether it created.
+func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (string, bool, error) {
+	src := r.Source
+	var id string
+	var created bool
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		created = false
+		if err := s.lockTenant(tx, t.DomainID, "sources"); err != nil {
+			return err
+		}
+		prev, err := s.findRegistration(tx, t, r.BodyID, src.MachineKey)
+		if err != nil {
+			return err
+		}
+		if prev != nil {
+			id = prev.ID
+			AssignFactIDs(src.Disks, src.VolumeGroups, prev.Disks, prev.VolumeGroups, r.NewID)
+			src.ID = prev.ID
+			return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, prev.ID).
+				Select(registeredColumns).Updates(src).Error
+		}
+		mp, err := s.targetMigProject(tx, t, r.MigProjectID)
+		if err != nil {
+			return err
+		}
+		AssignFactIDs(src.Disks, src.VolumeGroups, nil, nil, r.NewID)
+		src.DomainID, src.ProjectID, src.MigProjectID = t.DomainID, t.ProjectID, mp.ID
+		if src.ID == "" {
+			src.ID = r.NewID()
+		}
+		if err := tx.Create(src).Error; err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("source: %w", ErrDuplicate)
+			}
+			return fmt.Errorf("create source: %w", err)
+		}
+		id, created = src.ID, true
+		return nil
+	})
+	return id, created, err
+}
+
+// registeredColumns are what a re-registration refreshes: the machine's
+// facts. Name, migration project, state and operator choices are kept.
+var registeredColumns = []string{"machine_key", "hostname", "ip", "ipv6", "os_type", "os_version", "virtualization_type",
+	"linux_block_check", "firmware", "cpu_quantity", "memory", "has_rsync", "paravirtualization", "raw_devices",
+	"driver_files", "system_services", "account_rights", "boot_loader", "system_dir", "agent_version",
+	"kernel_version", "oem_system", "start_type", "io_read_wait", "has_tc", "platform", "disks", "volume_groups",
+	"btrfs_list", "networks", "init_target_server", "totalsize", "last_visit_time", "updated_at"}
+
+func (s *Store) findRegistration(tx *gorm.DB, t Tenant, bodyID string, key *string) (*Source, error) {
+	if bodyID != "" {
+		prev, err := s.sourceTx(tx, t, bodyID, true)
+		if err == nil {
+			return prev, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	if key == nil {
+		return nil, nil
+	}
+	var prev Source
+	err := tx.Where("domain_id = ? AND machine_key = ?", t.DomainID, *key).First(&prev).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &prev, nil
+}
+
+// targetMigProject resolves where a new source goes.
+func (s *Store) targetMigProject(tx *gorm.DB, t Tenant, id string) (*MigProject, error) {
+	var mp MigProject
+	if id != "" {
+		if err := tx.Where("domain_id = ? AND id = ?", t.DomainID, id).First(&mp).Error; err != nil {
+			return nil, fmt.Errorf("migration project %s: %w", id, notFound(err))
+		}
+		return &mp, nil
+	}
+	err := tx.Where("domain_id = ? AND is_default = ?", t.DomainID, true).First(&mp).Error
+	if err == nil {
+		return &mp, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
+	// First source of a tenant without projects: create its default project.
+	mp = MigProject{ID: uuid.NewString(), Name: "default", Description: "created for the first registered source",
+		Region: "", StartTargetServer: true, UsePublicIP: true, ExistServer: true, Type: "MIGRATE_BLOCK",
+		EnterpriseProject: "default"}
+	if err := s.createMigProjectTx(tx, t, &mp); err != nil {
+		return nil, err
+	}
+	return &mp, nil
+}
+
+// UpdateSource loads a source in a transaction, lets fn change it and
+// saves every column fn may touch.
+func (s *Store) UpdateSource(ctx context.Context, t Tenant, id string, fn func(tx *gorm.DB, src *Source) error) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		src, err := s.sourceTx(tx, t, id, true)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, src); err != nil {
+			return err
+		}
+		src.UpdatedAt = time.Now().UTC()
+		return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, id).
+			Select("name", "mig_project_id", "disks", "volume_groups", "btrfs_list", "init_target_server", "totalsize",
+				"state", "migration_cycle", "state_action_time", "stage_action_time", "error_json", "updated_at").
+			Updates(src).Error
+	})
+}
+
+// MigProjectExists tells whether a migration project is the tenant's
+// (inside an UpdateSource callback).
+func MigProjectExists(tx *gorm.DB, t Tenant, id string) (bool, error) {
+	var n int64
+	err := tx.Model(&MigProject{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Count(&n).Error
+	return n > 0, err
+}
+
+// BusyError names sources a task is working on.
+type BusyError struct{ IDs []string }
+
+func (e *BusyError) Error() string        { return fmt.Sprintf("store: sources busy: %v", e.IDs) }
+func (e *BusyError) Is(target error) bool { return target == ErrInUse }
+
+// DeleteSources deletes the tenant's sources, all or none: an unknown id
+// fails with *MissingError, a source in a busy state (isBusy) with
+// *BusyError. Their queued commands go with them.
+func (s *Store) DeleteSources(ctx context.Context, t Tenant, ids []string, isBusy func(state string) bool) error {
+	uniq := dedupe(ids)
+	if len(uniq) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var rows []struct {
+			ID    string
+			State string
+		}
+		if err := tx.Model(&Source{}).Select("id", "state").Where("domain_id = ? AND id IN ?", t.DomainID, uniq).
+			Find(&rows).Error; err != nil {
+			return fmt.Errorf("find sources: %w", err)
+		}
+		have := make(map[string]bool, len(rows))
+		var busy []string
+		for _, r := range rows {
+			have[r.ID] = true
+			if isBusy(r.State) {
+				busy = append(busy, r.ID)
+			}
+		}
+		var missing []string
+		for _, id := range uniq {
+			if !have[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			return &MissingError{IDs: missing}
+		}
+		if len(busy) > 0 {
+			return &BusyError{IDs: busy}
+		}
+		if err := tx.Where("domain_id = ? AND source_id IN ?", t.DomainID, uniq).Delete(&Command{}).Error; err != nil {
+			return fmt.Errorf("delete commands: %w", err)
+		}
+		return tx.Where("domain_id = ? AND id IN ?", t.DomainID, uniq).Delete(&Source{}).Error
+	})
+}
+
+func dedupe(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// SourceStateCount is one row of the overview.
+type SourceStateCount struct {
+	State      string
+	Configured bool
+	N          int64
+}
+
+// SourceOverview counts the tenant's sources per state, separating those
+// with a task (configured) from those without.
+func (s *Store) SourceOverview(ctx context.Context, t Tenant) ([]SourceStateCount, error) {
+	var out []SourceStateCount
+	err := s.db.WithContext(ctx).Model(&Source{}).
+		Select("state, current_task_id IS NOT NULL AS configured, COUNT(*) AS n").
+		Where("domain_id = ?", t.DomainID).Group("state, current_task_id IS NOT NULL").Scan(&out).Error
+	return out, err
+}
+
+// TouchSource stamps the agent's visit (last_visit_time) if the stored one is
+// older than minAge, so 1,000 agents polling every second cost a write per
+// agent every few seconds, not every second.
+func (s *Store) TouchSource(ctx context.Context, t Tenant, id string, nowMs, minAgeMs int64) error {
+	return s.db.WithContext(ctx).Model(&Source{}).
+		Where("domain_id = ? AND id = ? AND last_visit_time < ?", t.DomainID, id, nowMs-minAgeMs).
+		Update("last_visit_time", nowMs).Error
+}
+
+// SourceExists tells whether the tenant has the source (cheap check for
+// agent polls).
+func (s *Store) SourceExists(ctx context.Context, t Tenant, id string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Limit(1).Count(&n).Error
+	return n > 0, err
+}

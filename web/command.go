@@ -1,0 +1,192 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/store"
+)
+
+// CommandQueue hands out and closes agent commands.
+type CommandQueue interface {
+	Next(ctx context.Context, t store.Tenant, sourceID string, wait time.Duration) (*store.Command, error)
+}
+
+// CommandStore records command results.
+type CommandStore interface {
+	CompleteCommand(ctx context.Context, t store.Tenant, sourceID, name, result, detail string, now time.Time) (*store.Command, error)
+}
+
+// MaxCommandWait bounds the long-poll extension of GET .../command.
+const MaxCommandWait = 30 * time.Second
+
+// visitStampEvery: a poll stamps last_visit_time at most this often per
+// source, so frequent polls do not turn into a write each.
+const visitStampEvery = 5 * time.Second
+
+var commandNames = []string{"START", "STOP", "DELETE", "SYNC", "UPLOAD_LOG", "RSET_LOG_ACL"}
+
+type commandHandlers struct {
+	sources  SourceStore
+	commands CommandStore
+	queue    CommandQueue
+	now      func() time.Time
+	visits   *visitStamps
+}
+
+// visitStamps remembers when this process last wrote each source's
+// last_visit_time, so a poll writes only when the stamp is stale: 1,000
+// agents polling every second cost one write per agent every few seconds.
+type visitStamps struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func newVisitStamps() *visitStamps { return &visitStamps{last: map[string]time.Time{}} }
+
+// due tells whether the source's stamp should be written now.
+func (v *visitStamps) due(key string, now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if last, ok := v.last[key]; ok && now.Sub(last) < visitStampEvery {
+		return false
+	}
+	if len(v.last) > 1_000_000 {
+		clear(v.last) // bound the memory; a few extra writes follow
+	}
+	v.last[key] = now
+	return true
+}
+
+// next: GET /v3/sources/{id}/command. Without a command queued it answers
+// {"command_name": ""} (the idle form: the name may be empty). Extension:
+// ?wait=N (seconds, at most 30) holds the request until a command is queued
+// or N seconds pass, so an agent learns of a command within a second without
+// polling hard.
+func (h commandHandlers) next(c *gin.Context) {
+	id, err := pathID(c, "source_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var wait time.Duration
+	if raw := c.Query("wait"); raw != "" {
+		secs, err := strconv.ParseFloat(raw, 64)
+		if err != nil || secs < 0 || secs > MaxCommandWait.Seconds() {
+			fail(c, smserr.New(smserr.SMS9001, "wait").WithDetail("wait: seconds from 0 to 30"))
+			return
+		}
+		wait = time.Duration(secs * float64(time.Second))
+	}
+	t := mustPrincipal(c).Tenant()
+	ctx := c.Request.Context()
+	exists, err := h.sources.SourceExists(ctx, t, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !exists {
+		fail(c, sourceNotFound(id))
+		return
+	}
+	if now := h.now(); h.visits.due(t.DomainID+"/"+id, now) {
+		if err := h.sources.TouchSource(ctx, t, id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	cmd, err := h.queue.Next(ctx, t, id, wait)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if cmd == nil {
+		ok(c, gin.H{"command_name": ""})
+		return
+	}
+	param := gin.H{"task_id": cmd.TaskID}
+	if cmd.Bucket != "" {
+		param["bucket"] = cmd.Bucket
+	}
+	if cmd.Params != "" {
+		var extra map[string]any
+		if json.Unmarshal([]byte(cmd.Params), &extra) == nil {
+			for k, v := range extra {
+				if _, taken := param[k]; !taken {
+					param[k] = v
+				}
+			}
+		}
+	}
+	logFor(c).InfoContext(ctx, "command handed out", "source", id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
+	ok(c, gin.H{"command_name": cmd.Name, "command_param": param})
+}
+
+// result: POST /v3/sources/{id}/command_result — records success or fail of
+// a command handed out; repeating the same report is harmless.
+func (h commandHandlers) result(c *gin.Context) {
+	id, err := pathID(c, "source_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var b struct {
+		CommandName  *string         `json:"command_name"`
+		Result       *string         `json:"result"`
+		ResultDetail json.RawMessage `json:"result_detail"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	if b.CommandName == nil || *b.CommandName == "" {
+		fail(c, smserr.New(smserr.SMS6020, "command_name"))
+		return
+	}
+	if !oneOf(*b.CommandName, commandNames) {
+		fail(c, smserr.New(smserr.SMS9001, "command_name").WithDetail("command_name: one of START, STOP, DELETE, SYNC, UPLOAD_LOG, RSET_LOG_ACL"))
+		return
+	}
+	if b.Result == nil || (*b.Result != "success" && *b.Result != "fail") {
+		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(`result: "success" or "fail"`))
+		return
+	}
+	// result_detail is free JSON (the SDK may send null); only its shape is checked.
+	detail := string(b.ResultDetail)
+	if detail == "" {
+		detail = "null"
+	}
+	if len(detail) > 1<<20 {
+		fail(c, smserr.New(smserr.SMS6023, "result_detail").WithDetail("result_detail: at most 1 MiB"))
+		return
+	}
+	t := mustPrincipal(c).Tenant()
+	ctx := c.Request.Context()
+	exists, err := h.sources.SourceExists(ctx, t, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !exists {
+		fail(c, sourceNotFound(id))
+		return
+	}
+	cmd, err := h.commands.CompleteCommand(ctx, t, id, *b.CommandName, *b.Result, detail, h.now())
+	if errors.Is(err, store.ErrNotIssued) {
+		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail("no " + *b.CommandName + " command was handed out to this source"))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	logFor(c).InfoContext(ctx, "command result", "source", id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
+	okEmpty(c)
+}
