@@ -46,6 +46,14 @@
 //     honours X-Sdk-Content-Sha256 only when it is itself signed (otherwise
 //     anyone could swap a body and add the old body's hash), and a signed
 //     value other than UNSIGNED-PAYLOAD must be the hex SHA-256 of the body.
+//
+// Inherent to the scheme: "/x" and "/x/" have the same canonical URI, the
+// AK is not signed (a wrong AK fails only through its different SK), and
+// headers outside SignedHeaders (Content-Type, Host unless listed) may be
+// changed in transit. The SDK sorts repeated header values before trimming
+// them while a server only sees trimmed values, so repeated values with
+// leading spaces can fail to verify; the SDK sends repeats only for header
+// parameter names differing in case.
 package signer
 
 import (
@@ -180,7 +188,8 @@ func ParseAuthorization(h string) (Authorization, error) {
 // User-Agent). Header names are canonicalised and values trimmed of spaces
 // and tabs in place, which changes nothing on the wire. If the caller set
 // X-Sdk-Content-Sha256 it is signed and must be UNSIGNED-PAYLOAD or the
-// body's hash.
+// body's hash. The URL path must be empty or start with "/", and the query
+// must decode (see the package comment).
 func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 	if req == nil || req.URL == nil {
 		return errors.New("signer: request without URL")
@@ -199,13 +208,34 @@ func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 		// as this path ("a:b" even parses as a scheme).
 		return fmt.Errorf("signer: path %q does not start with /", p)
 	}
-	if req.Header == nil {
-		req.Header = make(http.Header)
+	var buf [1024]byte
+	if _, ok := appendQuery(buf[:0], req.URL.RawQuery); !ok {
+		return fmt.Errorf("signer: the query %q does not decode", req.URL.RawQuery)
 	}
+	var contentHash []string
 	for k, vs := range req.Header {
 		if !isToken(k) {
 			return fmt.Errorf("signer: invalid header name %q", k)
 		}
+		if strings.EqualFold(k, HeaderContentSHA256) {
+			contentHash = append(contentHash, vs...)
+		}
+	}
+	var hashBuf [64]byte
+	payload := bodyHash(&hashBuf, body)
+	if vs := contentHash; len(vs) > 0 {
+		v := strings.Trim(vs[0], " \t")
+		if len(vs) != 1 || (v != UnsignedPayload && !strings.EqualFold(v, string(payload))) {
+			return errors.New("signer: X-Sdk-Content-Sha256 must be UNSIGNED-PAYLOAD or the SHA-256 of the body")
+		}
+		payload = append(hashBuf[:0], v...)
+	}
+
+	// Valid: from here on req is only completed.
+	if req.Header == nil {
+		req.Header = make(http.Header)
+	}
+	for k, vs := range req.Header {
 		if ck := http.CanonicalHeaderKey(k); ck != k {
 			req.Header[ck] = append(req.Header[ck], vs...)
 			delete(req.Header, k)
@@ -239,20 +269,7 @@ func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 	}
 	slices.Sort(signed)
 
-	var hashBuf [64]byte
-	payload := bodyHash(&hashBuf, body)
-	if vs := req.Header[HeaderContentSHA256]; len(vs) > 0 {
-		if len(vs) != 1 || (vs[0] != UnsignedPayload && !strings.EqualFold(vs[0], string(payload))) {
-			return errors.New("signer: X-Sdk-Content-Sha256 must be UNSIGNED-PAYLOAD or the SHA-256 of the body")
-		}
-		payload = append(hashBuf[:0], vs[0]...)
-	}
-
-	var buf [1024]byte
-	cr, ok := appendCanonical(buf[:0], req, signed, payload)
-	if !ok {
-		return fmt.Errorf("signer: the query %q does not decode", req.URL.RawQuery)
-	}
+	cr, _ := appendCanonical(buf[:0], req, signed, payload)
 	mac := signature(cr, req.Header.Get(HeaderDate), sk)
 	req.Header.Set("Authorization", Algorithm+" Access="+ak+", SignedHeaders="+strings.Join(signed, ";")+
 		", Signature="+hex.EncodeToString(mac[:]))

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -48,7 +49,8 @@ func newRecorder(t *testing.T) *recorder {
 	r := &recorder{got: make(chan received, 1)}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
-		r.got <- received{req: req, body: b}
+		// A copy: the server still reads its request after the handler.
+		r.got <- received{req: req.Clone(context.Background()), body: b}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{}")
 	}))
@@ -566,6 +568,20 @@ func TestSign(t *testing.T) {
 		req.Header.Set(HeaderDate, "2020-01-01")
 		require.NoError(t, Sign(req, nil, "AK", "SK", testNow.In(time.FixedZone("X", 3600))))
 		assert.Equal(t, "20261127T083000Z", req.Header.Get(HeaderDate), "UTC")
+	})
+	t.Run("content hash header under any spelling", func(t *testing.T) {
+		body := []byte("raw")
+		sum := sha256.Sum256(body)
+		for _, v := range []string{UnsignedPayload, hex.EncodeToString(sum[:]), strings.ToUpper(hex.EncodeToString(sum[:]))} {
+			req := httptest.NewRequest("POST", "/x", nil)
+			req.Header["x-sdk-content-sha256"] = []string{" " + v}
+			require.NoError(t, Sign(req, body, "AK", "SK", testNow))
+			assert.Equal(t, v, req.Header.Get(HeaderContentSHA256))
+			auth, err := ParseAuthorization(req.Header.Get("Authorization"))
+			require.NoError(t, err)
+			assert.True(t, auth.Signs(HeaderContentSHA256))
+			assert.NoError(t, Verify(req, body, auth, "SK", testNow, 0), v)
+		}
 	})
 	t.Run("empty method is GET", func(t *testing.T) {
 		req := &http.Request{URL: &url.URL{Path: "/x"}}

@@ -233,8 +233,22 @@ func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (s
 			id = prev.ID
 			AssignFactIDs(src.Disks, src.VolumeGroups, prev.Disks, prev.VolumeGroups, r.NewID)
 			src.ID = prev.ID
+			cols := registeredColumns
+			if src.MachineKey != nil && (prev.MachineKey == nil || *prev.MachineKey != *src.MachineKey) {
+				// Found by its id but reporting another machine's identity
+				// (say a disk image restored elsewhere): keep the source's
+				// key if another source already holds the new one.
+				var n int64
+				if err := tx.Model(&Source{}).Where("domain_id = ? AND machine_key = ? AND id <> ?",
+					t.DomainID, *src.MachineKey, prev.ID).Count(&n).Error; err != nil {
+					return err
+				}
+				if n > 0 {
+					cols = cols[1:] // registeredColumns[0] is machine_key
+				}
+			}
 			return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, prev.ID).
-				Select(registeredColumns).Updates(src).Error
+				Select(cols).Updates(src).Error
 		}
 		mp, err := s.targetMigProject(tx, t, r.MigProjectID)
 		if err != nil {

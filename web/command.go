@@ -180,7 +180,7 @@ func (h commandHandlers) result(c *gin.Context) {
 	}
 	cmd, err := h.commands.CompleteCommand(ctx, t, id, *b.CommandName, *b.Result, detail, h.now())
 	if errors.Is(err, store.ErrNotIssued) {
-		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail("no " + *b.CommandName + " command was handed out to this source"))
+		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail("no "+*b.CommandName+" command was handed out to this source"))
 		return
 	}
 	if err != nil {

@@ -172,7 +172,9 @@ func (b *registerBody) validate() error {
 	v.str("id", b.ID, false, 0, 255)
 	v.str("ip", b.IP, true, 0, 255)
 	v.str("ipv6", b.IPv6, false, 0, 255)
-	v.str("hostname", b.Hostname, true, 0, 255)
+	// The spec marks hostname required at registration, but its own register
+	// example (and agents in the field) omit it; it defaults to empty.
+	v.str("hostname", b.Hostname, false, 0, 255)
 	if b.OSType == nil {
 		v.required("os_type", false)
 	} else if !oneOf(*b.OSType, osTypes) {
@@ -202,14 +204,15 @@ func (b *registerBody) validate() error {
 
 	linux := b.OSType != nil && *b.OSType == "LINUX"
 	windows := b.OSType != nil && *b.OSType == "WINDOWS"
+	// Linux-required fields. The spec also marks raw_devices, has_tc and a
+	// network's mtu "Linux必选", yet its own Linux register example sends
+	// none of them: they stay optional (unknown) so real agents register.
 	if linux {
 		v.required("btrfs_list", b.BtrfsList != nil)
 		v.required("has_rsync", b.HasRsync != nil)
 		v.required("paravirtualization", b.Paravirtualization != nil)
-		v.required("raw_devices", b.RawDevices != nil)
 		v.required("boot_loader", b.BootLoader != nil)
 		v.required("volume_groups", b.VolumeGroups != nil)
-		v.required("has_tc", b.HasTc != nil)
 	}
 	if windows {
 		v.required("driver_files", b.DriverFiles != nil)
@@ -234,7 +237,7 @@ func (b *registerBody) validate() error {
 			v.str(f+"ipv6", n.IPv6, false, 0, 255)
 			v.str(f+"netmask", n.Netmask, true, 0, 255)
 			v.str(f+"gateway", n.Gateway, true, 0, 255)
-			between(&v, f+"mtu", n.MTU, linux, 0, maxInt32)
+			between(&v, f+"mtu", n.MTU, false, 0, maxInt32)
 			v.str(f+"mac", n.MAC, true, 0, 255)
 			v.str(f+"id", n.ID, false, 0, 255)
 		}
