@@ -31,6 +31,11 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	default:
 		return Principal{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	// The project decides the tenant scope: a project header outside the
+	// signature could be swapped by anyone on the path.
+	if r.Header.Get("X-Project-Id") != "" && !auth.Signs("x-project-id") {
+		return Principal{}, fmt.Errorf("%w: X-Project-Id is not signed", ErrMalformed)
+	}
 	p, err := s.resolveProject(ctx, key.DomainID, r.Header.Get("X-Project-Id"))
 	if err != nil {
 		return Principal{}, err

@@ -245,3 +245,19 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 		}
 	}
 }
+
+// TestProjectHeaderMustBeSigned: X-Project-Id picks the tenant scope, so a
+// header added after signing is refused.
+func TestProjectHeaderMustBeSigned(t *testing.T) {
+	s := testdb.Open(t, store.SQLite)
+	svc := newService(t, s, &testutil.Buffer{}, nil)
+	_, err := svc.Bootstrap(ctx, t.TempDir(), nil)
+	require.NoError(t, err)
+	k, err := svc.CreateAccessKey(ctx, "smsflow", "admin", "")
+	require.NoError(t, err)
+	req, _ := http.NewRequest("GET", "http://h/v3/migprojects", nil)
+	require.NoError(t, signer.Sign(req, nil, k.AK, k.SK, time.Now()))
+	req.Header.Set("X-Project-Id", "injected")
+	_, err = svc.AuthenticateSigned(ctx, req, nil)
+	assert.ErrorIs(t, err, iam.ErrMalformed)
+}
