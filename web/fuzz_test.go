@@ -2,9 +2,11 @@ package web
 
 import (
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/sourcestate"
 	"github.com/smsflow/smsflow/store"
 )
 
@@ -63,6 +65,53 @@ func FuzzTemplateBody(f *testing.F) {
 						t.Fatalf("apply: %v", err)
 					}
 				}
+			}
+			return
+		}
+		checkDecodeResult(t, err)
+	})
+}
+
+func FuzzRegisterBody(f *testing.F) {
+	for _, name := range []string{"register-suse.json", "register-windows.json"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"name":"x","os_type":"LINUX","btrfs_list":[{"size":"1e400GiB","nodesize":"-1","subvolumn":[null]}]}`))
+	f.Add([]byte(`{"name":"x","disks":[{"physical_volumes":[{"inode_size":"9999999999"}]}],"volume_groups":[{"logical_volumes":[{}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var b registerBody
+		err := decodeJSON(body, &b)
+		if err == nil {
+			if err = b.validate(); err == nil {
+				// What validates converts and derives without a panic.
+				src := sourceHandlers{}.facts(&b)
+				refreshDerived(src)
+				_ = machineKey("", &b)
+			}
+		}
+		checkDecodeResult(t, err)
+	})
+}
+
+func FuzzChangeStateBody(f *testing.F) {
+	f.Add([]byte(`{"copystate":"WAITING","migrationcycle":"checking"}`))
+	f.Add([]byte(`{"copystate":"init","migrationcycle":"REPLICATING"}`))
+	f.Add([]byte(`{"copystate":null,"migrationcycle":7}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var b struct {
+			CopyState      *string `json:"copystate"`
+			MigrationCycle *string `json:"migrationcycle"`
+		}
+		err := decodeJSON(body, &b)
+		if err == nil && b.CopyState != nil && b.MigrationCycle != nil {
+			st, okS := sourcestate.ParseState(*b.CopyState)
+			cyc, okC := sourcestate.ParseCycle(*b.MigrationCycle)
+			if okS && okC {
+				_ = sourcestate.Check(cyc, st)
 			}
 			return
 		}
