@@ -53,7 +53,8 @@ func nowMs(t time.Time) int64 { return t.UnixMilli() }
 // machineKey decides which registrations are the same machine, so an agent
 // that restarts or is re-installed gets its source back instead of a
 // duplicate. In order: an explicit machine id (header or body "machine_id");
-// else the OS type, host name and sorted MAC addresses, which survive agent
+// else the OS type, host name (or the registered name when the agent sends
+// no host name) and sorted MAC addresses, which survive agent
 // re-installs but differ between clones of a VM (new MACs). Without a host
 // name and a MAC nothing identifies the machine and each registration is new.
 func machineKey(header string, b *registerBody) *string {
@@ -73,7 +74,12 @@ func machineKey(header string, b *registerBody) *string {
 				}
 			}
 		}
+		// Agents that omit the host name (the spec's own example does) send
+		// their name, which is the host name by default.
 		host := strings.ToLower(deref(b.Hostname))
+		if host == "" {
+			host = strings.ToLower(deref(b.Name))
+		}
 		if host == "" || len(macs) == 0 {
 			return nil
 		}
