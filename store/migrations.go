@@ -232,13 +232,13 @@ func m0001(tx *gorm.DB) error {
 
 type m0002Source struct {
 	ID                       string    `gorm:"primaryKey;size:64;index:ix_sources_list,priority:3"`
-	DomainID                 string    `gorm:"size:64;not null;index:ix_sources_list,priority:1;uniqueIndex:uq_sources_machine,priority:1;index:ix_sources_state,priority:1;index:ix_sources_migproject,priority:1;index:ix_sources_visit,priority:1"`
+	DomainID                 string    `gorm:"size:64;not null;index:ix_sources_list,priority:1;uniqueIndex:uq_sources_machine,priority:1;index:ix_sources_state,priority:1;index:ix_sources_migproject,priority:1;index:ix_sources_visit,priority:1;index:ix_sources_name,priority:1;index:ix_sources_ip,priority:1;index:ix_sources_cycle,priority:1"`
 	ProjectID                string    `gorm:"size:64;not null"`
 	MigProjectID             string    `gorm:"size:64;not null;index:ix_sources_migproject,priority:2"`
 	MachineKey               *string   `gorm:"size:128;uniqueIndex:uq_sources_machine,priority:2"`
-	Name                     string    `gorm:"size:255;not null"`
+	Name                     string    `gorm:"size:255;not null;index:ix_sources_name,priority:2"`
 	Hostname                 string    `gorm:"size:255;not null"`
-	IP                       string    `gorm:"column:ip;size:255;not null"`
+	IP                       string    `gorm:"column:ip;size:255;not null;index:ix_sources_ip,priority:2"`
 	IPv6                     *string   `gorm:"column:ipv6;size:255"`
 	OSType                   string    `gorm:"column:os_type;size:16;not null"`
 	OSVersion                string    `gorm:"column:os_version;size:255;not null"`
@@ -264,26 +264,34 @@ type m0002Source struct {
 	Platform                 *string   `gorm:"size:16"`
 	EnterpriseProjectID      string    `gorm:"size:255;not null"`
 	State                    string    `gorm:"size:32;not null;index:ix_sources_state,priority:2"`
-	MigrationCycle           string    `gorm:"size:32;not null"`
+	MigrationCycle           string    `gorm:"size:32;not null;index:ix_sources_cycle,priority:2"`
 	StateActionTime          int64     `gorm:"not null"`
 	StageActionTime          int64     `gorm:"not null"`
 	LastVisitTime            int64     `gorm:"not null;index:ix_sources_visit,priority:2"`
-	AddDate                  int64     `gorm:"not null;index:ix_sources_list,priority:2"`
+	AddDate                  int64     `gorm:"not null"`
+	RegSeq                   int64     `gorm:"not null;index:ix_sources_list,priority:2"`
 	Replicatesize            int64     `gorm:"not null"`
 	Totalsize                int64     `gorm:"not null"`
 	IsConsistencyResultExist bool      `gorm:"not null"`
 	ErrorJSON                string    `gorm:"column:error_json;type:longtext"`
 	CurrentTaskID            *string   `gorm:"size:64"`
-	Disks                    string    `gorm:"type:longtext"`
-	VolumeGroups             string    `gorm:"type:longtext"`
-	BtrfsList                string    `gorm:"type:longtext"`
-	Networks                 string    `gorm:"type:longtext"`
-	Checks                   string    `gorm:"type:longtext"`
-	InitTargetServer         string    `gorm:"type:longtext"`
 	UpdatedAt                time.Time `gorm:"not null"`
 }
 
 func (m0002Source) TableName() string { return "sources" }
+
+type m0002SourceFacts struct {
+	SourceID         string `gorm:"primaryKey;size:64"`
+	DomainID         string `gorm:"size:64;not null;index:ix_source_facts_domain"`
+	Disks            string `gorm:"type:longtext"`
+	VolumeGroups     string `gorm:"type:longtext"`
+	BtrfsList        string `gorm:"type:longtext"`
+	Networks         string `gorm:"type:longtext"`
+	Checks           string `gorm:"type:longtext"`
+	InitTargetServer string `gorm:"type:longtext"`
+}
+
+func (m0002SourceFacts) TableName() string { return "source_facts" }
 
 type m0002Command struct {
 	Seq          int64      `gorm:"primaryKey;autoIncrement;index:ix_commands_source,priority:4;index:ix_commands_state,priority:2"`
@@ -314,5 +322,5 @@ type m0002PrivacyAgreement struct {
 func (m0002PrivacyAgreement) TableName() string { return "privacy_agreements" }
 
 func m0002(tx *gorm.DB) error {
-	return createTables(tx, &m0002Source{}, &m0002Command{}, &m0002PrivacyAgreement{})
+	return createTables(tx, &m0002Source{}, &m0002SourceFacts{}, &m0002Command{}, &m0002PrivacyAgreement{})
 }

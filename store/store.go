@@ -271,5 +271,5 @@ func (s *Store) lockTenant(tx *gorm.DB, domainID, scope string) error {
 
 // Models lists the live models, for schema checks in tests.
 func Models() []any {
-	return []any{&Domain{}, &Project{}, &User{}, &AccessKey{}, &Token{}, &MigProject{}, &Template{}, &Source{}, &Command{}, &PrivacyAgreement{}}
+	return []any{&Domain{}, &Project{}, &User{}, &AccessKey{}, &Token{}, &MigProject{}, &Template{}, &Source{}, &SourceFacts{}, &Command{}, &PrivacyAgreement{}}
 }

@@ -43,7 +43,7 @@ func newEnvTB(t testing.TB, s *store.Store) *env {
 	ctx := context.Background()
 	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
 	require.NoError(t, err)
-	svc := iam.New(s, box, iam.Options{CacheTTL: time.Second})
+	svc := iam.New(s, box, iam.Options{CacheTTL: 30 * time.Second})
 	dir := t.TempDir()
 	path, err := svc.Bootstrap(ctx, dir, func(string) string { return "" })
 	require.NoError(t, err)

@@ -1,0 +1,183 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/web"
+)
+
+// realisticSource is a registered Linux server: 4 disks of 3 partitions, 2
+// NICs, one volume group; the facts a real agent reports.
+func realisticSource(e *env, i int, now time.Time) store.Source {
+	p := func(s string) *string { return &s }
+	n := func(x int64) *int64 { return &x }
+	disks := make([]store.SourceDisk, 4)
+	for d := range disks {
+		use := "NORMAL"
+		if d == 0 {
+			use = "BOOT"
+		}
+		pvs := make([]store.PhysicalVolume, 3)
+		for k := range pvs {
+			pvs[k] = store.PhysicalVolume{Name: p(fmt.Sprintf("/dev/vd%c%d", 'a'+d, k+1)), Size: n(10 << 30), UsedSize: n(2 << 30),
+				FileSystem: p("xfs"), MountPoint: p(fmt.Sprintf("/data%d%d", d, k)), DeviceUse: p("NORMAL"), UUID: p(uuid.NewString())}
+		}
+		disks[d] = store.SourceDisk{Name: p(fmt.Sprintf("/dev/vd%c", 'a'+d)), DeviceUse: p(use), PartitionStyle: p("GPT"),
+			Size: n(30 << 30), UsedSize: n(6 << 30), PhysicalVolumes: pvs}
+	}
+	nets := []store.Network{
+		{Name: p("eth0"), IP: p(fmt.Sprintf("10.%d.%d.1", i/250, i%250)), Netmask: p("255.255.255.0"), Gateway: p("10.0.0.254"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:01", i/256, i%256))},
+		{Name: p("eth1"), IP: p(fmt.Sprintf("172.16.%d.%d", i/250, i%250)), Netmask: p("255.255.0.0"), Gateway: p("172.16.0.1"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:02", i/256, i%256))},
+	}
+	states := []struct{ state, cycle string }{{"waiting", "checking"}, {"replicate", "replicating"}, {"syncing", "syncing"}, {"finished", "cutovered"}, {"error", "replicating"}}
+	st := states[i%len(states)]
+	visit := now.UnixMilli()
+	if i%7 == 0 {
+		visit = now.Add(-time.Hour).UnixMilli()
+	}
+	src := store.Source{ID: uuid.NewString(), DomainID: e.creds.DomainID, ProjectID: e.creds.ProjectID, MigProjectID: "mp",
+		Name: fmt.Sprintf("srv-%05d", i), Hostname: fmt.Sprintf("srv-%05d", i), IP: *nets[0].IP, OSType: "LINUX", OSVersion: "CENTOS7.9",
+		AgentVersion: "1", EnterpriseProjectID: "0", State: st.state, MigrationCycle: st.cycle, AddDate: now.UnixMilli() + int64(i), RegSeq: now.UnixNano() + int64(i),
+		StateActionTime: visit, StageActionTime: visit, LastVisitTime: visit, Disks: disks, Networks: nets,
+		VolumeGroups: []store.VolumeGroup{}, BtrfsList: []store.BtrfsFileSystem{}, UpdatedAt: now}
+	return src
+}
+
+func seedSources(tb testing.TB, e *env, n int) []string {
+	tb.Helper()
+	now := time.Now()
+	ids := make([]string, 0, n)
+	batch := make([]store.Source, 0, 250)
+	flush := func() {
+		for i := range batch {
+			web.RefreshDerived(&batch[i])
+		}
+		require.NoError(tb, e.store.BulkInsertSources(context.Background(), batch))
+		batch = batch[:0]
+	}
+	for i := 0; i < n; i++ {
+		s := realisticSource(e, i, now)
+		ids = append(ids, s.ID)
+		batch = append(batch, s)
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	return ids
+}
+
+// countQueries counts the SQL statements the store runs while fn runs.
+func countQueries(db *gorm.DB, fn func()) int {
+	var mu sync.Mutex
+	n := 0
+	// The dispatcher's background poller reads the commands table meanwhile:
+	// it is not part of the request.
+	inc := func(tx *gorm.DB) {
+		if tx.Statement.Table == "commands" {
+			return
+		}
+		mu.Lock()
+		n++
+		mu.Unlock()
+	}
+	name := "test:count:" + uuid.NewString()
+	_ = db.Callback().Query().After("gorm:query").Register(name, inc)
+	_ = db.Callback().Row().After("gorm:row").Register(name, inc)
+	_ = db.Callback().Raw().After("gorm:raw").Register(name, inc)
+	_ = db.Callback().Update().After("gorm:update").Register(name, inc)
+	defer func() {
+		_ = db.Callback().Query().Remove(name)
+		_ = db.Callback().Row().Remove(name)
+		_ = db.Callback().Raw().Remove(name)
+		_ = db.Callback().Update().Remove(name)
+	}()
+	fn()
+	return n
+}
+
+// TestSourceListQueryCount: a page of 200 sources costs the same handful of
+// queries as a page of 1 — no query per row.
+func TestSourceListQueryCount(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		seedSources(t, e, 300)
+		e.do("GET", "/v3/sources?limit=1", "", e.token) // warm the auth cache
+		one := countQueries(e.store.DB(), func() { e.do("GET", "/v3/sources?limit=1", "", e.token) })
+		many := countQueries(e.store.DB(), func() {
+			r := e.do("GET", "/v3/sources?limit=200", "", e.token)
+			require.Len(t, r.json(t)["source_servers"], 200)
+		})
+		assert.Equal(t, one, many, "queries must not grow with the page")
+		assert.LessOrEqual(t, many, 3, "a count, a page and the page's facts")
+		show := countQueries(e.store.DB(), func() { e.do("GET", "/v3/sources?state=error&connected=true", "", e.token) })
+		assert.LessOrEqual(t, show, 3)
+	})
+}
+
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// BenchmarkSources: 10,000 realistic sources; list pages of 200 with and
+// without filters, and show; p50/p99 reported per request.
+func BenchmarkSources(b *testing.B) {
+	for _, d := range testdb.Dialects() {
+		b.Run(string(d), func(b *testing.B) {
+			e := newEnvTB(b, testdb.Open(b, d))
+			ids := seedSources(b, e, 10000)
+			get := func(path string) int {
+				req := httptest.NewRequest("GET", path, nil)
+				req.Header.Set("X-Auth-Token", e.token)
+				w := httptest.NewRecorder()
+				e.handler.ServeHTTP(w, req)
+				return w.Code
+			}
+			rng := rand.New(rand.NewSource(1))
+			cases := []struct {
+				name string
+				path func() string
+			}{
+				{"list-200", func() string { return "/v3/sources?limit=200" }},
+				{"list-200-offset-5000", func() string { return "/v3/sources?limit=200&offset=5000" }},
+				{"list-state", func() string { return "/v3/sources?limit=200&state=replicate" }},
+				{"list-connected-cycle", func() string { return "/v3/sources?limit=200&connected=true&migration_cycle=syncing" }},
+				{"list-name", func() string { return "/v3/sources?name=srv-04242" }},
+				{"show", func() string { return "/v3/sources/" + ids[rng.Intn(len(ids))] }},
+			}
+			for _, c := range cases {
+				b.Run(c.name, func(b *testing.B) {
+					lat := make([]time.Duration, 0, b.N)
+					b.ReportAllocs()
+					for b.Loop() {
+						t0 := time.Now()
+						if code := get(c.path()); code != http.StatusOK {
+							b.Fatalf("status %d", code)
+						}
+						lat = append(lat, time.Since(t0))
+					}
+					p50, p99 := percentiles(lat)
+					b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,7 @@
+package web
+
+import "github.com/smsflow/smsflow/store"
+
+// RefreshDerived exposes the derived-field computation to benchmarks that
+// seed sources straight into the database.
+func RefreshDerived(src *store.Source) { refreshDerived(src) }
