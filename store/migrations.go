@@ -231,7 +231,7 @@ func m0001(tx *gorm.DB) error {
 // ---- 0002: sources and their command queue.
 
 type m0002Source struct {
-	ID                       string    `gorm:"primaryKey;size:64;index:ix_sources_list,priority:3"`
+	ID                       string    `gorm:"primaryKey;size:64;index:ix_sources_list,priority:3;index:ix_sources_state,priority:4;index:ix_sources_migproject,priority:4;index:ix_sources_name,priority:4;index:ix_sources_ip,priority:4;index:ix_sources_cycle,priority:4"`
 	DomainID                 string    `gorm:"size:64;not null;index:ix_sources_list,priority:1;uniqueIndex:uq_sources_machine,priority:1;index:ix_sources_state,priority:1;index:ix_sources_migproject,priority:1;index:ix_sources_visit,priority:1;index:ix_sources_name,priority:1;index:ix_sources_ip,priority:1;index:ix_sources_cycle,priority:1"`
 	ProjectID                string    `gorm:"size:64;not null"`
 	MigProjectID             string    `gorm:"size:64;not null;index:ix_sources_migproject,priority:2"`
@@ -267,9 +267,9 @@ type m0002Source struct {
 	MigrationCycle           string    `gorm:"size:32;not null;index:ix_sources_cycle,priority:2"`
 	StateActionTime          int64     `gorm:"not null"`
 	StageActionTime          int64     `gorm:"not null"`
-	LastVisitTime            int64     `gorm:"not null;index:ix_sources_visit,priority:2"`
+	LastVisitTime            int64     `gorm:"not null;index:ix_sources_visit,priority:2;index:ix_sources_state,priority:5;index:ix_sources_cycle,priority:5;index:ix_sources_migproject,priority:5"`
 	AddDate                  int64     `gorm:"not null"`
-	RegSeq                   int64     `gorm:"not null;index:ix_sources_list,priority:2"`
+	RegSeq                   int64     `gorm:"not null;index:ix_sources_list,priority:2;index:ix_sources_state,priority:3;index:ix_sources_migproject,priority:3;index:ix_sources_name,priority:3;index:ix_sources_ip,priority:3;index:ix_sources_cycle,priority:3"`
 	Replicatesize            int64     `gorm:"not null"`
 	Totalsize                int64     `gorm:"not null"`
 	IsConsistencyResultExist bool      `gorm:"not null"`

@@ -206,10 +206,17 @@ func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
 		q = q.Where("enterprise_project_id = ?", f.EnterpriseProjectID)
 	}
 	if f.Connected != nil {
+		// With an equality filter beside it, the unary plus keeps the
+		// planner on that filter's (domain, column, reg_seq, id) index, which
+		// also gives the page order; alone, the visit index serves.
+		col := "last_visit_time"
+		if f.ID != "" || f.Name != "" || f.IP != "" || f.State != "" || f.ErrorsOnly || f.MigProjectID != "" || f.MigrationCycle != "" {
+			col = "+last_visit_time"
+		}
 		if *f.Connected {
-			q = q.Where("last_visit_time >= ?", f.ConnectedSince)
+			q = q.Where(col+" >= ?", f.ConnectedSince)
 		} else {
-			q = q.Where("last_visit_time < ?", f.ConnectedSince)
+			q = q.Where(col+" < ?", f.ConnectedSince)
 		}
 	}
 	if f.IsConsistencyResultExist != nil {
@@ -227,14 +234,35 @@ func (s *Store) Sources(ctx context.Context, t Tenant, f SourceFilter, pg Page) 
 		return nil, 0, fmt.Errorf("count sources: %w", err)
 	}
 	out := []SourceListRow{}
-	if pg.Limit > 0 && int64(pg.Offset) < total {
-		err := q.Select(sourceListColumns).Order("reg_seq, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error
-		if err != nil {
-			return nil, 0, fmt.Errorf("list sources: %w", err)
+	if pg.Limit == 0 || int64(pg.Offset) >= total {
+		return out, total, nil
+	}
+	// Deferred join: page through the ids on an index alone, then read the
+	// page's rows by id; a deep offset then skips index entries, not rows.
+	var ids []string
+	if err := q.Order("reg_seq, id").Limit(pg.Limit).Offset(pg.Offset).Pluck("id", &ids).Error; err != nil {
+		return nil, 0, fmt.Errorf("list source ids: %w", err)
+	}
+	if len(ids) == 0 {
+		return out, total, nil
+	}
+	var rows []SourceListRow
+	if err := s.db.WithContext(ctx).Model(&Source{}).Select(sourceListColumns).
+		Where("domain_id = ? AND id IN ?", t.DomainID, ids).Find(&rows).Error; err != nil {
+		return nil, 0, fmt.Errorf("list sources: %w", err)
+	}
+	byID := make(map[string]int, len(rows))
+	for i, r := range rows {
+		byID[r.ID] = i
+	}
+	out = make([]SourceListRow, 0, len(ids))
+	for _, id := range ids {
+		if i, ok := byID[id]; ok {
+			out = append(out, rows[i])
 		}
-		if err := s.pageFacts(ctx, out); err != nil {
-			return nil, 0, err
-		}
+	}
+	if err := s.pageFacts(ctx, out); err != nil {
+		return nil, 0, err
 	}
 	return out, total, nil
 }

@@ -273,3 +273,17 @@ func (s *Store) lockTenant(tx *gorm.DB, domainID, scope string) error {
 func Models() []any {
 	return []any{&Domain{}, &Project{}, &User{}, &AccessKey{}, &Token{}, &MigProject{}, &Template{}, &Source{}, &SourceFacts{}, &Command{}, &PrivacyAgreement{}}
 }
+
+// Analyze refreshes the query planner's statistics (after a bulk import; the
+// databases refresh them on their own as tables change).
+func (s *Store) Analyze(ctx context.Context) error {
+	q := "ANALYZE"
+	if s.dialect == MySQL {
+		q = "ANALYZE TABLE sources, source_facts, commands"
+	}
+	rows, err := s.db.WithContext(ctx).Raw(q).Rows()
+	if err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	return rows.Close()
+}

@@ -75,7 +75,7 @@ func TestSDKSources(t *testing.T) {
 		_, err = c.UpdateServerName(&model.UpdateServerNameRequest{SourceId: id, Body: &model.PutSourceServerBody{Name: ptr("suse-web")}})
 		require.NoError(t, err)
 		_, err = c.UpdateDiskInfo(&model.UpdateDiskInfoRequest{SourceId: id, Body: &model.PutDiskInfoReq{
-			Disks: &[]model.ServerDisk{{Name: ptr("/dev/vda"), DeviceUse: ptr("BOOT"), Size: ptr(int64(42949672960)), UsedSize: ptr(int64(1)), PhysicalVolumes: &[]model.PhysicalVolume{}}},
+			Disks:        &[]model.ServerDisk{{Name: ptr("/dev/vda"), DeviceUse: ptr("BOOT"), Size: ptr(int64(42949672960)), UsedSize: ptr(int64(1)), PhysicalVolumes: &[]model.PhysicalVolume{}}},
 			Volumegroups: &[]model.VolumeGroups{}, BtrfsList: &[]model.BtrfsFileSystem{}}})
 		require.NoError(t, err)
 		_, err = c.UpdateCopyState(&model.UpdateCopyStateRequest{SourceId: id, Body: &model.PutCopyStateReq{

@@ -209,32 +209,31 @@ func (h sourceHandlers) register(c *gin.Context) {
 	ok(c, gin.H{"id": id})
 }
 
-// sourceListJSON is SourceServersResponseBody (table 4-22).
+// sourceListJSON is SourceServersResponseBody (table 4-22) but for checks
+// and init_target_server, which list appends from their stored JSON.
 type sourceListJSON struct {
-	ID                       string          `json:"id"`
-	IP                       string          `json:"ip"`
-	Name                     string          `json:"name"`
-	EnterpriseProjectID      string          `json:"enterprise_project_id"`
-	AddDate                  int64           `json:"add_date"`
-	OSType                   string          `json:"os_type"`
-	OSVersion                string          `json:"os_version"`
-	OEMSystem                *bool           `json:"oem_system"`
-	State                    string          `json:"state"`
-	Connected                bool            `json:"connected"`
-	CPUQuantity              *int32          `json:"cpu_quantity"`
-	Memory                   *int64          `json:"memory"`
-	CurrentTask              any             `json:"current_task"`
-	Checks                   json.RawMessage `json:"checks"`
-	InitTargetServer         json.RawMessage `json:"init_target_server"`
-	Replicatesize            int64           `json:"replicatesize"`
-	StageActionTime          int64           `json:"stage_action_time"`
-	Totalsize                int64           `json:"totalsize"`
-	LastVisitTime            int64           `json:"last_visit_time"`
-	MigrationCycle           string          `json:"migration_cycle"`
-	StateActionTime          int64           `json:"state_action_time"`
-	IsConsistencyResultExist bool            `json:"is_consistency_result_exist"`
-	HasTc                    *bool           `json:"has_tc"`
-	StartType                *string         `json:"start_type"`
+	ID                       string  `json:"id"`
+	IP                       string  `json:"ip"`
+	Name                     string  `json:"name"`
+	EnterpriseProjectID      string  `json:"enterprise_project_id"`
+	AddDate                  int64   `json:"add_date"`
+	OSType                   string  `json:"os_type"`
+	OSVersion                string  `json:"os_version"`
+	OEMSystem                *bool   `json:"oem_system"`
+	State                    string  `json:"state"`
+	Connected                bool    `json:"connected"`
+	CPUQuantity              *int32  `json:"cpu_quantity"`
+	Memory                   *int64  `json:"memory"`
+	CurrentTask              any     `json:"current_task"`
+	Replicatesize            int64   `json:"replicatesize"`
+	StageActionTime          int64   `json:"stage_action_time"`
+	Totalsize                int64   `json:"totalsize"`
+	LastVisitTime            int64   `json:"last_visit_time"`
+	MigrationCycle           string  `json:"migration_cycle"`
+	StateActionTime          int64   `json:"state_action_time"`
+	IsConsistencyResultExist bool    `json:"is_consistency_result_exist"`
+	HasTc                    *bool   `json:"has_tc"`
+	StartType                *string `json:"start_type"`
 }
 
 func rawOr(s, def string) json.RawMessage {
@@ -287,19 +286,39 @@ func (h sourceHandlers) list(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := make([]sourceListJSON, len(rows))
+	// The page is written by hand: checks and init_target_server are stored
+	// as JSON text made by this server, and splicing them in avoids the
+	// re-validation encoding/json does on every json.RawMessage (half the
+	// time of a 200-row page).
+	buf := make([]byte, 0, 64+len(rows)*3072)
+	buf = append(buf, `{"count":`...)
+	buf = strconv.AppendInt(buf, total, 10)
+	buf = append(buf, `,"source_servers":[`...)
 	for i, r := range rows {
-		out[i] = sourceListJSON{
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		row, err := json.Marshal(sourceListJSON{
 			ID: r.ID, IP: r.IP, Name: r.Name, EnterpriseProjectID: r.EnterpriseProjectID, AddDate: r.AddDate,
 			OSType: r.OSType, OSVersion: r.OSVersion, OEMSystem: r.OEMSystem, State: r.State,
 			Connected: r.LastVisitTime >= f.ConnectedSince, CPUQuantity: r.CPUQuantity, Memory: r.Memory,
-			Checks: rawOr(r.Checks, "[]"), InitTargetServer: rawOr(r.InitTargetServer, `{"disks":[],"volume_groups":[]}`),
 			Replicatesize: r.Replicatesize, StageActionTime: r.StageActionTime, Totalsize: r.Totalsize,
 			LastVisitTime: r.LastVisitTime, MigrationCycle: r.MigrationCycle, StateActionTime: r.StateActionTime,
 			IsConsistencyResultExist: r.IsConsistencyResultExist, HasTc: r.HasTc, StartType: r.StartType,
+		})
+		if err != nil {
+			fail(c, err)
+			return
 		}
+		buf = append(buf, row[:len(row)-1]...) // drop the closing brace
+		buf = append(buf, `,"checks":`...)
+		buf = append(buf, rawOr(r.Checks, "[]")...)
+		buf = append(buf, `,"init_target_server":`...)
+		buf = append(buf, rawOr(r.InitTargetServer, `{"disks":[],"volume_groups":[]}`)...)
+		buf = append(buf, '}')
 	}
-	ok(c, gin.H{"count": total, "source_servers": out})
+	buf = append(buf, "]}"...)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", buf)
 }
 
 func queryBool(c *gin.Context, v *checks, name string) *bool {

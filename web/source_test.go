@@ -535,4 +535,3 @@ func TestSourceIsolation(t *testing.T) {
 		}(), "disk info untouched")
 	})
 }
-
