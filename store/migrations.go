@@ -29,6 +29,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 var migrations = []migration{
 	{ID: "0001_tenancy_migprojects_templates", Up: m0001},
 	{ID: "0002_sources_commands", Up: m0002},
+	{ID: "0003_tasks", Up: m0003},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -324,3 +325,76 @@ func (m0002PrivacyAgreement) TableName() string { return "privacy_agreements" }
 func m0002(tx *gorm.DB) error {
 	return createTables(tx, &m0002Source{}, &m0002SourceFacts{}, &m0002Command{}, &m0002PrivacyAgreement{})
 }
+
+// ---- 0003: migration tasks.
+
+type m0003Task struct {
+	ID                     string    `gorm:"primaryKey;size:64;index:ix_tasks_list,priority:3"`
+	DomainID               string    `gorm:"size:64;not null;index:ix_tasks_list,priority:1;index:ix_tasks_state,priority:1;index:ix_tasks_source,priority:1"`
+	SourceID               string    `gorm:"size:64;not null;index:ix_tasks_source,priority:2"`
+	MigProjectID           string    `gorm:"size:64;not null"`
+	Name                   string    `gorm:"size:255;not null"`
+	Type                   string    `gorm:"size:32;not null"`
+	OSType                 string    `gorm:"column:os_type;size:16;not null"`
+	State                  string    `gorm:"size:32;not null;index:ix_tasks_state,priority:2"`
+	Priority               int32     `gorm:"not null"`
+	SpeedLimit             int32     `gorm:"not null"`
+	OverSpeedThreshold     float64   `gorm:"not null"`
+	StartTargetServer      bool      `gorm:"not null"`
+	AutoStart              bool      `gorm:"not null"`
+	MigrationIP            string    `gorm:"column:migration_ip;size:255;not null"`
+	RegionName             string    `gorm:"size:255;not null"`
+	RegionID               string    `gorm:"size:255;not null"`
+	ProjectName            string    `gorm:"size:255;not null"`
+	ProjectID              string    `gorm:"size:255;not null"`
+	VMTemplateID           string    `gorm:"column:vm_template_id;size:255;not null"`
+	CloneVMTemplateID      string    `gorm:"column:clone_vm_template_id;size:255;not null"`
+	UsePublicIP            bool      `gorm:"column:use_public_ip;not null"`
+	UseIPv6                bool      `gorm:"column:use_ipv6;not null"`
+	Syncing                bool      `gorm:"not null"`
+	ExistServer            bool      `gorm:"not null"`
+	StartNetworkCheck      bool      `gorm:"not null"`
+	IsNeedConsistencyCheck bool      `gorm:"not null"`
+	NeedMigrationTest      bool      `gorm:"not null"`
+	EnterpriseProjectID    string    `gorm:"size:255;not null"`
+	CreateDate             int64     `gorm:"not null;index:ix_tasks_list,priority:2"`
+	StartDate              int64     `gorm:"not null"`
+	FinishDate             int64     `gorm:"not null"`
+	EstimateCompleteTime   int64     `gorm:"not null"`
+	RemainSeconds          int64     `gorm:"not null"`
+	TotalTime              int64     `gorm:"not null"`
+	LastProgressAt         int64     `gorm:"not null"`
+	AgentTime              string    `gorm:"size:64;not null"`
+	MigrateSpeed           float64   `gorm:"not null"`
+	CompressRate           float64   `gorm:"not null"`
+	Replicatesize          int64     `gorm:"not null"`
+	Totalsize              int64     `gorm:"not null"`
+	TotalCPUUsage          float64   `gorm:"column:total_cpu_usage;not null"`
+	AgentCPUUsage          float64   `gorm:"column:agent_cpu_usage;not null"`
+	TotalMemUsage          float64   `gorm:"not null"`
+	AgentMemUsage          float64   `gorm:"not null"`
+	TotalDiskIO            float64   `gorm:"column:total_disk_io;not null"`
+	AgentDiskIO            float64   `gorm:"column:agent_disk_io;not null"`
+	ErrorJSON              string    `gorm:"column:error_json;type:longtext"`
+	LogCollectStatus       string    `gorm:"size:32;not null"`
+	SubtaskInfo            string    `gorm:"type:longtext"`
+	FailedStep             string    `gorm:"size:64;not null"`
+	TargetStarted          bool      `gorm:"not null"`
+	WorkflowID             string    `gorm:"size:255;not null"`
+	TargetServer           string    `gorm:"type:longtext"`
+	CloneServer            string    `gorm:"type:longtext"`
+	SubTasks               string    `gorm:"type:longtext"`
+	SpeedRules             string    `gorm:"type:longtext"`
+	NetworkCheckInfo       string    `gorm:"type:longtext"`
+	SpecialConfig          string    `gorm:"type:longtext"`
+	ConsistencyResults     string    `gorm:"type:longtext"`
+	CertPEM                string    `gorm:"type:longtext"`
+	KeyPEMEnc              string    `gorm:"type:longtext"`
+	CAPEM                  string    `gorm:"type:longtext"`
+	PassphraseEnc          string    `gorm:"size:1024;not null"`
+	UpdatedAt              time.Time `gorm:"not null"`
+}
+
+func (m0003Task) TableName() string { return "tasks" }
+
+func m0003(tx *gorm.DB) error { return createTables(tx, &m0003Task{}) }
