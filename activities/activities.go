@@ -1,0 +1,484 @@
+// Package activities does the side effects of migration workflows: database
+// writes, target provisioning through a provider, agent commands, TLS
+// material. Activities are methods on Activities, which holds their
+// dependencies; workflows call them through a nil *Activities.
+package activities
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/envcheck"
+	"github.com/smsflow/smsflow/layout"
+	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/sourcestate"
+	"github.com/smsflow/smsflow/store"
+)
+
+// Store is what the activities need of the database.
+type Store interface {
+	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
+	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, task *store.Task) error) error
+	DeleteTask(ctx context.Context, t store.Tenant, id string) error
+	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
+}
+
+// Queue queues agent commands.
+type Queue interface {
+	Enqueue(ctx context.Context, t store.Tenant, c *store.Command) error
+}
+
+// Activities holds the dependencies of every activity.
+type Activities struct {
+	Store    Store
+	Queue    Queue
+	Provider provider.Provider
+	Box      *secret.Box
+	Logger   *slog.Logger
+	// AgentTimeout: an agent silent this long is disconnected.
+	AgentTimeout time.Duration
+	Now          func() time.Time
+}
+
+// Ref names a task and its tenant.
+type Ref struct {
+	TaskID   string
+	DomainID string
+	SourceID string
+	Type     string
+	OSType   string
+}
+
+func (r Ref) tenant() store.Tenant { return store.Tenant{DomainID: r.DomainID} }
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Activities) log(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("workflow", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+	}
+	return l
+}
+
+// failure is a non-retryable error carrying an SMS code: the workflow ends
+// the task in MIGRATE_FAIL with it.
+func failure(code smserr.Code, err error, params ...string) error {
+	e := smserr.New(code, params...)
+	msg := e.Message
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	return temporal.NewNonRetryableApplicationError(msg, string(code), err, params)
+}
+
+// Transition is a set of database changes the workflow makes at once.
+type Transition struct {
+	Ref
+	TaskState string
+	// Source state and cycle, checked against the SMS.7728 matrix.
+	SourceState string
+	SourceCycle string
+	// Subtask progress marks.
+	BeginSubtask  string
+	FinishSubtask string
+	// ResetSubtasks clears progress from this sub-task on (restart).
+	ResetSubtasks []string
+	Started       bool   // stamp start_date (first start)
+	Finished      bool   // stamp finish_date and total_time
+	Failure       *Fail  // record a failure (error_json, failed step)
+	ClearFailure  bool   // a restart clears the last failure
+	TargetStarted *bool  // the target was booted
+	Command       string // queue this agent command afterwards
+	CommandParams map[string]any
+}
+
+// Fail describes why a task failed.
+type Fail struct {
+	Code  string
+	Msg   string
+	Step  string
+	Param []string
+}
+
+// errorJSON is the spec's error_json: {"error_code","error_param"} where
+// error_param is a JSON array in a string, as the hosted service writes it.
+func errorJSON(f *Fail) string {
+	params, _ := json.Marshal(f.Param)
+	if f.Param == nil {
+		params = []byte("[]")
+	}
+	b, _ := json.Marshal(map[string]string{"error_code": f.Code, "error_param": string(params), "error_msg": f.Msg})
+	return string(b)
+}
+
+// Apply performs a Transition in one database transaction, then queues the
+// command, if any.
+func (a *Activities) Apply(ctx context.Context, in Transition) error {
+	now := a.now()
+	ms := now.UnixMilli()
+	t := in.tenant()
+	if in.SourceState != "" || in.SourceCycle != "" {
+		st, ok1 := sourcestate.ParseState(in.SourceState)
+		cyc, ok2 := sourcestate.ParseCycle(in.SourceCycle)
+		if ok1 && ok2 {
+			if err := sourcestate.Check(cyc, st); err != nil {
+				return temporal.NewNonRetryableApplicationError(err.Error(), string(smserr.SMS7728), err)
+			}
+		}
+	}
+	err := a.Store.UpdateTask(ctx, t, in.TaskID, func(tx *gorm.DB, task *store.Task) error {
+		if in.TaskState != "" {
+			task.State = in.TaskState
+		}
+		if in.Started && task.StartDate == 0 {
+			task.StartDate = ms
+		}
+		if in.Finished {
+			task.FinishDate = ms
+			if task.StartDate > 0 {
+				task.TotalTime = ms - task.StartDate
+			}
+			task.RemainSeconds = 0
+		}
+		if in.ClearFailure {
+			task.ErrorJSON, task.FailedStep = "", ""
+		}
+		var errJSON *string
+		if in.Failure != nil {
+			ej := errorJSON(in.Failure)
+			task.ErrorJSON, task.FailedStep, errJSON = ej, in.Failure.Step, &ej
+		}
+		if in.TargetStarted != nil {
+			task.TargetStarted = *in.TargetStarted
+		}
+		for _, name := range in.ResetSubtasks {
+			for i := range task.SubTasks {
+				if task.SubTasks[i].Name == name {
+					task.SubTasks[i].Progress, task.SubTasks[i].StartDate, task.SubTasks[i].EndDate = 0, nil, nil
+				}
+			}
+		}
+		if in.BeginSubtask != "" {
+			markSubtask(task, in.BeginSubtask, ms, false)
+		}
+		if in.FinishSubtask != "" {
+			markSubtask(task, in.FinishSubtask, ms, true)
+		}
+		if in.SourceState != "" || in.SourceCycle != "" || errJSON != nil {
+			return store.SetSourceCycle(tx, t, task.SourceID, in.SourceState, in.SourceCycle, ms, errJSON)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return failure(smserr.SMS7703, err, in.TaskID)
+	}
+	if err != nil {
+		return fmt.Errorf("apply transition: %w", err)
+	}
+	if in.Command != "" {
+		return a.queue(ctx, in.Ref, in.Command, in.CommandParams)
+	}
+	return nil
+}
+
+func markSubtask(task *store.Task, name string, ms int64, done bool) {
+	for i := range task.SubTasks {
+		st := &task.SubTasks[i]
+		if st.Name != name {
+			continue
+		}
+		if done {
+			st.Progress, st.EndDate = 100, &ms
+			if st.StartDate == nil {
+				st.StartDate = &ms
+			}
+		} else {
+			st.StartDate, st.EndDate = &ms, nil
+			if st.Progress >= 100 {
+				st.Progress = 0
+			}
+		}
+		return
+	}
+	st := store.SubTask{ID: int64(len(task.SubTasks) + 1), Name: name, StartDate: &ms}
+	if done {
+		st.Progress, st.EndDate = 100, &ms
+	}
+	task.SubTasks = append(task.SubTasks, st)
+}
+
+func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[string]any) error {
+	var raw string
+	if len(params) > 0 {
+		b, err := json.Marshal(params)
+		if err != nil {
+			return err
+		}
+		raw = string(b)
+	}
+	c := &store.Command{SourceID: r.SourceID, Name: name, TaskID: r.TaskID, Params: raw}
+	if err := a.Queue.Enqueue(ctx, r.tenant(), c); err != nil {
+		return fmt.Errorf("queue %s: %w", name, err)
+	}
+	a.log(ctx).InfoContext(ctx, "agent command queued", "task", r.TaskID, "command", name)
+	return nil
+}
+
+// StepInput runs one non-agent step.
+type StepInput struct {
+	Ref
+	Step    string
+	Subtask string
+	// Target is the provider's target (set by CREATE_CLOUD_SERVER).
+	Target *provider.Target
+	// ExistServer binds the given VM instead of creating one.
+	ExistServer bool
+	StartTarget bool
+}
+
+// StepOutput is what a step made.
+type StepOutput struct {
+	Target *provider.Target
+}
+
+// RunStep does a provider or check step, marking its sub-task begun and done.
+func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepOutput, error) {
+	t := in.tenant()
+	if in.Subtask != "" {
+		if err := a.Apply(ctx, Transition{Ref: in.Ref, BeginSubtask: in.Subtask}); err != nil {
+			return StepOutput{}, err
+		}
+	}
+	out, err := a.runStep(ctx, in)
+	if err != nil {
+		a.log(ctx).WarnContext(ctx, "step failed", "task", in.TaskID, "step", in.Step, "err", err)
+		return StepOutput{}, err
+	}
+	if out.Target != nil {
+		ts := targetRecord(*out.Target)
+		err := a.Store.UpdateTask(ctx, t, in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+			keep := task.TargetServer
+			if keep != nil {
+				ts.Disks, ts.VolumeGroups, ts.OSType, ts.OSVersion = keep.Disks, keep.VolumeGroups, keep.OSType, keep.OSVersion
+				ts.BtrfsList, ts.SystemDir = keep.BtrfsList, keep.SystemDir
+			}
+			task.TargetServer = &ts
+			return nil
+		})
+		if err != nil {
+			return StepOutput{}, fmt.Errorf("record target: %w", err)
+		}
+	}
+	if in.Subtask != "" {
+		if err := a.Apply(ctx, Transition{Ref: in.Ref, FinishSubtask: in.Subtask}); err != nil {
+			return StepOutput{}, err
+		}
+	}
+	return out, nil
+}
+
+func targetRecord(p provider.Target) store.TargetServer {
+	return store.TargetServer{ID: p.VMID, VMID: p.VMID, Name: p.Name, IP: p.IP, Location: p.Location}
+}
+
+func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, error) {
+	switch in.Step {
+	case "CHECK":
+		return StepOutput{}, a.check(ctx, in)
+	case "CREATE_CLOUD_SERVER":
+		spec, err := a.spec(ctx, in)
+		if err != nil {
+			return StepOutput{}, err
+		}
+		tg, err := a.Provider.Create(ctx, spec)
+		if err != nil {
+			return StepOutput{}, failure(smserr.SMS0601, err, err.Error())
+		}
+		return StepOutput{Target: &tg}, nil
+	case "SSL_CONFIG":
+		return StepOutput{}, a.tls(ctx, in)
+	case "ATTACH_AGENT_IMAGE":
+		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Prepare)
+	case "FORMAT_DISK":
+		spec, err := a.spec(ctx, in)
+		if err != nil {
+			return StepOutput{}, err
+		}
+		if in.Target == nil {
+			return StepOutput{}, failure(smserr.SMS8103, nil)
+		}
+		if err := a.Provider.Format(ctx, *in.Target, spec); err != nil {
+			if errors.Is(err, provider.ErrNoSpace) {
+				return StepOutput{}, failure(smserr.SMS0519, err)
+			}
+			return StepOutput{}, fmt.Errorf("format target disks: %w", err)
+		}
+		return StepOutput{}, nil
+	case "CONFIGURE":
+		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Configure)
+	case "DETTACH_AGENT_IMAGE":
+		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Detach)
+	case "START_TARGET":
+		if !in.StartTarget {
+			return StepOutput{}, nil
+		}
+		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Start)
+	}
+	return StepOutput{}, temporal.NewNonRetryableApplicationError("unknown step "+in.Step, string(smserr.SMS6004), nil)
+}
+
+func (a *Activities) onTarget(ctx context.Context, in StepInput, fn func(context.Context, provider.Target) error) error {
+	if in.Target == nil {
+		return failure(smserr.SMS8103, nil)
+	}
+	if err := fn(ctx, *in.Target); err != nil {
+		return fmt.Errorf("%s: %w", in.Step, err)
+	}
+	return nil
+}
+
+// check runs the environment checks on the source's current facts and
+// writes them to the source; a failed check ends the task.
+func (a *Activities) check(ctx context.Context, in StepInput) error {
+	src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return failure(smserr.SMS0507, err)
+		}
+		return err
+	}
+	if src.OSType != in.OSType {
+		return failure(smserr.SMS6610, nil)
+	}
+	if in.OSType == "WINDOWS" && in.Type == "MIGRATE_FILE" {
+		return failure(smserr.SMS7712, nil)
+	}
+	checks := envcheck.Run(envcheck.Facts{OSType: src.OSType, LinuxBlockCheck: deref(src.LinuxBlockCheck),
+		Firmware: deref(src.Firmware), HasRsync: src.HasRsync, HasTc: src.HasTc, Disks: src.Disks})
+	for _, c := range checks {
+		if c.Result == envcheck.Error {
+			return failure(smserr.Code(c.ErrorCode), nil, c.Params...)
+		}
+	}
+	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) {
+		return failure(smserr.SMS6517, nil)
+	}
+	return nil
+}
+
+// spec builds the provider spec from the task's target server (the disks the
+// operator configured at create time).
+func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, error) {
+	task, err := a.Store.Task(ctx, in.tenant(), in.TaskID)
+	if err != nil {
+		return provider.Spec{}, err
+	}
+	s := provider.Spec{TaskID: task.ID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
+	if task.TargetServer == nil || len(task.TargetServer.Disks) == 0 {
+		src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
+		if err != nil {
+			return provider.Spec{}, err
+		}
+		rec := layout.Recommend(src.Disks, src.VolumeGroups)
+		for _, d := range rec.Disks {
+			s.Disks = append(s.Disks, provider.Disk{Name: d.Name, Size: d.Size, DeviceUse: d.DeviceUse})
+		}
+		return s, nil
+	}
+	if in.ExistServer {
+		s.ExistVM = task.TargetServer.VMID
+	}
+	for _, d := range task.TargetServer.Disks {
+		s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), DeviceUse: deref(d.DeviceUse)})
+	}
+	return s, nil
+}
+
+// tls makes the task's certificate, key and passphrase for the agent ↔
+// target link (SSL_CONFIG), once: a retry keeps what exists.
+func (a *Activities) tls(ctx context.Context, in StepInput) error {
+	return a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		if task.CertPEM != "" && task.KeyPEMEnc != "" && task.PassphraseEnc != "" {
+			return nil
+		}
+		cert, key, err := selfSigned("smsflow-task-" + task.ID)
+		if err != nil {
+			return err
+		}
+		keyEnc, err := a.Box.Seal(key)
+		if err != nil {
+			return err
+		}
+		pass, err := a.Box.Seal(secret.RandomString(32, secret.AlphaNumeric))
+		if err != nil {
+			return err
+		}
+		task.CertPEM, task.CAPEM, task.KeyPEMEnc, task.PassphraseEnc = cert, cert, keyEnc, pass
+		return nil
+	})
+}
+
+// selfSigned makes an ECDSA P-256 certificate valid for a year, for
+// loopback and the names the receiver may answer on.
+func selfSigned(cn string) (certPEM, keyPEM string, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: []string{"smsflow"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{"localhost", cn}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return "", "", err
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})), nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

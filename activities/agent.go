@@ -1,0 +1,129 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/store"
+)
+
+// SpeedInput is the limit in force for a task.
+type SpeedInput struct {
+	Ref
+	Mbps      int32
+	Threshold float64
+}
+
+// PushSpeedLimit records the limit in force on the task (GET speed-limit and
+// the task show it) and sends it to the agent, which throttles to it. The
+// command SPEED_LIMIT is smsflow's; agents that do not know it ignore it and
+// read the rules themselves.
+func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
+	err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		task.SpeedLimit = in.Mbps
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return failure(smserr.SMS7703, err, in.TaskID)
+		}
+		return err
+	}
+	return a.queue(ctx, in.Ref, "SPEED_LIMIT", map[string]any{"speed_limit": in.Mbps, "over_speed_threshold": in.Threshold})
+}
+
+// WaitAgent returns once the task's agent is connected (it polled within
+// AgentTimeout), heartbeating while it waits; it fails with SMS.0508 after
+// the activity's start-to-close timeout.
+func (a *Activities) WaitAgent(ctx context.Context, r Ref) error {
+	timeout := a.AgentTimeout
+	if timeout <= 0 {
+		timeout = 90 * time.Second
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		src, err := a.Store.Source(ctx, r.tenant(), r.SourceID)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return failure(smserr.SMS0507, err)
+			}
+			return err
+		}
+		if a.now().Sub(time.UnixMilli(src.LastVisitTime)) < timeout {
+			return nil
+		}
+		activity.RecordHeartbeat(ctx, src.LastVisitTime)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the agent of source %s: %w", r.SourceID, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// CloneInput clones a task's target for a test.
+type CloneInput struct {
+	Ref
+	Target provider.Target
+	Name   string
+}
+
+// Clone copies the target (clone_test) and records the clone on the task.
+func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
+	c, err := a.Provider.Clone(ctx, in.Target, in.Name)
+	state, msg := "SUCCESS", ""
+	if err != nil {
+		state, msg = "FAILED", err.Error()
+	}
+	uerr := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		task.CloneServer = &store.CloneServer{VMID: c.VMID, Name: in.Name, CloneState: state, ErrorMsg: msg}
+		if err != nil {
+			task.CloneServer.CloneError = string(smserr.SMS1102)
+		}
+		return nil
+	})
+	if uerr != nil {
+		return uerr
+	}
+	return nil
+}
+
+// CleanupInput removes a task.
+type CleanupInput struct {
+	Ref
+	Target       *provider.Target
+	DeleteTarget bool // targets smsflow created; an existing server is kept
+	AgentRunning bool // tell the agent to stop and clean up
+}
+
+// Cleanup deletes a task: the agent is told to stop and drop its state, the
+// created target is removed, then the task row (which frees the source).
+func (a *Activities) Cleanup(ctx context.Context, in CleanupInput) error {
+	if in.AgentRunning {
+		if err := a.queue(ctx, in.Ref, "STOP", nil); err != nil {
+			return err
+		}
+	}
+	if err := a.queue(ctx, in.Ref, "DELETE", nil); err != nil {
+		return err
+	}
+	if in.DeleteTarget && in.Target != nil {
+		if err := a.Provider.Delete(ctx, *in.Target); err != nil {
+			return fmt.Errorf("delete target: %w", err)
+		}
+	}
+	err := a.Store.DeleteTask(ctx, in.tenant(), in.TaskID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	a.log(ctx).InfoContext(ctx, "task deleted", "task", in.TaskID)
+	return nil
+}

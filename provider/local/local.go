@@ -1,0 +1,242 @@
+// Package local is the provider whose target servers are folders on this
+// machine: <root>/<task id>/ holds one sparse image file per target disk
+// (disk-0.img ...) and target.json. The data plane writes the images (block
+// migration) or a root tree (file migration); Start checks them.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/smsflow/smsflow/provider"
+)
+
+// Provider lays targets out under Root.
+type Provider struct {
+	Root string
+}
+
+// New returns a local provider rooted at dir (created if missing).
+func New(dir string) (*Provider, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local provider: %w", err)
+	}
+	return &Provider{Root: dir}, nil
+}
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+func (p *Provider) dir(taskID string) (string, error) {
+	if !safeID.MatchString(taskID) || strings.Contains(taskID, "..") {
+		return "", fmt.Errorf("local provider: bad task id %q", taskID)
+	}
+	return filepath.Join(p.Root, taskID), nil
+}
+
+type manifest struct {
+	Spec    provider.Spec `json:"spec"`
+	Started bool          `json:"started"`
+}
+
+// DiskFile is the image of the i-th disk of a target folder.
+func DiskFile(location string, i int) string {
+	return filepath.Join(location, fmt.Sprintf("disk-%d.img", i))
+}
+
+// RootDir is where a file-level migration writes the target's tree.
+func RootDir(location string) string { return filepath.Join(location, "root") }
+
+// Create makes the folder and records the spec; the disks are laid out by
+// Format. Creating again returns the same target.
+func (p *Provider) Create(ctx context.Context, s provider.Spec) (provider.Target, error) {
+	dir, err := p.dir(s.TaskID)
+	if err != nil {
+		return provider.Target{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return provider.Target{}, fmt.Errorf("local provider: create %s: %w", dir, err)
+	}
+	b, _ := json.MarshalIndent(manifest{Spec: s}, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "target.json"), b, 0o600); err != nil {
+		return provider.Target{}, fmt.Errorf("local provider: %w", err)
+	}
+	t := provider.Target{VMID: "local-" + s.TaskID, Name: s.Name, IP: "127.0.0.1", Location: dir}
+	for i := range s.Disks {
+		t.Disks = append(t.Disks, DiskFile(dir, i))
+	}
+	return t, nil
+}
+
+func (p *Provider) Prepare(ctx context.Context, t provider.Target) error { return p.exists(t) }
+
+// Format creates each disk image as a sparse file of its size (block), or
+// the root folder (file level). Free space is checked against the sum of
+// the sizes: a sparse file that cannot grow later would fail mid-copy.
+func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spec) error {
+	if err := p.exists(t); err != nil {
+		return err
+	}
+	if s.Type == "MIGRATE_FILE" {
+		return os.MkdirAll(RootDir(t.Location), 0o755)
+	}
+	var need int64
+	for _, d := range s.Disks {
+		if d.Size < 0 {
+			return fmt.Errorf("local provider: disk %s has a negative size", d.Name)
+		}
+		need += d.Size
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(t.Location, &st); err == nil {
+		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
+			return fmt.Errorf("%w: need %d bytes, %d free in %s", provider.ErrNoSpace, need, free, t.Location)
+		}
+	}
+	for i, d := range s.Disks {
+		f, err := os.OpenFile(DiskFile(t.Location, i), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("local provider: disk %d: %w", i, err)
+		}
+		err = f.Truncate(d.Size)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("local provider: size disk %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (p *Provider) Configure(ctx context.Context, t provider.Target) error { return p.exists(t) }
+func (p *Provider) Detach(ctx context.Context, t provider.Target) error    { return p.exists(t) }
+
+// Start checks the target can boot: the folder and every disk image are
+// there and readable. (The data plane adds partition-table and file-system
+// checks.)
+func (p *Provider) Start(ctx context.Context, t provider.Target) error {
+	if err := p.exists(t); err != nil {
+		return err
+	}
+	for _, d := range t.Disks {
+		f, err := os.Open(d)
+		if err != nil {
+			return fmt.Errorf("local provider: target disk %s: %w", d, err)
+		}
+		buf := make([]byte, 512)
+		_, err = f.ReadAt(buf, 0)
+		f.Close()
+		if err != nil && !errors.Is(err, os.ErrClosed) {
+			if st, serr := os.Stat(d); serr == nil && st.Size() == 0 {
+				continue // an empty disk reads nothing: fine
+			}
+			return fmt.Errorf("local provider: read target disk %s: %w", d, err)
+		}
+	}
+	mp := filepath.Join(t.Location, "target.json")
+	b, err := os.ReadFile(mp)
+	if err != nil {
+		return fmt.Errorf("local provider: %w", err)
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("local provider: %s: %w", mp, err)
+	}
+	m.Started = true
+	b, _ = json.MarshalIndent(m, "", "  ")
+	return os.WriteFile(mp, b, 0o600)
+}
+
+// Clone copies the target folder (images copied sparse-aware by the OS).
+func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (provider.Target, error) {
+	if err := p.exists(t); err != nil {
+		return provider.Target{}, err
+	}
+	id := filepath.Base(t.Location) + "-clone-" + name
+	dst, err := p.dir(id)
+	if err != nil {
+		return provider.Target{}, err
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return provider.Target{}, err
+	}
+	c := provider.Target{VMID: "local-" + id, Name: name, IP: "127.0.0.1", Location: dst}
+	for i, d := range t.Disks {
+		out := DiskFile(dst, i)
+		if err := copySparse(d, out); err != nil {
+			return provider.Target{}, fmt.Errorf("local provider: clone disk %d: %w", i, err)
+		}
+		c.Disks = append(c.Disks, out)
+	}
+	return c, nil
+}
+
+// Delete removes the target folder.
+func (p *Provider) Delete(ctx context.Context, t provider.Target) error {
+	if t.Location == "" {
+		return nil
+	}
+	rel, err := filepath.Rel(p.Root, t.Location)
+	if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
+		return fmt.Errorf("local provider: refusing to delete %s outside %s", t.Location, p.Root)
+	}
+	return os.RemoveAll(t.Location)
+}
+
+func (p *Provider) exists(t provider.Target) error {
+	if _, err := os.Stat(filepath.Join(t.Location, "target.json")); err != nil {
+		return fmt.Errorf("local provider: target %s: %w", t.VMID, err)
+	}
+	return nil
+}
+
+// copySparse copies a file, skipping runs of zeros so the copy stays sparse.
+func copySparse(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := in.ReadAt(buf, off)
+		if n > 0 {
+			if !allZero(buf[:n]) {
+				if _, werr := out.WriteAt(buf[:n], off); werr != nil {
+					return werr
+				}
+			}
+			off += int64(n)
+		}
+		if err != nil {
+			break
+		}
+	}
+	return out.Truncate(st.Size())
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var _ provider.Provider = (*Provider)(nil)

@@ -1,0 +1,119 @@
+// Package workflows holds MigrationWorkflow, one durable run per migration
+// task, and the names and types the API, the worker and the tests share.
+// Everything here is deterministic: no I/O, no time.Now, no map-order loops.
+package workflows
+
+import (
+	"time"
+
+	"github.com/smsflow/smsflow/speedlimit"
+)
+
+// TaskQueue is where migration workflows and their activities run.
+const TaskQueue = "smsflow-migration"
+
+// MigrationWorkflowID names a task's run: "migration/<taskID>".
+func MigrationWorkflowID(taskID string) string { return "migration/" + taskID }
+
+// Update, signal and query names.
+const (
+	UpdateAction    = "action"   // operator actions: start, stop, test, clone_test, restart, network_check
+	UpdateDelete    = "delete"   // DELETE /v3/tasks/{id}
+	SignalProgress  = "progress" // PUT /v3/tasks/{id}/progress from the agent
+	SignalSpeed     = "speed"    // speed rules changed (POST speed-limit)
+	SignalCommand   = "command"  // an agent's command result
+	QueryState      = "state"
+	SearchTaskID    = "SmsTaskId"
+	SearchSourceID  = "SmsSourceId"
+	SearchProject   = "SmsMigProject"
+	SearchTaskState = "SmsTaskState"
+)
+
+// Operations of POST /v3/tasks/{id}/action.
+const (
+	OpStart        = "start"
+	OpStop         = "stop"
+	OpTest         = "test"       // launch the target: final sync and cutover
+	OpCloneTest    = "clone_test" // clone the target to test it; sync goes on
+	OpRestart      = "restart"
+	OpNetworkCheck = "network_check"
+)
+
+// Task states the workflow sets (the store's constants, repeated so this
+// package does not import the store).
+const (
+	StateReady          = "READY"
+	StateRunning        = "RUNNING"
+	StateSyncing        = "SYNCING"
+	StateMigrateSuccess = "MIGRATE_SUCCESS"
+	StateMigrateFail    = "MIGRATE_FAIL"
+	StateAborting       = "ABORTING"
+	StateAbort          = "ABORT"
+	StateDeleting       = "DELETING"
+)
+
+// Input starts a MigrationWorkflow.
+type Input struct {
+	TaskID            string
+	DomainID          string
+	ProjectID         string
+	SourceID          string
+	MigProjectID      string
+	Type              string // MIGRATE_BLOCK or MIGRATE_FILE
+	OSType            string // LINUX or WINDOWS
+	AutoStart         bool
+	Syncing           bool
+	StartTargetServer bool
+	ExistServer       bool
+	// Speed: the default limit and threshold, and time windows over it,
+	// read in TimeZone.
+	SpeedLimit         int32
+	OverSpeedThreshold float64
+	SpeedRules         []speedlimit.Rule
+	TimeZone           string
+	// SyncInterval is the pause between continuous-sync passes.
+	SyncInterval time.Duration
+	// AgentStepTimeout fails an agent step that reports nothing this long.
+	AgentStepTimeout time.Duration
+	// Resume carries the state across a continue-as-new.
+	Resume *RunState
+}
+
+// ActionRequest is an operator action.
+type ActionRequest struct {
+	Operation              string
+	TemplateID             string
+	IsNeedConsistencyCheck bool
+}
+
+// Progress is an agent's report, forwarded by the API.
+type Progress struct {
+	Subtask      string
+	Progress     int32
+	MigrateSpeed float64 // Mbit/s
+	At           time.Time
+}
+
+// CommandResult is an agent's answer to a command.
+type CommandResult struct {
+	Command string // START, STOP, SYNC ...
+	Success bool
+	Detail  string
+}
+
+// SpeedUpdate replaces the task's speed rules.
+type SpeedUpdate struct {
+	Rules              []speedlimit.Rule
+	SpeedLimit         int32
+	OverSpeedThreshold float64
+}
+
+// Status is what the state query returns (for operators and tests).
+type Status struct {
+	TaskState  string
+	Step       string
+	FailedStep string
+	SyncRounds int
+	Limit      speedlimit.Limit
+	Deleted    bool
+}

@@ -1,0 +1,680 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/speedlimit"
+)
+
+// Search attribute keys (registered on the namespace) so the Temporal UI
+// filters runs by task, source, migration project and state.
+var (
+	saTaskID   = temporal.NewSearchAttributeKeyKeyword(SearchTaskID)
+	saSourceID = temporal.NewSearchAttributeKeyKeyword(SearchSourceID)
+	saProject  = temporal.NewSearchAttributeKeyKeyword(SearchProject)
+	saState    = temporal.NewSearchAttributeKeyKeyword(SearchTaskState)
+)
+
+// acts is the nil receiver workflows call activities through.
+var acts *activities.Activities
+
+// errStopped and errDeleted end a run of steps on an operator's request.
+var (
+	errStopped = errors.New("stopped by the operator")
+	errDeleted = errors.New("deleted by the operator")
+)
+
+// RunState is everything the workflow knows; it is one serializable struct
+// so a continue-as-new can carry it.
+type RunState struct {
+	TaskState     string
+	SourceState   string
+	SourceCycle   string
+	Step          string // the step to run next (resume point)
+	FailedStep    string
+	Target        *provider.Target
+	TargetStarted bool
+	SyncRounds    int
+	Speed         SpeedUpdate
+	Limit         speedlimit.Limit
+	Started       bool
+
+	// Operator requests, set by update handlers, consumed by the main loop.
+	StartRequested   bool
+	StopRequested    bool
+	CutoverRequested bool
+	CloneRequest     *ActionRequest
+	NetworkCheck     bool
+	DeleteRequested  bool
+
+	// Agent step bookkeeping, set by signal handlers.
+	AgentActive    bool
+	AgentSubtask   string
+	AgentCommand   string
+	AgentProgress  int32
+	LastProgressAt time.Time
+	CommandFailed  string
+	StopAcked      bool
+	OverSince      time.Time
+	OverSpeed      bool
+	OverSpeedMbps  float64
+	SpeedChanged   bool
+	InSyncLoop     bool
+}
+
+type migration struct {
+	in  Input
+	st  *RunState
+	loc *time.Location
+}
+
+// OverSpeedGrace: reports above the limit for this long stop the task.
+const OverSpeedGrace = 30 * time.Second
+
+// MigrationWorkflow drives one task through check → configure target →
+// replicate → sync → test → cutover. Operator actions arrive as validated
+// Updates, agent progress as signals; what retries cannot fix ends the task
+// in MIGRATE_FAIL, and start or restart resumes from the failed step.
+func MigrationWorkflow(ctx workflow.Context, in Input) (Status, error) {
+	m := &migration{in: in, st: &RunState{TaskState: StateReady, Step: StepCheck,
+		Speed: SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold}}}
+	if in.Resume != nil {
+		m.st = in.Resume
+	}
+	loc, err := time.LoadLocation(in.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	m.loc = loc
+	if err := m.setup(ctx); err != nil {
+		return Status{}, err
+	}
+	return m.run(ctx)
+}
+
+func (m *migration) status() Status {
+	return Status{TaskState: m.st.TaskState, Step: m.st.Step, FailedStep: m.st.FailedStep, SyncRounds: m.st.SyncRounds,
+		Limit: m.st.Limit, Deleted: m.st.TaskState == StateDeleting}
+}
+
+// setup registers the query, update and signal handlers.
+func (m *migration) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (Status, error) { return m.status(), nil }); err != nil {
+		return err
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAction,
+		func(ctx workflow.Context, req ActionRequest) error {
+			m.accept(req)
+			return nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ActionRequest) error {
+			return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, req)
+		}})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateDelete,
+		func(ctx workflow.Context) error {
+			m.st.DeleteRequested = true
+			return nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
+			return ValidateDelete(m.st.TaskState)
+		}})
+	if err != nil {
+		return err
+	}
+	progress := workflow.GetSignalChannel(ctx, SignalProgress)
+	results := workflow.GetSignalChannel(ctx, SignalCommand)
+	speed := workflow.GetSignalChannel(ctx, SignalSpeed)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(progress, func(c workflow.ReceiveChannel, _ bool) {
+				var p Progress
+				c.Receive(ctx, &p)
+				m.onProgress(ctx, p)
+			})
+			sel.AddReceive(results, func(c workflow.ReceiveChannel, _ bool) {
+				var r CommandResult
+				c.Receive(ctx, &r)
+				m.onResult(r)
+			})
+			sel.AddReceive(speed, func(c workflow.ReceiveChannel, _ bool) {
+				var u SpeedUpdate
+				c.Receive(ctx, &u)
+				m.st.Speed, m.st.SpeedChanged = u, true
+			})
+			sel.Select(ctx)
+		}
+	})
+	workflow.Go(ctx, m.speedLoop)
+	return nil
+}
+
+// ValidateAction enforces the action rules of SMS.7713–SMS.7723 on the
+// workflow's own state (the API answers with the code it returns).
+func ValidateAction(taskState string, inSyncLoop, targetStarted bool, req ActionRequest) error {
+	reject := func(code smserr.Code) error {
+		return temporal.NewApplicationError(smserr.New(code).Message+" (task is "+taskState+")", string(code))
+	}
+	switch req.Operation {
+	case OpStart:
+		switch taskState {
+		case StateReady, StateAbort, StateMigrateFail:
+			return nil
+		}
+		return reject(smserr.SMS7713)
+	case OpStop:
+		if taskState == StateRunning || taskState == StateSyncing {
+			return nil
+		}
+		return reject(smserr.SMS7714)
+	case OpTest, OpCloneTest:
+		if taskState == StateSyncing && inSyncLoop {
+			return nil
+		}
+		return reject(smserr.SMS7721)
+	case OpRestart:
+		if taskState == StateMigrateFail || (taskState == StateMigrateSuccess && targetStarted) {
+			return nil
+		}
+		return reject(smserr.SMS7722)
+	case OpNetworkCheck:
+		switch taskState {
+		case StateReady, StateRunning, StateSyncing, StateAbort:
+			return nil
+		}
+		return reject(smserr.SMS7713)
+	}
+	return temporal.NewApplicationError("unknown operation "+req.Operation, string(smserr.SMS9001), "operation")
+}
+
+// ValidateDelete refuses a second delete (SMS.7719).
+func ValidateDelete(taskState string) error {
+	if taskState == StateDeleting {
+		return temporal.NewApplicationError(smserr.New(smserr.SMS7719).Message+" (task is "+taskState+")", string(smserr.SMS7719))
+	}
+	return nil
+}
+
+func (m *migration) accept(req ActionRequest) {
+	switch req.Operation {
+	case OpStart, OpRestart:
+		m.st.StartRequested = true
+		if req.Operation == OpRestart && m.st.TaskState == StateMigrateSuccess {
+			// A finished migration is run again from the copy, into the
+			// same target.
+			m.st.Step, m.st.TargetStarted = StepMigrate, false
+		}
+	case OpStop:
+		m.st.StopRequested = true
+	case OpTest:
+		m.st.CutoverRequested = true
+	case OpCloneTest:
+		r := req
+		m.st.CloneRequest = &r
+	case OpNetworkCheck:
+		m.st.NetworkCheck = true
+	}
+}
+
+func (m *migration) onProgress(ctx workflow.Context, p Progress) {
+	if !m.st.AgentActive || p.Subtask != m.st.AgentSubtask {
+		return
+	}
+	m.st.AgentProgress = max(m.st.AgentProgress, p.Progress)
+	now := workflow.Now(ctx)
+	m.st.LastProgressAt = now
+	if speedlimit.Over(m.st.Limit, p.MigrateSpeed) {
+		if m.st.OverSince.IsZero() {
+			m.st.OverSince = now
+		}
+		if now.Sub(m.st.OverSince) >= OverSpeedGrace {
+			m.st.OverSpeed, m.st.OverSpeedMbps = true, p.MigrateSpeed
+		}
+	} else {
+		m.st.OverSince = time.Time{}
+	}
+}
+
+func (m *migration) onResult(r CommandResult) {
+	switch {
+	case r.Command == "STOP":
+		m.st.StopAcked = true
+	case r.Command == m.st.AgentCommand && !r.Success:
+		m.st.CommandFailed = r.Detail
+		if m.st.CommandFailed == "" {
+			m.st.CommandFailed = r.Command + " failed on the agent"
+		}
+	}
+}
+
+func (m *migration) ref() activities.Ref {
+	return activities.Ref{TaskID: m.in.TaskID, DomainID: m.in.DomainID, SourceID: m.in.SourceID, Type: m.in.Type, OSType: m.in.OSType}
+}
+
+func activityCtx(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
+		},
+	})
+}
+
+// apply runs the Apply activity and mirrors the change in the workflow state.
+func (m *migration) apply(ctx workflow.Context, tr activities.Transition) error {
+	tr.Ref = m.ref()
+	if err := workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.Apply, tr).Get(ctx, nil); err != nil {
+		return err
+	}
+	if tr.TaskState != "" && tr.TaskState != m.st.TaskState {
+		m.st.TaskState = tr.TaskState
+		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(tr.TaskState))
+	}
+	if tr.SourceState != "" {
+		m.st.SourceState = tr.SourceState
+	}
+	if tr.SourceCycle != "" {
+		m.st.SourceCycle = tr.SourceCycle
+	}
+	if tr.TargetStarted != nil {
+		m.st.TargetStarted = *tr.TargetStarted
+	}
+	return nil
+}
+
+func (m *migration) run(ctx workflow.Context) (Status, error) {
+	_ = workflow.UpsertTypedSearchAttributes(ctx, saTaskID.ValueSet(m.in.TaskID), saSourceID.ValueSet(m.in.SourceID),
+		saProject.ValueSet(m.in.MigProjectID), saState.ValueSet(m.st.TaskState))
+	if m.in.Resume == nil && m.in.AutoStart {
+		m.st.StartRequested = true
+	}
+	for {
+		// Idle: READY, ABORT, MIGRATE_FAIL or MIGRATE_SUCCESS wait for start,
+		// restart or delete (and network checks, which need no run).
+		for !m.st.StartRequested && !m.st.DeleteRequested {
+			if err := workflow.Await(ctx, func() bool {
+				return m.st.StartRequested || m.st.DeleteRequested || m.st.NetworkCheck
+			}); err != nil {
+				return m.canceled(ctx, err)
+			}
+			if m.st.NetworkCheck {
+				m.st.NetworkCheck = false
+				if err := m.networkCheck(ctx); err != nil {
+					workflow.GetLogger(ctx).Warn("network check", "err", err)
+				}
+			}
+			if m.continueAsNewDue(ctx) {
+				return Status{}, m.continueAsNew(ctx)
+			}
+		}
+		if m.st.DeleteRequested {
+			return m.delete(ctx)
+		}
+		m.st.StartRequested, m.st.StopRequested = false, false
+		if err := m.apply(ctx, activities.Transition{TaskState: StateRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
+			return m.canceled(ctx, err)
+		}
+		m.st.Started = true
+		err := m.runSteps(ctx)
+		switch {
+		case err == nil:
+			m.st.Step = StepMigrate // a restart copies again into the same target
+		case errors.Is(err, errDeleted):
+			return m.delete(ctx)
+		case errors.Is(err, errStopped):
+			// idle in ABORT; start resumes the same step
+		case temporal.IsCanceledError(err) || ctx.Err() != nil:
+			return m.canceled(ctx, err)
+		default:
+			if ferr := m.fail(ctx, err); ferr != nil {
+				return m.canceled(ctx, ferr)
+			}
+		}
+	}
+}
+
+// runSteps runs the plan from the resume point.
+func (m *migration) runSteps(ctx workflow.Context) error {
+	for i := StepIndex(m.st.Step); i >= 0 && i < len(Plan); i++ {
+		step := Plan[i]
+		m.st.Step = step
+		if m.st.DeleteRequested {
+			return errDeleted
+		}
+		if m.st.StopRequested {
+			return m.stop(ctx)
+		}
+		var err error
+		switch step {
+		case StepMigrate:
+			err = m.replicate(ctx)
+		case StepSync:
+			err = m.sync(ctx)
+		default:
+			err = m.simpleStep(ctx, step)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	started := m.in.StartTargetServer
+	return m.apply(ctx, activities.Transition{TaskState: StateMigrateSuccess, SourceState: "finished", SourceCycle: "cutovered",
+		Finished: true, TargetStarted: &started})
+}
+
+// cycleOf is the source's migration cycle and state during a step.
+func cycleOf(step string) (state, cycle string) {
+	switch step {
+	case StepCheck:
+		return "waiting", "checking"
+	case StepCreate, StepSSL, StepAttach, StepFormat:
+		return "waiting", "setting"
+	case StepMigrate:
+		return "replicate", "replicating"
+	case StepSync:
+		return "syncing", "syncing"
+	default:
+		return "cutovering", "cutovering"
+	}
+}
+
+func (m *migration) simpleStep(ctx workflow.Context, step string) error {
+	st, cyc := cycleOf(step)
+	if st != m.st.SourceState || cyc != m.st.SourceCycle {
+		if err := m.apply(ctx, activities.Transition{SourceState: st, SourceCycle: cyc}); err != nil {
+			return err
+		}
+	}
+	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: SubtaskName(step, m.in.Type, m.in.OSType),
+		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.in.StartTargetServer}
+	var out activities.StepOutput
+	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
+		return err
+	}
+	if out.Target != nil {
+		m.st.Target = out.Target
+	}
+	return nil
+}
+
+// replicate is the full copy: START to the agent, then its progress.
+func (m *migration) replicate(ctx workflow.Context) error {
+	if err := m.apply(ctx, activities.Transition{SourceState: "initialize", SourceCycle: "replicating"}); err != nil {
+		return err
+	}
+	return m.agentStep(ctx, StepMigrate, "START", "replicate", "replicating")
+}
+
+// sync copies what changed. A continuous-sync task repeats it every
+// SyncInterval until the operator launches the target (test) — clone_test
+// clones meanwhile; any other task makes one final pass before cutover.
+func (m *migration) sync(ctx workflow.Context) error {
+	if !m.in.Syncing {
+		return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+	}
+	if err := m.apply(ctx, activities.Transition{TaskState: StateSyncing, SourceState: "syncing", SourceCycle: "syncing"}); err != nil {
+		return err
+	}
+	m.st.InSyncLoop = true
+	defer func() { m.st.InSyncLoop = false }()
+	interval := m.in.SyncInterval
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	for {
+		if err := m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing"); err != nil {
+			return err
+		}
+		m.st.SyncRounds++
+		for {
+			ok, err := workflow.AwaitWithTimeout(ctx, interval, func() bool {
+				return m.st.CutoverRequested || m.st.StopRequested || m.st.DeleteRequested || m.st.CloneRequest != nil
+			})
+			if err != nil {
+				return err
+			}
+			if m.st.DeleteRequested {
+				return errDeleted
+			}
+			if m.st.StopRequested {
+				return m.stop(ctx)
+			}
+			if m.st.CloneRequest != nil {
+				if err := m.clone(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			if m.st.CutoverRequested {
+				m.st.CutoverRequested = false
+				// Launch: a last pass, then configure and start the target.
+				return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+			}
+			if !ok {
+				break // time for the next pass
+			}
+		}
+	}
+}
+
+func (m *migration) clone(ctx workflow.Context) error {
+	req := m.st.CloneRequest
+	m.st.CloneRequest = nil
+	if m.st.Target == nil {
+		return nil
+	}
+	if err := m.apply(ctx, activities.Transition{SourceState: "cloning", SourceCycle: "syncing",
+		BeginSubtask: "CLONE_VM"}); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%s-clone-%d", m.in.TaskID, workflow.Now(ctx).Unix())
+	if req.TemplateID != "" {
+		name = req.TemplateID
+	}
+	in := activities.CloneInput{Ref: m.ref(), Target: *m.st.Target, Name: name}
+	if err := workflow.ExecuteActivity(activityCtx(ctx, 30*time.Minute), acts.Clone, in).Get(ctx, nil); err != nil {
+		return err
+	}
+	return m.apply(ctx, activities.Transition{SourceState: "syncing", SourceCycle: "syncing", FinishSubtask: "CLONE_VM"})
+}
+
+// agentStep queues a command and follows the agent's progress on it until
+// it reports 100%, fails, goes silent for AgentStepTimeout, breaks the speed
+// limit, or the operator stops or deletes the task.
+func (m *migration) agentStep(ctx workflow.Context, step, command, srcState, srcCycle string) error {
+	sub := SubtaskName(step, m.in.Type, m.in.OSType)
+	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
+		return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
+	}
+	m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
+	m.st.AgentProgress, m.st.CommandFailed, m.st.OverSpeed, m.st.OverSince = 0, "", false, time.Time{}
+	m.st.LastProgressAt = workflow.Now(ctx)
+	defer func() { m.st.AgentActive = false }()
+	params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps}
+	if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
+		Command: command, CommandParams: params}); err != nil {
+		return err
+	}
+	for {
+		wait := m.stepTimeout() - workflow.Now(ctx).Sub(m.st.LastProgressAt)
+		ok, err := workflow.AwaitWithTimeout(ctx, max(wait, time.Second), func() bool {
+			return m.st.AgentProgress >= 100 || m.st.CommandFailed != "" || m.st.StopRequested ||
+				m.st.DeleteRequested || m.st.OverSpeed
+		})
+		if err != nil {
+			return err
+		}
+		switch {
+		case m.st.DeleteRequested:
+			return errDeleted
+		case m.st.StopRequested:
+			return m.stop(ctx)
+		case m.st.OverSpeed:
+			_ = m.apply(ctx, activities.Transition{Command: "STOP"})
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the agent sent %.0f Mbit/s for %s, over the limit of %d Mbit/s + %.0f%%: stopped",
+					m.st.OverSpeedMbps, OverSpeedGrace, m.st.Limit.Mbps, m.st.Limit.Threshold),
+				string(smserr.SMS1802), nil)
+		case m.st.CommandFailed != "":
+			return temporal.NewNonRetryableApplicationError(m.st.CommandFailed, string(smserr.SMS1801), nil)
+		case m.st.AgentProgress >= 100:
+			return m.apply(ctx, activities.Transition{FinishSubtask: sub})
+		case !ok && workflow.Now(ctx).Sub(m.st.LastProgressAt) >= m.stepTimeout():
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("no progress from the agent on %s for %s", sub, m.stepTimeout()), string(smserr.SMS5403), nil)
+		}
+	}
+}
+
+func (m *migration) stepTimeout() time.Duration {
+	if m.in.AgentStepTimeout > 0 {
+		return m.in.AgentStepTimeout
+	}
+	return 30 * time.Minute
+}
+
+// stop asks the agent to stop and waits (a minute at most) for it to say so.
+func (m *migration) stop(ctx workflow.Context) error {
+	m.st.StopRequested, m.st.StopAcked = false, false
+	agent := m.st.AgentActive
+	tr := activities.Transition{TaskState: StateAborting}
+	if agent {
+		tr.Command = "STOP"
+	}
+	if err := m.apply(ctx, tr); err != nil {
+		return err
+	}
+	if agent {
+		if _, err := workflow.AwaitWithTimeout(ctx, time.Minute, func() bool { return m.st.StopAcked || m.st.DeleteRequested }); err != nil {
+			return err
+		}
+	}
+	if err := m.apply(ctx, activities.Transition{TaskState: StateAbort, SourceState: "stopped", SourceCycle: m.cycleForStop()}); err != nil {
+		return err
+	}
+	return errStopped
+}
+
+// cycleForStop keeps the cycle where "stopped" is allowed (SMS.7728).
+func (m *migration) cycleForStop() string {
+	switch m.st.SourceCycle {
+	case "replicating", "syncing", "cutovering", "cutovered":
+		return m.st.SourceCycle
+	}
+	return "replicating"
+}
+
+// fail records what stopped the run: MIGRATE_FAIL with error_json, the
+// source in error. A later start or restart resumes from this step.
+func (m *migration) fail(ctx workflow.Context, cause error) error {
+	code, msg, params := string(smserr.SMS1801), cause.Error(), []string(nil)
+	var ae *temporal.ApplicationError
+	if errors.As(cause, &ae) {
+		if t := ae.Type(); len(t) > 4 && t[:4] == "SMS." {
+			code = t
+		}
+		msg = ae.Message()
+		var p []string
+		if ae.HasDetails() && ae.Details(&p) == nil {
+			params = p
+		}
+	}
+	m.st.FailedStep = m.st.Step
+	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
+	return m.apply(ctx, activities.Transition{TaskState: StateMigrateFail, SourceState: "error",
+		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})
+}
+
+// delete cleans the task up: the agent stops and forgets, the created
+// target goes, the task row goes. It runs in a disconnected context so a
+// cancellation cannot leave half a deletion.
+func (m *migration) delete(ctx workflow.Context) (Status, error) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := m.apply(dctx, activities.Transition{TaskState: StateDeleting}); err != nil {
+		return m.status(), err
+	}
+	in := activities.CleanupInput{Ref: m.ref(), Target: m.st.Target, DeleteTarget: !m.in.ExistServer,
+		AgentRunning: m.st.AgentActive || m.st.Step == StepMigrate || m.st.Step == StepSync}
+	if err := workflow.ExecuteActivity(activityCtx(dctx, 10*time.Minute), acts.Cleanup, in).Get(dctx, nil); err != nil {
+		return m.status(), err
+	}
+	st := m.status()
+	st.Deleted = true
+	return st, nil
+}
+
+// canceled handles a cancellation from the Temporal UI: the task is marked
+// ABORT (in a disconnected context) and the run ends.
+func (m *migration) canceled(ctx workflow.Context, cause error) (Status, error) {
+	if ctx.Err() == nil && !temporal.IsCanceledError(cause) {
+		return m.status(), cause
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = m.apply(dctx, activities.Transition{TaskState: StateAbort})
+	return m.status(), cause
+}
+
+func (m *migration) networkCheck(ctx workflow.Context) error {
+	return m.apply(ctx, activities.Transition{Command: "NETWORK_CHECK"})
+}
+
+// speedLoop keeps the agent at the limit in force: it wakes at each window
+// boundary (durable timers) or when the rules change, and pushes a changed
+// limit while the agent is working.
+func (m *migration) speedLoop(ctx workflow.Context) {
+	for {
+		s := m.st.Speed
+		rules := s.Rules
+		ws, errs := speedlimit.Parse(rules)
+		if len(errs) > 0 {
+			ws = nil // validated by the API; never reached with good input
+		}
+		now := workflow.Now(ctx)
+		lim, next := speedlimit.At(ws, speedlimit.Limit{Mbps: s.SpeedLimit, Threshold: s.OverSpeedThreshold}, now, m.loc)
+		if lim != m.st.Limit {
+			m.st.Limit = lim
+			m.st.OverSince = time.Time{}
+			if m.st.AgentActive {
+				in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold}
+				_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
+			}
+		}
+		m.st.SpeedChanged = false
+		// Agent steps get the limit with their command; only changes while
+		// one runs are pushed.
+		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(now), func() bool { return m.st.SpeedChanged }); err != nil {
+			return
+		}
+	}
+}
+
+// continueAsNewDue: long-lived tasks (continuous sync, finished tasks kept
+// for restart) start a fresh history before it grows large.
+func (m *migration) continueAsNewDue(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).GetCurrentHistoryLength() > 8000
+}
+
+func (m *migration) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	in := m.in
+	st := *m.st
+	in.Resume = &st
+	return workflow.NewContinueAsNewError(ctx, MigrationWorkflow, in)
+}

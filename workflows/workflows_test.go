@@ -1,0 +1,485 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/speedlimit"
+)
+
+type migrationSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+
+	mu          sync.Mutex
+	transitions []activities.Transition
+	steps       []string
+	commands    []string
+	speeds      []activities.SpeedInput
+	cleanups    []activities.CleanupInput
+	clones      int
+	updates     int
+	stepErr     map[string][]error // errors RunStep returns for a step, in turn
+}
+
+func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
+
+func (s *migrationSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(&activities.Activities{})
+	s.transitions, s.steps, s.commands, s.speeds, s.cleanups, s.clones = nil, nil, nil, nil, nil, 0
+	s.stepErr = map[string][]error{}
+	s.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.transitions = append(s.transitions, tr)
+		if tr.Command != "" {
+			s.commands = append(s.commands, tr.Command)
+		}
+		return nil
+	})
+	s.env.OnActivity(acts.RunStep, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if errs := s.stepErr[in.Step]; len(errs) > 0 {
+			s.stepErr[in.Step] = errs[1:]
+			if errs[0] != nil {
+				return activities.StepOutput{}, errs[0]
+			}
+		}
+		s.steps = append(s.steps, in.Step)
+		if in.Step == StepCreate {
+			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t"}}, nil
+		}
+		return activities.StepOutput{}, nil
+	})
+	s.env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(acts.PushSpeedLimit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SpeedInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.speeds = append(s.speeds, in)
+		return nil
+	})
+	s.env.OnActivity(acts.Cleanup, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CleanupInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.cleanups = append(s.cleanups, in)
+		return nil
+	})
+	s.env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.clones++
+		return nil
+	})
+}
+
+func input() Input {
+	return Input{TaskID: "t1", DomainID: "d1", SourceID: "s1", MigProjectID: "p1", Type: "MIGRATE_BLOCK", OSType: "LINUX",
+		AutoStart: true, StartTargetServer: true, TimeZone: "UTC", AgentStepTimeout: time.Hour, SyncInterval: 10 * time.Minute}
+}
+
+// at schedules fn after d of workflow time.
+func (s *migrationSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
+
+func (s *migrationSuite) progress(sub string, pct int32, speed float64) {
+	s.env.SignalWorkflow(SignalProgress, Progress{Subtask: sub, Progress: pct, MigrateSpeed: speed})
+}
+
+// verdict is the outcome of an update, known once the workflow ran it.
+type verdict struct {
+	done bool
+	err  error
+}
+
+// action sends an operator action; its verdict is filled in when the
+// workflow has processed it (check it in a later callback).
+func (s *migrationSuite) action(op string) *verdict {
+	v := &verdict{}
+	s.updates++
+	s.env.UpdateWorkflow(UpdateAction, fmt.Sprintf("%s-%d", op, s.updates), &testsuite.TestUpdateCallback{
+		OnReject:   func(err error) { v.done, v.err = true, err },
+		OnAccept:   func() {},
+		OnComplete: func(_ any, err error) { v.done, v.err = true, err },
+	}, ActionRequest{Operation: op})
+	return v
+}
+
+// code is the SMS code of a finished verdict ("" when accepted).
+func (s *migrationSuite) code(v *verdict) string {
+	s.Require().True(v.done, "the update has not been processed yet")
+	return smsCode(v.err)
+}
+
+func (s *migrationSuite) deleteTask() {
+	s.env.UpdateWorkflow(UpdateDelete, "delete", &testsuite.TestUpdateCallback{
+		OnReject: func(err error) { s.Fail("delete rejected", err.Error()) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+	})
+}
+
+func (s *migrationSuite) state() Status {
+	v, err := s.env.QueryWorkflow(QueryState)
+	s.Require().NoError(err)
+	var st Status
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+func (s *migrationSuite) taskStates() []string {
+	var out []string
+	for _, t := range s.transitions {
+		if t.TaskState != "" {
+			out = append(out, t.TaskState)
+		}
+	}
+	return out
+}
+
+func smsCode(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type()
+	}
+	return ""
+}
+
+func (s *migrationSuite) TestHappyPath() {
+	s.at(time.Minute, func() {
+		s.Equal(StateRunning, s.state().TaskState)
+		s.Equal(StepMigrate, s.state().Step)
+		s.progress("MIGRATE_LINUX_BLOCK", 40, 0)
+		s.progress("SYNC_LINUX_BLOCK", 100, 0) // another step's report is ignored
+	})
+	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() {
+		s.Equal(StepSync, s.state().Step, "the final sync pass")
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	var st Status
+	s.Require().NoError(s.env.GetWorkflowResult(&st))
+	s.True(st.Deleted)
+	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+	s.Equal([]string{"START", "SYNC"}, s.commands)
+	s.Equal([]string{StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+	last := s.transitions[len(s.transitions)-2] // before DELETING
+	s.Equal("finished", last.SourceState)
+	s.Equal("cutovered", last.SourceCycle)
+	s.True(last.Finished)
+	s.Require().NotNil(last.TargetStarted)
+	s.True(*last.TargetStarted)
+	s.Require().Len(s.cleanups, 1)
+	s.True(s.cleanups[0].DeleteTarget, "the created target goes with the task")
+	s.Equal("vm-1", s.cleanups[0].Target.VMID)
+}
+
+func (s *migrationSuite) TestWaitsForStartWhenNotAutoStart() {
+	in := input()
+	in.AutoStart = false
+	var stop, test, restart, reboot, start, again *verdict
+	s.at(time.Minute, func() {
+		s.Equal(StateReady, s.state().TaskState)
+		stop, test, restart, reboot = s.action(OpStop), s.action(OpTest), s.action(OpRestart), s.action("reboot")
+	})
+	s.at(time.Minute+time.Second, func() {
+		s.Equal("SMS.7714", s.code(stop), "only running tasks stop")
+		s.Equal("SMS.7721", s.code(test))
+		s.Equal("SMS.7722", s.code(restart))
+		s.Equal("SMS.9001", s.code(reboot))
+		s.Empty(s.steps, "nothing ran before start")
+		start = s.action(OpStart)
+	})
+	s.at(2*time.Minute, func() {
+		s.Equal("", s.code(start))
+		again = s.action(OpStart)
+	})
+	s.at(2*time.Minute+time.Second, func() {
+		s.Equal("SMS.7713", s.code(again), "already running")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Contains(s.commands, "START")
+	s.Require().Len(s.cleanups, 1)
+	s.True(s.cleanups[0].AgentRunning, "deleted mid-copy: the agent is told to stop")
+}
+
+func (s *migrationSuite) TestFailureAndRestartResumesFailedStep() {
+	s.stepErr[StepFormat] = []error{temporal.NewNonRetryableApplicationError("disk full", "SMS.0519", nil)}
+	var stop *verdict
+	s.at(time.Minute, func() {
+		st := s.state()
+		s.Equal(StateMigrateFail, st.TaskState)
+		s.Equal(StepFormat, st.FailedStep)
+		stop = s.action(OpStop)
+	})
+	s.at(time.Minute+time.Second, func() {
+		s.Equal("SMS.7714", s.code(stop))
+		s.action(OpRestart) // restart a failed task
+	})
+	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(4*time.Minute, func() {
+		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	// CHECK..ATTACH ran once; FORMAT failed, then ran on the restart.
+	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+	var fail *activities.Fail
+	for _, t := range s.transitions {
+		if t.Failure != nil {
+			fail = t.Failure
+		}
+	}
+	s.Require().NotNil(fail)
+	s.Equal("SMS.0519", fail.Code)
+	s.Equal(StepFormat, fail.Step)
+	s.Equal([]string{StateRunning, StateMigrateFail, StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+}
+
+func (s *migrationSuite) TestRetryableStepErrorsAreRetried() {
+	s.stepErr[StepCreate] = []error{errors.New("cloud busy"), errors.New("cloud busy")}
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() {
+		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NotContains(s.taskStates(), StateMigrateFail)
+}
+
+func (s *migrationSuite) TestStopAndResume() {
+	s.at(time.Minute, func() {
+		s.progress("MIGRATE_LINUX_BLOCK", 30, 0)
+		s.action(OpStop)
+	})
+	s.at(2*time.Minute, func() {
+		s.Equal(StateAborting, s.state().TaskState, "waits for the agent")
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "STOP", Success: true})
+	})
+	s.at(3*time.Minute, func() {
+		s.Equal(StateAbort, s.state().TaskState)
+		s.Equal(StepMigrate, s.state().Step)
+		s.action(OpStart)
+	})
+	s.at(4*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(5*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(6*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]string{"START", "STOP", "START", "SYNC"}, s.commands, "resumes the copy (the agent continues from its checkpoint)")
+	s.Equal([]string{StateRunning, StateAborting, StateAbort, StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+}
+
+func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
+	in := input()
+	in.Syncing = true
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() {
+		s.Equal(StateSyncing, s.state().TaskState)
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	// The next pass starts after SyncInterval (10 min).
+	s.at(13*time.Minute, func() {
+		s.Equal(2, s.count("SYNC"), "a second pass after the interval")
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	var clone, launch, restart *verdict
+	s.at(14*time.Minute, func() {
+		s.Equal(2, s.state().SyncRounds)
+		clone = s.action(OpCloneTest)
+	})
+	s.at(15*time.Minute, func() {
+		s.Equal("", s.code(clone))
+		s.Equal(1, s.clones)
+		launch = s.action(OpTest)
+	})
+	s.at(16*time.Minute, func() {
+		s.Equal("", s.code(launch))
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(17*time.Minute, func() {
+		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		restart = s.action(OpRestart)
+	})
+	s.at(17*time.Minute+time.Second, func() { s.Equal("", s.code(restart), "a started target may be restarted") })
+	s.at(18*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(3, s.count("SYNC"), "two passes and the launch pass")
+	s.Equal(2, s.count("START"), "the restart copies again")
+}
+
+func (s *migrationSuite) count(cmd string) int {
+	n := 0
+	for _, c := range s.commands {
+		if c == cmd {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *migrationSuite) TestSpeedWindowsPushedAtBoundaries() {
+	in := input()
+	in.SpeedLimit = 100
+	in.SpeedRules = []speedlimit.Rule{{Start: "08:00", End: "18:00", Speed: 40, OverSpeedThreshold: 50}}
+	s.env.SetStartTime(time.Date(2026, 11, 27, 7, 58, 0, 0, time.UTC))
+	s.at(time.Minute, func() {
+		s.Empty(s.speeds, "the limit went out with START")
+		s.Equal(int32(100), s.state().Limit.Mbps)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().Len(s.speeds, 1, "08:00: the window's limit is pushed")
+		s.Equal(int32(40), s.speeds[0].Mbps)
+		// New rules take effect at once.
+		s.env.SignalWorkflow(SignalSpeed, SpeedUpdate{SpeedLimit: 100, Rules: []speedlimit.Rule{{Start: "08:00", End: "18:00", Speed: 20}}})
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().Len(s.speeds, 2)
+		s.Equal(int32(20), s.speeds[1].Mbps)
+		s.progress("MIGRATE_LINUX_BLOCK", 100, 0)
+	})
+	s.at(5*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(6*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	for _, tr := range s.transitions {
+		if tr.Command == "START" {
+			s.EqualValues(100, tr.CommandParams["speed_limit"], "START carries the limit in force")
+		}
+	}
+}
+
+func (s *migrationSuite) TestOverSpeedStopsTheTask() {
+	in := input()
+	in.SpeedLimit, in.OverSpeedThreshold = 100, 10
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 10, 150) })
+	s.at(time.Minute+10*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 11, 105) }) // back under: reset
+	s.at(time.Minute+20*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 12, 150) })
+	s.at(time.Minute+40*time.Second, func() {
+		s.Equal(StateRunning, s.state().TaskState, "20 s over is tolerated")
+		s.progress("MIGRATE_LINUX_BLOCK", 13, 150)
+	})
+	s.at(time.Minute+55*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 14, 160) })
+	s.at(3*time.Minute, func() {
+		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	var fail *activities.Fail
+	for _, t := range s.transitions {
+		if t.Failure != nil {
+			fail = t.Failure
+		}
+	}
+	s.Require().NotNil(fail)
+	s.Equal("SMS.1802", fail.Code)
+	s.Contains(fail.Msg, "over the limit")
+	s.Contains(s.commands, "STOP")
+}
+
+func (s *migrationSuite) TestSilentAgentFailsTheStep() {
+	in := input()
+	in.AgentStepTimeout = 10 * time.Minute
+	s.at(5*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 10, 0) })
+	s.at(14*time.Minute, func() { s.Equal(StateRunning, s.state().TaskState, "progress reset the clock") })
+	s.at(16*time.Minute, func() {
+		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	var fail *activities.Fail
+	for _, t := range s.transitions {
+		if t.Failure != nil {
+			fail = t.Failure
+		}
+	}
+	s.Require().NotNil(fail)
+	s.Equal("SMS.5403", fail.Code)
+}
+
+func (s *migrationSuite) TestAgentCommandFailure() {
+	s.at(time.Minute, func() {
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "START", Success: false, Detail: "disk /dev/vdb vanished"})
+	})
+	s.at(2*time.Minute, func() {
+		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.Equal(StepMigrate, s.state().FailedStep)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+}
+
+func TestValidateAction(t *testing.T) {
+	states := []string{StateReady, StateRunning, StateSyncing, StateMigrateSuccess, StateMigrateFail, StateAborting, StateAbort, StateDeleting}
+	allowed := map[string][]string{
+		OpStart:        {StateReady, StateAbort, StateMigrateFail},
+		OpStop:         {StateRunning, StateSyncing},
+		OpTest:         {StateSyncing},
+		OpCloneTest:    {StateSyncing},
+		OpRestart:      {StateMigrateFail, StateMigrateSuccess},
+		OpNetworkCheck: {StateReady, StateRunning, StateSyncing, StateAbort},
+	}
+	codes := map[string]string{OpStart: "SMS.7713", OpStop: "SMS.7714", OpTest: "SMS.7721", OpCloneTest: "SMS.7721",
+		OpRestart: "SMS.7722", OpNetworkCheck: "SMS.7713"}
+	for op, ok := range allowed {
+		for _, st := range states {
+			err := ValidateAction(st, true, true, ActionRequest{Operation: op})
+			if contains(ok, st) {
+				assert.NoError(t, err, "%s in %s", op, st)
+			} else {
+				assert.Equal(t, codes[op], smsCode(err), "%s in %s", op, st)
+			}
+		}
+	}
+	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(StateSyncing, false, true, ActionRequest{Operation: OpTest})), "not in continuous sync")
+	assert.Equal(t, "SMS.7722", smsCode(ValidateAction(StateMigrateSuccess, false, false, ActionRequest{Operation: OpRestart})), "target not started")
+	assert.Equal(t, "SMS.7719", smsCode(ValidateDelete(StateDeleting)))
+	require.NoError(t, ValidateDelete(StateRunning))
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSubtasks(t *testing.T) {
+	assert.Equal(t, []string{"CREATE_CLOUD_SERVER", "SSL_CONFIG", "ATTACH_AGENT_IMAGE", "FORMAT_DISK_LINUX_BLOCK", "MIGRATE_LINUX_BLOCK",
+		"SYNC_LINUX_BLOCK", "CONFIGURE_LINUX_BLOCK", "DETTACH_AGENT_IMAGE"}, Subtasks("MIGRATE_BLOCK", "LINUX"))
+	assert.Equal(t, "MIGRATE_LINUX_FILE", SubtaskName(StepMigrate, "MIGRATE_FILE", "LINUX"))
+	assert.Equal(t, "FORMAT_DISK_WINDOWS", SubtaskName(StepFormat, "MIGRATE_BLOCK", "WINDOWS"))
+	assert.Equal(t, "CONFIGURE_WINDOWS", SubtaskName(StepConfigure, "MIGRATE_BLOCK", "WINDOWS"))
+	assert.Equal(t, "SYNC_WINDOWS_BLOCK", SubtaskName(StepSync, "MIGRATE_BLOCK", "WINDOWS"))
+}
