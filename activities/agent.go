@@ -27,7 +27,7 @@ type SpeedInput struct {
 // read the rules themselves.
 func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
 	err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
-		task.SpeedLimit = in.Mbps
+		task.CurrentLimit = in.Mbps
 		return nil
 	})
 	if err != nil {

@@ -339,6 +339,7 @@ type m0003Task struct {
 	State                  string    `gorm:"size:32;not null;index:ix_tasks_state,priority:2"`
 	Priority               int32     `gorm:"not null"`
 	SpeedLimit             int32     `gorm:"not null"`
+	CurrentLimit           int32     `gorm:"not null"`
 	OverSpeedThreshold     float64   `gorm:"not null"`
 	StartTargetServer      bool      `gorm:"not null"`
 	AutoStart              bool      `gorm:"not null"`

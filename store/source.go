@@ -614,3 +614,14 @@ func (s *Store) BulkInsertSources(ctx context.Context, srcs []Source) error {
 		return nil
 	})
 }
+
+// SourcesByID reads the list rows of the given sources in one query.
+func (s *Store) SourcesByID(ctx context.Context, t Tenant, ids []string) ([]SourceListRow, error) {
+	var rows []SourceListRow
+	if len(ids) == 0 {
+		return rows, nil
+	}
+	err := s.db.WithContext(ctx).Model(&Source{}).Select(sourceListColumns).
+		Where("domain_id = ? AND id IN ?", t.DomainID, ids).Find(&rows).Error
+	return rows, err
+}

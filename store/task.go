@@ -141,12 +141,15 @@ type Task struct {
 	SourceID     string `gorm:"size:64;not null"`
 	MigProjectID string `gorm:"size:64;not null"`
 
-	Name                   string  `gorm:"size:255;not null"`
-	Type                   string  `gorm:"size:32;not null"`
-	OSType                 string  `gorm:"column:os_type;size:16;not null"`
-	State                  string  `gorm:"size:32;not null"`
-	Priority               int32   `gorm:"not null"`
-	SpeedLimit             int32   `gorm:"not null"`
+	Name       string `gorm:"size:255;not null"`
+	Type       string `gorm:"size:32;not null"`
+	OSType     string `gorm:"column:os_type;size:16;not null"`
+	State      string `gorm:"size:32;not null"`
+	Priority   int32  `gorm:"not null"`
+	SpeedLimit int32  `gorm:"not null"`
+	// CurrentLimit is the limit in force now (speed windows over SpeedLimit),
+	// as the workflow last pushed it to the agent.
+	CurrentLimit           int32   `gorm:"not null"`
 	OverSpeedThreshold     float64 `gorm:"not null"`
 	StartTargetServer      bool    `gorm:"not null"`
 	AutoStart              bool    `gorm:"not null"`
@@ -385,4 +388,23 @@ func (s *Store) TaskSummaries(ctx context.Context, t Tenant, ids []string) (map[
 		out[r.ID] = r
 	}
 	return out, nil
+}
+
+// TargetVMInUse tells whether another task of the tenant already targets
+// the VM (SMS.7605).
+func (s *Store) TargetVMInUse(ctx context.Context, t Tenant, vmID, exceptTask string) (bool, error) {
+	var tasks []struct {
+		ID           string
+		TargetServer *TargetServer `gorm:"serializer:json"`
+	}
+	if err := s.db.WithContext(ctx).Model(&Task{}).Select("id", "target_server").
+		Where("domain_id = ? AND id <> ? AND exist_server = ?", t.DomainID, exceptTask, true).Find(&tasks).Error; err != nil {
+		return false, err
+	}
+	for _, x := range tasks {
+		if x.TargetServer != nil && x.TargetServer.VMID == vmID {
+			return true, nil
+		}
+	}
+	return false, nil
 }

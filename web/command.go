@@ -2,8 +2,12 @@ package web
 
 import (
 	"context"
+	"gorm.io/gorm"
+
 	"encoding/json"
 	"errors"
+	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/workflows"
 	"strconv"
 	"sync"
 	"time"
@@ -31,12 +35,16 @@ const MaxCommandWait = 30 * time.Second
 // source, so frequent polls do not turn into a write each.
 const visitStampEvery = 5 * time.Second
 
-var commandNames = []string{"START", "STOP", "DELETE", "SYNC", "UPLOAD_LOG", "RSET_LOG_ACL"}
+// commandNames: the spec's six, and smsflow's SPEED_LIMIT and NETWORK_CHECK
+// (agents that do not know them ignore them).
+var commandNames = []string{"START", "STOP", "DELETE", "SYNC", "UPLOAD_LOG", "RSET_LOG_ACL", "SPEED_LIMIT", "NETWORK_CHECK"}
 
 type commandHandlers struct {
 	sources  SourceStore
 	commands CommandStore
+	tasks    TaskStore
 	queue    CommandQueue
+	engine   TaskEngine
 	now      func() time.Time
 	visits   *visitStamps
 }
@@ -188,5 +196,45 @@ func (h commandHandlers) result(c *gin.Context) {
 		return
 	}
 	logFor(c).InfoContext(ctx, "command result", "source", id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
+	if cmd.TaskID != "" {
+		if err := h.toTask(c, t, cmd); err != nil {
+			fail(c, err)
+			return
+		}
+	}
 	okEmpty(c)
+}
+
+// toTask passes a command's result to its task: the workflow hears of START,
+// STOP and SYNC; a log upload's result is the task's log_collect_status.
+func (h commandHandlers) toTask(c *gin.Context, t store.Tenant, cmd *store.Command) error {
+	ctx := c.Request.Context()
+	if cmd.Name == "UPLOAD_LOG" {
+		status := "UPLOADED"
+		if cmd.Result != "success" {
+			status = "UPLOAD_FAIL"
+		}
+		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(_ *gorm.DB, task *store.Task) error {
+			task.LogCollectStatus = status
+			return nil
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if h.engine == nil {
+		return nil
+	}
+	err := h.engine.CommandResult(ctx, cmd.TaskID, workflows.CommandResult{Command: cmd.Name, Success: cmd.Result == "success",
+		Detail: cmd.ResultDetail})
+	if errors.Is(err, engine.ErrNoRun) {
+		return nil // the task is gone or its run ended: nothing waits
+	}
+	return err
+}
+
+// Enqueuer queues agent commands (dispatch.Dispatcher).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, t store.Tenant, c *store.Command) error
 }

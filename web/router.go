@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,13 +50,37 @@ func (s *Server) routes(r *gin.Engine) {
 	api.PUT("/sources/:source_id/changestate", src.changeState)
 	api.PUT("/sources/:source_id/diskinfo", src.diskInfo)
 	api.GET("/errors", src.errors)
-	cmd := commandHandlers{sources: s.deps.Store, commands: s.deps.Store, queue: s.deps.Queue, now: s.deps.Now, visits: newVisitStamps()}
+	cmd := commandHandlers{sources: s.deps.Store, commands: s.deps.Store, tasks: s.deps.Store, queue: s.deps.Queue,
+		engine: s.deps.Engine, now: s.deps.Now, visits: newVisitStamps()}
 	api.GET("/sources/:source_id/command", cmd.next)
 	api.POST("/sources/:source_id/command_result", cmd.result)
 	ag := agentHandlers{store: s.deps.Store, now: s.deps.Now, agentTimeout: s.deps.AgentTimeout, version: s.deps.Version}
 	api.POST("/privacy-agreements", ag.signPrivacy)
 	api.GET("/privacy-agreements", ag.showPrivacy)
 	api.GET("/config", ag.config)
+	// §4.2 tasks (+ the SDK's task operations).
+	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, opts: s.deps.TaskOptions,
+		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(5 * time.Second)}
+	api.POST("/tasks", tk.create)
+	api.GET("/tasks", tk.list)
+	api.POST("/tasks/delete", tk.batchDelete)
+	api.POST("/tasks/consistency-results/export", tk.exportConsistency)
+	api.GET("/tasks/:task_id", tk.show)
+	api.PUT("/tasks/:task_id", tk.update)
+	api.DELETE("/tasks/:task_id", tk.delete)
+	api.POST("/tasks/:task_id/action", tk.action)
+	api.PUT("/tasks/:task_id/progress", tk.progress)
+	api.GET("/tasks/:task_id/speed-limit", tk.showSpeed)
+	api.POST("/tasks/:task_id/speed-limit", tk.setSpeed)
+	api.GET("/tasks/:task_id/certkey", func(c *gin.Context) { tk.certKey(c, s.deps.Box) })
+	api.GET("/tasks/:task_id/passphrase", func(c *gin.Context) { tk.passphrase(c, s.deps.Box) })
+	api.GET("/tasks/:task_id/configuration-setting", tk.showConfig)
+	api.POST("/tasks/:task_id/configuration-setting", tk.setConfig)
+	api.GET("/tasks/:task_id/consistency-result", tk.showConsistency)
+	api.POST("/tasks/:task_id/consistency-result", tk.setConsistency)
+	api.POST("/tasks/:task_id/log", func(c *gin.Context) { tk.collectLog(c, s.deps.Queue) })
+	api.POST("/:task_id/update-network-check-info", tk.networkCheckInfo)
+
 	r.GET("/", listVersions)
 	r.GET("/:version", showVersion)
 

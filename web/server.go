@@ -29,7 +29,14 @@ type Store interface {
 	SourceStore
 	CommandStore
 	AgentStore
+	TaskStore
 	Ping(ctx context.Context) error
+}
+
+// Queue queues agent commands and hands them out (dispatch.Dispatcher).
+type Queue interface {
+	CommandQueue
+	Enqueuer
 }
 
 // IAM authenticates callers and issues tokens.
@@ -40,11 +47,14 @@ type IAM interface {
 
 // Deps are the server's collaborators, passed in explicitly.
 type Deps struct {
-	Store  Store
-	IAM    IAM
-	Box    *secret.Box
-	Queue  CommandQueue
-	Logger *slog.Logger
+	Store Store
+	IAM   IAM
+	Box   *secret.Box
+	Queue Queue
+	// Engine runs tasks as workflows; TaskOptions tune them.
+	Engine      TaskEngine
+	TaskOptions TaskOptions
+	Logger      *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).
 	AgentTimeout time.Duration

@@ -150,3 +150,5 @@ func pathID(c *gin.Context, name string) (string, error) {
 	}
 	return id, nil
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }

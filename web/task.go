@@ -1,0 +1,541 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/layout"
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/sourcestate"
+	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/workflows"
+)
+
+// TaskStore is what the task handlers need of the database.
+type TaskStore interface {
+	CreateTask(ctx context.Context, t store.Tenant, task *store.Task) error
+	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
+	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
+	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, task *store.Task) error) error
+	DeleteTask(ctx context.Context, t store.Tenant, id string) error
+	TaskSummaries(ctx context.Context, t store.Tenant, ids []string) (map[string]store.TaskSummary, error)
+	TargetVMInUse(ctx context.Context, t store.Tenant, vmID, exceptTask string) (bool, error)
+}
+
+// TaskEngine runs tasks as workflows (engine.Engine).
+type TaskEngine interface {
+	Start(ctx context.Context, in workflows.Input) error
+	Action(ctx context.Context, taskID string, req workflows.ActionRequest) error
+	Delete(ctx context.Context, taskID string) error
+	Progress(ctx context.Context, taskID string, p workflows.Progress) error
+	CommandResult(ctx context.Context, taskID string, r workflows.CommandResult) error
+	SpeedRules(ctx context.Context, taskID string, u workflows.SpeedUpdate) error
+	RunURL(taskID string) string
+}
+
+// TaskOptions tune how tasks run.
+type TaskOptions struct {
+	TimeZone         string
+	SyncInterval     time.Duration
+	AgentStepTimeout time.Duration
+}
+
+type taskHandlers struct {
+	store        Store
+	engine       TaskEngine
+	opts         TaskOptions
+	agentTimeout time.Duration
+	now          func() time.Time
+	throttle     *progressThrottle
+}
+
+func taskNotFound(id string) error { return notFound(smserr.SMS7703, id) }
+
+func taskError(err error, id string) error {
+	var busy *store.SourceBusyError
+	switch {
+	case errors.As(err, &busy):
+		return smserr.New(smserr.SMS6005, "source_server.id").
+			WithDetail("the source already has task " + busy.TaskID + ": delete it before creating another")
+	case errors.Is(err, store.ErrNotFound):
+		return taskNotFound(id)
+	}
+	return err
+}
+
+// create: POST /v3/tasks → 200 {"id"}. The task and its workflow start
+// together; if the workflow cannot start, the task is not kept.
+func (h taskHandlers) create(c *gin.Context) {
+	var b createTaskBody
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := b.validate(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	src, err := h.store.Source(ctx, t, *b.SourceServer.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			fail(c, notFound(smserr.SMS7602, *b.SourceServer.ID))
+			return
+		}
+		fail(c, err)
+		return
+	}
+	osType := src.OSType
+	if b.OSType != nil {
+		if *b.OSType != src.OSType {
+			fail(c, smserr.New(smserr.SMS6610, "os_type").WithDetail("os_type "+*b.OSType+" but the source runs "+src.OSType))
+			return
+		}
+		osType = *b.OSType
+	}
+	if osType == "WINDOWS" && *b.Type == "MIGRATE_FILE" {
+		fail(c, smserr.New(smserr.SMS7712, "type").WithDetail("file-level migration is for Linux sources"))
+		return
+	}
+	if sourcestate.State(src.State) == sourcestate.Unavailable {
+		fail(c, smserr.New(smserr.SMS6005, "source_server.id").WithDetail("the source failed its environment checks; see its checks"))
+		return
+	}
+	mp, err := h.store.MigProject(ctx, t, src.MigProjectID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		fail(c, err)
+		return
+	}
+	task := h.newTask(&b, src, mp, osType)
+	if b.VMTemplateID != nil && *b.VMTemplateID != "" {
+		tpl, err := h.store.Template(ctx, t, *b.VMTemplateID)
+		if err != nil {
+			fail(c, templateError(err, *b.VMTemplateID))
+			return
+		}
+		if tpl.Region != "" && mp != nil && mp.Region != "" && tpl.Region != mp.Region {
+			fail(c, smserr.New(smserr.SMS7321, "vm_template_id").WithDetail("template region "+tpl.Region+", project region "+mp.Region))
+			return
+		}
+		if task.TargetServer.Name == "" {
+			task.TargetServer.Name = tpl.TargetServerName
+		}
+		task.TargetServer.Flavor = tpl.Flavor
+	}
+	if task.ExistServer && task.TargetServer.VMID != "" {
+		used, err := h.store.TargetVMInUse(ctx, t, task.TargetServer.VMID, "")
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if used {
+			fail(c, smserr.New(smserr.SMS7605, "target_server.vm_id"))
+			return
+		}
+	}
+	if err := h.store.CreateTask(ctx, t, task); err != nil {
+		fail(c, taskError(err, ""))
+		return
+	}
+	if err := h.engine.Start(ctx, h.input(task, t)); err != nil {
+		// No workflow, no task: nothing is left half made.
+		if derr := h.store.DeleteTask(context.WithoutCancel(ctx), t, task.ID); derr != nil {
+			logFor(c).ErrorContext(ctx, "cannot remove a task whose workflow did not start", "task", task.ID, "err", derr)
+		}
+		fail(c, fmt.Errorf("start the task's workflow: %w", err))
+		return
+	}
+	logFor(c).InfoContext(ctx, "task created", "task", task.ID, "source", src.ID, "type", task.Type)
+	ok(c, gin.H{"id": task.ID})
+}
+
+// newTask applies the request over the migration project's defaults.
+func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.MigProject, osType string) *store.Task {
+	now := h.now().UnixMilli()
+	task := &store.Task{
+		ID: uuid.NewString(), SourceID: src.ID, Name: *b.Name, Type: *b.Type, OSType: osType, State: store.TaskReady,
+		Priority: 1, StartTargetServer: true, UsePublicIP: true, AutoStart: true,
+		RegionName: *b.RegionName, RegionID: *b.RegionID, ProjectName: *b.ProjectName, ProjectID: *b.ProjectID,
+		EnterpriseProjectID: src.EnterpriseProjectID, CreateDate: now, LogCollectStatus: "INIT", UpdatedAt: h.now().UTC(),
+	}
+	if mp != nil {
+		task.StartTargetServer, task.UsePublicIP, task.ExistServer = mp.StartTargetServer, mp.UsePublicIP, mp.ExistServer
+		task.Syncing, task.StartNetworkCheck, task.SpeedLimit = mp.Syncing, mp.StartNetworkCheck, mp.SpeedLimit
+	}
+	set(&task.StartTargetServer, b.StartTargetServer)
+	set(&task.AutoStart, b.AutoStart)
+	set(&task.UsePublicIP, b.UsePublicIP)
+	set(&task.UseIPv6, b.UseIPv6)
+	set(&task.Syncing, b.Syncing)
+	set(&task.ExistServer, b.ExistServer)
+	set(&task.StartNetworkCheck, b.StartNetworkCheck)
+	set(&task.SpeedLimit, b.SpeedLimit)
+	set(&task.OverSpeedThreshold, b.OverSpeedThreshold)
+	set(&task.IsNeedConsistencyCheck, b.IsNeedConsistencyCheck)
+	set(&task.NeedMigrationTest, b.NeedMigrationTest)
+	set(&task.Priority, b.Priority)
+	set(&task.MigrationIP, b.MigrationIP)
+	set(&task.VMTemplateID, b.VMTemplateID)
+	set(&task.CloneVMTemplateID, b.CloneVMTemplateID)
+
+	ts := &store.TargetServer{OSType: osType, OSVersion: src.OSVersion, SystemDir: deref(src.SystemDir),
+		Disks: []store.TargetDisk{}, VolumeGroups: []store.VolumeGroup{}, BtrfsList: []string{}}
+	tb := b.TargetServer
+	ts.VMID, ts.Name = deref(tb.VMID), deref(tb.Name)
+	if ts.Name == "" {
+		ts.Name = src.Name + "-target"
+	}
+	if tb.Disks != nil && len(*tb.Disks) > 0 {
+		ts.Disks = toTargetDisks(*tb.Disks)
+	} else {
+		// No disks given: the recommended layout of the source.
+		rec := layout.Recommend(src.Disks, src.VolumeGroups)
+		for i, d := range rec.Disks {
+			id := int64(i + 1)
+			name, size, used, use := d.Name, d.Size, d.UsedSize, d.DeviceUse
+			td := store.TargetDisk{ID: &id, Name: &name, Size: &size, UsedSize: &used, DeviceUse: &use,
+				PhysicalVolumes: []store.TargetPhysicalVolume{}}
+			for j, p := range d.PhysicalVolumes {
+				pid := int64(j + 1)
+				pv := p
+				td.PhysicalVolumes = append(td.PhysicalVolumes, store.TargetPhysicalVolume{ID: &pid, Name: &pv.Name,
+					Size: &pv.Size, UsedSize: &pv.UsedSize, FileSystem: &pv.FileSystem, MountPoint: &pv.MountPoint,
+					Index: &pv.Index, UUID: &pv.UUID, DeviceUse: &pv.DeviceUse})
+			}
+			ts.Disks = append(ts.Disks, td)
+		}
+		ts.VolumeGroups = rec.VolumeGroups
+	}
+	if tb.VolumeGroups != nil {
+		ts.VolumeGroups = toVolumeGroups(*tb.VolumeGroups)
+	}
+	if tb.BtrfsList != nil {
+		for _, fs := range toBtrfs(*tb.BtrfsList) {
+			ts.BtrfsList = append(ts.BtrfsList, deref(fs.Name))
+		}
+	}
+	task.TargetServer = ts
+	for i, name := range workflows.Subtasks(task.Type, task.OSType) {
+		task.SubTasks = append(task.SubTasks, store.SubTask{ID: int64(i + 1), Name: name})
+	}
+	return task
+}
+
+func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
+	return workflows.Input{
+		TaskID: task.ID, DomainID: t.DomainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
+		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
+		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
+		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rulesOf(task.SpeedRules),
+		TimeZone: h.opts.TimeZone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
+	}
+}
+
+func rulesOf(rs []store.SpeedRule) []speedlimit.Rule {
+	out := make([]speedlimit.Rule, len(rs))
+	for i, r := range rs {
+		out[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
+	}
+	return out
+}
+
+// list: GET /v3/tasks.
+func (h taskHandlers) list(c *gin.Context) {
+	var v checks
+	f := store.TaskFilter{State: queryString(c, &v, "state", 255), Name: queryString(c, &v, "name", 255),
+		ID: queryString(c, &v, "id", 255), SourceID: queryString(c, &v, "source_server_id", 255),
+		EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255)}
+	limit := queryInt(c, &v, "limit", 100, 0, 200)
+	offset := queryInt(c, &v, "offset", 0, 0, 65535)
+	if err := v.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	rows, total, err := h.store.Tasks(ctx, t, f, store.Page{Limit: limit, Offset: offset})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	srcIDs := make([]string, len(rows))
+	for i, r := range rows {
+		srcIDs[i] = r.SourceID
+	}
+	sources, err := h.sourceBriefs(ctx, t, srcIDs)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := make([]gin.H, len(rows))
+	for i := range rows {
+		out[i] = h.toJSON(&rows[i], sources[rows[i].SourceID], false)
+	}
+	ok(c, gin.H{"count": total, "tasks": out})
+}
+
+type sourceBrief struct {
+	ID, IP, Name, OSType, OSVersion, State, MigrationCycle string
+	OEMSystem                                              *bool
+	LastVisitTime                                          int64
+}
+
+// sourceBriefs reads the sources of a page of tasks in one query.
+func (h taskHandlers) sourceBriefs(ctx context.Context, t store.Tenant, ids []string) (map[string]sourceBrief, error) {
+	out := map[string]sourceBrief{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := h.store.SourcesByID(ctx, t, dedupeStrings(ids))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ID] = sourceBrief{ID: r.ID, IP: r.IP, Name: r.Name, OSType: r.OSType, OSVersion: r.OSVersion,
+			State: r.State, MigrationCycle: r.MigrationCycle, OEMSystem: r.OEMSystem, LastVisitTime: r.LastVisitTime}
+	}
+	return out, nil
+}
+
+func dedupeStrings(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// toJSON answers a task (ShowTaskResponse; the list's TasksResponseBody is
+// the same shape with fewer fields, and the SDK ignores the extra ones).
+func (h taskHandlers) toJSON(task *store.Task, src sourceBrief, full bool) gin.H {
+	subs := task.SubTasks
+	if subs == nil {
+		subs = []store.SubTask{}
+	}
+	connected := src.LastVisitTime >= h.now().Add(-h.agentTimeout).UnixMilli()
+	out := gin.H{
+		"id": task.ID, "name": task.Name, "type": task.Type, "os_type": task.OSType, "state": task.State,
+		"priority": task.Priority, "speed_limit": task.SpeedLimit, "region_id": task.RegionID,
+		"region_name": task.RegionName, "project_name": task.ProjectName, "project_id": task.ProjectID,
+		"start_target_server": task.StartTargetServer, "enterprise_project_id": task.EnterpriseProjectID,
+		"migration_ip": task.MigrationIP, "vm_template_id": task.VMTemplateID,
+		"estimate_complete_time": task.EstimateCompleteTime, "create_date": task.CreateDate,
+		"start_date": task.StartDate, "finish_date": task.FinishDate, "migrate_speed": task.MigrateSpeed,
+		"compress_rate": task.CompressRate, "error_json": task.ErrorJSON, "total_time": task.TotalTime,
+		"remain_seconds": task.RemainSeconds, "sub_tasks": subs, "syncing": task.Syncing,
+		"log_collect_status": task.LogCollectStatus, "subtask_info": task.SubtaskInfo,
+		"total_cpu_usage": task.TotalCPUUsage, "agent_cpu_usage": task.AgentCPUUsage,
+		"total_mem_usage": task.TotalMemUsage, "agent_mem_usage": task.AgentMemUsage,
+		"total_disk_io": task.TotalDiskIO, "agent_disk_io": task.AgentDiskIO,
+		"need_migration_test": task.NeedMigrationTest, "connected": connected,
+		"replicatesize": task.Replicatesize, "totalsize": task.Totalsize, "auto_start": task.AutoStart,
+		"exist_server": task.ExistServer, "use_public_ip": task.UsePublicIP,
+		"is_need_consistency_check": task.IsNeedConsistencyCheck,
+		"source_server": gin.H{"id": src.ID, "ip": src.IP, "name": src.Name, "os_type": src.OSType,
+			"os_version": src.OSVersion, "oem_system": src.OEMSystem, "state": src.State,
+			"migration_cycle": src.MigrationCycle},
+		"clone_server": task.CloneServer, "network_check_info": task.NetworkCheckInfo,
+		"special_config": nonNilConfig(task.SpecialConfig),
+	}
+	if ts := task.TargetServer; ts != nil {
+		out["target_server"] = ts
+	} else {
+		out["target_server"] = gin.H{"disks": []any{}}
+	}
+	if u := h.engine.RunURL(task.ID); u != "" {
+		out["workflow_url"] = u // smsflow: the task's run in the Temporal UI
+	}
+	return out
+}
+
+func nonNilConfig(c []store.ConfigItem) []store.ConfigItem {
+	if c == nil {
+		return []store.ConfigItem{}
+	}
+	return c
+}
+
+// show: GET /v3/tasks/{id}.
+func (h taskHandlers) show(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	task, err := h.store.Task(ctx, t, id)
+	if err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ok(c, h.toJSON(task, srcs[task.SourceID], true))
+}
+
+// update: PUT /v3/tasks/{id} (§4.2.6); answers {} (the SDK decodes an object).
+func (h taskHandlers) update(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var b updateTaskBody
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := b.validate(); err != nil {
+		fail(c, err)
+		return
+	}
+	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
+			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
+		}
+		set(&task.Name, b.Name)
+		set(&task.Type, b.Type)
+		set(&task.RegionID, b.RegionID)
+		set(&task.RegionName, b.RegionName)
+		set(&task.ExistServer, b.ExistServer)
+		set(&task.MigrationIP, b.MigrationIP)
+		set(&task.UseIPv6, b.UseIPv6)
+		set(&task.UsePublicIP, b.UsePublicIP)
+		set(&task.SpeedLimit, b.SpeedLimit)
+		set(&task.ProjectName, b.ProjectName)
+		set(&task.ProjectID, b.ProjectID)
+		set(&task.VMTemplateID, b.VMTemplateID)
+		if task.TargetServer == nil {
+			task.TargetServer = &store.TargetServer{Disks: []store.TargetDisk{}}
+		}
+		set(&task.TargetServer.ImageDiskID, b.ImageDiskID)
+		set(&task.TargetServer.CutoveredSnapshotIDs, b.CutoveredSnapshotIDs)
+		if ts := b.TargetServer; ts != nil {
+			set(&task.TargetServer.VMID, ts.VMID)
+			set(&task.TargetServer.Name, ts.Name)
+			set(&task.TargetServer.IP, ts.IP)
+			set(&task.TargetServer.OSType, ts.OSType)
+			set(&task.TargetServer.OSVersion, ts.OSVersion)
+			set(&task.TargetServer.Flavor, ts.Flavor)
+			if ts.Disks != nil {
+				if task.State != store.TaskReady {
+					return smserr.New(smserr.SMS8106, "target_server.disks").WithDetail("target disks can change only before the task starts")
+				}
+				task.TargetServer.Disks = toTargetDisks(*ts.Disks)
+			}
+		}
+		if b.CloneServer != nil {
+			task.CloneServer = b.CloneServer
+		}
+		return nil
+	})
+	if err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	okEmpty(c)
+}
+
+// delete: DELETE /v3/tasks/{id}. A running task is stopped and cleaned up by
+// its workflow (the agent must be connected to be told, SMS.7723); a task
+// without a running workflow is removed at once.
+func (h taskHandlers) delete(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := h.deleteOne(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	okEmpty(c)
+}
+
+func (h taskHandlers) deletable(ctx context.Context, t store.Tenant, id string) (*store.Task, error) {
+	task, err := h.store.Task(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := workflows.ValidateDelete(task.State); err != nil {
+		return nil, smserr.New(smserr.SMS7719, id).WithDetail("task " + id + " is already being deleted")
+	}
+	if task.State == store.TaskRunning || task.State == store.TaskSyncing {
+		srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})
+		if err != nil {
+			return nil, err
+		}
+		if srcs[task.SourceID].LastVisitTime < h.now().Add(-h.agentTimeout).UnixMilli() {
+			return nil, smserr.New(smserr.SMS7723, id).WithDetail("stop the task, or reconnect its agent, then delete")
+		}
+	}
+	return task, nil
+}
+
+func (h taskHandlers) deleteOne(ctx context.Context, t store.Tenant, id string) error {
+	if _, err := h.deletable(ctx, t, id); err != nil {
+		return err
+	}
+	err := h.engine.Delete(ctx, id)
+	if errors.Is(err, engine.ErrNoRun) {
+		return h.store.DeleteTask(ctx, t, id)
+	}
+	return err
+}
+
+// batchDelete: POST /v3/tasks/delete {"ids"}: every task is checked first,
+// so a refusal deletes none.
+func (h taskHandlers) batchDelete(c *gin.Context) {
+	var b struct {
+		IDs *[]string `json:"ids"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	var v checks
+	if !v.required("ids", b.IDs != nil) {
+		fail(c, v.err())
+		return
+	}
+	for i := range *b.IDs {
+		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], true, 0, 255)
+	}
+	if err := v.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	ids := dedupeStrings(*b.IDs)
+	for _, id := range ids {
+		if _, err := h.deletable(ctx, t, id); err != nil {
+			fail(c, taskError(err, id))
+			return
+		}
+	}
+	for _, id := range ids {
+		if err := h.deleteOne(ctx, t, id); err != nil {
+			fail(c, taskError(err, id))
+			return
+		}
+	}
+	okEmpty(c)
+}

@@ -1,0 +1,273 @@
+package web
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/workflows"
+)
+
+var taskOperations = []string{workflows.OpStart, workflows.OpStop, workflows.OpTest, workflows.OpCloneTest,
+	workflows.OpRestart, workflows.OpNetworkCheck}
+
+// action: POST /v3/tasks/{id}/action. The operation runs as an Update on the
+// task's workflow; the workflow's validator decides, with the SMS code of
+// the rule it applies (SMS.7713–SMS.7723).
+func (h taskHandlers) action(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var b struct {
+		Operation              *string `json:"operation"`
+		TemplateID             *string `json:"template_id"`
+		SwitchHce              *bool   `json:"switch_hce"`
+		IsNeedConsistencyCheck *bool   `json:"is_need_consistency_check"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	var v checks
+	v.enum("operation", b.Operation, true, false, taskOperations...)
+	v.str("template_id", b.TemplateID, false, 0, 2048)
+	if err := v.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	if _, err := h.store.Task(ctx, t, id); err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	err = h.engine.Action(ctx, id, workflows.ActionRequest{Operation: *b.Operation, TemplateID: deref(b.TemplateID),
+		IsNeedConsistencyCheck: deref(b.IsNeedConsistencyCheck)})
+	if errors.Is(err, engine.ErrNoRun) {
+		fail(c, smserr.New(smserr.SMS7713, id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	logFor(c).InfoContext(ctx, "task action", "task", id, "operation", *b.Operation)
+	okEmpty(c)
+}
+
+// progressThrottle limits the progress signals a task's workflow receives:
+// every report is written to the database, but the workflow hears of one at
+// most every minGap, except the ones it must act on (a finished step, a
+// speed over the limit).
+type progressThrottle struct {
+	mu     sync.Mutex
+	last   map[string]time.Time
+	minGap time.Duration
+}
+
+func newProgressThrottle(gap time.Duration) *progressThrottle {
+	return &progressThrottle{last: map[string]time.Time{}, minGap: gap}
+}
+
+func (p *progressThrottle) due(taskID string, now time.Time, urgent bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !urgent && now.Sub(p.last[taskID]) < p.minGap {
+		return false
+	}
+	if len(p.last) > 100000 {
+		clear(p.last)
+	}
+	p.last[taskID] = now
+	return true
+}
+
+// progress: PUT /v3/tasks/{id}/progress, from the agent.
+func (h taskHandlers) progress(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var b progressBody
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := b.validate(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	now := h.now()
+	ms := now.UnixMilli()
+	sub := *b.SubtaskName
+	if sub == "DETACH_AGENT_IMAGE" {
+		sub = "DETTACH_AGENT_IMAGE" // the SDK's spelling is the one stored
+	}
+	var limit int32
+	var threshold float64
+	err = h.store.UpdateTask(ctx, t, id, func(tx *gorm.DB, task *store.Task) error {
+		if task.State != store.TaskRunning && task.State != store.TaskSyncing {
+			return smserr.New(smserr.SMS0501, id).WithDetail("the task is " + task.State + ", not running")
+		}
+		found := false
+		for i := range task.SubTasks {
+			st := &task.SubTasks[i]
+			if st.Name != sub {
+				continue
+			}
+			found = true
+			st.Progress = *b.Progress
+			st.MigrateSpeed = b.MigrateSpeed
+			trace := *b.ProcessTrace
+			st.ProcessTrace = &trace
+			if st.StartDate == nil {
+				st.StartDate = &ms
+			}
+		}
+		if !found {
+			return smserr.New(smserr.SMS6004, "subtask_name").WithDetail(sub + " is not a step of this task")
+		}
+		task.Replicatesize, task.Totalsize = *b.Replicatesize, *b.Totalsize
+		set(&task.MigrateSpeed, b.MigrateSpeed)
+		set(&task.CompressRate, b.CompressRate)
+		set(&task.TotalCPUUsage, b.TotalCPUUsage)
+		set(&task.AgentCPUUsage, b.AgentCPUUsage)
+		set(&task.TotalMemUsage, b.TotalMemUsage)
+		set(&task.AgentMemUsage, b.AgentMemUsage)
+		set(&task.TotalDiskIO, b.TotalDiskIO)
+		set(&task.AgentDiskIO, b.AgentDiskIO)
+		set(&task.NeedMigrationTest, b.NeedMigrationTest)
+		set(&task.AgentTime, b.AgentTime)
+		if b.RemainTime != nil {
+			task.RemainSeconds = *b.RemainTime
+			task.EstimateCompleteTime = ms + *b.RemainTime*1000
+		}
+		task.LastProgressAt = ms
+		task.SubtaskInfo = sub
+		limit, threshold = task.CurrentLimit, task.OverSpeedThreshold
+		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
+			Updates(map[string]any{"replicatesize": *b.Replicatesize, "totalsize": *b.Totalsize}).Error
+	})
+	if err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	speed := deref(b.MigrateSpeed)
+	urgent := *b.Progress >= 100 || speedlimit.Over(speedlimit.Limit{Mbps: limit, Threshold: threshold}, speed)
+	if h.throttle.due(id, now, urgent) {
+		err := h.engine.Progress(ctx, id, workflows.Progress{Subtask: sub, Progress: *b.Progress, MigrateSpeed: speed, At: now})
+		if err != nil && !errors.Is(err, engine.ErrNoRun) {
+			fail(c, err)
+			return
+		}
+	}
+	okEmpty(c)
+}
+
+type speedRuleBody struct {
+	Start              *string  `json:"start"`
+	End                *string  `json:"end"`
+	Speed              *int32   `json:"speed"`
+	OverSpeedThreshold *float64 `json:"over_speed_threshold"`
+}
+
+// showSpeed: GET /v3/tasks/{id}/speed-limit. Without rules of its own, a task
+// answers one all-day window at its (project-inherited) speed_limit.
+func (h taskHandlers) showSpeed(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	task, err := h.store.Task(c.Request.Context(), mustPrincipal(c).Tenant(), id)
+	if err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	rules := task.SpeedRules
+	if len(rules) == 0 {
+		sp, th := task.SpeedLimit, task.OverSpeedThreshold
+		rules = []store.SpeedRule{{Start: "00:00", End: "24:00", Speed: &sp, OverSpeedThreshold: &th}}
+	}
+	ok(c, gin.H{"speed_limit": rules})
+}
+
+// setSpeed: POST /v3/tasks/{id}/speed-limit replaces the rules; the running
+// workflow applies them at once.
+func (h taskHandlers) setSpeed(c *gin.Context) {
+	id, err := pathID(c, "task_id")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var b struct {
+		SpeedLimit *[]speedRuleBody `json:"speed_limit"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		fail(c, err)
+		return
+	}
+	var v checks
+	if !v.required("speed_limit", b.SpeedLimit != nil) {
+		fail(c, v.err())
+		return
+	}
+	rules := make([]speedlimit.Rule, len(*b.SpeedLimit))
+	stored := make([]store.SpeedRule, len(*b.SpeedLimit))
+	for i, r := range *b.SpeedLimit {
+		f := "speed_limit[" + itoa(i) + "]."
+		v.str(f+"start", r.Start, true, 0, 255)
+		v.str(f+"end", r.End, true, 0, 255)
+		v.required(f+"speed", r.Speed != nil)
+		rules[i] = speedlimit.Rule{Start: deref(r.Start), End: deref(r.End), Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
+		stored[i] = store.SpeedRule{Start: deref(r.Start), End: deref(r.End), Speed: r.Speed, OverSpeedThreshold: r.OverSpeedThreshold}
+	}
+	if err := v.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	if _, errs := speedlimit.Parse(rules); len(errs) > 0 {
+		code := smserr.SMS9001
+		var fields []string
+		for _, e := range errs {
+			fields = append(fields, e.Field)
+			if len(e.Field) > 5 && (e.Field[len(e.Field)-5:] == "start" || e.Field[len(e.Field)-3:] == "end") {
+				code = smserr.SMS6405 // a time that is not HH:MM within the day
+			}
+		}
+		e := smserr.New(code, fields...)
+		for _, fe := range errs {
+			e = e.WithDetail(fe.Error())
+		}
+		fail(c, e)
+		return
+	}
+	ctx := c.Request.Context()
+	var update workflows.SpeedUpdate
+	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+		task.SpeedRules = stored
+		update = workflows.SpeedUpdate{Rules: rules, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold}
+		return nil
+	})
+	if err != nil {
+		fail(c, taskError(err, id))
+		return
+	}
+	if err := h.engine.SpeedRules(ctx, id, update); err != nil && !errors.Is(err, engine.ErrNoRun) {
+		fail(c, err)
+		return
+	}
+	okEmpty(c)
+}

@@ -1,0 +1,277 @@
+package web
+
+import (
+	"fmt"
+
+	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/store"
+)
+
+// Request shapes of POST /v3/tasks (PostTask) and PUT /v3/tasks/{id}
+// (PutTaskReq); pointers tell absent from zero.
+
+type targetPVBody struct {
+	DeviceUse  *string `json:"device_use"`
+	FileSystem *string `json:"file_system"`
+	Index      *int32  `json:"index"`
+	MountPoint *string `json:"mount_point"`
+	Name       *string `json:"name"`
+	Size       *int64  `json:"size"`
+	InodeSize  *int64  `json:"inode_size"`
+	UsedSize   *int64  `json:"used_size"`
+	UUID       *string `json:"uuid"`
+}
+
+type targetDiskBody struct {
+	DeviceUse       *string         `json:"device_use"`
+	DiskID          *string         `json:"disk_id"`
+	Name            *string         `json:"name"`
+	PhysicalVolumes *[]targetPVBody `json:"physical_volumes"`
+	Size            *int64          `json:"size"`
+	UsedSize        *int64          `json:"used_size"`
+}
+
+type targetServerBody struct {
+	VMID         *string            `json:"vm_id"`
+	Name         *string            `json:"name"`
+	Disks        *[]targetDiskBody  `json:"disks"`
+	VolumeGroups *[]volumeGroupBody `json:"volume_groups"`
+	BtrfsList    *[]btrfsBody       `json:"btrfs_list"`
+}
+
+type createTaskBody struct {
+	Name              *string `json:"name"`
+	Type              *string `json:"type"`
+	StartTargetServer *bool   `json:"start_target_server"`
+	AutoStart         *bool   `json:"auto_start"`
+	OSType            *string `json:"os_type"`
+	SourceServer      *struct {
+		ID *string `json:"id"`
+	} `json:"source_server"`
+	TargetServer           *targetServerBody `json:"target_server"`
+	MigrationIP            *string           `json:"migration_ip"`
+	RegionName             *string           `json:"region_name"`
+	RegionID               *string           `json:"region_id"`
+	ProjectName            *string           `json:"project_name"`
+	ProjectID              *string           `json:"project_id"`
+	Priority               *int32            `json:"priority"`
+	VMTemplateID           *string           `json:"vm_template_id"`
+	CloneVMTemplateID      *string           `json:"clonevm_template_id"`
+	UsePublicIP            *bool             `json:"use_public_ip"`
+	UseIPv6                *bool             `json:"use_ipv6"`
+	Syncing                *bool             `json:"syncing"`
+	ExistServer            *bool             `json:"exist_server"`
+	StartNetworkCheck      *bool             `json:"start_network_check"`
+	SpeedLimit             *int32            `json:"speed_limit"`
+	OverSpeedThreshold     *float64          `json:"over_speed_threshold"`
+	IsNeedConsistencyCheck *bool             `json:"is_need_consistency_check"`
+	NeedMigrationTest      *bool             `json:"need_migration_test"`
+}
+
+var taskTypes = []string{"MIGRATE_BLOCK", "MIGRATE_FILE"}
+
+// validate applies the rules of table 4-117 and its nested tables.
+func (b *createTaskBody) validate() error {
+	if b.Type != nil && !oneOf(*b.Type, taskTypes) {
+		return smserr.New(smserr.SMS7712, "type").WithDetail("type: MIGRATE_BLOCK or MIGRATE_FILE")
+	}
+	var v checks
+	v.str("name", b.Name, true, 0, 255)
+	v.required("type", b.Type != nil)
+	v.enum("os_type", b.OSType, false, false, osTypes...)
+	if v.required("source_server", b.SourceServer != nil) {
+		v.str("source_server.id", b.SourceServer.ID, true, 0, 255)
+	}
+	if v.required("target_server", b.TargetServer != nil) {
+		ts := b.TargetServer
+		v.str("target_server.vm_id", ts.VMID, false, 0, 255)
+		v.str("target_server.name", ts.Name, false, 0, 255)
+		if ts.Disks != nil {
+			checkTargetDisks(&v, *ts.Disks)
+		}
+		if ts.VolumeGroups != nil {
+			checkVolumeGroups(&v, "target_server.volume_groups", *ts.VolumeGroups)
+		}
+		if ts.BtrfsList != nil {
+			checkBtrfs(&v, *ts.BtrfsList)
+		}
+	}
+	v.str("migration_ip", b.MigrationIP, false, 0, 255)
+	v.str("region_name", b.RegionName, true, 0, 255)
+	v.str("region_id", b.RegionID, true, 0, 255)
+	v.str("project_name", b.ProjectName, true, 0, 255)
+	v.str("project_id", b.ProjectID, true, 0, 255)
+	// The spec allows 0..65535; the SDK decodes priority as an enum of
+	// 0 (low), 1 (standard), 2 (high), so only those are accepted.
+	between(&v, "priority", b.Priority, false, 0, 2)
+	v.str("vm_template_id", b.VMTemplateID, false, 0, 255)
+	v.str("clonevm_template_id", b.CloneVMTemplateID, false, 0, 255)
+	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
+	if b.OverSpeedThreshold != nil && (*b.OverSpeedThreshold < 0 || *b.OverSpeedThreshold > 100) {
+		v.add("over_speed_threshold", "must be between 0 and 100", false)
+	}
+	return v.err()
+}
+
+var targetDiskUses = []string{"NORMAL", "OS", "BOOT"}
+
+func checkTargetDisks(v *checks, disks []targetDiskBody) {
+	for i, d := range disks {
+		f := fmt.Sprintf("target_server.disks[%d].", i)
+		v.enum(f+"device_use", d.DeviceUse, false, false, targetDiskUses...)
+		v.str(f+"disk_id", d.DiskID, false, 0, 255)
+		v.str(f+"name", d.Name, true, 0, 255)
+		between(v, f+"size", d.Size, true, 0, maxInt64)
+		between(v, f+"used_size", d.UsedSize, true, 0, maxInt64)
+		v.required(f+"physical_volumes", d.PhysicalVolumes != nil)
+		if d.PhysicalVolumes == nil {
+			continue
+		}
+		for j, p := range *d.PhysicalVolumes {
+			g := fmt.Sprintf("%sphysical_volumes[%d].", f, j)
+			v.str(g+"device_use", p.DeviceUse, false, 0, 255)
+			v.str(g+"file_system", p.FileSystem, false, 0, 255)
+			between(v, g+"index", p.Index, false, 0, maxInt32)
+			v.str(g+"mount_point", p.MountPoint, false, 0, 255)
+			v.str(g+"name", p.Name, false, 0, 255)
+			between(v, g+"size", p.Size, false, 0, maxInt64)
+			between(v, g+"inode_size", p.InodeSize, false, 0, maxInt64)
+			between(v, g+"used_size", p.UsedSize, false, 0, maxInt64)
+			v.str(g+"uuid", p.UUID, false, 0, 255)
+		}
+	}
+}
+
+func toTargetDisks(in []targetDiskBody) []store.TargetDisk {
+	out := make([]store.TargetDisk, len(in))
+	for i, d := range in {
+		td := store.TargetDisk{DeviceUse: d.DeviceUse, DiskID: d.DiskID, Name: d.Name, Size: d.Size, UsedSize: d.UsedSize,
+			PhysicalVolumes: []store.TargetPhysicalVolume{}}
+		id := int64(i + 1)
+		td.ID = &id
+		if d.PhysicalVolumes != nil {
+			for j, p := range *d.PhysicalVolumes {
+				pid := int64(j + 1)
+				td.PhysicalVolumes = append(td.PhysicalVolumes, store.TargetPhysicalVolume{ID: &pid, DeviceUse: p.DeviceUse,
+					FileSystem: p.FileSystem, Index: p.Index, MountPoint: p.MountPoint, Name: p.Name, Size: p.Size,
+					UsedSize: p.UsedSize, UUID: p.UUID, InodeSize: p.InodeSize})
+			}
+		}
+		out[i] = td
+	}
+	return out
+}
+
+// updateTaskBody is PUT /v3/tasks/{id} (PutTaskReq): absent fields keep
+// their value.
+type updateTaskBody struct {
+	Name                 *string            `json:"name"`
+	Type                 *string            `json:"type"`
+	RegionID             *string            `json:"region_id"`
+	RegionName           *string            `json:"region_name"`
+	ExistServer          *bool              `json:"exist_server"`
+	MigrationIP          *string            `json:"migration_ip"`
+	UseIPv6              *bool              `json:"use_ipv6"`
+	UsePublicIP          *bool              `json:"use_public_ip"`
+	SpeedLimit           *int32             `json:"speed_limit"`
+	ProjectName          *string            `json:"project_name"`
+	ProjectID            *string            `json:"project_id"`
+	EnterpriseProject    *string            `json:"enterprise_project"`
+	ImageDiskID          *string            `json:"image_disk_id"`
+	VMTemplateID         *string            `json:"vm_template_id"`
+	TargetDiskIDs        *string            `json:"target_disk_ids"`
+	SnapshotIDs          *string            `json:"snapshot_ids"`
+	CutoveredSnapshotIDs *string            `json:"cutovered_snapshot_ids"`
+	TargetServer         *json2TargetBody   `json:"target_server"`
+	CloneServer          *store.CloneServer `json:"clone_server"`
+}
+
+// json2TargetBody is the TargetServer of an update: the target's identity
+// and disks.
+type json2TargetBody struct {
+	VMID      *string           `json:"vm_id"`
+	Name      *string           `json:"name"`
+	IP        *string           `json:"ip"`
+	OSType    *string           `json:"os_type"`
+	OSVersion *string           `json:"os_version"`
+	Flavor    *string           `json:"flavor"`
+	Disks     *[]targetDiskBody `json:"disks"`
+}
+
+func (b *updateTaskBody) validate() error {
+	if b.Type != nil && !oneOf(*b.Type, taskTypes) {
+		return smserr.New(smserr.SMS7712, "type").WithDetail("type: MIGRATE_BLOCK or MIGRATE_FILE")
+	}
+	var v checks
+	for _, f := range []struct {
+		name string
+		s    *string
+	}{{"name", b.Name}, {"region_id", b.RegionID}, {"region_name", b.RegionName}, {"migration_ip", b.MigrationIP},
+		{"project_name", b.ProjectName}, {"project_id", b.ProjectID}, {"enterprise_project", b.EnterpriseProject},
+		{"image_disk_id", b.ImageDiskID}, {"vm_template_id", b.VMTemplateID}, {"target_disk_ids", b.TargetDiskIDs},
+		{"snapshot_ids", b.SnapshotIDs}, {"cutovered_snapshot_ids", b.CutoveredSnapshotIDs}} {
+		v.str(f.name, f.s, false, 0, 255)
+	}
+	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
+	if ts := b.TargetServer; ts != nil {
+		v.str("target_server.vm_id", ts.VMID, false, 0, 255)
+		v.str("target_server.name", ts.Name, false, 0, 255)
+		v.str("target_server.ip", ts.IP, false, 0, 255)
+		v.enum("target_server.os_type", ts.OSType, false, true, osTypes...)
+		v.str("target_server.os_version", ts.OSVersion, false, 0, 255)
+		v.str("target_server.flavor", ts.Flavor, false, 0, 255)
+		if ts.Disks != nil {
+			checkTargetDisks(&v, *ts.Disks)
+		}
+	}
+	return v.err()
+}
+
+// progressBody is PUT /v3/tasks/{id}/progress (table 4-153).
+type progressBody struct {
+	SubtaskName       *string  `json:"subtask_name"`
+	Progress          *int32   `json:"progress"`
+	Replicatesize     *int64   `json:"replicatesize"`
+	Totalsize         *int64   `json:"totalsize"`
+	ProcessTrace      *string  `json:"process_trace"`
+	MigrateSpeed      *float64 `json:"migrate_speed"`
+	CompressRate      *float64 `json:"compress_rate"`
+	RemainTime        *int64   `json:"remain_time"`
+	TotalCPUUsage     *float64 `json:"total_cpu_usage"`
+	AgentCPUUsage     *float64 `json:"agent_cpu_usage"`
+	TotalMemUsage     *float64 `json:"total_mem_usage"`
+	AgentMemUsage     *float64 `json:"agent_mem_usage"`
+	TotalDiskIO       *float64 `json:"total_disk_io"`
+	AgentDiskIO       *float64 `json:"agent_disk_io"`
+	NeedMigrationTest *bool    `json:"need_migration_test"`
+	AgentTime         *string  `json:"agent_time"`
+}
+
+func floatBetween(v *checks, field string, x *float64, min, max float64) {
+	if x != nil && (*x < min || *x > max) {
+		v.add(field, fmt.Sprintf("must be between %g and %g", min, max), false)
+	}
+}
+
+func (b *progressBody) validate() error {
+	if b.Progress != nil && (*b.Progress < 0 || *b.Progress > 100) {
+		return smserr.New(smserr.SMS6101, "progress").WithDetail("progress: an integer from 0 to 100")
+	}
+	var v checks
+	v.str("subtask_name", b.SubtaskName, true, 0, 255)
+	v.required("progress", b.Progress != nil)
+	between(&v, "replicatesize", b.Replicatesize, true, 0, maxInt64)
+	between(&v, "totalsize", b.Totalsize, true, 0, maxInt64)
+	v.str("process_trace", b.ProcessTrace, true, 0, 2048)
+	floatBetween(&v, "migrate_speed", b.MigrateSpeed, 0, 10000)
+	floatBetween(&v, "compress_rate", b.CompressRate, 0, 10000)
+	between(&v, "remain_time", b.RemainTime, false, 0, int64(maxInt32))
+	floatBetween(&v, "total_cpu_usage", b.TotalCPUUsage, 0, 100)
+	floatBetween(&v, "agent_cpu_usage", b.AgentCPUUsage, 0, 100)
+	floatBetween(&v, "total_mem_usage", b.TotalMemUsage, 0, 1048576)
+	floatBetween(&v, "agent_mem_usage", b.AgentMemUsage, 0, 1048576)
+	floatBetween(&v, "total_disk_io", b.TotalDiskIO, 0, 10000)
+	floatBetween(&v, "agent_disk_io", b.AgentDiskIO, 0, 10000)
+	v.str("agent_time", b.AgentTime, false, 0, 30)
+	return v.err()
+}
