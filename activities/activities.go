@@ -318,6 +318,9 @@ func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, err
 			return StepOutput{}, err
 		}
 		tg, err := a.Provider.Create(ctx, spec)
+		if errors.Is(err, provider.ErrNotFound) {
+			return StepOutput{}, failure(smserr.SMS0412, err, spec.ExistVM)
+		}
 		if err != nil {
 			return StepOutput{}, failure(smserr.SMS0601, err, err.Error())
 		}
@@ -401,6 +404,9 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 		return provider.Spec{}, err
 	}
 	s := provider.Spec{TaskID: task.ID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
+	if in.ExistServer && task.TargetServer != nil {
+		s.ExistVM = task.TargetServer.VMID
+	}
 	if task.TargetServer == nil || len(task.TargetServer.Disks) == 0 {
 		src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
 		if err != nil {
@@ -408,15 +414,13 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 		}
 		rec := layout.Recommend(src.Disks, src.VolumeGroups)
 		for _, d := range rec.Disks {
-			s.Disks = append(s.Disks, provider.Disk{Name: d.Name, Size: d.Size, DeviceUse: d.DeviceUse})
+			s.Disks = append(s.Disks, provider.Disk{Name: d.Name, Size: d.Size, UsedSize: d.UsedSize, DeviceUse: d.DeviceUse})
 		}
 		return s, nil
 	}
-	if in.ExistServer {
-		s.ExistVM = task.TargetServer.VMID
-	}
 	for _, d := range task.TargetServer.Disks {
-		s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), DeviceUse: deref(d.DeviceUse)})
+		s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), UsedSize: deref(d.UsedSize),
+			DeviceUse: deref(d.DeviceUse)})
 	}
 	return s, nil
 }

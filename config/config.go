@@ -44,8 +44,21 @@ type Config struct {
 	AgentTimeout     time.Duration `yaml:"agent_timeout" env:"SMSFLOW_AGENT_TIMEOUT" flag:"agent-timeout" default:"90s" help:"a source whose agent has not polled for this long shows connected=false"`
 	CommandRedeliver time.Duration `yaml:"command_redeliver" env:"SMSFLOW_COMMAND_REDELIVER" flag:"command-redeliver" default:"60s" help:"an agent command handed out but not answered within this time is handed out again"`
 
-	TemporalAddress   string `yaml:"temporal_address" env:"SMSFLOW_TEMPORAL_ADDRESS" flag:"temporal-address" default:"" help:"host:port of an external Temporal frontend; empty = serve embeds its own (web and worker need it)"`
-	TemporalNamespace string `yaml:"temporal_namespace" env:"SMSFLOW_TEMPORAL_NAMESPACE" flag:"temporal-namespace" default:"default" help:"Temporal namespace of the migration workflows"`
+	TemporalAddress   string        `yaml:"temporal_address" env:"SMSFLOW_TEMPORAL_ADDRESS" flag:"temporal-address" default:"" help:"host:port of an external Temporal frontend; empty = serve embeds its own (web and worker need it)"`
+	TemporalNamespace string        `yaml:"temporal_namespace" env:"SMSFLOW_TEMPORAL_NAMESPACE" flag:"temporal-namespace" default:"default" help:"Temporal namespace of the migration workflows"`
+	TemporalTLSCert   string        `yaml:"temporal_tls_cert" env:"SMSFLOW_TEMPORAL_TLS_CERT" flag:"temporal-tls-cert" default:"" help:"client certificate (PEM file) for an external Temporal with mTLS"`
+	TemporalTLSKey    string        `yaml:"temporal_tls_key" env:"SMSFLOW_TEMPORAL_TLS_KEY" flag:"temporal-tls-key" default:"" help:"client key (PEM file) for --temporal-tls-cert"`
+	TemporalTLSCA     string        `yaml:"temporal_tls_ca" env:"SMSFLOW_TEMPORAL_TLS_CA" flag:"temporal-tls-ca" default:"" help:"CA bundle (PEM file) to verify an external Temporal; setting any TLS option turns TLS on"`
+	TemporalTLSServer string        `yaml:"temporal_tls_server_name" env:"SMSFLOW_TEMPORAL_TLS_SERVER_NAME" flag:"temporal-tls-server-name" default:"" help:"server name expected in the external Temporal's certificate"`
+	TemporalUIAddr    string        `yaml:"temporal_ui_addr" env:"SMSFLOW_TEMPORAL_UI_ADDR" flag:"temporal-ui-addr" default:"127.0.0.1:8233" help:"where serve's embedded Temporal Web UI listens (empty = no UI); with an external cluster, its UI address for links"`
+	TemporalEmbedAddr string        `yaml:"temporal_embedded_addr" env:"SMSFLOW_TEMPORAL_EMBEDDED_ADDR" flag:"temporal-embedded-addr" default:"127.0.0.1:7233" help:"gRPC address of serve's embedded Temporal frontend"`
+	TemporalRetention time.Duration `yaml:"temporal_retention" env:"SMSFLOW_TEMPORAL_RETENTION" flag:"temporal-retention" default:"720h" help:"how long finished migration runs stay in Temporal (audits need weeks)"`
+
+	TimeZone         string        `yaml:"timezone" env:"SMSFLOW_TIMEZONE" flag:"timezone" default:"Local" help:"time zone of speed-limit windows (an IANA name such as Asia/Shanghai, or Local)"`
+	SyncInterval     time.Duration `yaml:"sync_interval" env:"SMSFLOW_SYNC_INTERVAL" flag:"sync-interval" default:"10m" help:"pause between passes of a continuous-sync task"`
+	AgentStepTimeout time.Duration `yaml:"agent_step_timeout" env:"SMSFLOW_AGENT_STEP_TIMEOUT" flag:"agent-step-timeout" default:"30m" help:"a copy step whose agent reports no progress this long fails"`
+	TargetsDir       string        `yaml:"targets_dir" env:"SMSFLOW_TARGETS_DIR" flag:"targets-dir" default:"" help:"where the local provider keeps target servers (empty = <data-dir>/targets)"`
+	WorkerHealthAddr string        `yaml:"worker_health_addr" env:"SMSFLOW_WORKER_HEALTH_ADDR" flag:"worker-health-addr" default:"127.0.0.1:8081" help:"where smsflow worker answers /healthz (empty = nowhere)"`
 
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SMSFLOW_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may finish on SIGTERM"`
 }
@@ -267,6 +280,32 @@ func (c Config) Validate() error {
 	if c.TemporalAddress != "" {
 		if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
 			bad("temporal-address", "SMSFLOW_TEMPORAL_ADDRESS", fmt.Sprintf("%q is not host:port", c.TemporalAddress))
+		}
+	}
+	if c.TemporalRetention < 24*time.Hour {
+		bad("temporal-retention", "SMSFLOW_TEMPORAL_RETENTION", "must be at least 24h")
+	}
+	if c.TimeZone != "Local" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			bad("timezone", "SMSFLOW_TIMEZONE", fmt.Sprintf("%q is not a time zone: %v", c.TimeZone, err))
+		}
+	}
+	if c.SyncInterval < time.Second {
+		bad("sync-interval", "SMSFLOW_SYNC_INTERVAL", "must be at least 1s")
+	}
+	if c.AgentStepTimeout < 10*time.Second {
+		bad("agent-step-timeout", "SMSFLOW_AGENT_STEP_TIMEOUT", "must be at least 10s")
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		bad("temporal-tls-cert", "SMSFLOW_TEMPORAL_TLS_CERT", "set both the certificate and the key, or neither")
+	}
+	for _, a := range []struct{ flag, env, v string }{{"temporal-ui-addr", "SMSFLOW_TEMPORAL_UI_ADDR", c.TemporalUIAddr},
+		{"temporal-embedded-addr", "SMSFLOW_TEMPORAL_EMBEDDED_ADDR", c.TemporalEmbedAddr},
+		{"worker-health-addr", "SMSFLOW_WORKER_HEALTH_ADDR", c.WorkerHealthAddr}} {
+		if a.v != "" {
+			if _, _, err := net.SplitHostPort(a.v); err != nil {
+				bad(a.flag, a.env, fmt.Sprintf("%q is not host:port", a.v))
+			}
 		}
 	}
 	if strings.TrimSpace(c.TemporalNamespace) == "" {

@@ -13,6 +13,7 @@ import (
 type Disk struct {
 	Name      string // the source disk it receives (or its relation name)
 	Size      int64  // bytes
+	UsedSize  int64  // bytes the source uses on it: what the copy writes
 	DeviceUse string // BOOT, OS or NORMAL
 }
 
@@ -34,6 +35,9 @@ type Target struct {
 	IP       string
 	Location string   // provider-specific (a folder for local)
 	Disks    []string // where each Spec disk landed (device or file), in order
+	// Created is true when the provider made this server for the task (and
+	// so deletes it with the task); a bound existing server is kept.
+	Created bool
 }
 
 // Provider is a target cloud.
@@ -60,3 +64,6 @@ type Provider interface {
 
 // ErrNoSpace: the target cannot hold the disks.
 var ErrNoSpace = errors.New("provider: not enough space for the target disks")
+
+// ErrNotFound: the existing target server to bind does not exist.
+var ErrNotFound = errors.New("provider: target server not found")

@@ -71,6 +71,9 @@ type Server struct {
 
 const (
 	clusterName = "active"
+	// embeddedClusterID is fixed: the cluster's identity is stored in its
+	// database and must not change between starts.
+	embeddedClusterID = "6d2b1a8e-5c1f-4b9e-9d3a-7f0e2c4b8a11"
 	dbFileName  = "temporal.db"
 	lockName    = "temporal.lock"
 )
@@ -325,7 +328,7 @@ func serverConfig(host string, port int, sqlConf *config.SQL) (*config.Config, e
 		CurrentClusterName:       clusterName,
 		ClusterInformation: map[string]cluster.ClusterInformation{clusterName: {
 			Enabled: true, InitialFailoverVersion: 1, RPCAddress: addr,
-			HTTPAddress: net.JoinHostPort(host, strconv.Itoa(httpPort)), ClusterID: "smsflow-embedded",
+			HTTPAddress: net.JoinHostPort(host, strconv.Itoa(httpPort)), ClusterID: embeddedClusterID,
 		}},
 	}
 	c.DCRedirectionPolicy.Policy = "noop"

@@ -608,7 +608,7 @@ func (m *migration) delete(ctx workflow.Context) (Status, error) {
 	if err := m.apply(dctx, activities.Transition{TaskState: StateDeleting}); err != nil {
 		return m.status(), err
 	}
-	in := activities.CleanupInput{Ref: m.ref(), Target: m.st.Target, DeleteTarget: !m.in.ExistServer,
+	in := activities.CleanupInput{Ref: m.ref(), Target: m.st.Target, DeleteTarget: m.st.Target != nil && m.st.Target.Created,
 		AgentRunning: m.st.AgentActive || m.st.Step == StepMigrate || m.st.Step == StepSync}
 	if err := workflow.ExecuteActivity(activityCtx(dctx, 10*time.Minute), acts.Cleanup, in).Get(dctx, nil); err != nil {
 		return m.status(), err

@@ -63,7 +63,7 @@ func (s *migrationSuite) SetupTest() {
 		}
 		s.steps = append(s.steps, in.Step)
 		if in.Step == StepCreate {
-			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t"}}, nil
+			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}
 		return activities.StepOutput{}, nil
 	})

@@ -40,7 +40,7 @@ Configuration comes from defaults < YAML file (--config) < SMSFLOW_* environment
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(e.serveCmd(), e.webCmd(), e.adminCmd(), e.healthcheckCmd())
+	root.AddCommand(e.serveCmd(), e.webCmd(), e.workerCmd(), e.adminCmd(), e.healthcheckCmd())
 	return root
 }
 

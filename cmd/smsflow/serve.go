@@ -13,9 +13,11 @@ import (
 func (e *env) serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run everything in one process: REST API (and, as they land, embedded Temporal, worker, web pages)",
+		Short: "Run everything in one process: REST API, embedded Temporal with its Web UI, and the worker",
 		Long: `serve runs smsflow on one machine with nothing else installed: a SQLite file in the
-data dir (or MySQL with --db-dsn) and the REST API on --http-addr.
+data dir (or MySQL with --db-dsn), an embedded Temporal server (its database in
+<data-dir>/temporal) with its Web UI on --temporal-ui-addr, the migration worker, and the
+REST API on --http-addr. With --temporal-address it uses that cluster instead.
 
 On first start with an empty database it creates an admin tenant and writes its
 credentials to <data-dir>/admin-credentials.json (mode 0600).`,
@@ -64,10 +66,29 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	defer ln.Close()
+
+	tmp, err := openTemporal(ctx, cfg, log, allInOne)
+	if err != nil {
+		return err
+	}
+	defer tmp.close()
 	queue := dispatch.New(a.store, dispatch.Options{Redeliver: cfg.CommandRedeliver, Logger: log})
 	go queue.Run(ctx)
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Logger: log,
-		AgentTimeout: cfg.AgentTimeout, Version: version})
-	log.Info("smsflow started", "version", version, "all_in_one", allInOne, "data_dir", absDataDir(cfg.DataDir))
+	if allInOne {
+		w, err := a.startWorker(tmp, queue)
+		if err != nil {
+			return err
+		}
+		defer w.Stop() // before the client and server close (deferred earlier)
+	}
+	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
+		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})
+	ui := ""
+	if tmp.server != nil {
+		ui = tmp.server.UIAddr()
+	}
+	log.Info("smsflow started", "version", version, "all_in_one", allInOne, "data_dir", absDataDir(cfg.DataDir),
+		"temporal_ui", ui)
 	return web.Serve(ctx, ln, srv.Handler(), cfg.ShutdownTimeout, log)
 }

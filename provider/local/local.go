@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,20 +55,33 @@ func DiskFile(location string, i int) string {
 func RootDir(location string) string { return filepath.Join(location, "root") }
 
 // Create makes the folder and records the spec; the disks are laid out by
-// Format. Creating again returns the same target.
+// Format. Creating again returns the same target. With ExistVM the target is
+// the folder <root>/<ExistVM> the operator prepared: it must exist, and it
+// is kept when the task is deleted.
 func (p *Provider) Create(ctx context.Context, s provider.Spec) (provider.Target, error) {
-	dir, err := p.dir(s.TaskID)
+	name, created := s.TaskID, true
+	if s.ExistVM != "" {
+		name, created = s.ExistVM, false
+	}
+	dir, err := p.dir(name)
 	if err != nil {
 		return provider.Target{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return provider.Target{}, fmt.Errorf("local provider: create %s: %w", dir, err)
+	if created {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return provider.Target{}, fmt.Errorf("local provider: create %s: %w", dir, err)
+		}
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return provider.Target{}, fmt.Errorf("local provider: existing target %q: %w", s.ExistVM, provider.ErrNotFound)
 	}
 	b, _ := json.MarshalIndent(manifest{Spec: s}, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "target.json"), b, 0o600); err != nil {
 		return provider.Target{}, fmt.Errorf("local provider: %w", err)
 	}
-	t := provider.Target{VMID: "local-" + s.TaskID, Name: s.Name, IP: "127.0.0.1", Location: dir}
+	t := provider.Target{VMID: "local-" + name, Name: s.Name, IP: "127.0.0.1", Location: dir, Created: created}
+	if !created {
+		t.VMID = s.ExistVM
+	}
 	for i := range s.Disks {
 		t.Disks = append(t.Disks, DiskFile(dir, i))
 	}
@@ -77,8 +91,9 @@ func (p *Provider) Create(ctx context.Context, s provider.Spec) (provider.Target
 func (p *Provider) Prepare(ctx context.Context, t provider.Target) error { return p.exists(t) }
 
 // Format creates each disk image as a sparse file of its size (block), or
-// the root folder (file level). Free space is checked against the sum of
-// the sizes: a sparse file that cannot grow later would fail mid-copy.
+// the root folder (file level). Free space is checked against what the copy
+// will write (the source's used bytes; zero blocks are skipped), so a full
+// target fails here, not mid-copy.
 func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spec) error {
 	if err := p.exists(t); err != nil {
 		return err
@@ -91,7 +106,7 @@ func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spe
 		if d.Size < 0 {
 			return fmt.Errorf("local provider: disk %s has a negative size", d.Name)
 		}
-		need += d.Size
+		need += d.UsedSize
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(t.Location, &st); err == nil {
@@ -165,10 +180,13 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return provider.Target{}, err
 	}
-	c := provider.Target{VMID: "local-" + id, Name: name, IP: "127.0.0.1", Location: dst}
+	c := provider.Target{VMID: "local-" + id, Name: name, IP: "127.0.0.1", Location: dst, Created: true}
+	if err := copySparse(ctx, filepath.Join(t.Location, "target.json"), filepath.Join(dst, "target.json")); err != nil {
+		return provider.Target{}, fmt.Errorf("local provider: clone manifest: %w", err)
+	}
 	for i, d := range t.Disks {
 		out := DiskFile(dst, i)
-		if err := copySparse(d, out); err != nil {
+		if err := copySparse(ctx, d, out); err != nil {
 			return provider.Target{}, fmt.Errorf("local provider: clone disk %d: %w", i, err)
 		}
 		c.Disks = append(c.Disks, out)
@@ -196,7 +214,8 @@ func (p *Provider) exists(t provider.Target) error {
 }
 
 // copySparse copies a file, skipping runs of zeros so the copy stays sparse.
-func copySparse(src, dst string) error {
+// A canceled ctx stops it between chunks.
+func copySparse(ctx context.Context, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -214,6 +233,9 @@ func copySparse(src, dst string) error {
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n, err := in.ReadAt(buf, off)
 		if n > 0 {
 			if !allZero(buf[:n]) {
@@ -223,8 +245,11 @@ func copySparse(src, dst string) error {
 			}
 			off += int64(n)
 		}
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return out.Truncate(st.Size())

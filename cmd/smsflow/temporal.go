@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/config"
+	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/provider/local"
+	"github.com/smsflow/smsflow/tserver"
+	"github.com/smsflow/smsflow/web"
+	"github.com/smsflow/smsflow/worker"
+)
+
+// temporalSide is the Temporal a process uses: the embedded server (serve
+// without --temporal-address) or an external cluster.
+type temporalSide struct {
+	server *tserver.Server
+	client client.Client
+	engine *engine.Engine
+}
+
+func (t *temporalSide) close() {
+	if t.client != nil {
+		t.client.Close()
+	}
+	if t.server != nil {
+		t.server.Stop()
+	}
+}
+
+// openTemporal starts the embedded server when allowed and no external
+// address is configured, then dials it.
+func openTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, embed bool) (*temporalSide, error) {
+	t := &temporalSide{}
+	addr, uiBase := cfg.TemporalAddress, ""
+	if cfg.TemporalUIAddr != "" {
+		uiBase = "http://" + cfg.TemporalUIAddr
+	}
+	var tlsConf *tls.Config
+	if addr == "" {
+		if !embed {
+			return nil, errors.New("--temporal-address (SMSFLOW_TEMPORAL_ADDRESS) is required: only serve embeds a Temporal server")
+		}
+		srv, err := tserver.Start(ctx, tserver.Options{
+			DataDir: filepath.Join(cfg.DataDir, "temporal"), FrontendAddr: cfg.TemporalEmbedAddr, UIAddr: cfg.TemporalUIAddr,
+			Namespace: cfg.TemporalNamespace, Retention: cfg.TemporalRetention, SearchAttributes: engine.SearchAttributes,
+			Logger: temporalLogger(log, cfg),
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.server, addr = srv, srv.FrontendAddr()
+	} else {
+		var err error
+		if tlsConf, err = temporalTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: addr, Namespace: cfg.TemporalNamespace, Logger: tlog.NewStructuredLogger(temporalLogger(log, cfg)),
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf},
+	})
+	if err != nil {
+		t.close()
+		return nil, fmt.Errorf("temporal at %s: %w", addr, err)
+	}
+	t.client = c
+	t.engine = &engine.Engine{Client: c, Namespace: cfg.TemporalNamespace, UIBase: uiBase}
+	if t.server == nil {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := t.engine.EnsureSearchAttributes(sctx); err != nil {
+			log.Warn("the Temporal UI cannot filter tasks by their attributes", "err", err)
+		}
+	}
+	return t, nil
+}
+
+// temporalLogger keeps Temporal's own chatter at warn unless smsflow runs at
+// debug.
+func temporalLogger(log *slog.Logger, cfg config.Config) *slog.Logger {
+	if cfg.LogLevel == "debug" {
+		return log
+	}
+	return slog.New(levelFloor{h: log.Handler(), min: slog.LevelWarn})
+}
+
+type levelFloor struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h: l.h.WithAttrs(a), min: l.min}
+}
+func (l levelFloor) WithGroup(n string) slog.Handler { return levelFloor{h: l.h.WithGroup(n), min: l.min} }
+
+func temporalTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.TemporalTLSCert == "" && cfg.TemporalTLSCA == "" && cfg.TemporalTLSServer == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TemporalTLSServer}
+	if cfg.TemporalTLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("temporal TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	if cfg.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(cfg.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("temporal TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("temporal TLS CA %s: no certificate", cfg.TemporalTLSCA)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// newActivities builds the worker's activities: the local provider keeps
+// targets under --targets-dir.
+func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, error) {
+	dir := a.cfg.TargetsDir
+	if dir == "" {
+		dir = filepath.Join(a.cfg.DataDir, "targets")
+	}
+	prov, err := local.New(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
+		AgentTimeout: a.cfg.AgentTimeout}, nil
+}
+
+func (a *app) startWorker(t *temporalSide, queue *dispatch.Dispatcher) (sdkworker.Worker, error) {
+	acts, err := a.newActivities(queue)
+	if err != nil {
+		return nil, err
+	}
+	w := worker.New(t.client, acts, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return w, nil
+}
+
+func (a *app) taskOptions() web.TaskOptions {
+	return web.TaskOptions{TimeZone: a.cfg.TimeZone, SyncInterval: a.cfg.SyncInterval, AgentStepTimeout: a.cfg.AgentStepTimeout}
+}

@@ -1,0 +1,217 @@
+// Package e2e runs smsflow end to end: the real `smsflow serve` binary with
+// its embedded Temporal server, driven over HTTP by a scripted agent and an
+// operator. It is the one test package that builds the Temporal server.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/signer"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "smsflow-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "smsflow")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/smsflow")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build smsflow:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// server is a running `smsflow serve` process.
+type server struct {
+	t       testing.TB
+	dataDir string
+	http    string
+	front   string
+	ui      string
+	extra   []string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	creds   iam.Credentials
+	client  *http.Client
+}
+
+func newServer(t testing.TB, extra ...string) *server {
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), front: freePort(t), ui: freePort(t), extra: extra,
+		client: &http.Client{Timeout: 60 * time.Second}}
+	s.start()
+	t.Cleanup(func() { s.stop() })
+	raw, err := os.ReadFile(filepath.Join(s.dataDir, iam.CredentialsFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &s.creds))
+	return s
+}
+
+// start launches the process and waits for it to answer.
+func (s *server) start() {
+	s.t.Helper()
+	args := append([]string{"serve", "--data-dir", s.dataDir, "--http-addr", s.http, "--temporal-embedded-addr", s.front,
+		"--temporal-ui-addr", s.ui, "--agent-timeout", "30s", "--sync-interval", "2s", "--agent-step-timeout", "2m",
+		"--log-format", "json"}, s.extra...)
+	s.cmd = exec.Command(binary, args...)
+	s.log = &bytes.Buffer{}
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.Env = append(os.Environ(), "HOME="+s.dataDir)
+	require.NoError(s.t, s.cmd.Start())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("smsflow did not start: %v\n%s", err, s.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kill ends the process at once (kill -9): no shutdown, no flush.
+func (s *server) kill() {
+	s.t.Helper()
+	_ = s.cmd.Process.Kill()
+	_, _ = s.cmd.Process.Wait()
+}
+
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = s.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+	}
+	if s.t.Failed() {
+		s.t.Logf("smsflow log:\n%s", lastLines(s.log.String(), 80))
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// do sends an AK/SK-signed request, as the SDK and the agent do.
+func (s *server) do(method, path string, body any) (int, []byte, error) {
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return 0, nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+s.http+path, bytes.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Project-Id", s.creds.ProjectID)
+	if err := signer.Sign(req, raw, s.creds.AK, s.creds.SK, time.Now()); err != nil {
+		return 0, nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// call is do for the operator: it must succeed with 200.
+func (s *server) call(method, path string, body any, out any) {
+	s.t.Helper()
+	code, b, err := s.do(method, path, body)
+	require.NoError(s.t, err)
+	require.Equal(s.t, http.StatusOK, code, "%s %s: %s", method, path, b)
+	if out != nil {
+		require.NoError(s.t, json.Unmarshal(b, out), string(b))
+	}
+}
+
+type task struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	ErrorJSON string `json:"error_json"`
+	SubTasks  []struct {
+		Name     string `json:"name"`
+		Progress int32  `json:"progress"`
+	} `json:"sub_tasks"`
+	TargetServer struct {
+		VMID     string `json:"vm_id"`
+		Location string `json:"location"`
+	} `json:"target_server"`
+	SourceServer struct {
+		State          string `json:"state"`
+		MigrationCycle string `json:"migration_cycle"`
+	} `json:"source_server"`
+	WorkflowURL string `json:"workflow_url"`
+}
+
+func (s *server) task(id string) task {
+	s.t.Helper()
+	var tk task
+	s.call("GET", "/v3/tasks/"+id, nil, &tk)
+	return tk
+}
+
+// waitState waits for the task to reach a state.
+func (s *server) waitState(id, state string, within time.Duration) task {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	var tk task
+	for time.Now().Before(deadline) {
+		tk = s.task(id)
+		if tk.State == state {
+			return tk
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("task %s is %s (%s), not %s after %s\n%s", id, tk.State, tk.ErrorJSON, state, within, lastLines(s.log.String(), 40))
+	return tk
+}

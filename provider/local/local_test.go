@@ -1,0 +1,160 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/provider"
+)
+
+func newProvider(t *testing.T) *Provider {
+	t.Helper()
+	p, err := New(filepath.Join(t.TempDir(), "targets"))
+	require.NoError(t, err)
+	return p
+}
+
+// allocated is how many bytes of the file are really on disk.
+func allocated(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	return st.Sys().(*syscall.Stat_t).Blocks * 512
+}
+
+func TestCreateIsIdempotentAndFormatIsSparse(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	spec := provider.Spec{TaskID: "task-1", Name: "web", Type: "MIGRATE_BLOCK",
+		Disks: []provider.Disk{{Name: "vda", Size: 40 << 30, UsedSize: 1 << 20}, {Name: "vdb", Size: 8 << 30}}}
+	tg, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	assert.True(t, tg.Created)
+	assert.Equal(t, "local-task-1", tg.VMID)
+	again, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	assert.Equal(t, tg, again, "a retried create finds the same target")
+
+	require.NoError(t, p.Prepare(ctx, tg))
+	require.NoError(t, p.Format(ctx, tg, spec))
+	for i, d := range spec.Disks {
+		st, err := os.Stat(tg.Disks[i])
+		require.NoError(t, err)
+		assert.Equal(t, d.Size, st.Size())
+		assert.Less(t, allocated(t, tg.Disks[i]), int64(1<<20), "a fresh image takes no space")
+	}
+	require.NoError(t, p.Start(ctx, tg))
+	b, err := os.ReadFile(filepath.Join(tg.Location, "target.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"started": true`)
+}
+
+func TestFormatRefuses(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		disk provider.Disk
+		want error
+	}{
+		{"more used bytes than the file system has", provider.Disk{Name: "vda", Size: 1 << 62, UsedSize: 1 << 62}, provider.ErrNoSpace},
+		{"negative size", provider.Disk{Name: "vda", Size: -1}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := newProvider(t)
+			spec := provider.Spec{TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{c.disk}}
+			tg, err := p.Create(ctx, spec)
+			require.NoError(t, err)
+			err = p.Format(ctx, tg, spec)
+			require.Error(t, err)
+			if c.want != nil {
+				assert.ErrorIs(t, err, c.want)
+			}
+			_, serr := os.Stat(tg.Disks[0])
+			assert.True(t, os.IsNotExist(serr), "nothing is half laid out")
+		})
+	}
+}
+
+func TestExistingTargetIsBoundAndKept(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	_, err := p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "prepared-vm"})
+	assert.ErrorIs(t, err, provider.ErrNotFound)
+
+	require.NoError(t, os.Mkdir(filepath.Join(p.Root, "prepared-vm"), 0o700))
+	tg, err := p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "prepared-vm", Disks: []provider.Disk{{Size: 1 << 20}}})
+	require.NoError(t, err)
+	assert.False(t, tg.Created, "the operator's server is not ours to delete")
+	assert.Equal(t, "prepared-vm", tg.VMID)
+
+	_, err = p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "../etc"})
+	assert.Error(t, err, "a path is not a target name")
+}
+
+func TestCloneCopiesDataSparse(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	spec := provider.Spec{TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 64 << 20}}}
+	tg, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, p.Format(ctx, tg, spec))
+	f, err := os.OpenFile(tg.Disks[0], os.O_RDWR, 0)
+	require.NoError(t, err)
+	payload := bytes.Repeat([]byte("smsflow!"), 4096)
+	_, err = f.WriteAt(payload, 32<<20)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	c, err := p.Clone(ctx, tg, "test1")
+	require.NoError(t, err)
+	assert.True(t, c.Created)
+	got, err := os.ReadFile(c.Disks[0])
+	require.NoError(t, err)
+	assert.Len(t, got, 64<<20)
+	assert.Equal(t, payload, got[32<<20:32<<20+len(payload)])
+	assert.Less(t, allocated(t, c.Disks[0]), int64(4<<20), "zero runs are not written")
+	require.NoError(t, p.Start(ctx, c), "a clone is a bootable target of its own")
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = p.Clone(canceled, tg, "test2")
+	assert.True(t, errors.Is(err, context.Canceled))
+}
+
+func TestDeleteStaysInsideRoot(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	outside := t.TempDir()
+	for _, loc := range []string{outside, p.Root, filepath.Join(p.Root, "..")} {
+		assert.Error(t, p.Delete(ctx, provider.Target{Location: loc}), loc)
+	}
+	_, err := os.Stat(outside)
+	require.NoError(t, err)
+
+	tg, err := p.Create(ctx, provider.Spec{TaskID: "gone"})
+	require.NoError(t, err)
+	require.NoError(t, p.Delete(ctx, tg))
+	_, err = os.Stat(tg.Location)
+	assert.True(t, os.IsNotExist(err))
+	require.NoError(t, p.Delete(ctx, provider.Target{}), "no target, nothing to do")
+}
+
+func TestStartFailsWithoutDisks(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	spec := provider.Spec{TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}}
+	tg, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	assert.Error(t, p.Start(ctx, tg), "an image never laid out cannot boot")
+	require.NoError(t, p.Format(ctx, tg, spec))
+	require.NoError(t, p.Start(ctx, tg))
+}
