@@ -74,8 +74,8 @@ const (
 	// embeddedClusterID is fixed: the cluster's identity is stored in its
 	// database and must not change between starts.
 	embeddedClusterID = "6d2b1a8e-5c1f-4b9e-9d3a-7f0e2c4b8a11"
-	dbFileName  = "temporal.db"
-	lockName    = "temporal.lock"
+	dbFileName        = "temporal.db"
+	lockName          = "temporal.lock"
 )
 
 // Start brings the server up (and the UI, when UIAddr is set) and returns

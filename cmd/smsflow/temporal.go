@@ -111,7 +111,9 @@ func (l levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.
 func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFloor{h: l.h.WithAttrs(a), min: l.min}
 }
-func (l levelFloor) WithGroup(n string) slog.Handler { return levelFloor{h: l.h.WithGroup(n), min: l.min} }
+func (l levelFloor) WithGroup(n string) slog.Handler {
+	return levelFloor{h: l.h.WithGroup(n), min: l.min}
+}
 
 func temporalTLS(cfg config.Config) (*tls.Config, error) {
 	if cfg.TemporalTLSCert == "" && cfg.TemporalTLSCA == "" && cfg.TemporalTLSServer == "" {
