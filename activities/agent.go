@@ -19,6 +19,9 @@ type SpeedInput struct {
 	Ref
 	Mbps      int32
 	Threshold float64
+	// Notify sends the limit to the agent now (a copy is running); idle
+	// agents get it with their next command.
+	Notify bool
 }
 
 // PushSpeedLimit records the limit in force on the task (GET speed-limit and
@@ -27,7 +30,7 @@ type SpeedInput struct {
 // read the rules themselves.
 func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
 	err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
-		task.CurrentLimit = in.Mbps
+		task.CurrentLimit, task.CurrentThreshold = in.Mbps, in.Threshold
 		return nil
 	})
 	if err != nil {
@@ -35,6 +38,9 @@ func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
 			return failure(smserr.SMS7703, err, in.TaskID)
 		}
 		return err
+	}
+	if !in.Notify {
+		return nil
 	}
 	return a.queue(ctx, in.Ref, "SPEED_LIMIT", map[string]any{"speed_limit": in.Mbps, "over_speed_threshold": in.Threshold})
 }
@@ -78,7 +84,12 @@ type CloneInput struct {
 
 // Clone copies the target (clone_test) and records the clone on the task.
 func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
+	stop := heartbeat(ctx, 10*time.Second)
 	c, err := a.Provider.Clone(ctx, in.Target, in.Name)
+	stop()
+	if ctx.Err() != nil {
+		return ctx.Err() // the worker stops or the run timed out: retried
+	}
 	state, msg := "SUCCESS", ""
 	if err != nil {
 		state, msg = "FAILED", err.Error()
@@ -126,4 +137,27 @@ func (a *Activities) Cleanup(ctx context.Context, in CleanupInput) error {
 	}
 	a.log(ctx).InfoContext(ctx, "task deleted", "task", in.TaskID)
 	return nil
+}
+
+// heartbeat records a heartbeat every period until the returned stop is
+// called, for activities whose work is one long call (a disk clone).
+func heartbeat(ctx context.Context, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

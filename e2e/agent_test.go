@@ -20,6 +20,7 @@ type scriptedAgent struct {
 
 	mu       sync.Mutex
 	commands []string
+	params   []map[string]any // each command's command_param, in order
 	// onCommand handles a command; it returns the result ("success"/"fail")
 	// and its detail. Progress is reported from inside it.
 	onCommand func(a *scriptedAgent, name, taskID string) (string, string)
@@ -56,20 +57,22 @@ func (a *scriptedAgent) run(ctx context.Context) {
 			continue
 		}
 		var cmd struct {
-			Name  string `json:"command_name"`
-			Param struct {
-				TaskID string `json:"task_id"`
-			} `json:"command_param"`
+			Name  string          `json:"command_name"`
+			Param json.RawMessage `json:"command_param"`
 		}
 		if err := json.Unmarshal(b, &cmd); err != nil || cmd.Name == "" {
 			continue
 		}
+		var param map[string]any
+		_ = json.Unmarshal(cmd.Param, &param)
+		taskID, _ := param["task_id"].(string)
 		a.mu.Lock()
 		a.commands = append(a.commands, cmd.Name)
+		a.params = append(a.params, param)
 		a.mu.Unlock()
 		result, detail := "success", "done"
 		if a.onCommand != nil {
-			result, detail = a.onCommand(a, cmd.Name, cmd.Param.TaskID)
+			result, detail = a.onCommand(a, cmd.Name, taskID)
 		}
 		a.retry(ctx, "POST", "/v3/sources/"+a.sourceID+"/command_result",
 			map[string]any{"command_name": cmd.Name, "result": result, "result_detail": map[string]string{"msg": detail}})
@@ -105,4 +108,27 @@ func (a *scriptedAgent) seen() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.commands...)
+}
+
+// lastParams is the command_param of the latest command of that name.
+func (a *scriptedAgent) lastParams(name string) map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(a.commands) - 1; i >= 0; i-- {
+		if a.commands[i] == name {
+			return a.params[i]
+		}
+	}
+	return nil
+}
+
+// count is how many commands of that name the agent received.
+func (a *scriptedAgent) count(name string) int {
+	n := 0
+	for _, c := range a.seen() {
+		if c == name {
+			n++
+		}
+	}
+	return n
 }

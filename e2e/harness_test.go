@@ -190,6 +190,10 @@ type task struct {
 		State          string `json:"state"`
 		MigrationCycle string `json:"migration_cycle"`
 	} `json:"source_server"`
+	CloneServer struct {
+		VMID       string `json:"vm_id"`
+		CloneState string `json:"clone_state"`
+	} `json:"clone_server"`
 	WorkflowURL string `json:"workflow_url"`
 }
 

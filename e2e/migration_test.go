@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +52,7 @@ func TestMigrationToSuccess(t *testing.T) {
 	go a.run(ctx)
 
 	id := createTask(t, s, a, false)
+	s.recordHistory(id, "success-then-delete")
 	tk := s.waitState(id, "MIGRATE_SUCCESS", 90*time.Second)
 	for _, st := range tk.SubTasks {
 		assert.Equal(t, int32(100), st.Progress, st.Name)
@@ -110,6 +110,7 @@ func TestMigrationFailsAndRestarts(t *testing.T) {
 	go a.run(ctx)
 
 	id := createTask(t, s, a, false)
+	s.recordHistory(id, "fail-then-restart")
 	tk := s.waitState(id, "MIGRATE_FAIL", 90*time.Second)
 	var ej map[string]string
 	require.NoError(t, json.Unmarshal([]byte(tk.ErrorJSON), &ej))
@@ -130,7 +131,7 @@ func TestMigrationFailsAndRestarts(t *testing.T) {
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "restart"}, nil)
 	s.waitState(id, "MIGRATE_SUCCESS", 90*time.Second)
 	assert.Equal(t, 2, starts)
-	assert.Equal(t, 1, strings.Count(strings.Join(a.seen(), ","), "SYNC"), "the final sync ran once, after the restart")
+	assert.Equal(t, 1, a.count("SYNC"), "the final sync ran once, after the restart")
 }
 
 // TestServeKilledMidReplication: `smsflow serve` is killed -9 while the agent
@@ -161,6 +162,7 @@ func TestServeKilledMidReplication(t *testing.T) {
 	go a.run(ctx)
 
 	id := createTask(t, s, a, false)
+	s.recordHistory(id, "killed-mid-copy")
 	select {
 	case <-halfway:
 	case <-time.After(90 * time.Second):
@@ -178,6 +180,71 @@ func TestServeKilledMidReplication(t *testing.T) {
 		assert.Equal(t, int32(100), st.Progress, st.Name)
 	}
 	assert.Equal(t, before.TargetServer.VMID, tk.TargetServer.VMID, "the same target, not a new one")
-	seen := strings.Join(a.seen(), ",")
-	assert.Equal(t, 1, strings.Count(seen, "START"), "the copy was not restarted from zero: %s", seen)
+	assert.Equal(t, 1, a.count("START"), "the copy was not restarted from zero: %v", a.seen())
+}
+
+// TestContinuousSyncCloneAndLaunch: a syncing task copies once, then syncs
+// every interval; a new speed window reaches the agent at once; clone_test
+// clones the target while syncing goes on; stop and start resume syncing
+// without a new full copy; test makes a last pass and launches the target.
+func TestContinuousSyncCloneAndLaunch(t *testing.T) {
+	s := newServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAgent(t, s, "erp-04")
+	a.onCommand = copyAll(ctx)
+	go a.run(ctx)
+
+	id := createTask(t, s, a, true)
+	s.recordHistory(id, "sync-clone-stop-launch")
+	s.waitState(id, "SYNCING", 90*time.Second)
+	count := func(name string) int { return a.count(name) }
+	require.Eventually(t, func() bool { return count("SYNC") >= 2 }, 30*time.Second, 100*time.Millisecond,
+		"a syncing task syncs again after --sync-interval")
+
+	rules := []map[string]any{{"start": "00:00", "end": "23:59", "speed": 100, "over_speed_threshold": 50}}
+	s.call("POST", "/v3/tasks/"+id+"/speed-limit", map[string]any{"speed_limit": rules}, nil)
+	// Pushed at once while a pass runs (SPEED_LIMIT), else with the next pass.
+	require.Eventually(t, func() bool {
+		p := a.lastParams("SPEED_LIMIT")
+		if p == nil {
+			p = a.lastParams("SYNC")
+		}
+		return p != nil && p["speed_limit"] == float64(100)
+	}, 30*time.Second, 100*time.Millisecond, "the agent runs at the new limit: %v", a.seen())
+	var got struct {
+		SpeedLimit []struct {
+			Start string `json:"start"`
+			End   string `json:"end"`
+			Speed int32  `json:"speed"`
+		} `json:"speed_limit"`
+	}
+	s.call("GET", "/v3/tasks/"+id+"/speed-limit", nil, &got)
+	require.Len(t, got.SpeedLimit, 1)
+	assert.Equal(t, int32(100), got.SpeedLimit[0].Speed)
+
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "clone_test"}, nil)
+	require.Eventually(t, func() bool { return s.task(id).CloneServer.CloneState == "SUCCESS" }, 60*time.Second,
+		200*time.Millisecond, "clone_test made a copy of the target")
+	clone := s.task(id).CloneServer
+	m, _ := filepath.Glob(filepath.Join(s.dataDir, "targets", "*-clone-*", "disk-0.img"))
+	assert.Len(t, m, 1, "the clone's disk is on the target side")
+	assert.NotEmpty(t, clone.VMID)
+	assert.Equal(t, "SYNCING", s.task(id).State, "syncing goes on after the clone")
+
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "stop"}, nil)
+	s.waitState(id, "ABORT", 60*time.Second)
+	code, b, err := s.do("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "test"})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(b), "SMS.7721", "no launch while stopped")
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "start"}, nil)
+	s.waitState(id, "SYNCING", 60*time.Second)
+
+	syncs := count("SYNC")
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "test"}, nil)
+	tk := s.waitState(id, "MIGRATE_SUCCESS", 90*time.Second)
+	assert.Equal(t, 1, count("START"), "stop and start did not copy everything again")
+	assert.Greater(t, count("SYNC"), syncs, "launch makes a last pass")
+	assert.Equal(t, "cutovered", tk.SourceServer.MigrationCycle)
 }

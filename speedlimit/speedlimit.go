@@ -49,8 +49,9 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // ParseClock reads "HH:MM" (00:00 .. 24:00) into minutes since midnight.
 func ParseClock(s string) (int, error) {
+	// H:MM is accepted too: the spec's own example sends "0:00" and "8:00".
 	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
+	if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 || !digits(h) || !digits(m) {
 		return 0, fmt.Errorf("must be HH:MM")
 	}
 	hh, err1 := strconv.Atoi(h)
@@ -168,4 +169,13 @@ func Over(l Limit, mbps float64) bool {
 		return false
 	}
 	return mbps > float64(l.Mbps)*(1+l.Threshold/100)
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -9,12 +9,12 @@ import (
 )
 
 func TestParseClock(t *testing.T) {
-	for in, want := range map[string]int{"00:00": 0, "08:30": 510, "23:59": 1439, "24:00": 1440} {
+	for in, want := range map[string]int{"00:00": 0, "08:30": 510, "8:30": 510, "0:00": 0, "23:59": 1439, "24:00": 1440} {
 		got, err := ParseClock(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "8:30", "24:01", "25:00", "12:60", "ab:cd", "12-30", "12:3", "-1:00"} {
+	for _, bad := range []string{"", "+8:30", "008:30", " 8:30", "24:01", "25:00", "12:60", "ab:cd", "12-30", "12:3", "-1:00"} {
 		_, err := ParseClock(bad)
 		assert.Error(t, err, bad)
 	}

@@ -340,6 +340,7 @@ type m0003Task struct {
 	Priority               int32     `gorm:"not null"`
 	SpeedLimit             int32     `gorm:"not null"`
 	CurrentLimit           int32     `gorm:"not null"`
+	CurrentThreshold       float64   `gorm:"not null"`
 	OverSpeedThreshold     float64   `gorm:"not null"`
 	StartTargetServer      bool      `gorm:"not null"`
 	AutoStart              bool      `gorm:"not null"`

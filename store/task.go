@@ -147,9 +147,11 @@ type Task struct {
 	State      string `gorm:"size:32;not null"`
 	Priority   int32  `gorm:"not null"`
 	SpeedLimit int32  `gorm:"not null"`
-	// CurrentLimit is the limit in force now (speed windows over SpeedLimit),
-	// as the workflow last pushed it to the agent.
+	// CurrentLimit and CurrentThreshold are the limit in force now (speed
+	// windows over SpeedLimit), as the workflow last computed it; progress
+	// reports over it reach the workflow at once.
 	CurrentLimit           int32   `gorm:"not null"`
+	CurrentThreshold       float64 `gorm:"not null"`
 	OverSpeedThreshold     float64 `gorm:"not null"`
 	StartTargetServer      bool    `gorm:"not null"`
 	AutoStart              bool    `gorm:"not null"`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +32,7 @@ type env struct {
 	srv     *httptest.Server
 	store   *store.Store
 	iam     *iam.Service
+	box     *secret.Box // seals the tenant secrets the API hands out
 	creds   iam.Credentials
 	token   string // admin token of the first tenant
 	other   string // token of a user of another domain
@@ -38,7 +40,22 @@ type env struct {
 
 func newEnv(t *testing.T, s *store.Store) *env { return newEnvTB(t, s) }
 
-func newEnvTB(t testing.TB, s *store.Store) *env {
+func newEnvTB(t testing.TB, s *store.Store) *env { return newEnvWith(t, s, envOptions{}) }
+
+// envOptions are the optional collaborators of a test API: a task engine
+// (nil: none, as newEnv has) with its options, and a logger (nil: discard).
+type envOptions struct {
+	engine      web.TaskEngine
+	taskOptions web.TaskOptions
+	logger      *slog.Logger
+}
+
+// newEnvWithEngine is newEnv with a task engine wired in.
+func newEnvWithEngine(t testing.TB, s *store.Store, eng web.TaskEngine, opts web.TaskOptions) *env {
+	return newEnvWith(t, s, envOptions{engine: eng, taskOptions: opts})
+}
+
+func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
@@ -56,10 +73,11 @@ func newEnvTB(t testing.TB, s *store.Store) *env {
 	qctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go queue.Run(qctx)
-	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second}).Handler()
+	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger}).Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, creds: creds}
+	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds}
 	e.token = e.login(creds.DomainName, creds.User, creds.Password)
 
 	_, err = svc.CreateDomain(ctx, "other")

@@ -126,7 +126,9 @@ func (h taskHandlers) create(c *gin.Context) {
 			fail(c, smserr.New(smserr.SMS7321, "vm_template_id").WithDetail("template region "+tpl.Region+", project region "+mp.Region))
 			return
 		}
-		if task.TargetServer.Name == "" {
+		// The template names the target unless the request does (newTask
+		// already filled in "<source>-target" as the last resort).
+		if deref(b.TargetServer.Name) == "" && tpl.TargetServerName != "" {
 			task.TargetServer.Name = tpl.TargetServerName
 		}
 		task.TargetServer.Flavor = tpl.Flavor
@@ -406,7 +408,9 @@ func (h taskHandlers) update(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	ctx := c.Request.Context()
+	var speed *workflows.SpeedUpdate
+	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
 		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
 			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
 		}
@@ -444,11 +448,22 @@ func (h taskHandlers) update(c *gin.Context) {
 		if b.CloneServer != nil {
 			task.CloneServer = b.CloneServer
 		}
+		if b.SpeedLimit != nil {
+			speed = &workflows.SpeedUpdate{Rules: rulesOf(task.SpeedRules), SpeedLimit: task.SpeedLimit,
+				OverSpeedThreshold: task.OverSpeedThreshold}
+		}
 		return nil
 	})
 	if err != nil {
 		fail(c, taskError(err, id))
 		return
+	}
+	// A new default limit applies at once, like new speed windows do.
+	if speed != nil {
+		if err := h.engine.SpeedRules(ctx, id, *speed); err != nil && !errors.Is(err, engine.ErrNoRun) {
+			fail(c, err)
+			return
+		}
 	}
 	okEmpty(c)
 }

@@ -156,7 +156,7 @@ func (h taskHandlers) progress(c *gin.Context) {
 		}
 		task.LastProgressAt = ms
 		task.SubtaskInfo = sub
-		limit, threshold = task.CurrentLimit, task.OverSpeedThreshold
+		limit, threshold = task.CurrentLimit, task.CurrentThreshold
 		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
 			Updates(map[string]any{"replicatesize": *b.Replicatesize, "totalsize": *b.Totalsize}).Error
 	})
@@ -243,7 +243,11 @@ func (h taskHandlers) setSpeed(c *gin.Context) {
 		var fields []string
 		for _, e := range errs {
 			fields = append(fields, e.Field)
-			if len(e.Field) > 5 && (e.Field[len(e.Field)-5:] == "start" || e.Field[len(e.Field)-3:] == "end") {
+		}
+		for _, r := range rules {
+			_, errStart := speedlimit.ParseClock(r.Start)
+			_, errEnd := speedlimit.ParseClock(r.End)
+			if errStart != nil || errEnd != nil {
 				code = smserr.SMS6405 // a time that is not HH:MM within the day
 			}
 		}

@@ -478,12 +478,19 @@ func (m *migration) clone(ctx workflow.Context) error {
 		BeginSubtask: "CLONE_VM"}); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("%s-clone-%d", m.in.TaskID, workflow.Now(ctx).Unix())
+	name := fmt.Sprintf("clone-%d", workflow.Now(ctx).Unix())
 	if req.TemplateID != "" {
 		name = req.TemplateID
 	}
 	in := activities.CloneInput{Ref: m.ref(), Target: *m.st.Target, Name: name}
-	if err := workflow.ExecuteActivity(activityCtx(ctx, 30*time.Minute), acts.Clone, in).Get(ctx, nil); err != nil {
+	// A clone copies whole disks: hours are possible, so a lost worker is
+	// found by the heartbeat, not by the overall timeout.
+	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
 		return err
 	}
 	return m.apply(ctx, activities.Transition{SourceState: "syncing", SourceCycle: "syncing", FinishSubtask: "CLONE_VM"})
@@ -649,14 +656,12 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 		if lim != m.st.Limit {
 			m.st.Limit = lim
 			m.st.OverSince = time.Time{}
-			if m.st.AgentActive {
-				in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold}
-				_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
-			}
+			// Agent steps get the limit with their command; only changes
+			// while one runs are pushed to the agent.
+			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
+			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
 		}
 		m.st.SpeedChanged = false
-		// Agent steps get the limit with their command; only changes while
-		// one runs are pushed.
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(now), func() bool { return m.st.SpeedChanged }); err != nil {
 			return
 		}

@@ -30,6 +30,7 @@ type migrationSuite struct {
 	steps       []string
 	commands    []string
 	speeds      []activities.SpeedInput
+	limits      []activities.SpeedInput // every limit recorded; speeds: those sent to the agent
 	cleanups    []activities.CleanupInput
 	clones      int
 	updates     int
@@ -41,7 +42,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 func (s *migrationSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
-	s.transitions, s.steps, s.commands, s.speeds, s.cleanups, s.clones = nil, nil, nil, nil, nil, 0
+	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.stepErr = map[string][]error{}
 	s.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
 		s.mu.Lock()
@@ -71,7 +72,10 @@ func (s *migrationSuite) SetupTest() {
 	s.env.OnActivity(acts.PushSpeedLimit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SpeedInput) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.speeds = append(s.speeds, in)
+		s.limits = append(s.limits, in)
+		if in.Notify {
+			s.speeds = append(s.speeds, in)
+		}
 		return nil
 	})
 	s.env.OnActivity(acts.Cleanup, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CleanupInput) error {
@@ -352,6 +356,8 @@ func (s *migrationSuite) TestSpeedWindowsPushedAtBoundaries() {
 	s.at(time.Minute, func() {
 		s.Empty(s.speeds, "the limit went out with START")
 		s.Equal(int32(100), s.state().Limit.Mbps)
+		s.Require().Len(s.limits, 1, "the limit in force is recorded from the start")
+		s.Equal(int32(100), s.limits[0].Mbps)
 	})
 	s.at(3*time.Minute, func() {
 		s.Require().Len(s.speeds, 1, "08:00: the window's limit is pushed")

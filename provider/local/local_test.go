@@ -103,26 +103,42 @@ func TestExistingTargetIsBoundAndKept(t *testing.T) {
 func TestCloneCopiesDataSparse(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
-	spec := provider.Spec{TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 64 << 20}}}
+	// 40 GiB holding 64 KiB: the clone reads only the data extents.
+	spec := provider.Spec{TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 40 << 30}}}
 	tg, err := p.Create(ctx, spec)
 	require.NoError(t, err)
 	require.NoError(t, p.Format(ctx, tg, spec))
 	f, err := os.OpenFile(tg.Disks[0], os.O_RDWR, 0)
 	require.NoError(t, err)
 	payload := bytes.Repeat([]byte("smsflow!"), 4096)
-	_, err = f.WriteAt(payload, 32<<20)
-	require.NoError(t, err)
+	for _, off := range []int64{0, 32 << 20, 39 << 30} {
+		_, err = f.WriteAt(payload, off)
+		require.NoError(t, err)
+	}
 	require.NoError(t, f.Close())
 
 	c, err := p.Clone(ctx, tg, "test1")
 	require.NoError(t, err)
 	assert.True(t, c.Created)
-	got, err := os.ReadFile(c.Disks[0])
+	out, err := os.Open(c.Disks[0])
 	require.NoError(t, err)
-	assert.Len(t, got, 64<<20)
-	assert.Equal(t, payload, got[32<<20:32<<20+len(payload)])
-	assert.Less(t, allocated(t, c.Disks[0]), int64(4<<20), "zero runs are not written")
+	defer out.Close()
+	st, err := out.Stat()
+	require.NoError(t, err)
+	assert.Equal(t, int64(40<<30), st.Size())
+	for _, off := range []int64{0, 32 << 20, 39 << 30} {
+		got := make([]byte, len(payload))
+		_, err := out.ReadAt(got, off)
+		require.NoError(t, err)
+		assert.Equal(t, payload, got, "data at %d", off)
+	}
+	assert.Less(t, allocated(t, c.Disks[0]), int64(4<<20), "holes stay holes")
 	require.NoError(t, p.Start(ctx, c), "a clone is a bootable target of its own")
+	again, err := p.Clone(ctx, tg, "test1")
+	require.NoError(t, err)
+	assert.Equal(t, c, again, "a retried clone finds the finished one")
+	_, err = os.Stat(c.Location + ".partial")
+	assert.True(t, os.IsNotExist(err), "no partial folder is left")
 
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
