@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"gorm.io/gorm"
@@ -234,6 +236,9 @@ func markSubtask(task *store.Task, name string, ms int64, done bool) {
 	task.SubTasks = append(task.SubTasks, st)
 }
 
+// commandNS is the UUID namespace of command ids derived from activities.
+var commandNS = uuid.MustParse("6c1d8f0e-2b7a-4f59-9a43-0d5e2f6b8c11")
+
 func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[string]any) error {
 	var raw string
 	if len(params) > 0 {
@@ -244,7 +249,18 @@ func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[s
 		raw = string(b)
 	}
 	c := &store.Command{SourceID: r.SourceID, Name: name, TaskID: r.TaskID, Params: raw}
-	if err := a.Queue.Enqueue(ctx, r.tenant(), c); err != nil {
+	if activity.IsActivity(ctx) {
+		// The same activity retried (its first attempt queued, then timed
+		// out) names its command the same: the agent gets it once.
+		info := activity.GetInfo(ctx)
+		key := r.TaskID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID + "/" + name
+		c.ID = uuid.NewSHA1(commandNS, []byte(key)).String()
+	}
+	err := a.Queue.Enqueue(ctx, r.tenant(), c)
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("queue %s: %w", name, err)
 	}
 	a.log(ctx).InfoContext(ctx, "agent command queued", "task", r.TaskID, "command", name)
@@ -466,6 +482,7 @@ func selfSigned(cn string) (certPEM, keyPEM string, err error) {
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:    []string{"localhost", cn}, IsCA: true, BasicConstraintsValid: true,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {

@@ -41,7 +41,9 @@ type Command struct {
 // ErrNotIssued: a result for a command the server did not hand out (SMS.6021).
 var ErrNotIssued = errors.New("store: command not issued")
 
-// EnqueueCommand queues a command for a source of the tenant.
+// EnqueueCommand queues a command for a source of the tenant. A command
+// whose id is already queued is not queued twice (ErrDuplicate): a retried
+// activity gives its command the same id.
 func (s *Store) EnqueueCommand(ctx context.Context, t Tenant, c *Command) error {
 	c.DomainID = t.DomainID
 	c.State = CommandQueued
@@ -49,6 +51,9 @@ func (s *Store) EnqueueCommand(ctx context.Context, t Tenant, c *Command) error 
 		c.CreatedAt = time.Now().UTC()
 	}
 	if err := s.db.WithContext(ctx).Create(c).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("enqueue command %s: %w", c.ID, ErrDuplicate)
+		}
 		return fmt.Errorf("enqueue command: %w", err)
 	}
 	return nil

@@ -89,13 +89,23 @@ var configKeys = []string{"MIGRATE_EXCLUDE_DIR", "SYNC_EXCLUDE_DIR", "ONLY_SYNC_
 	"LINUX_BLOCK_COMPRESS_THREAD_NUM", "MIGRATE_DST_IP", "LINUX_BLOCK_CACHE_SIZE", "LINUX_CPU_LIMIT", "LINUX_MEM_LIMIT",
 	"LINUX_IO_LIMIT", "NUM_PROCESS_MIGRATE", "NUM_PROCESS_SYNC", "CONSISTENCY_RECHECK", "CONSISTENCY_MODE", "DYNAMIC_PORT"}
 
-// showConfig: GET /v3/tasks/{id}/configuration-setting.
+// showConfig: GET /v3/tasks/{id}/configuration-setting[?config_key=K] (the
+// SDK's ConfigKey selects one item).
 func (h taskHandlers) showConfig(c *gin.Context) {
 	task, found := h.loadTask(c)
 	if !found {
 		return
 	}
-	ok(c, gin.H{"task_id": task.ID, "migrate_type": task.Type, "configurations": nonNilConfig(task.SpecialConfig)})
+	items := nonNilConfig(task.SpecialConfig)
+	if key := c.Query("config_key"); key != "" {
+		items = []store.ConfigItem{}
+		for _, it := range task.SpecialConfig {
+			if it.ConfigKey == key {
+				items = append(items, it)
+			}
+		}
+	}
+	ok(c, gin.H{"task_id": task.ID, "migrate_type": task.Type, "configurations": items})
 }
 
 // setConfig: POST /v3/tasks/{id}/configuration-setting — sets the given keys,

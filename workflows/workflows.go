@@ -645,6 +645,9 @@ func (m *migration) networkCheck(ctx workflow.Context) error {
 // limit while the agent is working.
 func (m *migration) speedLoop(ctx workflow.Context) {
 	for {
+		// Cleared before the rules are read: a change signalled while the
+		// push below runs wakes the next round instead of being lost.
+		m.st.SpeedChanged = false
 		s := m.st.Speed
 		rules := s.Rules
 		ws, errs := speedlimit.Parse(rules)
@@ -661,7 +664,6 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
 		}
-		m.st.SpeedChanged = false
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(now), func() bool { return m.st.SpeedChanged }); err != nil {
 			return
 		}

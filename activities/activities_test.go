@@ -1,0 +1,369 @@
+package activities_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/provider/local"
+	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/sourcestate"
+	"github.com/smsflow/smsflow/store"
+)
+
+// fixture is a real store with one tenant, one registered Linux source and a
+// READY task on it, activities wired to a real dispatcher and local provider.
+type fixture struct {
+	t      *testing.T
+	store  *store.Store
+	acts   *activities.Activities
+	box    *secret.Box
+	tenant store.Tenant
+	ref    activities.Ref
+	suite  testsuite.WorkflowTestSuite
+}
+
+func newFixture(t *testing.T, s *store.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.NewBox(bytes.Repeat([]byte{3}, secret.KeySize))
+	require.NoError(t, err)
+	dom := &store.Domain{ID: uuid.NewString(), Name: "acme-" + uuid.NewString()[:8], Enabled: true, CreatedAt: time.Now()}
+	require.NoError(t, s.CreateDomain(ctx, dom))
+	ten := store.Tenant{DomainID: dom.ID, ProjectID: "p1"}
+	rsync, tc := true, true
+	src := &store.Source{Name: "web-01", Hostname: "web-01", IP: "10.0.0.1", OSType: "LINUX", OSVersion: "CENTOS7.9",
+		AgentVersion: "test", HasRsync: &rsync, HasTc: &tc, LinuxBlockCheck: ptr(`{"architecture":"x86_64"}`),
+		BootLoader: ptr("GRUB"), State: "unavailable", MigrationCycle: "checking",
+		Disks: []store.SourceDisk{{Name: ptr("/dev/vda"), DeviceUse: ptr("BOOT"), PartitionStyle: ptr("MBR"),
+			Size: ptr(int64(2 << 30)), UsedSize: ptr(int64(64 << 20))}}}
+	id, _, err := s.RegisterSource(ctx, ten, store.Registration{Source: src, NewID: uuid.NewString})
+	require.NoError(t, err)
+	require.NoError(t, s.UpdateSource(ctx, ten, id, func(_ *gorm.DB, src *store.Source) error {
+		src.State, src.MigrationCycle = "waiting", "cutoverready"
+		return nil
+	}))
+	require.NoError(t, s.TouchSource(ctx, ten, id, time.Now().UnixMilli(), 0))
+	task := &store.Task{ID: uuid.NewString(), SourceID: id, Name: "t", Type: "MIGRATE_BLOCK", OSType: "LINUX", State: "READY"}
+	require.NoError(t, s.CreateTask(ctx, ten, task))
+
+	q := dispatch.New(s, dispatch.Options{Redeliver: time.Minute, PollInterval: 20 * time.Millisecond})
+	prov, err := local.New(filepath.Join(t.TempDir(), "targets"))
+	require.NoError(t, err)
+	return &fixture{t: t, store: s, box: box, tenant: ten,
+		acts: &activities.Activities{Store: s, Queue: q, Provider: prov, Box: box, AgentTimeout: 90 * time.Second},
+		ref:  activities.Ref{TaskID: task.ID, DomainID: dom.ID, SourceID: id, Type: "MIGRATE_BLOCK", OSType: "LINUX"}}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// run executes one activity in a fresh test activity environment, as a
+// worker would (activity context, info, heartbeats).
+func (f *fixture) run(fn any, in any, out any) error {
+	env := f.suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	v, err := env.ExecuteActivity(fn, in)
+	if err == nil && out != nil {
+		return v.Get(out)
+	}
+	return err
+}
+
+func (f *fixture) task() *store.Task {
+	tk, err := f.store.Task(context.Background(), f.tenant, f.ref.TaskID)
+	require.NoError(f.t, err)
+	return tk
+}
+
+func (f *fixture) source() *store.Source {
+	src, err := f.store.Source(context.Background(), f.tenant, f.ref.SourceID)
+	require.NoError(f.t, err)
+	return src
+}
+
+func (f *fixture) commands() []store.Command {
+	var cs []store.Command
+	require.NoError(f.t, f.store.DB().Where("domain_id = ? AND source_id = ?", f.tenant.DomainID, f.ref.SourceID).
+		Order("seq").Find(&cs).Error)
+	return cs
+}
+
+// smsCode is the SMS code an activity error carries, and whether Temporal
+// may retry it.
+func smsCode(err error) (string, bool) {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type(), !ae.NonRetryable()
+	}
+	return "", true
+}
+
+func TestApply(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", Started: true,
+			SourceState: "replicate", SourceCycle: "replicating", BeginSubtask: "MIGRATE_LINUX_BLOCK",
+			Command: "START", CommandParams: map[string]any{"speed_limit": 40}}, nil))
+		tk := f.task()
+		assert.Equal(t, "RUNNING", tk.State)
+		assert.NotZero(t, tk.StartDate)
+		require.Len(t, tk.SubTasks, 1)
+		assert.Equal(t, "MIGRATE_LINUX_BLOCK", tk.SubTasks[0].Name)
+		assert.NotNil(t, tk.SubTasks[0].StartDate)
+		src := f.source()
+		assert.Equal(t, "replicate", src.State)
+		assert.Equal(t, "replicating", src.MigrationCycle)
+		cs := f.commands()
+		require.Len(t, cs, 1)
+		assert.Equal(t, "START", cs[0].Name)
+		assert.Equal(t, f.ref.TaskID, cs[0].TaskID)
+		assert.JSONEq(t, `{"speed_limit":40}`, cs[0].Params)
+
+		// The same activity retried after its first attempt queued: the
+		// agent gets the command once.
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "START"}, nil))
+		assert.Len(t, f.commands(), 1, "a retried attempt does not queue twice")
+
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, FinishSubtask: "MIGRATE_LINUX_BLOCK"}, nil))
+		tk = f.task()
+		assert.Equal(t, int32(100), tk.SubTasks[0].Progress)
+		assert.NotNil(t, tk.SubTasks[0].EndDate)
+
+		fail := &activities.Fail{Code: "SMS.1801", Msg: "disk read error", Step: "MIGRATE", Param: []string{"/dev/vda"}}
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "MIGRATE_FAIL",
+			SourceState: "error", SourceCycle: "replicating", Failure: fail}, nil))
+		tk = f.task()
+		var ej map[string]string
+		require.NoError(t, json.Unmarshal([]byte(tk.ErrorJSON), &ej))
+		assert.Equal(t, "SMS.1801", ej["error_code"])
+		assert.JSONEq(t, `["/dev/vda"]`, ej["error_param"], "error_param is a JSON array in a string")
+		assert.Equal(t, "MIGRATE", tk.FailedStep)
+		assert.Equal(t, tk.ErrorJSON, f.source().ErrorJSON, "the source shows the error too")
+
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", ClearFailure: true,
+			ResetSubtasks: []string{"MIGRATE_LINUX_BLOCK"}}, nil))
+		tk = f.task()
+		assert.Empty(t, tk.ErrorJSON)
+		assert.Equal(t, int32(0), tk.SubTasks[0].Progress, "a restart redoes the failed step")
+	})
+}
+
+func TestApplyRefuses(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		// A pair the SMS.7728 matrix forbids.
+		require.Error(t, sourcestate.Check(sourcestate.Cycle("cutovered"), sourcestate.State("replicate")))
+		err := f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", SourceState: "replicate", SourceCycle: "cutovered"}, nil)
+		code, retry := smsCode(err)
+		assert.Equal(t, "SMS.7728", code)
+		assert.False(t, retry, "a state-machine violation is not retried")
+		assert.Equal(t, "READY", f.task().State, "nothing was written")
+
+		other := f.ref
+		other.TaskID = uuid.NewString()
+		code, retry = smsCode(f.run(a.Apply, activities.Transition{Ref: other, TaskState: "RUNNING"}, nil))
+		assert.Equal(t, "SMS.7703", code)
+		assert.False(t, retry)
+
+		wrongTenant := f.ref
+		wrongTenant.DomainID = uuid.NewString()
+		code, _ = smsCode(f.run(a.Apply, activities.Transition{Ref: wrongTenant, TaskState: "ABORT"}, nil))
+		assert.Equal(t, "SMS.7703", code, "another tenant's task is not found")
+		assert.Equal(t, "READY", f.task().State)
+	})
+}
+
+func TestRunStepsLayOutTheTarget(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		step := func(name, sub string, target *provider.Target) (activities.StepOutput, error) {
+			var out activities.StepOutput
+			err := f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: name, Subtask: sub, Target: target}, &out)
+			return out, err
+		}
+		_, err := step("CHECK", "", nil)
+		require.NoError(t, err)
+
+		out, err := step("CREATE_CLOUD_SERVER", "CREATE_CLOUD_SERVER", nil)
+		require.NoError(t, err)
+		require.NotNil(t, out.Target)
+		assert.True(t, out.Target.Created)
+		tk := f.task()
+		require.NotNil(t, tk.TargetServer)
+		assert.Equal(t, out.Target.VMID, tk.TargetServer.VMID, "the target is recorded on the task")
+		assert.Equal(t, int32(100), tk.SubTasks[0].Progress)
+
+		_, err = step("SSL_CONFIG", "SSL_CONFIG", nil)
+		require.NoError(t, err)
+		tk = f.task()
+		block, _ := pem.Decode([]byte(tk.CertPEM))
+		require.NotNil(t, block)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		require.NoError(t, err)
+		assert.NoError(t, cert.VerifyHostname("127.0.0.1"), "the agent reaches the receiver on loopback in tests")
+		assert.NotContains(t, tk.KeyPEMEnc, "PRIVATE KEY", "the key is stored encrypted")
+		key, err := f.box.Open(tk.KeyPEMEnc)
+		require.NoError(t, err)
+		assert.Contains(t, key, "PRIVATE KEY")
+		_, err = step("SSL_CONFIG", "SSL_CONFIG", nil)
+		require.NoError(t, err)
+		assert.Equal(t, tk.CertPEM, f.task().CertPEM, "a retry keeps the certificate the agent may hold")
+
+		_, err = step("FORMAT_DISK", "FORMAT_DISK_LINUX_BLOCK", out.Target)
+		require.NoError(t, err)
+		st, err := os.Stat(local.DiskFile(out.Target.Location, 0))
+		require.NoError(t, err)
+		assert.Equal(t, int64(40<<30), st.Size(), "the recommended system disk: at least 40 GiB")
+
+		err = f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "START_TARGET", Subtask: "START_TARGET", Target: out.Target, StartTarget: true}, nil)
+		require.NoError(t, err)
+		b, err := os.ReadFile(filepath.Join(out.Target.Location, "target.json"))
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"started": true`)
+
+		_, err = step("CONFIGURE", "", nil)
+		code, _ := smsCode(err)
+		assert.Equal(t, "SMS.8103", code, "a step on a target never created")
+	})
+}
+
+func TestRunStepFailures(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		// An existing server that is not there.
+		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(_ *gorm.DB, tk *store.Task) error {
+			tk.TargetServer = &store.TargetServer{VMID: "prepared-vm"}
+			return nil
+		}))
+		err := f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER", ExistServer: true}, nil)
+		code, retry := smsCode(err)
+		assert.Equal(t, "SMS.0412", code)
+		assert.False(t, retry)
+
+		// The source changed OS under the task.
+		wrong := f.ref
+		wrong.OSType = "WINDOWS"
+		code, _ = smsCode(f.run(a.RunStep, activities.StepInput{Ref: wrong, Step: "CHECK"}, nil))
+		assert.Equal(t, "SMS.6610", code)
+
+		// More used bytes than the target's file system holds.
+		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(_ *gorm.DB, tk *store.Task) error {
+			tk.TargetServer = &store.TargetServer{Disks: []store.TargetDisk{{Name: ptr("/dev/vda"), Size: ptr(int64(1 << 50)),
+				UsedSize: ptr(int64(1 << 50)), DeviceUse: ptr("BOOT")}}}
+			return nil
+		}))
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+		code, retry = smsCode(f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
+		assert.Equal(t, "SMS.0519", code)
+		assert.False(t, retry)
+	})
+}
+
+func TestCleanup(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		for _, created := range []bool{true, false} {
+			f := newFixture(t, s)
+			a := (*activities.Activities)(nil)
+			var out activities.StepOutput
+			require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+			out.Target.Created = created
+			require.NoError(t, f.run(a.Cleanup, activities.CleanupInput{Ref: f.ref, Target: out.Target,
+				DeleteTarget: created, AgentRunning: true}, nil))
+			var names []string
+			for _, c := range f.commands() {
+				names = append(names, c.Name)
+			}
+			assert.Equal(t, []string{"STOP", "DELETE"}, names)
+			_, err := s.Task(context.Background(), f.tenant, f.ref.TaskID)
+			assert.ErrorIs(t, err, store.ErrNotFound)
+			assert.Nil(t, f.source().CurrentTaskID, "the source is free for a new task")
+			_, err = os.Stat(out.Target.Location)
+			assert.Equal(t, created, os.IsNotExist(err), "created targets go, bound ones stay (created=%v)", created)
+
+			// Retried after the row went: still done, nothing twice.
+			require.NoError(t, f.run(a.Cleanup, activities.CleanupInput{Ref: f.ref, Target: out.Target, DeleteTarget: created}, nil))
+		}
+	})
+}
+
+func TestCloneRecordsTheResult(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
+
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c1"}, nil))
+		cs := f.task().CloneServer
+		require.NotNil(t, cs)
+		assert.Equal(t, "SUCCESS", cs.CloneState)
+		assert.True(t, strings.HasSuffix(cs.VMID, "-c1"), cs.VMID)
+
+		gone := *out.Target
+		gone.Location = filepath.Join(filepath.Dir(gone.Location), "missing")
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: gone, Name: "c2"}, nil),
+			"a failed clone is a result for the operator, not a failed task")
+		cs = f.task().CloneServer
+		assert.Equal(t, "FAILED", cs.CloneState)
+		assert.Equal(t, "SMS.1102", cs.CloneError)
+		assert.NotEmpty(t, cs.ErrorMsg)
+	})
+}
+
+func TestWaitAgent(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		require.NoError(t, f.run(a.WaitAgent, f.ref, nil), "the agent polled just now")
+
+		gone := f.ref
+		gone.SourceID = uuid.NewString()
+		code, retry := smsCode(f.run(a.WaitAgent, gone, nil))
+		assert.Equal(t, "SMS.0507", code)
+		assert.False(t, retry)
+	})
+}
+
+func TestPushSpeedLimit(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		require.NoError(t, f.run(a.PushSpeedLimit, activities.SpeedInput{Ref: f.ref, Mbps: 40, Threshold: 10}, nil))
+		tk := f.task()
+		assert.Equal(t, int32(40), tk.CurrentLimit)
+		assert.Equal(t, 10.0, tk.CurrentThreshold)
+		assert.Empty(t, f.commands(), "an idle agent gets the limit with its next command")
+
+		require.NoError(t, f.run(a.PushSpeedLimit, activities.SpeedInput{Ref: f.ref, Mbps: 20, Notify: true}, nil))
+		cs := f.commands()
+		require.Len(t, cs, 1)
+		assert.Equal(t, "SPEED_LIMIT", cs[0].Name)
+		assert.JSONEq(t, `{"speed_limit":20,"over_speed_threshold":0}`, cs[0].Params)
+	})
+}
