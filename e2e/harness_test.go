@@ -60,10 +60,14 @@ type server struct {
 	front   string
 	ui      string
 	extra   []string
-	cmd     *exec.Cmd
-	log     *bytes.Buffer
-	creds   iam.Credentials
-	client  *http.Client
+	// cmdName is the smsflow command run: serve (default), web or worker.
+	cmdName string
+	// health is the worker's health address (worker only).
+	health string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	creds  iam.Credentials
+	client *http.Client
 }
 
 func newServer(t testing.TB, extra ...string) *server {
@@ -77,12 +81,28 @@ func newServer(t testing.TB, extra ...string) *server {
 	return s
 }
 
+func (s *server) command() string {
+	if s.cmdName == "" {
+		return "serve"
+	}
+	return s.cmdName
+}
+
+func (s *server) readyURL() string {
+	if s.command() == "worker" {
+		return "http://" + s.health + "/healthz"
+	}
+	return "http://" + s.http + "/readyz"
+}
+
 // start launches the process and waits for it to answer.
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"serve", "--data-dir", s.dataDir, "--http-addr", s.http, "--temporal-embedded-addr", s.front,
-		"--temporal-ui-addr", s.ui, "--agent-timeout", "30s", "--sync-interval", "2s", "--agent-step-timeout", "2m",
-		"--log-format", "json"}, s.extra...)
+	args := append([]string{s.command(), "--data-dir", s.dataDir, "--http-addr", s.http, "--agent-timeout", "30s",
+		"--sync-interval", "2s", "--agent-step-timeout", "2m", "--log-format", "json"}, s.extra...)
+	if s.command() == "serve" && s.front != "" {
+		args = append(args, "--temporal-embedded-addr", s.front, "--temporal-ui-addr", s.ui)
+	}
 	s.cmd = exec.Command(binary, args...)
 	s.log = &bytes.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -90,7 +110,7 @@ func (s *server) start() {
 	require.NoError(s.t, s.cmd.Start())
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + s.http + "/readyz")
+		resp, err := http.Get(s.readyURL())
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -218,4 +238,12 @@ func (s *server) waitState(id, state string, within time.Duration) task {
 	}
 	s.t.Fatalf("task %s is %s (%s), not %s after %s\n%s", id, tk.State, tk.ErrorJSON, state, within, lastLines(s.log.String(), 40))
 	return tk
+}
+
+// runBinary runs a short smsflow command and returns its combined output.
+func runBinary(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	return string(out), err
 }

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/workflows"
+)
+
+// TestExternalTemporal runs the production layout: `smsflow web` and
+// `smsflow worker` as two processes on one database, both against an
+// external Temporal (here the embedded server of another `serve`, in a
+// namespace of their own). The API process starts the run, the worker
+// process executes it, and agent commands cross between the two processes
+// through the database.
+func TestExternalTemporal(t *testing.T) {
+	host := newServer(t) // provides the Temporal cluster
+	const ns = "smsflow-prod"
+	registerNamespace(t, host.front, ns)
+
+	dataDir := t.TempDir()
+	common := []string{"--temporal-address", host.front, "--temporal-namespace", ns, "--temporal-ui-addr", host.ui}
+	api := &server{t: t, dataDir: dataDir, http: freePort(t), cmdName: "web", extra: common,
+		client: &http.Client{Timeout: 60 * time.Second}}
+	api.start()
+	t.Cleanup(api.stop)
+	raw, err := os.ReadFile(filepath.Join(dataDir, iam.CredentialsFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &api.creds))
+
+	wk := &server{t: t, dataDir: dataDir, http: freePort(t), cmdName: "worker", health: freePort(t)}
+	wk.extra = append([]string{"--worker-health-addr", wk.health}, common...)
+	wk.start() // waits for /healthz
+	t.Cleanup(wk.stop)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAgent(t, api, "ext-01")
+	a.onCommand = copyAll(ctx)
+	go a.run(ctx)
+	id := createTask(t, api, a, false)
+	tk := api.waitState(id, "MIGRATE_SUCCESS", 90*time.Second)
+	assert.Equal(t, "cutovered", tk.SourceServer.MigrationCycle)
+	assert.Contains(t, tk.WorkflowURL, "/namespaces/"+ns+"/workflows/", "the link names the namespace")
+	assert.Equal(t, 1, a.count("START"))
+
+	// The run lives in the external cluster's namespace, with its search
+	// attributes, and the host's own worker never saw it.
+	c := dialTemporal(t, host.front, ns)
+	// (The frontend's namespace cache learns of attributes registered after
+	// the namespace within its refresh interval.)
+	var resp *workflowservice.ListWorkflowExecutionsResponse
+	require.Eventually(t, func() bool {
+		resp, err = c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: ns, Query: `SmsTaskId = "` + id + `"`})
+		return err == nil && len(resp.Executions) == 1
+	}, 60*time.Second, 500*time.Millisecond, "list by SmsTaskId: %v", err)
+	assert.Equal(t, workflows.MigrationWorkflowID(id), resp.Executions[0].Execution.WorkflowId)
+
+	// Without a Temporal address the split processes refuse to start.
+	out, err := runBinary("web", "--data-dir", t.TempDir(), "--http-addr", freePort(t))
+	require.Error(t, err)
+	assert.Contains(t, out, "--temporal-address")
+}
+
+func dialTemporal(t *testing.T, addr, ns string) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func registerNamespace(t *testing.T, addr, ns string) {
+	t.Helper()
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.Register(context.Background(), &workflowservice.RegisterNamespaceRequest{
+		Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}))
+	// The frontend learns of a new namespace within its cache refresh.
+	require.Eventually(t, func() bool {
+		_, err := nc.Describe(context.Background(), ns)
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond)
+}
