@@ -73,6 +73,27 @@ func TestDockerCompose(t *testing.T) {
 	web := cf.Services["smsflow-web"]
 	addr, _ := web.Environment["SMSFLOW_HTTP_ADDR"].(string)
 	assert.True(t, strings.HasPrefix(addr, "0.0.0.0:"), "the API listens on all interfaces inside its container")
+
+	// One namespace everywhere: the one Temporal creates, the one the UI
+	// opens, the one web and worker use.
+	ns := cf.Services["temporal"].Environment["DEFAULT_NAMESPACE"]
+	assert.NotEmpty(t, ns)
+	assert.Equal(t, ns, cf.Services["temporal-ui"].Environment["TEMPORAL_DEFAULT_NAMESPACE"])
+	for _, name := range []string{"smsflow-web", "smsflow-worker"} {
+		assert.Equal(t, ns, cf.Services[name].Environment["SMSFLOW_TEMPORAL_NAMESPACE"], name)
+		assert.Equal(t, "temporal:7233", cf.Services[name].Environment["SMSFLOW_TEMPORAL_ADDRESS"], name)
+	}
+	// Finished runs are kept for weeks, as serve's embedded server does.
+	assert.Equal(t, "30d", cf.Services["temporal"].Environment["DEFAULT_NAMESPACE_RETENTION"])
+	// The worker's healthcheck probes where the worker answers.
+	found := false
+	for _, f := range Fields() {
+		if f.Flag == "worker-health-addr" {
+			found = true
+			assert.Contains(t, strings.Join(cf.Services["smsflow-worker"].Healthcheck.Test, " "), "http://"+f.Default+"/healthz")
+		}
+	}
+	assert.True(t, found, "the worker has a health address setting")
 }
 
 func TestDockerfileBuildsStatic(t *testing.T) {

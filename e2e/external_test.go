@@ -101,3 +101,35 @@ func registerNamespace(t *testing.T, addr, ns string) {
 		return err == nil
 	}, 30*time.Second, 200*time.Millisecond)
 }
+
+// TestServeGuardsItsDataAndPorts: a second serve on a data dir in use is
+// refused before it touches the Temporal database; a taken UI port is
+// reported by name before anything starts.
+func TestServeGuardsItsDataAndPorts(t *testing.T) {
+	s := newServer(t)
+	out, err := runBinary("serve", "--data-dir", s.dataDir, "--http-addr", freePort(t),
+		"--temporal-embedded-addr", freePort(t), "--temporal-ui-addr", freePort(t))
+	require.Error(t, err)
+	assert.Contains(t, out, "in use by another smsflow process")
+
+	out, err = runBinary("serve", "--data-dir", t.TempDir(), "--http-addr", freePort(t),
+		"--temporal-embedded-addr", freePort(t), "--temporal-ui-addr", s.ui)
+	require.Error(t, err)
+	assert.Contains(t, out, "temporal UI address "+s.ui)
+
+	// Finished runs stay for audits: the namespace keeps them 30 days.
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: s.front,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	require.NoError(t, err)
+	defer nc.Close()
+	desc, err := nc.Describe(context.Background(), "default")
+	require.NoError(t, err)
+	assert.Equal(t, 720*time.Hour, desc.Config.WorkflowExecutionRetentionTtl.AsDuration())
+
+	// The first server did not notice.
+	var out2 struct {
+		Count int `json:"count"`
+	}
+	s.call("GET", "/v3/tasks", nil, &out2)
+	assert.Equal(t, 0, out2.Count)
+}
