@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +26,18 @@ import (
 	"github.com/smsflow/smsflow/signer"
 )
 
-var binary string
+var (
+	binary     string
+	statOnce   sync.Once
+	statSrcErr error
+)
+
+// dependOnSources makes the calling test's cached result depend on the
+// sources of the binary.
+func dependOnSources(t testing.TB) {
+	statOnce.Do(func() { statSrcErr = statSources("..") })
+	require.NoError(t, statSrcErr)
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "smsflow-e2e-")
@@ -42,6 +54,30 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// statSources stats every Go source and the module files the binary is built
+// from. go test records the files a test looks at and reuses a cached pass
+// only while they are unchanged; without this, the binary this package
+// builds (from packages it does not import) could change under a cached pass.
+// It runs from the tests (the record starts with m.Run, not in TestMain).
+func statSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "data", "node_modules":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+			_, err = os.Stat(path)
+		}
+		return err
+	})
 }
 
 func freePort(t testing.TB) string {
@@ -71,6 +107,7 @@ type server struct {
 }
 
 func newServer(t testing.TB, extra ...string) *server {
+	dependOnSources(t)
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), front: freePort(t), ui: freePort(t), extra: extra,
 		client: &http.Client{Timeout: 60 * time.Second}}
 	s.start()
