@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/envcheck"
 	"github.com/smsflow/smsflow/layout"
 	"github.com/smsflow/smsflow/provider"
@@ -240,6 +241,12 @@ func markSubtask(task *store.Task, name string, ms int64, done bool) {
 var commandNS = uuid.MustParse("6c1d8f0e-2b7a-4f59-9a43-0d5e2f6b8c11")
 
 func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[string]any) error {
+	if name == "START" || name == "SYNC" {
+		var err error
+		if params, err = a.dataPlane(ctx, r, params); err != nil {
+			return err
+		}
+	}
 	var raw string
 	if len(params) > 0 {
 		b, err := json.Marshal(params)
@@ -265,6 +272,74 @@ func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[s
 	}
 	a.log(ctx).InfoContext(ctx, "agent command queued", "task", r.TaskID, "command", name)
 	return nil
+}
+
+// dataPlane adds to a copy command what the agent needs to reach the target:
+// the receiver's address (started now if the provider hosts receivers) and
+// the disks in target order.
+func (a *Activities) dataPlane(ctx context.Context, r Ref, params map[string]any) (map[string]any, error) {
+	host, ok := a.Provider.(provider.ReceiverHost)
+	if !ok {
+		return params, nil
+	}
+	task, err := a.Store.Task(ctx, r.tenant(), r.TaskID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, failure(smserr.SMS7703, err, r.TaskID)
+		}
+		return nil, err
+	}
+	if task.TargetServer == nil || task.TargetServer.Location == "" {
+		return nil, failure(smserr.SMS8103, nil)
+	}
+	creds, err := a.taskCreds(task)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := host.Receiver(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location},
+		provider.ReceiverTask{TaskID: task.ID, DomainID: task.DomainID, Type: task.Type, Creds: creds})
+	if err != nil {
+		return nil, fmt.Errorf("start the receiver: %w", err)
+	}
+	spec, err := a.spec(ctx, StepInput{Ref: r})
+	if err != nil {
+		return nil, err
+	}
+	disks := make([]map[string]any, 0, len(spec.Disks))
+	for i, d := range spec.Disks {
+		disks = append(disks, map[string]any{"index": i, "name": d.Name, "size": d.Size})
+	}
+	out := map[string]any{}
+	for k, v := range params {
+		out[k] = v
+	}
+	out["target_addr"], out["disks"] = addr, disks
+	return out, nil
+}
+
+// taskCreds opens the task's TLS key and passphrase (SSL_CONFIG made them).
+func (a *Activities) taskCreds(task *store.Task) (transport.Creds, error) {
+	if task.CertPEM == "" || task.KeyPEMEnc == "" || task.PassphraseEnc == "" {
+		return transport.Creds{}, failure(smserr.SMS0211, errors.New("the task has no certificate yet"))
+	}
+	key, err := a.Box.Open(task.KeyPEMEnc)
+	if err != nil {
+		return transport.Creds{}, fmt.Errorf("open task key: %w", err)
+	}
+	pass, err := a.Box.Open(task.PassphraseEnc)
+	if err != nil {
+		return transport.Creds{}, fmt.Errorf("open task passphrase: %w", err)
+	}
+	return transport.Creds{CertPEM: task.CertPEM, KeyPEM: key, Passphrase: pass}, nil
+}
+
+// TaskCreds is taskCreds for the worker's receiver restore.
+func (a *Activities) TaskCreds(ctx context.Context, domainID, taskID string) (transport.Creds, error) {
+	task, err := a.Store.Task(ctx, store.Tenant{DomainID: domainID}, taskID)
+	if err != nil {
+		return transport.Creds{}, err
+	}
+	return a.taskCreds(task)
 }
 
 // StepInput runs one non-agent step.

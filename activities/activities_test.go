@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/provider"
@@ -124,7 +125,7 @@ func TestApply(t *testing.T) {
 
 		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", Started: true,
 			SourceState: "replicate", SourceCycle: "replicating", BeginSubtask: "MIGRATE_LINUX_BLOCK",
-			Command: "START", CommandParams: map[string]any{"speed_limit": 40}}, nil))
+			Command: "NETWORK_CHECK", CommandParams: map[string]any{"speed_limit": 40}}, nil))
 		tk := f.task()
 		assert.Equal(t, "RUNNING", tk.State)
 		assert.NotZero(t, tk.StartDate)
@@ -136,13 +137,13 @@ func TestApply(t *testing.T) {
 		assert.Equal(t, "replicating", src.MigrationCycle)
 		cs := f.commands()
 		require.Len(t, cs, 1)
-		assert.Equal(t, "START", cs[0].Name)
+		assert.Equal(t, "NETWORK_CHECK", cs[0].Name)
 		assert.Equal(t, f.ref.TaskID, cs[0].TaskID)
 		assert.JSONEq(t, `{"speed_limit":40}`, cs[0].Params)
 
 		// The same activity retried after its first attempt queued: the
 		// agent gets the command once.
-		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "START"}, nil))
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "NETWORK_CHECK"}, nil))
 		assert.Len(t, f.commands(), 1, "a retried attempt does not queue twice")
 
 		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, FinishSubtask: "MIGRATE_LINUX_BLOCK"}, nil))
@@ -365,5 +366,65 @@ func TestPushSpeedLimit(t *testing.T) {
 		require.Len(t, cs, 1)
 		assert.Equal(t, "SPEED_LIMIT", cs[0].Name)
 		assert.JSONEq(t, `{"speed_limit":20,"over_speed_threshold":0}`, cs[0].Params)
+	})
+}
+
+// TestCopyCommandCarriesTheReceiver: START goes out with the address of the
+// target's receiver (started on loopback by the local provider) and the
+// disks in target order; the task's agent can dial it with the task's
+// certificate and passphrase, another certificate cannot.
+func TestCopyCommandCarriesTheReceiver(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "SSL_CONFIG"}, nil))
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
+		prov := f.acts.Provider.(*local.Provider)
+		t.Cleanup(prov.StopReceivers)
+
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "START",
+			CommandParams: map[string]any{"speed_limit": 40}}, nil))
+		cs := f.commands()
+		require.Len(t, cs, 1)
+		var params struct {
+			TargetAddr string `json:"target_addr"`
+			SpeedLimit int    `json:"speed_limit"`
+			Disks      []struct {
+				Index int    `json:"index"`
+				Name  string `json:"name"`
+				Size  int64  `json:"size"`
+			} `json:"disks"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(cs[0].Params), &params))
+		assert.Equal(t, 40, params.SpeedLimit)
+		require.Len(t, params.Disks, 1)
+		assert.Equal(t, "/dev/vda", params.Disks[0].Name)
+		assert.Equal(t, int64(40<<30), params.Disks[0].Size)
+		require.NotEmpty(t, params.TargetAddr)
+
+		creds, err := f.acts.TaskCreds(context.Background(), f.tenant.DomainID, f.ref.TaskID)
+		require.NoError(t, err)
+		c, err := transport.Dial(context.Background(), params.TargetAddr, creds, transport.KindVerify)
+		require.NoError(t, err, "the task's agent gets in")
+		c.Close()
+		bad := creds
+		bad.Passphrase = "wrong"
+		_, err = transport.Dial(context.Background(), params.TargetAddr, bad, transport.KindVerify)
+		assert.ErrorIs(t, err, transport.ErrAuth)
+
+		// SYNC later reuses the running receiver.
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "SYNC"}, nil))
+		cs = f.commands()
+		require.Len(t, cs, 2)
+		assert.Contains(t, cs[1].Params, params.TargetAddr)
+
+		// After a worker restart the receiver comes back on the same port.
+		prov.StopReceivers()
+		require.NoError(t, prov.RestoreReceivers(context.Background(), f.acts.TaskCreds))
+		c, err = transport.Dial(context.Background(), params.TargetAddr, creds, transport.KindVerify)
+		require.NoError(t, err, "restored where the agent dials")
+		c.Close()
 	})
 }

@@ -161,3 +161,24 @@ func heartbeat(ctx context.Context, period time.Duration) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
+
+// CheckConsistency fails (SMS.1511) when the agent's last verification found
+// blocks or files that differ between source and target. A task whose agent
+// reported no verification passes: nothing says the copy differs.
+func (a *Activities) CheckConsistency(ctx context.Context, r Ref) error {
+	task, err := a.Store.Task(ctx, r.tenant(), r.TaskID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return failure(smserr.SMS7703, err, r.TaskID)
+		}
+		return err
+	}
+	for _, c := range task.ConsistencyResults {
+		if bad := c.NumDifferentFiles + c.NumTargetMissFiles + c.NumTargetMoreFiles; bad > 0 {
+			detail := fmt.Sprintf("%s: %d of %d differ, %d missing on the target, %d extra", c.DirCheck,
+				c.NumDifferentFiles, c.NumTotalFiles, c.NumTargetMissFiles, c.NumTargetMoreFiles)
+			return failure(smserr.SMS1511, nil, detail)
+		}
+	}
+	return nil
+}

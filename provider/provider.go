@@ -7,6 +7,8 @@ package provider
 import (
 	"context"
 	"errors"
+
+	"github.com/smsflow/smsflow/agent/transport"
 )
 
 // Disk is a target disk to create.
@@ -67,3 +69,18 @@ var ErrNoSpace = errors.New("provider: not enough space for the target disks")
 
 // ErrNotFound: the existing target server to bind does not exist.
 var ErrNotFound = errors.New("provider: target server not found")
+
+// ReceiverTask is what a receiver needs to know of its task.
+type ReceiverTask struct {
+	TaskID   string
+	DomainID string
+	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
+	Creds    transport.Creds
+}
+
+// ReceiverHost is a provider that runs the data plane's receiving end for
+// its targets (the local provider, on loopback). Receiver starts it, or
+// finds it running, and returns the address the agent dials.
+type ReceiverHost interface {
+	Receiver(ctx context.Context, t Target, task ReceiverTask) (addr string, err error)
+}

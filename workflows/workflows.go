@@ -361,6 +361,13 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 			err = m.replicate(ctx)
 		case StepSync:
 			err = m.sync(ctx)
+			// The agent verified the target after its last pass (block or
+			// file checksums, both sides): a mismatch fails the task
+			// rather than launch a target that differs. Runs recorded
+			// before the check existed replay without it.
+			if err == nil && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 {
+				err = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.CheckConsistency, m.ref()).Get(ctx, nil)
+			}
 		default:
 			err = m.simpleStep(ctx, step)
 		}

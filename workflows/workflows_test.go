@@ -30,6 +30,8 @@ type migrationSuite struct {
 	steps       []string
 	commands    []string
 	speeds      []activities.SpeedInput
+	checks      int   // consistency checks run
+	checkErr    error // what the consistency check answers
 	limits      []activities.SpeedInput // every limit recorded; speeds: those sent to the agent
 	cleanups    []activities.CleanupInput
 	clones      int
@@ -43,6 +45,7 @@ func (s *migrationSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
+	s.checks, s.checkErr = 0, nil
 	s.stepErr = map[string][]error{}
 	s.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
 		s.mu.Lock()
@@ -77,6 +80,12 @@ func (s *migrationSuite) SetupTest() {
 			s.speeds = append(s.speeds, in)
 		}
 		return nil
+	})
+	s.env.OnActivity(acts.CheckConsistency, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.Ref) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.checks++
+		return s.checkErr
 	})
 	s.env.OnActivity(acts.Cleanup, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CleanupInput) error {
 		s.mu.Lock()
@@ -488,4 +497,31 @@ func TestSubtasks(t *testing.T) {
 	assert.Equal(t, "FORMAT_DISK_WINDOWS", SubtaskName(StepFormat, "MIGRATE_BLOCK", "WINDOWS"))
 	assert.Equal(t, "CONFIGURE_WINDOWS", SubtaskName(StepConfigure, "MIGRATE_BLOCK", "WINDOWS"))
 	assert.Equal(t, "SYNC_WINDOWS_BLOCK", SubtaskName(StepSync, "MIGRATE_BLOCK", "WINDOWS"))
+}
+
+// TestMismatchFailsBeforeCutover: the agent's verification found blocks that
+// differ; the task fails with SMS.1511 after the final sync and never
+// configures or starts the target.
+func (s *migrationSuite) TestMismatchFailsBeforeCutover() {
+	in := input()
+	s.checkErr = temporal.NewNonRetryableApplicationError("/dev/vda: 3 of 4096 differ", "SMS.1511", nil)
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(5*time.Minute, func() {
+		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.checks)
+	var fail *activities.Fail
+	for _, t := range s.transitions {
+		if t.Failure != nil {
+			fail = t.Failure
+		}
+	}
+	s.Require().NotNil(fail)
+	s.Equal("SMS.1511", fail.Code)
+	s.NotContains(s.steps, StepConfigure, "a target that differs is not configured")
+	s.NotContains(s.steps, StepStart)
 }

@@ -76,11 +76,11 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 	queue := dispatch.New(a.store, dispatch.Options{Redeliver: cfg.CommandRedeliver, Logger: log})
 	go queue.Run(ctx)
 	if allInOne {
-		w, err := a.startWorker(tmp, queue)
+		stopWorker, err := a.startWorker(ctx, tmp, queue)
 		if err != nil {
 			return err
 		}
-		defer w.Stop() // before the client and server close (deferred earlier)
+		defer stopWorker() // before the client and server close (deferred earlier)
 	}
 	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
 		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})

@@ -142,30 +142,38 @@ func temporalTLS(cfg config.Config) (*tls.Config, error) {
 }
 
 // newActivities builds the worker's activities: the local provider keeps
-// targets under --targets-dir.
-func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, error) {
+// targets under --targets-dir and runs their receivers on loopback.
+func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, *local.Provider, error) {
 	dir := a.cfg.TargetsDir
 	if dir == "" {
 		dir = filepath.Join(a.cfg.DataDir, "targets")
 	}
 	prov, err := local.New(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	prov.Logger = a.log
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout}, nil
+		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
 }
 
-func (a *app) startWorker(t *temporalSide, queue *dispatch.Dispatcher) (sdkworker.Worker, error) {
-	acts, err := a.newActivities(queue)
+// startWorker starts the migration worker and the receivers of the targets
+// that had one (an agent mid-copy finds its receiver again after a restart).
+// stop ends both.
+func (a *app) startWorker(ctx context.Context, t *temporalSide, queue *dispatch.Dispatcher) (stop func(), err error) {
+	acts, prov, err := a.newActivities(queue)
 	if err != nil {
 		return nil, err
 	}
+	if err := prov.RestoreReceivers(ctx, acts.TaskCreds); err != nil {
+		a.log.Warn("receivers not restored", "err", err)
+	}
 	w := worker.New(t.client, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
+		prov.StopReceivers()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	return w, nil
+	return func() { w.Stop(); prov.StopReceivers() }, nil
 }
 
 func (a *app) taskOptions() web.TaskOptions {

@@ -35,11 +35,11 @@ func (e *env) workerCmd() *cobra.Command {
 			}
 			defer tmp.close()
 			queue := dispatch.New(a.store, dispatch.Options{Redeliver: cfg.CommandRedeliver, Logger: log})
-			w, err := a.startWorker(tmp, queue)
+			stopWorker, err := a.startWorker(ctx, tmp, queue)
 			if err != nil {
 				return err
 			}
-			defer w.Stop()
+			defer stopWorker()
 			if cfg.WorkerHealthAddr != "" {
 				ln, err := net.Listen("tcp", cfg.WorkerHealthAddr)
 				if err != nil {

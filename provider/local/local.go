@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +22,9 @@ import (
 
 // Provider lays targets out under Root.
 type Provider struct {
-	Root string
+	Root   string
+	Logger *slog.Logger
+	rx     receivers
 }
 
 // New returns a local provider rooted at dir (created if missing).
@@ -207,11 +210,12 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	return c, nil
 }
 
-// Delete removes the target folder.
+// Delete stops the target's receiver and removes the target folder.
 func (p *Provider) Delete(ctx context.Context, t provider.Target) error {
 	if t.Location == "" {
 		return nil
 	}
+	p.StopReceiver(t)
 	rel, err := filepath.Rel(p.Root, t.Location)
 	if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
 		return fmt.Errorf("local provider: refusing to delete %s outside %s", t.Location, p.Root)
