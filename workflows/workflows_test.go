@@ -30,8 +30,8 @@ type migrationSuite struct {
 	steps       []string
 	commands    []string
 	speeds      []activities.SpeedInput
-	checks      int   // consistency checks run
-	checkErr    error // what the consistency check answers
+	checks      int                     // consistency checks run
+	checkErr    error                   // what the consistency check answers
 	limits      []activities.SpeedInput // every limit recorded; speeds: those sent to the agent
 	cleanups    []activities.CleanupInput
 	clones      int
