@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -545,7 +546,8 @@ func (m *migration) agentStep(ctx workflow.Context, step, command, srcState, src
 					m.st.OverSpeedMbps, OverSpeedGrace, m.st.Limit.Mbps, m.st.Limit.Threshold),
 				string(smserr.SMS1802), nil)
 		case m.st.CommandFailed != "":
-			return temporal.NewNonRetryableApplicationError(m.st.CommandFailed, string(smserr.SMS1801), nil)
+			code, msg := AgentFailure(m.st.CommandFailed)
+			return temporal.NewNonRetryableApplicationError(msg, string(code), nil)
 		case m.st.AgentProgress >= 100:
 			return m.apply(ctx, activities.Transition{FinishSubtask: sub})
 		case !ok && workflow.Now(ctx).Sub(m.st.LastProgressAt) >= m.stepTimeout():
@@ -691,4 +693,25 @@ func (m *migration) continueAsNew(ctx workflow.Context) error {
 	st := *m.st
 	in.Resume = &st
 	return workflow.NewContinueAsNewError(ctx, MigrationWorkflow, in)
+}
+
+// AgentFailure reads a failed command's result_detail: the smsflow agent
+// sends {"error_code":"SMS.xxxx","msg":"..."}; a known code is kept (a source
+// disk that changed is SMS.0515, an unreachable target SMS.0807, ...),
+// anything else is SMS.1801 with the detail as the message.
+func AgentFailure(detail string) (smserr.Code, string) {
+	var d struct {
+		Code string `json:"error_code"`
+		Msg  string `json:"msg"`
+	}
+	if json.Unmarshal([]byte(detail), &d) == nil && d.Code != "" {
+		if _, ok := smserr.Lookup(smserr.Code(d.Code)); ok {
+			msg := d.Msg
+			if msg == "" {
+				msg = detail
+			}
+			return smserr.Code(d.Code), msg
+		}
+	}
+	return smserr.SMS1801, detail
 }

@@ -525,3 +525,20 @@ func (s *migrationSuite) TestMismatchFailsBeforeCutover() {
 	s.NotContains(s.steps, StepConfigure, "a target that differs is not configured")
 	s.NotContains(s.steps, StepStart)
 }
+
+func TestAgentFailure(t *testing.T) {
+	cases := []struct {
+		detail, code, msg string
+	}{
+		{`{"error_code":"SMS.0515","msg":"/dev/vda ends at 100"}`, "SMS.0515", "/dev/vda ends at 100"},
+		{`{"error_code":"SMS.0807"}`, "SMS.0807", `{"error_code":"SMS.0807"}`},
+		{`{"error_code":"SMS.NOPE","msg":"x"}`, "SMS.1801", `{"error_code":"SMS.NOPE","msg":"x"}`},
+		{`{"msg":"disk read error"}`, "SMS.1801", `{"msg":"disk read error"}`},
+		{`not json`, "SMS.1801", "not json"},
+	}
+	for _, c := range cases {
+		code, msg := AgentFailure(c.detail)
+		assert.Equal(t, c.code, string(code), c.detail)
+		assert.Equal(t, c.msg, msg, c.detail)
+	}
+}

@@ -1,0 +1,300 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/smsflow/smsflow/agent/blocksync"
+	"github.com/smsflow/smsflow/agent/smsapi"
+	"github.com/smsflow/smsflow/agent/transport"
+)
+
+// copy runs one pass (START: full copy, resumed; SYNC: changes only), then
+// verifies the target and reports the result, then reports 100 %.
+func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
+	if spec.TargetAddr == "" {
+		return fmt.Errorf("%w: the command names no target address", errNoTarget)
+	}
+	cert, key, pass, err := r.retryCreds(ctx, spec.TaskID)
+	if err != nil {
+		return fmt.Errorf("task credentials: %w", err)
+	}
+	creds := transport.Creds{CertPEM: cert, KeyPEM: key, Passphrase: pass}
+	rep := newReporter(r, spec)
+	defer rep.stop()
+
+	file := spec.Type == "MIGRATE_FILE"
+	kind := transport.KindBlock
+	if file {
+		if r.cfg.Files == nil {
+			return errors.New("this agent does not do file-level copies")
+		}
+		kind = transport.KindFile
+	}
+	conn, err := r.dial(ctx, spec.TargetAddr, creds, kind)
+	if err != nil {
+		return err
+	}
+	conn.SetLimiter(ctx, r.bucket(spec.TaskID))
+	var results []smsapi.Consistency
+	if file {
+		raw, payload, err := r.cfg.Files.Send(ctx, conn, r.cfg.FileRoot, r.cfg.Excludes, func(done, total int64) {
+			rep.update(done, total, conn.BytesSent(), 0)
+		})
+		conn.Close()
+		if err != nil {
+			return err
+		}
+		rep.setCompress(raw, payload)
+		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify)
+		if err != nil {
+			return err
+		}
+		res, err := r.cfg.Files.Verify(ctx, vc, r.cfg.FileRoot, r.cfg.Excludes)
+		vc.Close()
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		results = append(results, res)
+	} else {
+		disks, err := r.disks(spec)
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		st, err := blocksync.Send(ctx, conn, blocksync.Options{Disks: disks, Sync: spec.Command == "SYNC",
+			StateDir: filepath.Join(r.taskDir(spec.TaskID), "blocks"),
+			Progress: func(p blocksync.Progress) { rep.update(p.BytesDone, p.BytesTotal, p.WireSent, p.RawSent) }})
+		conn.Close()
+		if err != nil {
+			return err
+		}
+		rep.setCompress(st.RawBytes, st.PayloadBytes)
+		r.log.Info("pass done", "task", spec.TaskID, "command", spec.Command, "blocks", st.Blocks, "sent", st.Sent,
+			"zero", st.Zero, "unchanged", st.Unchanged, "wire_bytes", st.WireBytes)
+		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify)
+		if err != nil {
+			return err
+		}
+		checks, err := blocksync.Verify(ctx, vc, disks, 0)
+		vc.Close()
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		for _, c := range checks {
+			results = append(results, smsapi.Consistency{DirCheck: c.Name, Total: int32(c.Blocks), Different: int32(c.Different)})
+			if c.Different > 0 {
+				// The next pass must not trust the recorded hashes: it
+				// sends every block again.
+				_ = os.RemoveAll(filepath.Join(r.taskDir(spec.TaskID), "blocks"))
+				r.log.Error("target differs from source", "task", spec.TaskID, "disk", c.Name, "blocks", c.Different, "first", c.Offsets)
+			}
+		}
+	}
+	if err := r.cfg.API.ReportConsistency(ctx, spec.TaskID, results); err != nil {
+		return fmt.Errorf("report consistency: %w", err)
+	}
+	return rep.finish(ctx)
+}
+
+var errNoTarget = errors.New("no target")
+
+// disks maps the command's disks to what this machine reads.
+func (r *Runner) disks(spec jobSpec) ([]blocksync.Disk, error) {
+	out := make([]blocksync.Disk, len(spec.Disks))
+	for i, d := range spec.Disks {
+		if d.Index != i {
+			return nil, fmt.Errorf("disk %s: index %d out of order", d.Name, d.Index)
+		}
+		path := d.Name
+		if p, ok := r.cfg.DiskPaths[d.Name]; ok {
+			path = p
+		}
+		size, err := sizeOf(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", blocksync.ErrDiskChanged, d.Name, err)
+		}
+		out[i] = blocksync.Disk{Name: d.Name, Path: path, Size: size}
+	}
+	return out, nil
+}
+
+// sizeOf is a file's or a block device's size.
+func sizeOf(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Seek(0, io.SeekEnd)
+}
+
+func (r *Runner) retryCreds(ctx context.Context, taskID string) (string, string, string, error) {
+	b := newBackoff()
+	for tries := 0; ; tries++ {
+		cert, key, pass, err := r.cfg.API.TaskCreds(ctx, taskID)
+		if err == nil || !smsapi.IsTemporary(err) || tries >= 8 {
+			return cert, key, pass, err
+		}
+		if !b.wait(ctx) {
+			return "", "", "", ctx.Err()
+		}
+	}
+}
+
+// dial reaches the receiver, retrying for about two minutes (it may be
+// restarting with its worker).
+func (r *Runner) dial(ctx context.Context, addr string, creds transport.Creds, kind transport.Kind) (*transport.Conn, error) {
+	b := newBackoff()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		c, err := transport.Dial(dctx, addr, creds, kind)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, transport.ErrAuth) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %v", errUnreachable, err)
+		}
+		r.log.Warn("target unreachable; retrying", "addr", addr, "err", err)
+		if !b.wait(ctx) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+var errUnreachable = errors.New("the target cannot be reached")
+
+// classify gives a failure its SMS code for the command result.
+func classify(err error) (code, msg string) {
+	var re *transport.RemoteError
+	switch {
+	case errors.Is(err, blocksync.ErrDiskChanged):
+		return "SMS.0515", err.Error()
+	case errors.Is(err, errUnreachable):
+		return "SMS.0807", err.Error()
+	case errors.As(err, &re) && strings.Contains(re.Msg, "smaller than the source"):
+		return "SMS.1311", err.Error()
+	case errors.As(err, &re):
+		return "SMS.0805", err.Error()
+	}
+	return "SMS.1801", err.Error()
+}
+
+// reporter sends progress every ProgressEvery, without holding up the copy.
+type reporter struct {
+	r    *Runner
+	spec jobSpec
+
+	mu                      sync.Mutex
+	done, total, wire, raw  int64
+	lastWire                int64
+	lastAt, start           time.Time
+	speed                   float64 // Mbit/s
+	compressRaw, compressPl int64
+	stopCh                  chan struct{}
+	stopped                 chan struct{}
+}
+
+func newReporter(r *Runner, spec jobSpec) *reporter {
+	rp := &reporter{r: r, spec: spec, start: time.Now(), lastAt: time.Now(), stopCh: make(chan struct{}), stopped: make(chan struct{})}
+	go rp.loop()
+	return rp
+}
+
+func (rp *reporter) update(done, total, wire, raw int64) {
+	rp.mu.Lock()
+	rp.done, rp.total, rp.wire, rp.raw = done, total, wire, raw
+	rp.mu.Unlock()
+}
+
+func (rp *reporter) setCompress(raw, payload int64) {
+	rp.mu.Lock()
+	rp.compressRaw, rp.compressPl = raw, payload
+	rp.mu.Unlock()
+}
+
+func (rp *reporter) loop() {
+	defer close(rp.stopped)
+	t := time.NewTicker(rp.r.cfg.ProgressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-rp.stopCh:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = rp.send(ctx, false)
+			cancel()
+		}
+	}
+}
+
+// report builds the progress report; final reports 100 %.
+func (rp *reporter) report(final bool) smsapi.Progress {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	now := time.Now()
+	if dt := now.Sub(rp.lastAt).Seconds(); dt > 0.2 {
+		rp.speed = float64(rp.wire-rp.lastWire) * 8 / 1e6 / dt
+		rp.lastWire, rp.lastAt = rp.wire, now
+	}
+	p := smsapi.Progress{Subtask: rp.spec.Subtask, Replicatesize: rp.done, Totalsize: rp.total,
+		MigrateSpeed: rp.speed, AgentTime: now.UTC().Format(time.RFC3339), CompressRate: 100}
+	if rp.total > 0 {
+		p.Progress = int32(min(rp.done*100/rp.total, 99))
+	}
+	if rp.speed > 0 && rp.total > rp.done {
+		p.RemainTime = int64(float64(rp.total-rp.done) * 8 / 1e6 / rp.speed)
+	}
+	if rp.compressPl > 0 {
+		p.CompressRate = min(float64(rp.compressRaw)/float64(rp.compressPl)*100, 10000)
+	}
+	if final {
+		p.Progress, p.Replicatesize, p.RemainTime = 100, rp.total, 0
+	}
+	p.ProcessTrace = fmt.Sprintf("%s %d%%", rp.spec.Command, p.Progress)
+	if rp.r.cfg.Usage != nil {
+		u := rp.r.cfg.Usage()
+		p.TotalCPU, p.AgentCPU, p.TotalMem, p.AgentMem, p.TotalDiskIO, p.AgentDiskIO =
+			u.TotalCPU, u.AgentCPU, u.TotalMem, u.AgentMem, u.TotalDiskIO, u.AgentDiskIO
+	}
+	return p
+}
+
+func (rp *reporter) send(ctx context.Context, final bool) error {
+	return rp.r.cfg.API.ReportProgress(ctx, rp.spec.TaskID, rp.report(final))
+}
+
+func (rp *reporter) stop() {
+	select {
+	case <-rp.stopCh:
+	default:
+		close(rp.stopCh)
+	}
+	<-rp.stopped
+}
+
+// finish stops the periodic reports and sends 100 %, retrying: it is what
+// moves the workflow on.
+func (rp *reporter) finish(ctx context.Context) error {
+	rp.stop()
+	b := newBackoff()
+	for tries := 0; ; tries++ {
+		err := rp.send(ctx, true)
+		if err == nil || !smsapi.IsTemporary(err) || tries >= 10 {
+			return err
+		}
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,378 @@
+// Package runner is the agent's main loop: register the machine, long-poll
+// commands, run copies in the background while polling goes on (so STOP and
+// SPEED_LIMIT arrive mid-copy), report progress and results, and ride out
+// server restarts and network errors with backoff. A copy in flight is
+// recorded on disk (job.json) so a restarted agent resumes it without
+// waiting for the server to hand the command out again.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/smsflow/smsflow/agent/smsapi"
+	"github.com/smsflow/smsflow/agent/throttle"
+	"github.com/smsflow/smsflow/agent/transport"
+)
+
+// Config is what the runner needs.
+type Config struct {
+	API *smsapi.Client
+	// Discover returns the registration body (POST /v3/sources).
+	Discover func(ctx context.Context) (any, error)
+	// DiskPaths maps a disk's registered name to what is read (an image
+	// file standing in for it); other disks are read at their name.
+	DiskPaths map[string]string
+	// File-level copies: the tree's root ("/" in production) and what to
+	// skip.
+	FileRoot string
+	Excludes []string
+	Files    FilePlane // nil: file-level copies are refused
+	StateDir string
+	// PollWait is the long-poll wait (default 30 s); ProgressEvery how
+	// often progress is reported (default 3 s).
+	PollWait      time.Duration
+	ProgressEvery time.Duration
+	// Usage samples host and agent CPU, memory and disk I/O (optional).
+	Usage  func() Usage
+	Logger *slog.Logger
+}
+
+// Usage is the resource figures of a progress report.
+type Usage struct {
+	TotalCPU, AgentCPU, TotalMem, AgentMem, TotalDiskIO, AgentDiskIO float64
+}
+
+// FilePlane runs file-level passes (agent/filesync).
+type FilePlane interface {
+	Send(ctx context.Context, c *transport.Conn, root string, excludes []string, progress func(done, total int64)) (raw, payload int64, err error)
+	Verify(ctx context.Context, c *transport.Conn, root string, excludes []string) (smsapi.Consistency, error)
+}
+
+// Runner is a running agent.
+type Runner struct {
+	cfg      Config
+	log      *slog.Logger
+	sourceID string
+
+	mu      sync.Mutex
+	jobs    map[string]*job // by task id
+	buckets map[string]*throttle.Bucket
+	wg      sync.WaitGroup
+}
+
+type job struct {
+	spec   jobSpec
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// jobSpec is a copy command as received (and as recorded in job.json).
+type jobSpec struct {
+	Command    string     `json:"command"`
+	TaskID     string     `json:"task_id"`
+	Subtask    string     `json:"subtask"`
+	Type       string     `json:"migrate_type"`
+	SpeedLimit int32      `json:"speed_limit"`
+	TargetAddr string     `json:"target_addr"`
+	Disks      []diskSpec `json:"disks"`
+}
+
+type diskSpec struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	Size  int64  `json:"size"` // the target disk's size
+}
+
+// New prepares a runner.
+func New(cfg Config) *Runner {
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 30 * time.Second
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 3 * time.Second
+	}
+	if cfg.FileRoot == "" {
+		cfg.FileRoot = "/"
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return &Runner{cfg: cfg, log: l, jobs: map[string]*job{}, buckets: map[string]*throttle.Bucket{}}
+}
+
+// SourceID is the id the server gave this machine (after Run registered).
+func (r *Runner) SourceID() string { return r.sourceID }
+
+// Run registers and serves commands until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := os.MkdirAll(r.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("agent: state dir: %w", err)
+	}
+	if err := r.register(ctx); err != nil {
+		return err
+	}
+	r.resumeJobs(ctx)
+	defer r.wg.Wait()
+	defer r.stopAll()
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		cmd, err := r.cfg.API.NextCommand(ctx, r.sourceID, r.cfg.PollWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ae *smsapi.APIError
+			if errors.As(err, &ae) && !ae.Temporary() && ae.Status != 404 {
+				r.log.Error("polling refused", "err", err)
+			} else {
+				r.log.Warn("polling failed; retrying", "err", err)
+			}
+			backoff.wait(ctx)
+			continue
+		}
+		backoff.reset()
+		if cmd.Name == "" {
+			continue
+		}
+		r.handle(ctx, cmd)
+	}
+	return nil
+}
+
+// register discovers the machine and registers it, retrying until the
+// server answers.
+func (r *Runner) register(ctx context.Context) error {
+	b := newBackoff()
+	for {
+		body, err := r.cfg.Discover(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: discovery: %w", err)
+		}
+		id, err := r.cfg.API.Register(ctx, body)
+		if err == nil {
+			r.sourceID = id
+			r.log.Info("registered", "source", id)
+			if err := r.cfg.API.SignPrivacy(ctx); err != nil {
+				r.log.Warn("privacy agreement not signed", "err", err)
+			}
+			return nil
+		}
+		if !smsapi.IsTemporary(err) {
+			return fmt.Errorf("agent: register: %w", err)
+		}
+		r.log.Warn("register failed; retrying", "err", err)
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
+	var p struct {
+		jobSpec
+		OverSpeedThreshold float64 `json:"over_speed_threshold"`
+	}
+	if len(cmd.Param) > 0 {
+		if err := json.Unmarshal(cmd.Param, &p); err != nil {
+			r.result(ctx, cmd.Name, "fail", "SMS.6004", "bad command parameters: "+err.Error())
+			return
+		}
+	}
+	spec := p.jobSpec
+	spec.Command = cmd.Name
+	log := r.log.With("command", cmd.Name, "task", spec.TaskID)
+	switch cmd.Name {
+	case "START", "SYNC":
+		if r.running(spec.TaskID, cmd.Name) {
+			log.Info("command handed out again while it runs; carrying on")
+			return
+		}
+		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
+		r.startJob(ctx, spec)
+	case "SPEED_LIMIT":
+		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
+		log.Info("speed limit set", "mbps", spec.SpeedLimit)
+		r.result(ctx, cmd.Name, "success", "", "")
+	case "STOP":
+		r.stopJob(spec.TaskID)
+		r.result(ctx, cmd.Name, "success", "", "")
+	case "DELETE":
+		r.stopJob(spec.TaskID)
+		if spec.TaskID != "" {
+			_ = os.RemoveAll(r.taskDir(spec.TaskID))
+		}
+		r.result(ctx, cmd.Name, "success", "", "")
+	case "NETWORK_CHECK", "UPLOAD_LOG", "CLEAN":
+		r.result(ctx, cmd.Name, "success", "", "")
+	default:
+		log.Warn("unknown command")
+		r.result(ctx, cmd.Name, "fail", "SMS.6004", "unknown command "+cmd.Name)
+	}
+}
+
+func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
+	detail := map[string]string{}
+	if code != "" {
+		detail["error_code"] = code
+	}
+	if msg != "" {
+		detail["msg"] = msg
+	}
+	b := newBackoff()
+	for tries := 0; tries < 10; tries++ {
+		err := r.cfg.API.CommandResult(ctx, r.sourceID, name, result, detail)
+		if err == nil || !smsapi.IsTemporary(err) {
+			if err != nil {
+				r.log.Warn("command result refused", "command", name, "err", err)
+			}
+			return
+		}
+		if !b.wait(ctx) {
+			return
+		}
+	}
+}
+
+func (r *Runner) bucket(taskID string) *throttle.Bucket {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.buckets[taskID]
+	if !ok {
+		b = throttle.New(0)
+		r.buckets[taskID] = b
+	}
+	return b
+}
+
+func (r *Runner) running(taskID, command string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.jobs[taskID]
+	if !ok {
+		return false
+	}
+	select {
+	case <-j.done:
+		return false
+	default:
+		return j.spec.Command == command
+	}
+}
+
+func (r *Runner) taskDir(taskID string) string {
+	return filepath.Join(r.cfg.StateDir, "tasks", filepath.Base(taskID))
+}
+
+// startJob runs a copy in the background; its command's result is sent when
+// it ends.
+func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
+	r.stopJob(spec.TaskID) // a new command supersedes the old one
+	if err := os.MkdirAll(r.taskDir(spec.TaskID), 0o700); err == nil {
+		b, _ := json.Marshal(spec)
+		_ = writeFileAtomic(filepath.Join(r.taskDir(spec.TaskID), "job.json"), b)
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	j := &job{spec: spec, cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	r.jobs[spec.TaskID] = j
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(j.done)
+		err := r.copy(jctx, spec)
+		switch {
+		case err == nil:
+			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
+			r.result(ctx, spec.Command, "success", "", "")
+		case jctx.Err() != nil:
+			// Stopped (STOP, DELETE or shutdown): the job file stays for a
+			// shutdown, so a restarted agent resumes; STOP and DELETE
+			// remove it.
+		default:
+			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
+			code, msg := classify(err)
+			r.log.Error("copy failed", "task", spec.TaskID, "command", spec.Command, "err", err)
+			r.result(ctx, spec.Command, "fail", code, msg)
+		}
+	}()
+}
+
+func (r *Runner) stopJob(taskID string) {
+	r.mu.Lock()
+	j, ok := r.jobs[taskID]
+	delete(r.jobs, taskID)
+	r.mu.Unlock()
+	if ok {
+		j.cancel()
+		<-j.done
+		_ = os.Remove(filepath.Join(r.taskDir(taskID), "job.json"))
+	}
+}
+
+func (r *Runner) stopAll() {
+	r.mu.Lock()
+	js := r.jobs
+	r.jobs = map[string]*job{}
+	r.mu.Unlock()
+	for _, j := range js {
+		j.cancel()
+		<-j.done
+	}
+}
+
+// resumeJobs restarts the copies that were running when the agent stopped.
+func (r *Runner) resumeJobs(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(r.cfg.StateDir, "tasks", "*", "job.json"))
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var spec jobSpec
+		if json.Unmarshal(b, &spec) != nil || spec.TaskID == "" {
+			continue
+		}
+		r.log.Info("resuming the copy in flight", "task", spec.TaskID, "command", spec.Command)
+		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
+		r.startJob(ctx, spec)
+	}
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// backoff waits 1 s, 2 s, 4 s … up to 30 s, with jitter.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: time.Second} }
+
+func (b *backoff) reset() { b.d = time.Second }
+
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.d/2 + time.Duration(rand.Int64N(int64(b.d)))
+	b.d = min(b.d*2, 30*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
