@@ -27,9 +27,10 @@ import (
 )
 
 var (
-	binary     string
-	statOnce   sync.Once
-	statSrcErr error
+	binary      string
+	agentBinary string
+	statOnce    sync.Once
+	statSrcErr  error
 )
 
 // dependOnSources makes the calling test's cached result depend on the
@@ -45,11 +46,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "smsflow")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/smsflow")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build smsflow:", err)
-		os.Exit(1)
+	agentBinary = filepath.Join(dir, "sms-agent")
+	for out, pkg := range map[string]string{binary: "../cmd/smsflow", agentBinary: "../cmd/sms-agent"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
