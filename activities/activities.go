@@ -498,20 +498,34 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 	if in.ExistServer && task.TargetServer != nil {
 		s.ExistVM = task.TargetServer.VMID
 	}
+	src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
+	if err != nil {
+		return provider.Spec{}, err
+	}
 	if task.TargetServer == nil || len(task.TargetServer.Disks) == 0 {
-		src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
-		if err != nil {
-			return provider.Spec{}, err
-		}
 		rec := layout.Recommend(src.Disks, src.VolumeGroups)
 		for _, d := range rec.Disks {
 			s.Disks = append(s.Disks, provider.Disk{Name: d.Name, Size: d.Size, UsedSize: d.UsedSize, DeviceUse: d.DeviceUse})
 		}
-		return s, nil
+	} else {
+		for _, d := range task.TargetServer.Disks {
+			s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), UsedSize: deref(d.UsedSize),
+				DeviceUse: deref(d.DeviceUse)})
+		}
 	}
-	for _, d := range task.TargetServer.Disks {
-		s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), UsedSize: deref(d.UsedSize),
-			DeviceUse: deref(d.DeviceUse)})
+	// What each source disk holds, for the target's check at start.
+	for i := range s.Disks {
+		for _, sd := range src.Disks {
+			if deref(sd.Name) != s.Disks[i].Name {
+				continue
+			}
+			s.Disks[i].PartitionStyle = deref(sd.PartitionStyle)
+			for _, pv := range sd.PhysicalVolumes {
+				if idx := deref(pv.Index); idx > 0 {
+					s.Disks[i].Partitions = append(s.Disks[i].Partitions, provider.Partition{Index: idx, FileSystem: deref(pv.FileSystem)})
+				}
+			}
+		}
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	bin "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,6 +103,22 @@ func diskImage(t testing.TB, path string, size int64, seed uint64) {
 		_, err := f.WriteAt(buf, off)
 		require.NoError(t, err)
 	}
+	// An MBR with one Linux partition from 1 MiB, holding an ext4 file
+	// system (its superblock): discovery reports it, and the target's check
+	// at start looks for both after the copy.
+	mbr := make([]byte, 512)
+	e := mbr[446:]
+	e[4] = 0x83
+	bin.LittleEndian.PutUint32(e[8:], 2048)
+	bin.LittleEndian.PutUint32(e[12:], uint32(size/512-2048))
+	mbr[510], mbr[511] = 0x55, 0xAA
+	sb := make([]byte, 1024)
+	bin.LittleEndian.PutUint16(sb[56:], 0xEF53)
+	bin.LittleEndian.PutUint32(sb[96:], 0x40) // extents: ext4
+	_, err = f.WriteAt(mbr, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(sb, 1<<20+1024)
+	require.NoError(t, err)
 }
 
 // changeBlocks rewrites n scattered 4 KiB pieces of the image.
@@ -117,7 +134,8 @@ func changeBlocks(t testing.TB, path string, n int, seed uint64) {
 		for i := range patch {
 			patch[i] = byte(r.Uint32())
 		}
-		_, err := f.WriteAt(patch, r.Int64N(st.Size()/4096)*4096)
+		// Past the first 2 MiB: the partition table and superblock stay.
+		_, err := f.WriteAt(patch, (512+r.Int64N(st.Size()/4096-512))*4096)
 		require.NoError(t, err)
 	}
 }
@@ -150,6 +168,22 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	diskImage(t, img, 256<<20, 11)
 	a := startAgent(t, s, "--name", "blk-01", "--disk-image", "/dev/vda="+img, "--only-images")
 	src := s.waitSource(t, "blk-01")
+	var facts struct {
+		Disks []struct {
+			Name            string `json:"name"`
+			PartitionStyle  string `json:"partition_style"`
+			PhysicalVolumes []struct {
+				Index      int    `json:"index"`
+				FileSystem string `json:"file_system"`
+			} `json:"physical_volumes"`
+		} `json:"disks"`
+	}
+	s.call("GET", "/v3/sources/"+src, nil, &facts)
+	require.Len(t, facts.Disks, 1)
+	assert.Equal(t, "/dev/vda", facts.Disks[0].Name)
+	assert.Equal(t, "MBR", facts.Disks[0].PartitionStyle)
+	require.Len(t, facts.Disks[0].PhysicalVolumes, 1, "the agent found the partition")
+	assert.Equal(t, "ext4", facts.Disks[0].PhysicalVolumes[0].FileSystem)
 
 	var out struct {
 		ID string `json:"id"`

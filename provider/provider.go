@@ -17,6 +17,16 @@ type Disk struct {
 	Size      int64  // bytes
 	UsedSize  int64  // bytes the source uses on it: what the copy writes
 	DeviceUse string // BOOT, OS or NORMAL
+	// What the source disk holds, for the check at start: its partition
+	// table (MBR or GPT) and each partition's file system.
+	PartitionStyle string
+	Partitions     []Partition
+}
+
+// Partition is a source partition the target must show after the copy.
+type Partition struct {
+	Index      int32  // 1-based, as in the table
+	FileSystem string // ext4, xfs, btrfs, swap, vfat, ... ("" = not checked)
 }
 
 // Spec describes the target of a task.

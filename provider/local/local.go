@@ -134,27 +134,12 @@ func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spe
 func (p *Provider) Configure(ctx context.Context, t provider.Target) error { return p.exists(t) }
 func (p *Provider) Detach(ctx context.Context, t provider.Target) error    { return p.exists(t) }
 
-// Start checks the target can boot: the folder and every disk image are
-// there and readable. (The data plane adds partition-table and file-system
-// checks.)
+// Start checks the target can boot: every disk image is there and readable
+// and shows the source's partition table and, at each partition's start,
+// its file system's signature (check.go).
 func (p *Provider) Start(ctx context.Context, t provider.Target) error {
 	if err := p.exists(t); err != nil {
 		return err
-	}
-	for _, d := range t.Disks {
-		f, err := os.Open(d)
-		if err != nil {
-			return fmt.Errorf("local provider: target disk %s: %w", d, err)
-		}
-		buf := make([]byte, 512)
-		_, err = f.ReadAt(buf, 0)
-		f.Close()
-		if err != nil && !errors.Is(err, os.ErrClosed) {
-			if st, serr := os.Stat(d); serr == nil && st.Size() == 0 {
-				continue // an empty disk reads nothing: fine
-			}
-			return fmt.Errorf("local provider: read target disk %s: %w", d, err)
-		}
 	}
 	mp := filepath.Join(t.Location, "target.json")
 	b, err := os.ReadFile(mp)
@@ -164,6 +149,17 @@ func (p *Provider) Start(ctx context.Context, t provider.Target) error {
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("local provider: %s: %w", mp, err)
+	}
+	if m.Spec.Type != "MIGRATE_FILE" {
+		for i, d := range t.Disks {
+			var want provider.Disk
+			if i < len(m.Spec.Disks) {
+				want = m.Spec.Disks[i]
+			}
+			if err := checkDisk(d, want); err != nil {
+				return fmt.Errorf("local provider: %w", err)
+			}
+		}
 	}
 	m.Started = true
 	b, _ = json.MarshalIndent(m, "", "  ")
