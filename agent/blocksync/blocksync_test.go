@@ -22,14 +22,14 @@ const mib = 1 << 20
 // link is a receiver on loopback writing into targets; dial gives the
 // agent's side.
 type link struct {
-	t       *testing.T
+	t       testing.TB
 	creds   transport.Creds
 	addr    string
 	targets []string
 	errs    chan error
 }
 
-func newLink(t *testing.T, targets []string) *link {
+func newLink(t testing.TB, targets []string) *link {
 	cert, key := testcert.New("task")
 	l := &link{t: t, creds: transport.Creds{CertPEM: cert, KeyPEM: key, Passphrase: "pp"}, targets: targets, errs: make(chan error, 16)}
 	ln, err := transport.Listen("127.0.0.1:0", l.creds)
@@ -67,7 +67,7 @@ func (l *link) pass(o Options) (Stats, error, error) {
 }
 
 // makeSource writes an image with random, zero and compressible regions.
-func makeSource(t *testing.T, path string, size int64, seed uint64) []byte {
+func makeSource(t testing.TB, path string, size int64, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
 	data := make([]byte, size)
 	for off := int64(0); off < size; off += mib {
@@ -86,7 +86,7 @@ func makeSource(t *testing.T, path string, size int64, seed uint64) []byte {
 	return data
 }
 
-func makeTarget(t *testing.T, path string, size int64) {
+func makeTarget(t testing.TB, path string, size int64) {
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	require.NoError(t, f.Truncate(size))
