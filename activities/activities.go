@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -481,11 +482,16 @@ func (a *Activities) check(ctx context.Context, in StepInput) error {
 			return failure(smserr.Code(c.ErrorCode), nil, c.Params...)
 		}
 	}
-	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) {
+	// The hosted service's agent copies files with rsync; smsflow's agent
+	// copies them itself (agent/filesync), so only other agents need it.
+	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) && !strings.HasPrefix(src.AgentVersion, AgentVersionPrefix) {
 		return failure(smserr.SMS6517, nil)
 	}
 	return nil
 }
+
+// AgentVersionPrefix starts the agent_version smsflow's own agent reports.
+const AgentVersionPrefix = "smsflow-agent/"
 
 // spec builds the provider spec from the task's target server (the disks the
 // operator configured at create time).

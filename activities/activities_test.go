@@ -428,3 +428,26 @@ func TestCopyCommandCarriesTheReceiver(t *testing.T) {
 		c.Close()
 	})
 }
+
+// TestFileLevelNeedsRsyncOnlyForOtherAgents: the hosted service's agent
+// copies files with rsync (SMS.6517 without it); smsflow's agent does not.
+func TestFileLevelNeedsRsyncOnlyForOtherAgents(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		ref := f.ref
+		ref.Type = "MIGRATE_FILE"
+		no := false
+		for _, c := range []struct {
+			agent string
+			code  string
+		}{{"sms-agent 23.1", "SMS.6517"}, {activities.AgentVersionPrefix + "dev", ""}} {
+			src := f.source()
+			src.HasRsync, src.AgentVersion = &no, c.agent
+			_, _, err := s.RegisterSource(context.Background(), f.tenant, store.Registration{Source: src, BodyID: src.ID, NewID: uuid.NewString})
+			require.NoError(t, err)
+			code, _ := smsCode(f.run(a.RunStep, activities.StepInput{Ref: ref, Step: "CHECK"}, nil))
+			assert.Equal(t, c.code, code, c.agent)
+		}
+	})
+}

@@ -29,7 +29,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	project := fs.String("project", os.Getenv("SMS_AGENT_PROJECT"), "project id, sent as X-Project-Id (env SMS_AGENT_PROJECT)")
 	name := fs.String("name", "", "name the operator sees (default: host name)")
 	stateDir := fs.String("state-dir", "/var/lib/sms-agent", "where checkpoints and block hashes are kept")
-	root := fs.String("root", "/", "root of the machine: /proc, /sys and /etc are read under it, and file-level copies start there")
+	root := fs.String("root", "/", "root of the machine: /proc, /sys and /etc are read under it")
+	fileRoot := fs.String("file-root", "/", "what a file-level migration copies (tests and demos copy a folder)")
 	var images, excludes multi
 	fs.Var(&images, "disk-image", "NAME=FILE: the disk NAME is the image FILE (repeatable; tests and demos migrate files as disks)")
 	fs.Var(&excludes, "exclude", "path skipped by file-level copies (repeatable)")
@@ -92,9 +93,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		API: api,
 		Discover: func(ctx context.Context) (any, error) {
 			return discover.Discover(ctx, discover.Options{Root: *root, Name: *name, DiskImages: diskPaths,
-				OnlyImages: *onlyImages, AgentVersion: version})
+				OnlyImages: *onlyImages, AgentVersion: "smsflow-agent/" + version})
 		},
-		DiskPaths: diskPaths, FileRoot: *root, Excludes: excludes, Files: filePlane{}, StateDir: *stateDir,
+		DiskPaths: diskPaths, FileRoot: *fileRoot, Excludes: excludes, Files: filePlane{}, StateDir: *stateDir,
 		PollWait: *poll, ProgressEvery: *progressEvery, Logger: log,
 		Usage: func() runner.Usage {
 			u, err := sampler.Sample()

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/smsflow/smsflow/agent/blocksync"
+	"github.com/smsflow/smsflow/agent/filesync"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/provider"
 )
@@ -29,13 +30,6 @@ type receiver struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
-
-// FileReceiver and FileVerifier serve file-level passes (set by the
-// filesync wiring; nil refuses file-level connections).
-var (
-	FileReceiver func(ctx context.Context, c *transport.Conn, root string) error
-	FileVerifier func(ctx context.Context, c *transport.Conn, root string) error
-)
 
 type receiverRecord struct {
 	Port     int    `json:"port"`
@@ -119,10 +113,10 @@ func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.
 		return blocksync.Receive(ctx, c, t.Disks)
 	case c.Kind() == transport.KindVerify && !file:
 		return blocksync.ServeVerify(ctx, c, t.Disks)
-	case c.Kind() == transport.KindFile && file && FileReceiver != nil:
-		return FileReceiver(ctx, c, RootDir(t.Location))
-	case c.Kind() == transport.KindVerify && file && FileVerifier != nil:
-		return FileVerifier(ctx, c, RootDir(t.Location))
+	case c.Kind() == transport.KindFile && file:
+		return filesync.Receive(ctx, c, RootDir(t.Location))
+	case c.Kind() == transport.KindVerify && file:
+		return filesync.ServeVerify(ctx, c, RootDir(t.Location))
 	}
 	c.SendError(fmt.Sprintf("this target receives %s, not protocol %d", typ, c.Kind()))
 	return fmt.Errorf("protocol %d refused for a %s target", c.Kind(), typ)
