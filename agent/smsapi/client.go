@@ -103,6 +103,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
+// Call is one signed request to any endpoint (tools and demos).
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
+	return c.do(ctx, method, path, in, out)
+}
+
 // Register posts the machine's facts (POST /v3/sources) and returns its id.
 func (c *Client) Register(ctx context.Context, body any) (string, error) {
 	var out struct {

@@ -1,0 +1,220 @@
+//go:build linux
+
+package filesync
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
+)
+
+// noOpenat2 is set once openat2 turned out to be missing (kernels before
+// 5.6, or a seccomp filter): then paths are walked one component at a time.
+var noOpenat2 atomic.Bool
+
+// openBeneath opens rel (relative to the directory rootfd) without following
+// any symlink on the way, final component included, and without leaving the
+// tree. flags are open(2) flags; O_NOFOLLOW and O_CLOEXEC are added.
+func openBeneath(rootfd int, rel string, flags int) (int, error) {
+	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if rel == "." || rel == "" {
+		return unix.Openat(rootfd, ".", flags, 0)
+	}
+	if !noOpenat2.Load() {
+		how := unix.OpenHow{Flags: uint64(flags),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+		for try := 0; ; try++ {
+			fd, err := unix.Openat2(rootfd, rel, &how)
+			if err == unix.EAGAIN && try < 8 {
+				continue // a concurrent rename: the kernel asks to retry
+			}
+			if err == unix.ENOSYS || err == unix.EPERM && try == 0 && !probeOpenat2(rootfd) {
+				noOpenat2.Store(true)
+				break
+			}
+			return fd, err
+		}
+	}
+	// Component by component, each with O_NOFOLLOW.
+	parts := strings.Split(rel, "/")
+	cur := rootfd
+	for i, p := range parts {
+		if p == "" || p == "." || p == ".." {
+			if cur != rootfd {
+				unix.Close(cur)
+			}
+			return -1, unix.EINVAL
+		}
+		f := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		if i == len(parts)-1 {
+			f = flags
+		}
+		fd, err := unix.Openat(cur, p, f, 0)
+		if cur != rootfd {
+			unix.Close(cur)
+		}
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	return cur, nil
+}
+
+// probeOpenat2 tells whether an EPERM came from a filter refusing openat2
+// itself rather than from the file.
+func probeOpenat2(rootfd int) bool {
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_BENEATH}
+	fd, err := unix.Openat2(rootfd, ".", &how)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// removeAt removes name in the directory dirfd, recursively if it is a
+// directory, never following a symlink. It returns how many entries it
+// removed.
+func removeAt(dirfd int, name string) (int64, error) {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil {
+		return 1, nil
+	}
+	if err == unix.ENOENT {
+		return 0, nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return 0, err
+	}
+	fd, oerr := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if oerr != nil {
+		return 0, err
+	}
+	names, lerr := readNames(fd)
+	var n int64
+	for _, c := range names {
+		if lerr != nil {
+			break
+		}
+		k, rerr := removeAt(fd, c)
+		n += k
+		if rerr != nil {
+			lerr = rerr
+		}
+	}
+	unix.Close(fd)
+	if lerr != nil {
+		return n, lerr
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return n, err
+	}
+	return n + 1, nil
+}
+
+// readNames lists the directory open at dirfd (its own open file
+// description, so the caller's offset is untouched).
+func readNames(dirfd int) ([]string, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "dir")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func futimens(fd int, mtimeNs int64) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtimeNs)}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func lutimesAt(dirfd int, name string, mtimeNs int64) error {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtimeNs)}
+	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func mtimeOf(st *unix.Stat_t) int64 { return st.Mtim.Sec*1e9 + st.Mtim.Nsec }
+
+// nextData is where the data at or after off starts (size when only a hole
+// is left). Without SEEK_DATA support the whole file is data.
+func nextData(fd int, off, size int64) int64 {
+	d, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	if err == unix.ENXIO {
+		return size
+	}
+	if err != nil || d < off {
+		return off
+	}
+	return min(d, size)
+}
+
+// nextHole is where the hole at or after off starts (size at most).
+func nextHole(fd int, off, size int64) int64 {
+	h, err := unix.Seek(fd, off, unix.SEEK_HOLE)
+	if err != nil || h < off {
+		return size
+	}
+	return min(h, size)
+}
+
+var zeroBuf [1 << 20]byte
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroBuf))
+		if !bytes.Equal(b[:n], zeroBuf[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// hashFile is the xxhash64 of the file's content (holes read as zeros
+// without touching the disk).
+func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
+	h := xxhash.New()
+	fd := int(f.Fd())
+	var off int64
+	for off < size {
+		d := nextData(fd, off, size)
+		for off < d {
+			n := min(int64(len(zeroBuf)), d-off)
+			h.Write(zeroBuf[:n])
+			off += n
+		}
+		if off >= size {
+			break
+		}
+		end := nextHole(fd, off, size)
+		if end <= off {
+			end = size
+		}
+		for off < end {
+			n := int(min(int64(len(buf)), end-off))
+			got, err := f.ReadAt(buf[:n], off)
+			h.Write(buf[:got])
+			off += int64(got)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return h.Sum64(), nil // shrank meanwhile
+				}
+				return 0, err
+			}
+		}
+	}
+	return h.Sum64(), nil
+}

@@ -1,0 +1,307 @@
+//go:build linux
+
+package filesync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/smsflow/smsflow/agent/internal/testcert"
+	"github.com/smsflow/smsflow/agent/transport"
+)
+
+var (
+	credsOnce sync.Once
+	theCreds  transport.Creds
+)
+
+func testCreds() transport.Creds {
+	credsOnce.Do(func() {
+		cert, key := testcert.New("task-fs")
+		theCreds = transport.Creds{CertPEM: cert, KeyPEM: key, Passphrase: "file-sync-pass"}
+	})
+	return theCreds
+}
+
+// server is a receiver listening on loopback; each connection's outcome is
+// reported on errs.
+type server struct {
+	addr string
+	errs chan error
+}
+
+// serve runs handle for every connection until the test ends.
+func serve(tb testing.TB, handle func(ctx context.Context, c *transport.Conn) error) *server {
+	tb.Helper()
+	l, err := transport.Listen("127.0.0.1:0", testCreds())
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{addr: l.Addr().String(), errs: make(chan error, 16)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Serve(ctx, func(c *transport.Conn) {
+			defer c.Close()
+			s.errs <- handle(ctx, c)
+		}, nil)
+	}()
+	tb.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+func receiverAt(tb testing.TB, dst string) *server {
+	return serve(tb, func(ctx context.Context, c *transport.Conn) error {
+		switch c.Kind() {
+		case transport.KindFile:
+			return Receive(ctx, c, dst)
+		case transport.KindVerify:
+			return ServeVerify(ctx, c, dst)
+		}
+		return fmt.Errorf("kind %d", c.Kind())
+	})
+}
+
+func (s *server) dial(tb testing.TB, kind transport.Kind) *transport.Conn {
+	tb.Helper()
+	c, err := transport.Dial(context.Background(), s.addr, testCreds(), kind)
+	require.NoError(tb, err)
+	return c
+}
+
+func (s *server) result(tb testing.TB) error {
+	tb.Helper()
+	select {
+	case err := <-s.errs:
+		return err
+	case <-time.After(20 * time.Second):
+		tb.Fatal("receiver did not finish")
+		return nil
+	}
+}
+
+// pass runs one full pass from src into the server's tree.
+func (s *server) pass(tb testing.TB, src string, o SendOptions) Stats {
+	tb.Helper()
+	o.Root = src
+	c := s.dial(tb, transport.KindFile)
+	defer c.Close()
+	t0 := time.Now()
+	st, err := Send(context.Background(), c, o)
+	require.NoError(tb, err)
+	require.NoError(tb, s.result(tb))
+	tb.Logf("pass %s: %v %+v", src, time.Since(t0), st)
+	return st
+}
+
+type node struct {
+	typ    uint32
+	mode   uint32
+	uid    uint32
+	gid    uint32
+	mtime  int64
+	size   int64
+	sum    [32]byte
+	target string
+	ino    uint64
+	rdev   uint64
+}
+
+// snapshot describes every entry under root (relative paths, root is ".").
+func snapshot(tb testing.TB, root string) map[string]node {
+	tb.Helper()
+	out := map[string]node{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		n := node{typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
+			mtime: mtimeOf(&st), ino: st.Ino, rdev: st.Rdev}
+		switch n.typ {
+		case unix.S_IFREG:
+			n.size = st.Size
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			n.sum = sha256.Sum256(b)
+		case unix.S_IFLNK:
+			n.target, _ = os.Readlink(p)
+		}
+		out[rel] = n
+		return nil
+	})
+	require.NoError(tb, err)
+	return out
+}
+
+// requireSameTree fails unless dst mirrors src: entries, types, content,
+// modes, owners, mtimes, symlink targets, special files, and hard links
+// sharing an inode exactly where the source's do.
+func requireSameTree(tb testing.TB, src, dst string) {
+	tb.Helper()
+	a, b := snapshot(tb, src), snapshot(tb, dst)
+	var problems []string
+	for p, x := range a {
+		y, ok := b[p]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("missing on target: %q", p))
+			continue
+		}
+		if x.typ != y.typ {
+			problems = append(problems, fmt.Sprintf("%q: type %o vs %o", p, x.typ, y.typ))
+			continue
+		}
+		if x.typ != unix.S_IFLNK && x.mode != y.mode {
+			problems = append(problems, fmt.Sprintf("%q: mode %o vs %o", p, x.mode, y.mode))
+		}
+		if x.uid != y.uid || x.gid != y.gid {
+			problems = append(problems, fmt.Sprintf("%q: owner %d:%d vs %d:%d", p, x.uid, x.gid, y.uid, y.gid))
+		}
+		if x.mtime != y.mtime {
+			problems = append(problems, fmt.Sprintf("%q (%o): mtime %d vs %d", p, x.typ, x.mtime, y.mtime))
+		}
+		if x.size != y.size || x.sum != y.sum {
+			problems = append(problems, fmt.Sprintf("%q: content differs (%d vs %d bytes)", p, x.size, y.size))
+		}
+		if x.target != y.target || x.rdev != y.rdev {
+			problems = append(problems, fmt.Sprintf("%q: target %q vs %q", p, x.target, y.target))
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			problems = append(problems, fmt.Sprintf("extra on target: %q", p))
+		}
+	}
+	// Hard links: same grouping of regular files by inode.
+	group := func(m map[string]node) map[string]string {
+		byIno := map[uint64][]string{}
+		for p, n := range m {
+			if n.typ == unix.S_IFREG {
+				byIno[n.ino] = append(byIno[n.ino], p)
+			}
+		}
+		out := map[string]string{}
+		for _, ps := range byIno {
+			sort.Strings(ps)
+			for _, p := range ps {
+				out[p] = strings.Join(ps, "|")
+			}
+		}
+		return out
+	}
+	ga, gb := group(a), group(b)
+	for p, g := range ga {
+		if gb[p] != g && strings.Contains(g, "|") {
+			problems = append(problems, fmt.Sprintf("%q: hard link group %q vs %q", p, g, gb[p]))
+		} else if gb[p] != g && b[p].typ == unix.S_IFREG {
+			problems = append(problems, fmt.Sprintf("%q: unexpectedly linked %q", p, gb[p]))
+		}
+	}
+	sort.Strings(problems)
+	if len(problems) > 20 {
+		problems = append(problems[:20], fmt.Sprintf("… and %d more", len(problems)-20))
+	}
+	require.Empty(tb, problems, "trees differ")
+}
+
+func randBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	for i := n &^ 7; i < n; i++ {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// textBytes is compressible content.
+func textBytes(r *rand.Rand, n int) []byte {
+	words := []string{"alpha ", "beta ", "gamma ", "delta\n", "server ", "migration ", "block ", "file\n"}
+	var buf bytes.Buffer
+	for buf.Len() < n {
+		buf.WriteString(words[r.IntN(len(words))])
+	}
+	return buf.Bytes()[:n]
+}
+
+func writeFile(tb testing.TB, p string, data []byte, mode os.FileMode) {
+	tb.Helper()
+	require.NoError(tb, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(tb, os.WriteFile(p, data, mode))
+	require.NoError(tb, os.Chmod(p, mode))
+}
+
+func setMtime(tb testing.TB, p string, ns int64) {
+	tb.Helper()
+	ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+	require.NoError(tb, unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// touchTree gives every entry a distinct mtime (ns precision), directories
+// last so their times stick.
+func touchTree(tb testing.TB, root string, r *rand.Rand) {
+	tb.Helper()
+	var dirs []string
+	base := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	require.NoError(tb, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+			return nil
+		}
+		setMtime(tb, p, base+r.Int64N(1e17))
+		return nil
+	}))
+	for i := len(dirs) - 1; i >= 0; i-- {
+		setMtime(tb, dirs[i], base+r.Int64N(1e17))
+	}
+}
+
+func isRoot() bool { return os.Geteuid() == 0 }
+
+func allocated(tb testing.TB, p string) int64 {
+	var st syscall.Stat_t
+	require.NoError(tb, syscall.Stat(p, &st))
+	return st.Blocks * 512
+}
+
+// tempNames lists leftovers of the receiver's temporary files.
+func tempNames(tb testing.TB, root string) []string {
+	var out []string
+	require.NoError(tb, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), tmpPrefix) {
+			out = append(out, p)
+		}
+		return nil
+	}))
+	return out
+}

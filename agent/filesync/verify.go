@@ -1,0 +1,467 @@
+//go:build linux
+
+package filesync
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smsflow/smsflow/agent/transport"
+)
+
+// Consistency is the outcome of a verification: regular files compared by
+// content (xxhash64).
+type Consistency struct {
+	Dir           string // the source root
+	Total         int64  // regular files on the source
+	Different     int64  // on both sides, content (or type) differs
+	TargetMissing int64  // on the source only
+	TargetExtra   int64  // regular files on the target only
+	// DifferentFiles are the first 100 (in lexical order) of the paths
+	// counted in Different, TargetMissing and TargetExtra, relative to the
+	// root with a leading slash.
+	DifferentFiles []string
+}
+
+const maxListed = 100
+
+func hashWorkers() int { return min(4, max(2, runtime.GOMAXPROCS(0))) }
+
+type vFile struct {
+	rel  string
+	size int64
+	hash uint64
+}
+
+// Verify checksums every regular file under o.Root and has the receiver at
+// the other end of c (a connection of kind transport.KindVerify) compare
+// with its own tree.
+func Verify(ctx context.Context, c *transport.Conn, o SendOptions) (Consistency, error) {
+	t, err := newTree(o)
+	if err != nil {
+		return Consistency{}, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+
+	paths := make(chan string, 256)
+	results := make(chan vFile, 256)
+	wg.Go(func() {
+		defer close(paths)
+		err := t.walk(ctx, func(e *entry) error {
+			if e.Kind != kFile && e.Kind != kHardlink {
+				return nil
+			}
+			select {
+			case paths <- e.Path:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+		if err != nil {
+			cancel(err)
+		}
+	})
+	var hw sync.WaitGroup
+	for range hashWorkers() {
+		hw.Go(func() {
+			buf := make([]byte, 1<<20)
+			for rel := range paths {
+				f, err := openSource(t.abs(rel))
+				if err != nil {
+					if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+						continue // vanished
+					}
+					cancel(fmt.Errorf("filesync: open %s: %w", t.abs(rel), err))
+					continue
+				}
+				var st unix.Stat_t
+				err = unix.Fstat(int(f.Fd()), &st)
+				var h uint64
+				if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+					h, err = hashFile(f, st.Size, buf)
+				}
+				f.Close()
+				if err != nil {
+					cancel(fmt.Errorf("filesync: read %s: %w", t.abs(rel), err))
+					continue
+				}
+				if st.Mode&unix.S_IFMT != unix.S_IFREG {
+					continue
+				}
+				select {
+				case results <- vFile{rel, st.Size, h}:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	go func() { hw.Wait(); close(results) }()
+
+	result := make(chan Consistency, 1)
+	wg.Go(func() {
+		typ, p, err := c.Recv()
+		if err != nil {
+			if ctx.Err() == nil {
+				cancel(fmt.Errorf("filesync: verify: %w", err))
+			}
+			return
+		}
+		if typ != tVResult {
+			cancel(fmt.Errorf("filesync: verify: unexpected frame %d", typ))
+			return
+		}
+		res, err := decodeVResult(p)
+		if err != nil {
+			cancel(err)
+			return
+		}
+		res.Dir = t.root
+		result <- res
+	})
+
+	err = func() error {
+		if err := c.Send(tVBegin, appendProtected([]byte{protoVersion}, t.protected())); err != nil {
+			return err
+		}
+		var buf []byte
+		var n, count uint64
+		flush := func() error {
+			if n == 0 {
+				return nil
+			}
+			p := append(binary.AppendUvarint(nil, n), buf...)
+			buf, n = buf[:0], 0
+			return c.Send(tVFiles, p)
+		}
+		for {
+			select {
+			case f, ok := <-results:
+				if !ok {
+					if ctx.Err() != nil {
+						return context.Cause(ctx)
+					}
+					if err := flush(); err != nil {
+						return err
+					}
+					if err := c.Send(tVEnd, be64(nil, count)); err != nil {
+						return err
+					}
+					return c.Flush()
+				}
+				buf = appendStr(buf, f.rel)
+				buf = binary.AppendUvarint(buf, uint64(f.size))
+				buf = be64(buf, f.hash)
+				n++
+				count++
+				if len(buf) >= entriesFrameLen {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}()
+	var res Consistency
+	if err != nil && isConnErr(err) {
+		err = preferRemote(ctx, err)
+	}
+	if err == nil {
+		select {
+		case res = <-result:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+	}
+	if err != nil {
+		cancel(err)
+		var re *transport.RemoteError
+		if !errors.As(err, &re) && !isConnErr(err) {
+			c.SendError(err.Error())
+		}
+		_ = c.SetDeadline(time.Now())
+		for range results { //nolint:revive // drain so the workers end
+		}
+		wg.Wait()
+		return Consistency{}, err
+	}
+	wg.Wait()
+	return res, nil
+}
+
+func decodeVResult(p []byte) (Consistency, error) {
+	r := &reader{p: p}
+	res := Consistency{Total: int64(r.uvarint()), Different: int64(r.uvarint()),
+		TargetMissing: int64(r.uvarint()), TargetExtra: int64(r.uvarint())}
+	n := r.uvarint()
+	if r.err == nil && n > maxListed {
+		return res, errors.New("filesync: verify: too many paths listed")
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		res.DifferentFiles = append(res.DifferentFiles, r.str(maxPathLen+1))
+	}
+	if err := r.end(); err != nil {
+		return res, fmt.Errorf("filesync: verify: bad result: %w", err)
+	}
+	return res, nil
+}
+
+// listed keeps the lexically first maxListed paths.
+type listed struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (l *listed) add(p string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.paths = append(l.paths, p)
+	if len(l.paths) >= 10*maxListed {
+		l.trim()
+	}
+}
+
+func (l *listed) trim() {
+	sort.Strings(l.paths)
+	if len(l.paths) > maxListed {
+		l.paths = l.paths[:maxListed]
+	}
+}
+
+// ServeVerify is the target's side of a verification: it checksums its
+// files under root as the sender's list arrives and answers the counts.
+func ServeVerify(ctx context.Context, c *transport.Conn, root string) error {
+	k := armKick(ctx, c)
+	err := serveVerify(ctx, c, root)
+	k.disarm()
+	if err != nil {
+		var re *transport.RemoteError
+		if !errors.As(err, &re) && !isConnErr(err) {
+			c.SendError(err.Error())
+			drain(c)
+		}
+	}
+	return err
+}
+
+func serveVerify(ctx context.Context, c *transport.Conn, root string) error {
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("filesync: target root %s: %w", root, err)
+	}
+	defer unix.Close(rootfd)
+	recv := func() (uint8, []byte, error) {
+		typ, p, err := c.Recv()
+		if err != nil && ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		return typ, p, err
+	}
+
+	typ, p, err := recv()
+	if err != nil {
+		return err
+	}
+	if typ != tVBegin {
+		return fmt.Errorf("filesync: expected the start of a verification, got frame %d", typ)
+	}
+	prot, err := decodeBegin(p)
+	if err != nil {
+		return err
+	}
+
+	var (
+		mu                  sync.Mutex
+		different, missing  int64
+		list                listed
+		firstErr            error
+		seen                = map[string]struct{}{}
+		total               uint64
+		jobs                = make(chan vFile, 256)
+		workers             sync.WaitGroup
+		closeJobs           = sync.OnceFunc(func() { close(jobs) })
+		workersCtx, wcancel = context.WithCancel(ctx)
+	)
+	defer wcancel()
+	defer func() { closeJobs(); workers.Wait() }()
+	for range hashWorkers() {
+		workers.Go(func() {
+			buf := make([]byte, 1<<20)
+			for j := range jobs {
+				if workersCtx.Err() != nil {
+					continue
+				}
+				kind, err := compareTarget(rootfd, j, buf)
+				mu.Lock()
+				switch {
+				case err != nil:
+					if firstErr == nil {
+						firstErr = err
+					}
+					wcancel()
+				case kind == 1:
+					different++
+				case kind == 2:
+					missing++
+				}
+				mu.Unlock()
+				if kind != 0 {
+					list.add("/" + j.rel)
+				}
+			}
+		})
+	}
+
+	for {
+		typ, p, err := recv()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case tVFiles:
+			r := &reader{p: p}
+			n := r.uvarint()
+			if r.err == nil && (n == 0 || n > uint64(len(p))) {
+				return errors.New("filesync: verify: bad file count")
+			}
+			for i := uint64(0); i < n && r.err == nil; i++ {
+				rel := r.str(maxPathLen)
+				size := r.uvarint()
+				h := r.u64()
+				if r.err != nil {
+					break
+				}
+				if err := checkRel(rel); err != nil || rel == "." || size > maxFileSize {
+					return fmt.Errorf("filesync: verify: bad entry %q", rel)
+				}
+				if _, dup := seen[rel]; dup {
+					return fmt.Errorf("filesync: verify: %q listed twice", rel)
+				}
+				seen[rel] = struct{}{}
+				total++
+				select {
+				case jobs <- vFile{rel, int64(size), h}:
+				case <-workersCtx.Done():
+					mu.Lock()
+					err := firstErr
+					mu.Unlock()
+					if err == nil {
+						err = ctx.Err()
+					}
+					return err
+				}
+			}
+			if err := r.end(); err != nil {
+				return fmt.Errorf("filesync: verify: bad frame: %w", err)
+			}
+		case tVEnd:
+			if len(p) != 8 || binary.BigEndian.Uint64(p) != total {
+				return errors.New("filesync: verify: bad end of list")
+			}
+			closeJobs()
+			workers.Wait()
+			if firstErr != nil {
+				return firstErr
+			}
+			extra, err := extraFiles(ctx, root, prot, seen, &list)
+			if err != nil {
+				return err
+			}
+			list.trim()
+			out := binary.AppendUvarint(nil, total)
+			out = binary.AppendUvarint(out, uint64(different))
+			out = binary.AppendUvarint(out, uint64(missing))
+			out = binary.AppendUvarint(out, uint64(extra))
+			out = binary.AppendUvarint(out, uint64(len(list.paths)))
+			for _, p := range list.paths {
+				out = appendStr(out, p)
+			}
+			if err := c.Send(tVResult, out); err != nil {
+				return err
+			}
+			return c.Flush()
+		default:
+			return fmt.Errorf("filesync: verify: unexpected frame %d", typ)
+		}
+	}
+}
+
+// compareTarget: 0 same, 1 different, 2 missing.
+func compareTarget(rootfd int, j vFile, buf []byte) (int, error) {
+	fd, err := openBeneath(rootfd, j.rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		switch err {
+		case unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EXDEV:
+			return 2, nil
+		}
+		return 0, fmt.Errorf("filesync: open %q on the target: %w", j.rel, err)
+	}
+	f := os.NewFile(uintptr(fd), j.rel)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != j.size {
+		return 1, nil
+	}
+	h, err := hashFile(f, st.Size, buf)
+	if err != nil {
+		return 0, fmt.Errorf("filesync: read %q on the target: %w", j.rel, err)
+	}
+	if h != j.hash {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// extraFiles counts the target's regular files the source does not list.
+func extraFiles(ctx context.Context, root string, prot map[string]bool, seen map[string]struct{}, list *listed) (int64, error) {
+	root = filepath.Clean(root)
+	var extra int64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if isProtected(prot, rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if _, ok := seen[rel]; !ok {
+				extra++
+				list.add("/" + rel)
+			}
+		}
+		return nil
+	})
+	return extra, err
+}
