@@ -126,9 +126,9 @@ func TestFullPassThenSync(t *testing.T) {
 	var rawNonSparse int64
 	seenIno := map[uint64]bool{}
 	for p, n := range snapshot(t, src) {
-		if n.typ == unix.S_IFREG && p != "sparse.img" && !seenIno[n.ino] {
-			seenIno[n.ino] = true
-			rawNonSparse += n.size
+		if n.IsFile() && p != "sparse.img" && !seenIno[n.Ino] {
+			seenIno[n.Ino] = true
+			rawNonSparse += n.Size
 		}
 	}
 	assert.Less(t, st.BytesSent, rawNonSparse, "sparse holes are not sent, text is compressed")
@@ -345,8 +345,8 @@ func TestInterruptedPass(t *testing.T) {
 			// Whatever is under a real name is complete.
 			srcSnap := snapshot(t, src)
 			for p, n := range snapshot(t, dst) {
-				if n.typ == unix.S_IFREG && filepath.Base(p) != tmpPrefix+"deadbeef~7" {
-					assert.Equal(t, srcSnap[p].sum, n.sum, "%q is complete or absent", p)
+				if n.IsFile() && filepath.Base(p) != tmpPrefix+"deadbeef~7" {
+					assert.Equal(t, srcSnap[p].Sum, n.Sum, "%q is complete or absent", p)
 				}
 			}
 			for _, p := range tempNames(t, dst) {

@@ -5,13 +5,11 @@ package filesync
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/internal/testcert"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/treecmp"
 )
 
 var (
@@ -108,50 +107,12 @@ func (s *server) pass(tb testing.TB, src string, o SendOptions) Stats {
 	return st
 }
 
-type node struct {
-	typ    uint32
-	mode   uint32
-	uid    uint32
-	gid    uint32
-	mtime  int64
-	size   int64
-	sum    [32]byte
-	target string
-	ino    uint64
-	rdev   uint64
-}
-
 // snapshot describes every entry under root (relative paths, root is ".").
-func snapshot(tb testing.TB, root string) map[string]node {
+func snapshot(tb testing.TB, root string) map[string]treecmp.Node {
 	tb.Helper()
-	out := map[string]node{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		n := node{typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
-			mtime: mtimeOf(&st), ino: st.Ino, rdev: st.Rdev}
-		switch n.typ {
-		case unix.S_IFREG:
-			n.size = st.Size
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			n.sum = sha256.Sum256(b)
-		case unix.S_IFLNK:
-			n.target, _ = os.Readlink(p)
-		}
-		out[rel] = n
-		return nil
-	})
+	m, err := treecmp.Snapshot(root)
 	require.NoError(tb, err)
-	return out
+	return m
 }
 
 // requireSameTree fails unless dst mirrors src: entries, types, content,
@@ -159,65 +120,7 @@ func snapshot(tb testing.TB, root string) map[string]node {
 // sharing an inode exactly where the source's do.
 func requireSameTree(tb testing.TB, src, dst string) {
 	tb.Helper()
-	a, b := snapshot(tb, src), snapshot(tb, dst)
-	var problems []string
-	for p, x := range a {
-		y, ok := b[p]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("missing on target: %q", p))
-			continue
-		}
-		if x.typ != y.typ {
-			problems = append(problems, fmt.Sprintf("%q: type %o vs %o", p, x.typ, y.typ))
-			continue
-		}
-		if x.typ != unix.S_IFLNK && x.mode != y.mode {
-			problems = append(problems, fmt.Sprintf("%q: mode %o vs %o", p, x.mode, y.mode))
-		}
-		if x.uid != y.uid || x.gid != y.gid {
-			problems = append(problems, fmt.Sprintf("%q: owner %d:%d vs %d:%d", p, x.uid, x.gid, y.uid, y.gid))
-		}
-		if x.mtime != y.mtime {
-			problems = append(problems, fmt.Sprintf("%q (%o): mtime %d vs %d", p, x.typ, x.mtime, y.mtime))
-		}
-		if x.size != y.size || x.sum != y.sum {
-			problems = append(problems, fmt.Sprintf("%q: content differs (%d vs %d bytes)", p, x.size, y.size))
-		}
-		if x.target != y.target || x.rdev != y.rdev {
-			problems = append(problems, fmt.Sprintf("%q: target %q vs %q", p, x.target, y.target))
-		}
-	}
-	for p := range b {
-		if _, ok := a[p]; !ok {
-			problems = append(problems, fmt.Sprintf("extra on target: %q", p))
-		}
-	}
-	// Hard links: same grouping of regular files by inode.
-	group := func(m map[string]node) map[string]string {
-		byIno := map[uint64][]string{}
-		for p, n := range m {
-			if n.typ == unix.S_IFREG {
-				byIno[n.ino] = append(byIno[n.ino], p)
-			}
-		}
-		out := map[string]string{}
-		for _, ps := range byIno {
-			sort.Strings(ps)
-			for _, p := range ps {
-				out[p] = strings.Join(ps, "|")
-			}
-		}
-		return out
-	}
-	ga, gb := group(a), group(b)
-	for p, g := range ga {
-		if gb[p] != g && strings.Contains(g, "|") {
-			problems = append(problems, fmt.Sprintf("%q: hard link group %q vs %q", p, g, gb[p]))
-		} else if gb[p] != g && b[p].typ == unix.S_IFREG {
-			problems = append(problems, fmt.Sprintf("%q: unexpectedly linked %q", p, gb[p]))
-		}
-	}
-	sort.Strings(problems)
+	problems := treecmp.Diff(snapshot(tb, src), snapshot(tb, dst))
 	if len(problems) > 20 {
 		problems = append(problems[:20], fmt.Sprintf("… and %d more", len(problems)-20))
 	}
