@@ -29,6 +29,7 @@ import (
 var (
 	binary      string
 	agentBinary string
+	demoBinary  string
 	statOnce    sync.Once
 	statSrcErr  error
 )
@@ -47,7 +48,8 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "smsflow")
 	agentBinary = filepath.Join(dir, "sms-agent")
-	for out, pkg := range map[string]string{binary: "../cmd/smsflow", agentBinary: "../cmd/sms-agent"} {
+	demoBinary = filepath.Join(dir, "demo")
+	for out, pkg := range map[string]string{binary: "../cmd/smsflow", agentBinary: "../cmd/sms-agent", demoBinary: "../internal/demo"} {
 		build := exec.Command("go", "build", "-o", out, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

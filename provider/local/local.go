@@ -29,10 +29,16 @@ type Provider struct {
 
 // New returns a local provider rooted at dir (created if missing).
 func New(dir string) (*Provider, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Locations are shown to operators (target_server.location) and read by
+	// tools started elsewhere: absolute, whatever serve's working directory.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
 		return nil, fmt.Errorf("local provider: %w", err)
 	}
-	return &Provider{Root: dir}, nil
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("local provider: %w", err)
+	}
+	return &Provider{Root: abs}, nil
 }
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

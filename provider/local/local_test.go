@@ -174,3 +174,19 @@ func TestStartFailsWithoutDisks(t *testing.T) {
 	require.NoError(t, p.Format(ctx, tg, spec))
 	require.NoError(t, p.Start(ctx, tg))
 }
+
+// A relative targets dir still gives absolute locations: operators and
+// tools read them from other working directories.
+func TestNewMakesRootAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	p, err := New("data/targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(p.Root) || filepath.Base(p.Root) != "targets" {
+		t.Fatalf("root %q is not the absolute targets dir", p.Root)
+	}
+	if _, err := os.Stat(p.Root); err != nil {
+		t.Fatalf("root not created: %v", err)
+	}
+}
