@@ -183,6 +183,9 @@ func classify(err error) (code, msg string) {
 		return "SMS.0807", err.Error()
 	case errors.As(err, &re) && strings.Contains(re.Msg, "smaller than the source"):
 		return "SMS.1311", err.Error()
+	case errors.As(err, &re) && (strings.Contains(re.Msg, "no space left on device") || strings.Contains(re.Msg, "disk quota exceeded")):
+		// The target filled up: the copy stopped there, nothing truncated.
+		return "SMS.0519", err.Error()
 	case errors.As(err, &re):
 		return "SMS.0805", err.Error()
 	}

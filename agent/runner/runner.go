@@ -15,7 +15,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smsflow/smsflow/agent/smsapi"
@@ -61,7 +63,7 @@ type FilePlane interface {
 type Runner struct {
 	cfg      Config
 	log      *slog.Logger
-	sourceID string
+	sourceID atomic.Pointer[string] // set once registered; read by others
 
 	mu      sync.Mutex
 	jobs    map[string]*job // by task id
@@ -111,7 +113,12 @@ func New(cfg Config) *Runner {
 }
 
 // SourceID is the id the server gave this machine (after Run registered).
-func (r *Runner) SourceID() string { return r.sourceID }
+func (r *Runner) SourceID() string {
+	if p := r.sourceID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // Run registers and serves commands until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
@@ -126,7 +133,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer r.stopAll()
 	backoff := newBackoff()
 	for ctx.Err() == nil {
-		cmd, err := r.cfg.API.NextCommand(ctx, r.sourceID, r.cfg.PollWait)
+		cmd, err := r.cfg.API.NextCommand(ctx, r.SourceID(), r.cfg.PollWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -160,7 +167,7 @@ func (r *Runner) register(ctx context.Context) error {
 		}
 		id, err := r.cfg.API.Register(ctx, body)
 		if err == nil {
-			r.sourceID = id
+			r.sourceID.Store(&id)
 			r.log.Info("registered", "source", id)
 			if err := r.cfg.API.SignPrivacy(ctx); err != nil {
 				r.log.Warn("privacy agreement not signed", "err", err)
@@ -190,6 +197,12 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	}
 	spec := p.jobSpec
 	spec.Command = cmd.Name
+	// The task id names a folder of the state dir: nothing else than an id
+	// ("..", "/") may reach the file system, whoever sent it.
+	if spec.TaskID != "" && !taskIDPattern.MatchString(spec.TaskID) {
+		r.result(ctx, cmd.Name, "fail", "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
+		return
+	}
 	log := r.log.With("command", cmd.Name, "task", spec.TaskID)
 	switch cmd.Name {
 	case "START", "SYNC":
@@ -220,6 +233,8 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	}
 }
 
+var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
 func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
 	detail := map[string]string{}
 	if code != "" {
@@ -230,7 +245,7 @@ func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
 	}
 	b := newBackoff()
 	for tries := 0; tries < 10; tries++ {
-		err := r.cfg.API.CommandResult(ctx, r.sourceID, name, result, detail)
+		err := r.cfg.API.CommandResult(ctx, r.SourceID(), name, result, detail)
 		if err == nil || !smsapi.IsTemporary(err) {
 			if err != nil {
 				r.log.Warn("command result refused", "command", name, "err", err)

@@ -1,0 +1,271 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/agent/blocksync"
+	"github.com/smsflow/smsflow/agent/smsapi"
+	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/signer"
+)
+
+const testAK, testSK = "AKTEST", "sk-secret-never-logged"
+
+type commandResult struct {
+	Name   string            `json:"command_name"`
+	Result string            `json:"result"`
+	Detail map[string]string `json:"result_detail"`
+}
+
+// fakeAPI is the part of the SMS API an agent talks to, checking every
+// request's signature.
+type fakeAPI struct {
+	t             *testing.T
+	mu            sync.Mutex
+	registerFails int // answer 503 this many times first
+	registers     int
+	privacy       int
+	commands      chan smsapi.Command
+	results       chan commandResult
+}
+
+func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
+	f := &fakeAPI{t: t, commands: make(chan smsapi.Command, 10), results: make(chan commandResult, 10)}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	auth, err := signer.ParseAuthorization(req.Header.Get("Authorization"))
+	if err == nil {
+		err = signer.Verify(req, body, auth, testSK, time.Now(), time.Minute)
+	}
+	if err != nil || auth.AccessKey != testAK {
+		http.Error(w, `{"error_code":"SMS.9004","error_msg":"bad signature"}`, http.StatusUnauthorized)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch route := req.Method + " " + req.URL.Path; route {
+	case "POST /v3/sources":
+		f.registers++
+		if f.registerFails > 0 {
+			f.registerFails--
+			http.Error(w, `{"error_code":"SMS.9999","error_msg":"try later"}`, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{"id":"src-1"}`)
+	case "POST /v3/privacy-agreements":
+		f.privacy++
+		fmt.Fprint(w, `{}`)
+	case "GET /v3/sources/src-1/command":
+		f.mu.Unlock()
+		var cmd smsapi.Command
+		select {
+		case cmd = <-f.commands:
+		case <-time.After(100 * time.Millisecond):
+		}
+		f.mu.Lock()
+		_ = json.NewEncoder(w).Encode(cmd)
+	case "POST /v3/sources/src-1/command_result":
+		var r commandResult
+		if err := json.Unmarshal(body, &r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.results <- r
+		fmt.Fprint(w, `{}`)
+	default:
+		http.Error(w, `{"error_code":"SMS.9999","error_msg":"no route `+route+`"}`, http.StatusNotFound)
+	}
+}
+
+// startRunner runs an agent against srv until the test ends.
+func startRunner(t *testing.T, srv *httptest.Server, state string) (*Runner, *syncBuffer) {
+	logs := &syncBuffer{}
+	r := New(Config{
+		API:      &smsapi.Client{BaseURL: srv.URL, AK: testAK, SK: testSK, ProjectID: "p1"},
+		Discover: func(context.Context) (any, error) { return map[string]string{"name": "m1"}, nil },
+		StateDir: state, PollWait: time.Second,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("the runner did not stop")
+		}
+	})
+	return r, logs
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (f *fakeAPI) next(t *testing.T) commandResult {
+	t.Helper()
+	select {
+	case r := <-f.results:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no command result")
+		return commandResult{}
+	}
+}
+
+// The agent keeps registering through server errors (with backoff), then
+// signs the privacy agreement.
+func TestRegisterRetriesThroughServerErrors(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	f.registerFails = 2
+	r, logs := startRunner(t, srv, t.TempDir())
+	require.Eventually(t, func() bool { return r.SourceID() == "src-1" }, 15*time.Second, 20*time.Millisecond)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, 3, f.registers)
+	assert.Equal(t, 1, f.privacy)
+	assert.Contains(t, logs.String(), "register failed; retrying")
+}
+
+// A refusal that retrying cannot fix ends Run with the reason.
+func TestRegisterRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error_code":"SMS.9004","error_msg":"bad signature"}`, http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	r := New(Config{API: &smsapi.Client{BaseURL: srv.URL, AK: testAK, SK: testSK},
+		Discover: func(context.Context) (any, error) { return map[string]string{}, nil },
+		StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := r.Run(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SMS.9004")
+}
+
+func TestCommands(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	state := t.TempDir()
+	r, logs := startRunner(t, srv, state)
+	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
+
+	send := func(name, param string) commandResult {
+		f.commands <- smsapi.Command{Name: name, Param: json.RawMessage(param)}
+		return f.next(t)
+	}
+	for _, tc := range []struct {
+		name, param  string
+		result, code string
+		check        func(t *testing.T)
+	}{
+		{"SPEED_LIMIT", `{"task_id":"t1","speed_limit":120}`, "success", "", func(t *testing.T) {
+			assert.EqualValues(t, 120, r.bucket("t1").Mbps(), "the task's bucket follows the limit")
+		}},
+		{"SPEED_LIMIT", `{"task_id":"t1","speed_limit":0}`, "success", "", func(t *testing.T) {
+			assert.EqualValues(t, 0, r.bucket("t1").Mbps(), "0 lifts the limit")
+		}},
+		{"NETWORK_CHECK", `{}`, "success", "", nil},
+		{"STOP", `{"task_id":"t1"}`, "success", "", nil},
+		{"FROBNICATE", `{}`, "fail", "SMS.6004", nil},
+		{"START", `{"task_id":5}`, "fail", "SMS.6004", nil},
+		{"DELETE", `{"task_id":".."}`, "fail", "SMS.6004", func(t *testing.T) {
+			_, err := os.Stat(state)
+			assert.NoError(t, err, "a task id cannot reach outside the state dir")
+		}},
+		{"START", `{"task_id":"../x","migrate_type":"MIGRATE_BLOCK"}`, "fail", "SMS.6004", nil},
+		// A copy command without a target fails as a whole, with its code.
+		{"START", `{"task_id":"t2","migrate_type":"MIGRATE_BLOCK"}`, "fail", "SMS.1801", func(t *testing.T) {
+			_, err := os.Stat(filepath.Join(state, "tasks", "t2", "job.json"))
+			assert.True(t, os.IsNotExist(err), "a failed job is not resumed at the next start")
+		}},
+		{"DELETE", `{"task_id":"t2"}`, "success", "", func(t *testing.T) {
+			_, err := os.Stat(filepath.Join(state, "tasks", "t2"))
+			assert.True(t, os.IsNotExist(err), "DELETE removes the task's state")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := send(tc.name, tc.param)
+			assert.Equal(t, tc.name, got.Name)
+			assert.Equal(t, tc.result, got.Result, "%+v", got)
+			assert.Equal(t, tc.code, got.Detail["error_code"], "%+v", got)
+			if tc.check != nil {
+				tc.check(t)
+			}
+		})
+	}
+	assert.NotContains(t, logs.String(), testSK)
+}
+
+// A job recorded in job.json (the agent stopped mid-copy) is started again
+// when the agent starts.
+func TestResumesRecordedJob(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	state := t.TempDir()
+	dir := filepath.Join(state, "tasks", "t9")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "job.json"),
+		[]byte(`{"command":"SYNC","task_id":"t9","migrate_type":"MIGRATE_BLOCK","speed_limit":55}`), 0o600))
+	r, logs := startRunner(t, srv, state)
+	// Without a target the resumed job fails, and says so for its command.
+	got := f.next(t)
+	assert.Equal(t, "SYNC", got.Name)
+	assert.Equal(t, "fail", got.Result)
+	assert.Contains(t, logs.String(), "resuming the copy in flight")
+	assert.EqualValues(t, 55, r.bucket("t9").Mbps(), "the recorded limit is back in force")
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code string
+	}{
+		{fmt.Errorf("pass: %w", blocksync.ErrDiskChanged), "SMS.0515"},
+		{fmt.Errorf("%w: dial tcp: refused", errUnreachable), "SMS.0807"},
+		{fmt.Errorf("send: %w", &transport.RemoteError{Msg: "blocksync: target disk smaller than the source disk: disk 0"}), "SMS.1311"},
+		{&transport.RemoteError{Msg: "write /t/disk-0.img: no space left on device"}, "SMS.0519"},
+		{&transport.RemoteError{Msg: "write f: disk quota exceeded"}, "SMS.0519"},
+		{&transport.RemoteError{Msg: "checksum mismatch"}, "SMS.0805"},
+		{errors.New("read /dev/vda: input/output error"), "SMS.1801"},
+	} {
+		code, msg := classify(tc.err)
+		assert.Equal(t, tc.code, code, "%v", tc.err)
+		assert.Equal(t, tc.err.Error(), msg)
+	}
+}
