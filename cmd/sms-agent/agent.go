@@ -25,7 +25,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	server := fs.String("server", os.Getenv("SMS_AGENT_SERVER"), "SMS API endpoint, e.g. http://smsflow:8080 (env SMS_AGENT_SERVER)")
 	ak := fs.String("ak", os.Getenv("SMS_AGENT_AK"), "access key (env SMS_AGENT_AK)")
-	skFile := fs.String("sk-file", "", "file holding the secret key (or env SMS_AGENT_SK); never pass the SK itself as a flag")
+	skFile := fs.String("sk-file", "", "file holding the secret key (or env SMS_AGENT_SK)")
+	skFlag := fs.String("sk", "", "secret key: other users can read it in the process list; prefer --sk-file, SMS_AGENT_SK or the config file")
+	config := fs.String("config", os.Getenv("SMS_AGENT_CONFIG"), `config file of "key: value" lines named as these flags (flags win) (env SMS_AGENT_CONFIG)`)
 	project := fs.String("project", os.Getenv("SMS_AGENT_PROJECT"), "project id, sent as X-Project-Id (env SMS_AGENT_PROJECT)")
 	name := fs.String("name", "", "name the operator sees (default: host name)")
 	stateDir := fs.String("state-dir", "/var/lib/sms-agent", "where checkpoints and block hashes are kept")
@@ -43,7 +45,18 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *config != "" {
+		if err := applyConfigFile(fs, *config); err != nil {
+			return err
+		}
+	}
 	sk := os.Getenv("SMS_AGENT_SK")
+	if *skFlag != "" {
+		sk = *skFlag
+	}
 	if *skFile != "" {
 		b, err := os.ReadFile(*skFile)
 		if err != nil {
@@ -52,7 +65,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		sk = strings.TrimSpace(string(b))
 	}
 	var missing []string
-	for flagName, v := range map[string]string{"--server": *server, "--ak": *ak, "--sk-file or SMS_AGENT_SK": sk, "--project": *project} {
+	for flagName, v := range map[string]string{"--server": *server, "--ak": *ak, "--sk-file, SMS_AGENT_SK or sk in --config": sk, "--project": *project} {
 		if v == "" {
 			missing = append(missing, flagName)
 		}

@@ -24,16 +24,20 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "sms-agent:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			if len(os.Args) > 1 {
+				os.Exit(0) // asked for: -h
+			}
+			os.Exit(2)
 		}
+		fmt.Fprintln(os.Stderr, "sms-agent:", err)
 		os.Exit(1)
 	}
 }
 
 const usageText = `sms-agent — smsflow's migration agent
 
-  sms-agent run      --server URL --ak AK --sk SK --project ID [flags]   on the source server
+  sms-agent run      --server URL --ak AK --sk-file F --project ID [flags] | --config FILE   on the source server
   sms-agent receive  --listen ADDR --cert F --key F --passphrase-file F [--disk PATH]... | [--root DIR]   on the target
   sms-agent version
 
