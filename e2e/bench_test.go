@@ -267,15 +267,20 @@ func BenchmarkRealAgent1GiB(b *testing.B) {
 }
 
 // rssKiB reads a process's resident set (VmRSS) in KiB.
-func rssKiB(pid int) int64 {
+func rssKiB(pid int) int64 { return procStatusKiB(pid, "VmRSS:") }
+
+// peakRSSKiB reads the largest resident set a process has had (VmHWM).
+func peakRSSKiB(pid int) int64 { return procStatusKiB(pid, "VmHWM:") }
+
+func procStatusKiB(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			var n int64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &n)
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, field)), "%d", &n)
 			return n
 		}
 	}

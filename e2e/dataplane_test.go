@@ -228,6 +228,9 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	assert.Equal(t, "cutovered", full.SourceServer.MigrationCycle)
 	assert.Contains(t, a.log.String(), `"msg":"pass done"`)
 	assert.NotContains(t, a.log.String(), s.creds.SK, "the SK never reaches the agent's log")
+	peak := peakRSSKiB(a.cmd.Process.Pid)
+	require.Positive(t, peak)
+	assert.Less(t, peak, int64(100<<10), "the agent stays under 100 MiB resident while copying the disk")
 }
 
 // TestRealAgentKilledMidCopy: the agent is killed with SIGKILL in the middle

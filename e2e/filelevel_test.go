@@ -185,6 +185,10 @@ func TestRealAgentFileMigration(t *testing.T) {
 	assert.Equal(t, regular, res.Total, "every regular file was compared")
 	assert.Zero(t, res.Different+res.Missing+res.Extra, "%+v", res)
 	assert.NotContains(t, a.log.String(), s.creds.SK, "the SK never reaches the agent's log")
+	peak := peakRSSKiB(a.cmd.Process.Pid)
+	require.Positive(t, peak)
+	assert.Less(t, peak, int64(100<<10), "the agent stays under 100 MiB resident while copying the tree")
+	t.Logf("agent peak RSS %.1f MiB", float64(peak)/1024)
 }
 
 type fileStat struct{ Size, Blocks int64 }
