@@ -102,6 +102,8 @@ func TestDockerfileBuildsStatic(t *testing.T) {
 	s := string(b)
 	assert.Contains(t, s, "CGO_ENABLED=0", "static binary")
 	assert.Contains(t, s, "./cmd/smsflow")
+	assert.Contains(t, s, "./cmd/sms-agent", "the image carries the agent for source servers")
+	assert.Contains(t, s, "COPY --from=build /out/sms-agent")
 	assert.Contains(t, s, "distroless/static")
 }
 
