@@ -28,7 +28,7 @@ type realAgent struct {
 	args  []string
 	state string
 	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	log   *logBuffer
 }
 
 func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
@@ -48,7 +48,7 @@ func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
 func (a *realAgent) start() {
 	a.cmd = exec.Command(agentBinary, a.args...)
 	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+a.s.creds.SK)
-	a.log = &bytes.Buffer{}
+	a.log = &logBuffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	require.NoError(a.t, a.cmd.Start())
 }

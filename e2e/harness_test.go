@@ -107,7 +107,7 @@ type server struct {
 	// health is the worker's health address (worker only).
 	health string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *logBuffer
 	creds  iam.Credentials
 	client *http.Client
 }
@@ -147,7 +147,7 @@ func (s *server) start() {
 		args = append(args, "--temporal-embedded-addr", s.front, "--temporal-ui-addr", s.ui)
 	}
 	s.cmd = exec.Command(binary, args...)
-	s.log = &bytes.Buffer{}
+	s.log = &logBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.Env = append(os.Environ(), "HOME="+s.dataDir)
 	require.NoError(s.t, s.cmd.Start())
@@ -189,6 +189,25 @@ func (s *server) stop() {
 	if s.t.Failed() {
 		s.t.Logf("smsflow log:\n%s", lastLines(s.log.String(), 80))
 	}
+}
+
+// logBuffer collects a child process's output; the test reads it while
+// exec's copying goroutine writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func lastLines(s string, n int) string {

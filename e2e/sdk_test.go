@@ -553,6 +553,14 @@ func TestSDKTasks(t *testing.T) {
 		TaskInfo: []model.BatchConsistencyReq{{TaskId: ptr("no-such-task")}}}})
 	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
 
+	// The verification after the final pass finds the copy complete (the
+	// workflow refuses to launch a target whose last verification
+	// differs: SMS.1511).
+	clean := []model.ConsistencyResult{{DirCheck: "/", NumTotalFiles: 1200}}
+	_, err = c.UpdateConsistencyResult(&model.UpdateConsistencyResultRequest{TaskId: id,
+		Body: &model.SetConsistencyResultRequestBody{ConsistencyResult: &clean}})
+	require.NoError(t, err)
+
 	// 9. Release the copy: the final sync, cutover and MIGRATE_SUCCESS.
 	close(release)
 	tk = sdkWaitState(t, s, c, id, "MIGRATE_SUCCESS", 40*time.Second)

@@ -28,6 +28,7 @@ const (
 	KindBlock  Kind = 1 // block-level copy and sync of disks
 	KindFile   Kind = 2 // file-level copy and sync of a tree
 	KindVerify Kind = 3 // consistency check
+	KindProbe  Kind = 4 // network check (agent/netcheck)
 )
 
 // MaxPayload bounds one frame: a peer announcing more is refused before
@@ -327,7 +328,7 @@ func (l *Listener) handshake(tcp net.Conn) (*Conn, error) {
 		raw.Close()
 		return nil, fmt.Errorf("%w from %s", ErrAuth, raw.RemoteAddr())
 	}
-	if kind != KindBlock && kind != KindFile && kind != KindVerify {
+	if kind < KindBlock || kind > KindProbe {
 		c.SendError(fmt.Sprintf("unknown protocol %d", kind))
 		raw.Close()
 		return nil, fmt.Errorf("transport: unknown protocol %d from %s", kind, raw.RemoteAddr())

@@ -92,10 +92,12 @@ func TestRefusals(t *testing.T) {
 	require.Error(t, err, "a certificate other than the task's is refused")
 	assert.Contains(t, (<-rejected).Error(), "TLS handshake")
 
-	_, err = Dial(context.Background(), addr, c, Kind(42))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "unknown protocol")
-	<-rejected
+	for _, k := range []Kind{0, KindProbe + 1, 42} {
+		_, err = Dial(context.Background(), addr, c, k)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "unknown protocol")
+		<-rejected
+	}
 
 	// A receiver with another task's certificate is refused by the agent.
 	other := creds(t)
