@@ -242,9 +242,23 @@ func markSubtask(task *store.Task, name string, ms int64, done bool) {
 var commandNS = uuid.MustParse("6c1d8f0e-2b7a-4f59-9a43-0d5e2f6b8c11")
 
 func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[string]any) error {
-	if name == "START" || name == "SYNC" {
+	switch name {
+	case "START", "SYNC":
 		var err error
 		if params, err = a.dataPlane(ctx, r, params); err != nil {
+			return err
+		}
+	case "NETWORK_CHECK":
+		// The check measures the link to the target's receiver when there
+		// is one; before the target exists (or has its certificate) the
+		// agent checks the API link alone.
+		withTarget, err := a.dataPlane(ctx, r, params)
+		var ae *temporal.ApplicationError
+		switch {
+		case err == nil:
+			params = withTarget
+		case errors.As(err, &ae) && (ae.Type() == string(smserr.SMS8103) || ae.Type() == string(smserr.SMS0211)):
+		default:
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/internal/testdb"
@@ -449,5 +450,48 @@ func TestFileLevelNeedsRsyncOnlyForOtherAgents(t *testing.T) {
 			code, _ := smsCode(f.run(a.RunStep, activities.StepInput{Ref: ref, Step: "CHECK"}, nil))
 			assert.Equal(t, c.code, code, c.agent)
 		}
+	})
+}
+
+// TestNetworkCheckCommand: NETWORK_CHECK names the target's receiver once
+// the target exists, and that receiver answers a real measurement; before,
+// the command goes out without one (the agent checks the API link alone).
+func TestNetworkCheckCommand(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		a := (*activities.Activities)(nil)
+		addr := func(f *fixture) string {
+			var p struct {
+				TargetAddr string `json:"target_addr"`
+			}
+			cs := f.commands()
+			require.Len(t, cs, 1)
+			assert.Equal(t, "NETWORK_CHECK", cs[0].Name)
+			if cs[0].Params != "" {
+				require.NoError(t, json.Unmarshal([]byte(cs[0].Params), &p))
+			}
+			return p.TargetAddr
+		}
+		early := newFixture(t, s)
+		require.NoError(t, early.run(a.Apply, activities.Transition{Ref: early.ref, Command: "NETWORK_CHECK"}, nil))
+		assert.Empty(t, addr(early), "no target yet")
+
+		f := newFixture(t, s)
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "SSL_CONFIG"}, nil))
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
+		t.Cleanup(f.acts.Provider.(*local.Provider).StopReceivers)
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "NETWORK_CHECK"}, nil))
+		target := addr(f)
+		require.NotEmpty(t, target)
+
+		creds, err := f.acts.TaskCreds(context.Background(), f.tenant.DomainID, f.ref.TaskID)
+		require.NoError(t, err)
+		c, err := transport.Dial(context.Background(), target, creds, transport.KindProbe)
+		require.NoError(t, err)
+		defer c.Close()
+		res, err := netcheck.Run(context.Background(), c, netcheck.Options{Pings: 3, Duration: 100 * time.Millisecond})
+		require.NoError(t, err, "the receiver answers a network check")
+		assert.Positive(t, res.Mbps)
 	})
 }

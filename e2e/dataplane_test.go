@@ -203,6 +203,30 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	require.Eventually(t, func() bool { return sameHead(t, img, target) }, 60*time.Second, 500*time.Millisecond,
 		"a sync pass carries the changed blocks\n%s", lastLines(a.log.String(), 20))
 
+	// A network check while the task syncs: the agent measures the link to
+	// the target's receiver and reports it.
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "network_check"}, nil)
+	var nc struct {
+		Info *struct {
+			Domain      *bool   `json:"domain_connectivity"`
+			Destination *bool   `json:"destination_connectivity"`
+			Delay       float64 `json:"network_delay"`
+			Speed       float64 `json:"migration_speed"`
+			Loss        float64 `json:"loss_percentage"`
+			Evaluation  string  `json:"evaluation_result"`
+		} `json:"network_check_info"`
+	}
+	require.Eventually(t, func() bool {
+		s.call("GET", "/v3/tasks/"+id, nil, &nc)
+		return nc.Info != nil
+	}, 60*time.Second, 500*time.Millisecond, "the agent reports the network check\n%s", lastLines(a.log.String(), 20))
+	require.NotNil(t, nc.Info.Destination)
+	assert.True(t, *nc.Info.Destination, "the receiver answered")
+	assert.True(t, *nc.Info.Domain)
+	assert.Positive(t, nc.Info.Delay)
+	assert.Greater(t, nc.Info.Speed, 10.0, "loopback carries more than 10 Mbit/s")
+	assert.Equal(t, "healthy", nc.Info.Evaluation)
+
 	changeBlocks(t, img, 16, 6)
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "test"}, nil)
 	tk = s.waitState(id, "MIGRATE_SUCCESS", 2*time.Minute)

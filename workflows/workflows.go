@@ -75,6 +75,9 @@ type migration struct {
 	in  Input
 	st  *RunState
 	loc *time.Location
+	// anytimeChecks: network checks have their own coroutine (runs that
+	// started before it answer them only when idle).
+	anytimeChecks bool
 }
 
 // OverSpeedGrace: reports above the limit for this long stop the task.
@@ -275,11 +278,22 @@ func activityCtx(ctx workflow.Context, timeout time.Duration) workflow.Context {
 // apply runs the Apply activity and mirrors the change in the workflow state.
 func (m *migration) apply(ctx workflow.Context, tr activities.Transition) error {
 	tr.Ref = m.ref()
+	// The new task state holds for operator actions from the moment the
+	// run decides on it, before the row says so: once a reader can see
+	// MIGRATE_SUCCESS in the database, the validators already answer for
+	// it (a stop is refused, not accepted and ignored).
+	changed := tr.TaskState != "" && tr.TaskState != m.st.TaskState
+	prev := m.st.TaskState
+	if changed {
+		m.st.TaskState = tr.TaskState
+	}
 	if err := workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.Apply, tr).Get(ctx, nil); err != nil {
+		if changed {
+			m.st.TaskState = prev
+		}
 		return err
 	}
-	if tr.TaskState != "" && tr.TaskState != m.st.TaskState {
-		m.st.TaskState = tr.TaskState
+	if changed {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(tr.TaskState))
 	}
 	if tr.SourceState != "" {
@@ -300,16 +314,23 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 	if m.in.Resume == nil && m.in.AutoStart {
 		m.st.StartRequested = true
 	}
+	// An operator checks the network while the copy runs or the task
+	// syncs, not only when it is idle: the checks get a coroutine of their
+	// own, beside whatever the run is doing.
+	if workflow.GetVersion(ctx, "network-check-anytime", workflow.DefaultVersion, 1) == 1 {
+		m.anytimeChecks = true
+		workflow.Go(ctx, m.networkChecks)
+	}
 	for {
 		// Idle: READY, ABORT, MIGRATE_FAIL or MIGRATE_SUCCESS wait for start,
 		// restart or delete (and network checks, which need no run).
 		for !m.st.StartRequested && !m.st.DeleteRequested {
 			if err := workflow.Await(ctx, func() bool {
-				return m.st.StartRequested || m.st.DeleteRequested || m.st.NetworkCheck
+				return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks)
 			}); err != nil {
 				return m.canceled(ctx, err)
 			}
-			if m.st.NetworkCheck {
+			if m.st.NetworkCheck && !m.anytimeChecks {
 				m.st.NetworkCheck = false
 				if err := m.networkCheck(ctx); err != nil {
 					workflow.GetLogger(ctx).Warn("network check", "err", err)
@@ -647,6 +668,20 @@ func (m *migration) canceled(ctx workflow.Context, cause error) (Status, error) 
 
 func (m *migration) networkCheck(ctx workflow.Context) error {
 	return m.apply(ctx, activities.Transition{Command: "NETWORK_CHECK"})
+}
+
+// networkChecks sends the agent a NETWORK_CHECK for each one asked for;
+// requests made while one is being sent are answered by one more.
+func (m *migration) networkChecks(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return m.st.NetworkCheck }); err != nil {
+			return
+		}
+		m.st.NetworkCheck = false
+		if err := m.networkCheck(ctx); err != nil {
+			workflow.GetLogger(ctx).Warn("network check", "err", err)
+		}
+	}
 }
 
 // speedLoop keeps the agent at the limit in force: it wakes at each window

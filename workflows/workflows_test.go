@@ -347,6 +347,38 @@ func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
 	s.Equal(2, s.count("START"), "the restart copies again")
 }
 
+// TestNetworkCheckWhileCopyingAndSyncing: a network check asked for during
+// the full copy and during continuous sync reaches the agent at once,
+// without disturbing the copy.
+func (s *migrationSuite) TestNetworkCheckWhileCopyingAndSyncing() {
+	in := input()
+	in.Syncing = true
+	var during, syncing *verdict
+	s.at(30*time.Second, func() {
+		s.Equal(StateRunning, s.state().TaskState)
+		during = s.action(OpNetworkCheck)
+	})
+	s.at(40*time.Second, func() {
+		s.Equal("", s.code(during))
+		s.Equal(1, s.count("NETWORK_CHECK"), "sent while the copy runs")
+	})
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() {
+		s.Equal(StateSyncing, s.state().TaskState)
+		syncing = s.action(OpNetworkCheck)
+	})
+	s.at(3*time.Minute+10*time.Second, func() {
+		s.Equal("", s.code(syncing))
+		s.Equal(2, s.count("NETWORK_CHECK"), "sent between sync passes")
+		s.Equal(StateSyncing, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.count("START"), "the copy was not disturbed")
+}
+
 func (s *migrationSuite) count(cmd string) int {
 	n := 0
 	for _, c := range s.commands {

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/throttle"
 	"github.com/smsflow/smsflow/agent/transport"
@@ -46,11 +47,14 @@ type Config struct {
 	// Usage samples host and agent CPU, memory and disk I/O (optional).
 	Usage  func() Usage
 	Logger *slog.Logger
+	// NetworkCheck shapes the NETWORK_CHECK measurement (zero: defaults).
+	NetworkCheck netcheck.Options
 }
 
 // Usage is the resource figures of a progress report.
 type Usage struct {
 	TotalCPU, AgentCPU, TotalMem, AgentMem, TotalDiskIO, AgentDiskIO float64
+	TotalMemPercent                                                  float64 // for network checks
 }
 
 // FilePlane runs file-level passes (agent/filesync).
@@ -225,7 +229,14 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 			_ = os.RemoveAll(r.taskDir(spec.TaskID))
 		}
 		r.result(ctx, cmd.Name, "success", "", "")
-	case "NETWORK_CHECK", "UPLOAD_LOG", "CLEAN":
+	case "NETWORK_CHECK":
+		// Several seconds of measuring: the polling goes on meanwhile.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.networkCheck(ctx, spec)
+		}()
+	case "UPLOAD_LOG", "CLEAN":
 		r.result(ctx, cmd.Name, "success", "", "")
 	default:
 		log.Warn("unknown command")

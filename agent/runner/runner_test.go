@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/agent/blocksync"
+	"github.com/smsflow/smsflow/agent/internal/testcert"
+	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/signer"
@@ -43,10 +45,13 @@ type fakeAPI struct {
 	privacy       int
 	commands      chan smsapi.Command
 	results       chan commandResult
+	creds         transport.Creds // served by certkey and passphrase
+	netChecks     chan smsapi.NetworkCheckInfo
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
-	f := &fakeAPI{t: t, commands: make(chan smsapi.Command, 10), results: make(chan commandResult, 10)}
+	f := &fakeAPI{t: t, commands: make(chan smsapi.Command, 10), results: make(chan commandResult, 10),
+		netChecks: make(chan smsapi.NetworkCheckInfo, 10)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -85,6 +90,20 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		f.mu.Lock()
 		_ = json.NewEncoder(w).Encode(cmd)
+	case "GET /v3/sources/src-1":
+		fmt.Fprint(w, `{"id":"src-1"}`)
+	case "GET /v3/tasks/t3/certkey":
+		_ = json.NewEncoder(w).Encode(map[string]string{"cert": f.creds.CertPEM, "private_key": f.creds.KeyPEM})
+	case "GET /v3/tasks/t3/passphrase":
+		_ = json.NewEncoder(w).Encode(map[string]string{"passphrase": f.creds.Passphrase})
+	case "POST /v3/t3/update-network-check-info":
+		var info smsapi.NetworkCheckInfo
+		if err := json.Unmarshal(body, &info); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.netChecks <- info
+		fmt.Fprint(w, `{"task_id":"t3"}`)
 	case "POST /v3/sources/src-1/command_result":
 		var r commandResult
 		if err := json.Unmarshal(body, &r); err != nil {
@@ -99,14 +118,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // startRunner runs an agent against srv until the test ends.
-func startRunner(t *testing.T, srv *httptest.Server, state string) (*Runner, *syncBuffer) {
+func startRunner(t *testing.T, srv *httptest.Server, state string, opts ...func(*Config)) (*Runner, *syncBuffer) {
 	logs := &syncBuffer{}
-	r := New(Config{
+	cfg := Config{
 		API:      &smsapi.Client{BaseURL: srv.URL, AK: testAK, SK: testSK, ProjectID: "p1"},
 		Discover: func(context.Context) (any, error) { return map[string]string{"name": "m1"}, nil },
 		StateDir: state, PollWait: time.Second,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r := New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -201,7 +224,7 @@ func TestCommands(t *testing.T) {
 		{"SPEED_LIMIT", `{"task_id":"t1","speed_limit":0}`, "success", "", func(t *testing.T) {
 			assert.EqualValues(t, 0, r.bucket("t1").Mbps(), "0 lifts the limit")
 		}},
-		{"NETWORK_CHECK", `{}`, "success", "", nil},
+		{"UPLOAD_LOG", `{}`, "success", "", nil},
 		{"STOP", `{"task_id":"t1"}`, "success", "", nil},
 		{"FROBNICATE", `{}`, "fail", "SMS.6004", nil},
 		{"START", `{"task_id":5}`, "fail", "SMS.6004", nil},
@@ -249,6 +272,50 @@ func TestResumesRecordedJob(t *testing.T) {
 	assert.Equal(t, "fail", got.Result)
 	assert.Contains(t, logs.String(), "resuming the copy in flight")
 	assert.EqualValues(t, 55, r.bucket("t9").Mbps(), "the recorded limit is back in force")
+}
+
+// NETWORK_CHECK measures the link to the target's receiver (a real one,
+// over loopback TLS) and reports the figures; without a target it reports
+// the API link alone, and the target as unreachable.
+func TestNetworkCheck(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	cert, key := testcert.New("t3")
+	f.creds = transport.Creds{CertPEM: cert, KeyPEM: key, Passphrase: "p"}
+	l, err := transport.Listen("127.0.0.1:0", f.creds)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = l.Serve(ctx, func(c *transport.Conn) { defer c.Close(); _ = netcheck.Serve(ctx, c) }, func(error) {})
+	}()
+	r, _ := startRunner(t, srv, t.TempDir(), func(c *Config) {
+		c.NetworkCheck = netcheck.Options{Pings: 5, Interval: time.Millisecond, Duration: 200 * time.Millisecond}
+	})
+	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
+
+	f.commands <- smsapi.Command{Name: "NETWORK_CHECK", Param: json.RawMessage(`{"task_id":"t3","target_addr":"` + l.Addr().String() + `"}`)}
+	info := <-f.netChecks
+	assert.True(t, info.DomainConnectivity)
+	assert.True(t, info.DestinationConnectivity)
+	assert.Positive(t, info.NetworkDelay)
+	assert.Greater(t, info.MigrationSpeed, 10.0)
+	assert.Less(t, info.LossPercentage, 1.0)
+	assert.Equal(t, "healthy", info.EvaluationResult)
+	res := f.next(t)
+	assert.Equal(t, "NETWORK_CHECK", res.Name)
+	assert.Equal(t, "success", res.Result)
+
+	f.commands <- smsapi.Command{Name: "NETWORK_CHECK", Param: json.RawMessage(`{"task_id":"t3"}`)}
+	info = <-f.netChecks
+	assert.True(t, info.DomainConnectivity)
+	assert.False(t, info.DestinationConnectivity)
+	assert.Equal(t, "failed", info.EvaluationResult)
+	assert.Equal(t, "success", f.next(t).Result, "the check ran; its finding is in the figures")
+
+	f.commands <- smsapi.Command{Name: "NETWORK_CHECK", Param: json.RawMessage(`{}`)}
+	res = f.next(t)
+	assert.Equal(t, "fail", res.Result)
+	assert.Equal(t, "SMS.6004", res.Detail["error_code"])
 }
 
 func TestClassify(t *testing.T) {

@@ -202,3 +202,22 @@ func (c *Client) ReportConsistency(ctx context.Context, taskID string, rs []Cons
 	return c.do(ctx, http.MethodPost, "/v3/tasks/"+url.PathEscape(taskID)+"/consistency-result",
 		map[string]any{"consistency_result": rs}, nil)
 }
+
+// NetworkCheckInfo is POST /v3/{task_id}/update-network-check-info: what a
+// network check measured between the source and its target.
+type NetworkCheckInfo struct {
+	DomainConnectivity      bool    `json:"domain_connectivity"`      // the SMS API answers
+	DestinationConnectivity bool    `json:"destination_connectivity"` // the target's receiver answers
+	NetworkDelay            float64 `json:"network_delay"`            // ms, mean round trip
+	NetworkJitter           float64 `json:"network_jitter"`           // ms
+	MigrationSpeed          float64 `json:"migration_speed"`          // Mbit/s
+	LossPercentage          float64 `json:"loss_percentage"`          // %
+	CPUUsage                float64 `json:"cpu_usage"`                // % of the host
+	MemUsage                float64 `json:"mem_usage"`                // % of the host
+	EvaluationResult        string  `json:"evaluation_result"`        // healthy, degraded or failed
+}
+
+// UpdateNetworkCheckInfo reports a network check.
+func (c *Client) UpdateNetworkCheckInfo(ctx context.Context, taskID string, info NetworkCheckInfo) error {
+	return c.do(ctx, http.MethodPost, "/v3/"+url.PathEscape(taskID)+"/update-network-check-info", info, nil)
+}

@@ -30,6 +30,9 @@ type Usage struct {
 	AgentMemUsage float64 `json:"agent_mem_usage"` // MB resident (VmRSS) of this process
 	TotalDiskIO   float64 `json:"total_disk_io"`   // MB/s read and written by the host's disks
 	AgentDiskIO   float64 `json:"agent_disk_io"`   // MB/s this process read from and wrote to storage
+	// TotalMemPercent is TotalMemUsage as a share of MemTotal, 0..100 (the
+	// network check's mem_usage).
+	TotalMemPercent float64 `json:"-"`
 }
 
 // Spec ranges of the progress fields.
@@ -81,6 +84,7 @@ type snapshot struct {
 	ioBytes     uint64 // read_bytes+write_bytes of this process
 	ioOK        bool
 	memUsedKB   uint64
+	memTotalKB  uint64
 	memOK       bool
 	rssKB       uint64
 	rssOK       bool
@@ -107,6 +111,7 @@ func (s *Sampler) read() (snapshot, error) {
 	}
 	if d, err := s.file("/proc/meminfo"); err == nil {
 		n.memUsedKB, n.memOK = parseMemUsed(d)
+		n.memTotalKB, _ = parseStatusKB(d, "MemTotal")
 	} else {
 		errs = append(errs, err)
 	}
@@ -178,6 +183,9 @@ func compute(prev, cur snapshot) Usage {
 	}
 	if cur.memOK {
 		u.TotalMemUsage = float64(cur.memUsedKB) / 1024
+		if cur.memTotalKB > 0 {
+			u.TotalMemPercent = round2(clamp(float64(cur.memUsedKB)/float64(cur.memTotalKB)*100, maxPercent))
+		}
 	}
 	if cur.rssOK {
 		u.AgentMemUsage = float64(cur.rssKB) / 1024

@@ -134,7 +134,7 @@ func TestSampleDeltas(t *testing.T) {
 	mu.Unlock()
 	u, err := s.Sample()
 	require.NoError(t, err)
-	assert.Equal(t, Usage{TotalCPUUsage: 30, AgentCPUUsage: 25, TotalMemUsage: 2048, AgentMemUsage: 60,
+	assert.Equal(t, Usage{TotalCPUUsage: 30, AgentCPUUsage: 25, TotalMemUsage: 2048, AgentMemUsage: 60, TotalMemPercent: 25,
 		TotalDiskIO: 5, AgentDiskIO: 2}, u)
 
 	// Counters that went back (a reset) and no time passing give zeros,
@@ -142,7 +142,7 @@ func TestSampleDeltas(t *testing.T) {
 	p.set(map[string]string{"proc/self/io": "read_bytes: 0\nwrite_bytes: 0\n"})
 	u, err = s.Sample()
 	require.NoError(t, err)
-	assert.Equal(t, Usage{TotalMemUsage: 2048, AgentMemUsage: 60}, u)
+	assert.Equal(t, Usage{TotalMemUsage: 2048, AgentMemUsage: 60, TotalMemPercent: 25}, u)
 
 	// Values beyond the spec's ranges are clamped.
 	p.set(map[string]string{"proc/self/stat": "99 (sms-agent) S 1 1 1 0 -1 0 0 0 0 0 999999 100 0 0 20 0 9 0 1 1 1\n",

@@ -116,7 +116,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 				return runner.Usage{}
 			}
 			return runner.Usage{TotalCPU: u.TotalCPUUsage, AgentCPU: u.AgentCPUUsage, TotalMem: u.TotalMemUsage,
-				AgentMem: u.AgentMemUsage, TotalDiskIO: u.TotalDiskIO, AgentDiskIO: u.AgentDiskIO}
+				AgentMem: u.AgentMemUsage, TotalDiskIO: u.TotalDiskIO, AgentDiskIO: u.AgentDiskIO, TotalMemPercent: u.TotalMemPercent}
 		},
 	})
 	log.Info("sms-agent starting", "version", version, "server", *server, "state_dir", *stateDir)

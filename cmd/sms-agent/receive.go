@@ -10,6 +10,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/blocksync"
 	"github.com/smsflow/smsflow/agent/filesync"
+	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 )
 
@@ -65,6 +66,8 @@ func runReceiver(ctx context.Context, args []string, stderr io.Writer) error {
 		defer c.Close()
 		var err error
 		switch {
+		case c.Kind() == transport.KindProbe:
+			err = netcheck.Serve(ctx, c)
 		case c.Kind() == transport.KindBlock && len(disks) > 0:
 			err = blocksync.Receive(ctx, c, disks)
 		case c.Kind() == transport.KindVerify && len(disks) > 0:

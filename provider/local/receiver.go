@@ -13,6 +13,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/blocksync"
 	"github.com/smsflow/smsflow/agent/filesync"
+	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/provider"
 )
@@ -109,6 +110,8 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ string) error {
 	file := typ == "MIGRATE_FILE"
 	switch {
+	case c.Kind() == transport.KindProbe:
+		return netcheck.Serve(ctx, c)
 	case c.Kind() == transport.KindBlock && !file:
 		return blocksync.Receive(ctx, c, t.Disks)
 	case c.Kind() == transport.KindVerify && !file:
