@@ -305,4 +305,48 @@ func TestRealAgentKilledMidCopy(t *testing.T) {
 	_ = context.Background
 }
 
+// TestRealAgentServeKilledMidCopy: `smsflow serve` is killed with SIGKILL
+// in the middle of a real copy (its worker hosts the target's receiver) and
+// started again. The agent's link breaks; it runs the pass again once the
+// receiver is back, from its checkpoint; the task ends MIGRATE_SUCCESS with
+// the target identical.
+func TestRealAgentServeKilledMidCopy(t *testing.T) {
+	s := newServer(t)
+	img := filepath.Join(t.TempDir(), "vda.img")
+	diskImage(t, img, 256<<20, 13)
+	a := startAgent(t, s, "--name", "srvkill-01", "--disk-image", "/dev/vda="+img, "--only-images")
+	src := s.waitSource(t, "srvkill-01")
+	var out struct {
+		ID string `json:"id"`
+	}
+	s.call("POST", "/v3/tasks", map[string]any{
+		"name": "srvkill", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": src},
+		"target_server": map[string]any{"vm_id": "", "name": "srvkill-target"}, "region_name": "local", "region_id": "local",
+		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false, "speed_limit": 300,
+	}, &out)
+	id := out.ID
+	require.Eventually(t, func() bool {
+		for _, st := range s.task(id).SubTasks {
+			if st.Name == "MIGRATE_LINUX_BLOCK" && st.Progress >= 20 {
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 100*time.Millisecond, "the copy gets going")
+	s.kill()
+	s.start() // the same data dir: the run, the target and its receiver come back
+
+	tk := s.waitState(id, "MIGRATE_SUCCESS", 3*time.Minute)
+	target := filepath.Join(tk.TargetServer.Location, "disk-0.img")
+	assert.True(t, sameHead(t, img, target), "the target is the source")
+	logs := a.log.String()
+	assert.Contains(t, logs, "the link to the target broke; running the pass again")
+	i := strings.LastIndex(logs, `"command":"START","blocks":`)
+	require.Positive(t, i, logs)
+	var blocks int
+	_, err := fmt.Sscanf(logs[i+len(`"command":"START","blocks":`):], "%d", &blocks)
+	require.NoError(t, err)
+	assert.Less(t, blocks, 1024, "the pass resumed from its checkpoint, not from zero")
+}
+
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

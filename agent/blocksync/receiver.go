@@ -29,7 +29,11 @@ func Receive(ctx context.Context, c *transport.Conn, disks []string) error {
 	err := r.run(ctx)
 	if err != nil {
 		var re *transport.RemoteError
-		if !errors.As(err, &re) {
+		switch {
+		case errors.As(err, &re):
+		case ctx.Err() != nil:
+			c.SendError(transport.StoppingMsg)
+		default:
 			c.SendError(err.Error())
 		}
 	}

@@ -120,6 +120,7 @@ func Receive(ctx context.Context, c *transport.Conn, root string) error {
 		c.SendError(err.Error())
 		return err
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	k := armKick(ctx, c)
@@ -162,7 +163,11 @@ func Receive(ctx context.Context, c *transport.Conn, root string) error {
 		}
 		var re *transport.RemoteError
 		if !errors.As(err, &re) && !isConnErr(err) {
-			c.SendError(err.Error())
+			if parent.Err() != nil {
+				c.SendError(transport.StoppingMsg)
+			} else {
+				c.SendError(err.Error())
+			}
 			drain(c)
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/smsflow/smsflow/agent/blocksync"
@@ -30,6 +32,53 @@ func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
 	rep := newReporter(r, spec)
 	defer rep.stop()
 
+	// A link that breaks mid-pass (the target's receiver restarting with its
+	// worker, a network blip) does not fail the command: the pass runs
+	// again, the full copy from its last checkpoint, file passes skipping
+	// what arrived. Refusals and source changes end it at once.
+	start := time.Now()
+	b := newBackoff()
+	for attempt := 1; ; attempt++ {
+		err := r.pass(ctx, spec, creds, rep)
+		if err == nil {
+			return rep.finish(ctx)
+		}
+		if ctx.Err() != nil || !linkBroke(err) || time.Since(start) > passRetryFor {
+			return err
+		}
+		r.log.Warn("the link to the target broke; running the pass again", "task", spec.TaskID,
+			"command", spec.Command, "attempt", attempt, "err", err)
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// passRetryFor bounds how long a broken link is retried before the
+// command fails (SMS.0807 or the last error's code).
+const passRetryFor = 30 * time.Minute
+
+// linkBroke tells a connection that failed under the pass (reset, closed,
+// timed out, cut short) from a refusal or a fault of the source.
+func linkBroke(err error) bool {
+	var re *transport.RemoteError
+	var ne net.Error
+	switch {
+	case transport.IsStopping(err):
+		return true // the receiver shut down with its worker: it comes back
+	case errors.As(err, &re), errors.Is(err, blocksync.ErrDiskChanged), errors.Is(err, errUnreachable),
+		errors.Is(err, transport.ErrAuth):
+		return false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, net.ErrClosed),
+		errors.As(err, &ne):
+		return true
+	}
+	return false
+}
+
+// pass is one attempt: copy, verify, report the verification.
+func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, rep *reporter) error {
 	file := spec.Type == "MIGRATE_FILE"
 	kind := transport.KindBlock
 	if file {
@@ -101,7 +150,7 @@ func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
 	if err := r.cfg.API.ReportConsistency(ctx, spec.TaskID, results); err != nil {
 		return fmt.Errorf("report consistency: %w", err)
 	}
-	return rep.finish(ctx)
+	return nil
 }
 
 var errNoTarget = errors.New("no target")

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -334,5 +336,26 @@ func TestClassify(t *testing.T) {
 		code, msg := classify(tc.err)
 		assert.Equal(t, tc.code, code, "%v", tc.err)
 		assert.Equal(t, tc.err.Error(), msg)
+	}
+}
+
+func TestLinkBroke(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("blocksync: recv: %w", io.EOF), true},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{fmt.Errorf("write tcp: %w", syscall.ECONNRESET), true},
+		{fmt.Errorf("write tcp: %w", syscall.EPIPE), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, true},
+		{&transport.RemoteError{Msg: transport.StoppingMsg}, true},
+		{&transport.RemoteError{Msg: "blocksync: block past the end of disk 0"}, false},
+		{fmt.Errorf("pass: %w", blocksync.ErrDiskChanged), false},
+		{fmt.Errorf("%w: refused", errUnreachable), false},
+		{transport.ErrAuth, false},
+		{errors.New("read /dev/vda: input/output error"), false},
+	} {
+		assert.Equal(t, tc.want, linkBroke(tc.err), "%v", tc.err)
 	}
 }

@@ -85,6 +85,16 @@ type RemoteError struct{ Msg string }
 
 func (e *RemoteError) Error() string { return "transport: peer: " + e.Msg }
 
+// StoppingMsg is what a receiver tells the sender when it shuts down
+// mid-pass (its worker stopping): the sender may come back and resume.
+const StoppingMsg = "transport: receiver stopping"
+
+// IsStopping tells whether err is a receiver's shutdown notice.
+func IsStopping(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Msg == StoppingMsg
+}
+
 // ErrAuth: the passphrase did not match.
 var ErrAuth = errors.New("transport: authentication failed")
 
