@@ -59,7 +59,9 @@ func startReceive(t *testing.T, args ...string) string {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runReceiver(ctx, append([]string{"--listen", addr, "--log-level", "warn"}, args...), io.Discard) }()
+	go func() {
+		done <- runReceiver(ctx, append([]string{"--listen", addr, "--log-level", "warn"}, args...), io.Discard)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	require.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", addr)
