@@ -227,6 +227,22 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	assert.Greater(t, nc.Info.Speed, 10.0, "loopback carries more than 10 Mbit/s")
 	assert.Equal(t, "healthy", nc.Info.Evaluation)
 
+	// The operator collects the agent's log without a shell on the source.
+	s.call("POST", "/v3/tasks/"+id+"/log", map[string]string{"log_bucket": "support"}, nil)
+	var logState struct {
+		Status string `json:"log_collect_status"`
+	}
+	require.Eventually(t, func() bool {
+		s.call("GET", "/v3/tasks/"+id, nil, &logState)
+		return logState.Status == "UPLOADED"
+	}, 30*time.Second, 200*time.Millisecond, "the agent uploads its log")
+	code, agentLog, err := s.do("GET", "/v3/tasks/"+id+"/agent-log", nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, code, string(agentLog))
+	assert.Contains(t, string(agentLog), `"msg":"registered"`)
+	assert.Contains(t, string(agentLog), `"msg":"network check"`)
+	assert.NotContains(t, string(agentLog), s.creds.SK)
+
 	changeBlocks(t, img, 16, 6)
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "test"}, nil)
 	tk = s.waitState(id, "MIGRATE_SUCCESS", 2*time.Minute)

@@ -30,6 +30,7 @@ var migrations = []migration{
 	{ID: "0001_tenancy_migprojects_templates", Up: m0001},
 	{ID: "0002_sources_commands", Up: m0002},
 	{ID: "0003_tasks", Up: m0003},
+	{ID: "0004_agent_logs", Up: m0004},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -400,3 +401,18 @@ type m0003Task struct {
 func (m0003Task) TableName() string { return "tasks" }
 
 func m0003(tx *gorm.DB) error { return createTables(tx, &m0003Task{}) }
+
+// m0004AgentLog is AgentLog as migration 0004 created it.
+type m0004AgentLog struct {
+	ID        uint64    `gorm:"primaryKey;autoIncrement"`
+	DomainID  string    `gorm:"size:64;not null;index:ix_agent_logs_task,priority:1"`
+	TaskID    string    `gorm:"size:64;not null;index:ix_agent_logs_task,priority:2"`
+	Bucket    string    `gorm:"size:255;not null"`
+	Size      int64     `gorm:"not null"`
+	Gzip      []byte    `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (m0004AgentLog) TableName() string { return "agent_logs" }
+
+func m0004(tx *gorm.DB) error { return createTables(tx, &m0004AgentLog{}) }

@@ -333,6 +333,9 @@ func (s *Store) DeleteTask(ctx context.Context, t Tenant, id string) error {
 		if err := tx.Where("domain_id = ? AND id = ?", t.DomainID, id).Delete(&Task{}).Error; err != nil {
 			return err
 		}
+		if err := tx.Where("domain_id = ? AND task_id = ?", t.DomainID, id).Delete(&AgentLog{}).Error; err != nil {
+			return err
+		}
 		return tx.Model(&Source{}).Where("domain_id = ? AND id = ? AND current_task_id = ?", t.DomainID, task.SourceID, id).
 			Update("current_task_id", nil).Error
 	})

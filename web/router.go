@@ -79,6 +79,8 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/tasks/:task_id/consistency-result", tk.showConsistency)
 	api.POST("/tasks/:task_id/consistency-result", tk.setConsistency)
 	api.POST("/tasks/:task_id/log", func(c *gin.Context) { tk.collectLog(c, s.deps.Queue) })
+	api.PUT("/tasks/:task_id/agent-log", tk.uploadAgentLog)
+	api.GET("/tasks/:task_id/agent-log", tk.downloadAgentLog)
 	api.POST("/:task_id/update-network-check-info", tk.networkCheckInfo)
 
 	r.GET("/", listVersions)

@@ -28,6 +28,8 @@ type TaskStore interface {
 	DeleteTask(ctx context.Context, t store.Tenant, id string) error
 	TaskSummaries(ctx context.Context, t store.Tenant, ids []string) (map[string]store.TaskSummary, error)
 	TargetVMInUse(ctx context.Context, t store.Tenant, vmID, exceptTask string) (bool, error)
+	SaveAgentLog(ctx context.Context, t store.Tenant, taskID, bucket string, text []byte) (*store.AgentLog, error)
+	LatestAgentLog(ctx context.Context, t store.Tenant, taskID string) (*store.AgentLog, error)
 }
 
 // TaskEngine runs tasks as workflows (engine.Engine).

@@ -49,6 +49,9 @@ type Config struct {
 	Logger *slog.Logger
 	// NetworkCheck shapes the NETWORK_CHECK measurement (zero: defaults).
 	NetworkCheck netcheck.Options
+	// Logs returns the newest part of the agent's log (UPLOAD_LOG); nil:
+	// uploads are refused.
+	Logs func() []byte
 }
 
 // Usage is the resource figures of a progress report.
@@ -192,6 +195,7 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	var p struct {
 		jobSpec
 		OverSpeedThreshold float64 `json:"over_speed_threshold"`
+		Bucket             string  `json:"bucket"` // UPLOAD_LOG
 	}
 	if len(cmd.Param) > 0 {
 		if err := json.Unmarshal(cmd.Param, &p); err != nil {
@@ -236,12 +240,42 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 			defer r.wg.Done()
 			r.networkCheck(ctx, spec)
 		}()
-	case "UPLOAD_LOG", "CLEAN":
+	case "UPLOAD_LOG":
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.uploadLog(ctx, spec.TaskID, p.Bucket)
+		}()
+	case "CLEAN":
 		r.result(ctx, cmd.Name, "success", "", "")
 	default:
 		log.Warn("unknown command")
 		r.result(ctx, cmd.Name, "fail", "SMS.6004", "unknown command "+cmd.Name)
 	}
+}
+
+// uploadLog sends the log the agent keeps in memory to the server, where
+// the operator downloads it (GET /v3/tasks/{id}/agent-log).
+func (r *Runner) uploadLog(ctx context.Context, taskID, bucket string) {
+	if taskID == "" {
+		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.6004", "the upload names no task")
+		return
+	}
+	if r.cfg.Logs == nil {
+		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.7707", "this agent keeps no log to upload")
+		return
+	}
+	text := r.cfg.Logs()
+	if len(text) == 0 {
+		text = []byte("[sms-agent: the log is empty]\n")
+	}
+	if err := r.cfg.API.UploadLog(ctx, taskID, bucket, text); err != nil {
+		r.log.Warn("log upload failed", "task", taskID, "err", err)
+		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.1801", "upload the log: "+err.Error())
+		return
+	}
+	r.log.Info("log uploaded", "task", taskID, "bytes", len(text))
+	r.result(ctx, "UPLOAD_LOG", "success", "", "")
 }
 
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)

@@ -49,11 +49,12 @@ type fakeAPI struct {
 	results       chan commandResult
 	creds         transport.Creds // served by certkey and passphrase
 	netChecks     chan smsapi.NetworkCheckInfo
+	logs          chan string // bucket + "\n" + uploaded text
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
 	f := &fakeAPI{t: t, commands: make(chan smsapi.Command, 10), results: make(chan commandResult, 10),
-		netChecks: make(chan smsapi.NetworkCheckInfo, 10)}
+		netChecks: make(chan smsapi.NetworkCheckInfo, 10), logs: make(chan string, 10)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -98,6 +99,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"cert": f.creds.CertPEM, "private_key": f.creds.KeyPEM})
 	case "GET /v3/tasks/t3/passphrase":
 		_ = json.NewEncoder(w).Encode(map[string]string{"passphrase": f.creds.Passphrase})
+	case "PUT /v3/tasks/t3/agent-log":
+		f.logs <- req.URL.Query().Get("bucket") + "\n" + string(body)
+		fmt.Fprint(w, `{}`)
 	case "POST /v3/t3/update-network-check-info":
 		var info smsapi.NetworkCheckInfo
 		if err := json.Unmarshal(body, &info); err != nil {
@@ -226,7 +230,8 @@ func TestCommands(t *testing.T) {
 		{"SPEED_LIMIT", `{"task_id":"t1","speed_limit":0}`, "success", "", func(t *testing.T) {
 			assert.EqualValues(t, 0, r.bucket("t1").Mbps(), "0 lifts the limit")
 		}},
-		{"UPLOAD_LOG", `{}`, "success", "", nil},
+		{"CLEAN", `{}`, "success", "", nil},
+		{"UPLOAD_LOG", `{"task_id":"t1","bucket":"b"}`, "fail", "SMS.7707", nil}, // no Logs configured
 		{"STOP", `{"task_id":"t1"}`, "success", "", nil},
 		{"FROBNICATE", `{}`, "fail", "SMS.6004", nil},
 		{"START", `{"task_id":5}`, "fail", "SMS.6004", nil},
@@ -318,6 +323,32 @@ func TestNetworkCheck(t *testing.T) {
 	res = f.next(t)
 	assert.Equal(t, "fail", res.Result)
 	assert.Equal(t, "SMS.6004", res.Detail["error_code"])
+}
+
+// UPLOAD_LOG sends the log the agent keeps (signed, under the operator's
+// bucket name) and reports success.
+func TestUploadLog(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	r, _ := startRunner(t, srv, t.TempDir(), func(c *Config) {
+		c.Logs = func() []byte { return []byte("time=1 msg=registered\n") }
+	})
+	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
+	f.commands <- smsapi.Command{Name: "UPLOAD_LOG", Param: json.RawMessage(`{"task_id":"t3","bucket":"support-logs"}`)}
+	select {
+	case got := <-f.logs:
+		assert.Equal(t, "support-logs\ntime=1 msg=registered\n", got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no upload")
+	}
+	res := f.next(t)
+	assert.Equal(t, "UPLOAD_LOG", res.Name)
+	assert.Equal(t, "success", res.Result)
+
+	// The server refusing the upload fails the command.
+	f.commands <- smsapi.Command{Name: "UPLOAD_LOG", Param: json.RawMessage(`{"task_id":"t9","bucket":"b"}`)}
+	res = f.next(t)
+	assert.Equal(t, "fail", res.Result)
+	assert.Equal(t, "SMS.1801", res.Detail["error_code"])
 }
 
 func TestClassify(t *testing.T) {

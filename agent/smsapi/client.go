@@ -61,11 +61,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return err
 		}
 	}
+	return c.send(ctx, method, path, "application/json", body, out)
+}
+
+// send is one signed request with a ready body.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("X-Project-Id", c.ProjectID)
 	req.Header.Set("User-Agent", "sms-agent")
 	if c.MachineID != "" {
@@ -220,4 +225,12 @@ type NetworkCheckInfo struct {
 // UpdateNetworkCheckInfo reports a network check.
 func (c *Client) UpdateNetworkCheckInfo(ctx context.Context, taskID string, info NetworkCheckInfo) error {
 	return c.do(ctx, http.MethodPost, "/v3/"+url.PathEscape(taskID)+"/update-network-check-info", info, nil)
+}
+
+// UploadLog sends the agent's log for a task (PUT /v3/tasks/{id}/agent-log,
+// smsflow's extension), under the bucket name the operator gave.
+func (c *Client) UploadLog(ctx context.Context, taskID, bucket string, text []byte) error {
+	q := url.Values{"bucket": {bucket}}
+	return c.send(ctx, http.MethodPut, "/v3/tasks/"+url.PathEscape(taskID)+"/agent-log?"+q.Encode(),
+		"text/plain; charset=utf-8", text, nil)
 }

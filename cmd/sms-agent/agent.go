@@ -14,6 +14,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/filesync"
+	"github.com/smsflow/smsflow/agent/logring"
 	"github.com/smsflow/smsflow/agent/runner"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
@@ -73,7 +74,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
 	}
-	log, err := newLogger(stderr, *logLevel, *logFormat)
+	// The newest 4 MiB of the log stay in memory for UPLOAD_LOG.
+	ring := logring.New(4 << 20)
+	log, err := newLogger(io.MultiWriter(stderr, ring), *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 				OnlyImages: *onlyImages, AgentVersion: "smsflow-agent/" + version})
 		},
 		DiskPaths: diskPaths, FileRoot: *fileRoot, Excludes: excludes, Files: filePlane{}, StateDir: *stateDir,
-		PollWait: *poll, ProgressEvery: *progressEvery, Logger: log,
+		PollWait: *poll, ProgressEvery: *progressEvery, Logger: log, Logs: ring.Bytes,
 		Usage: func() runner.Usage {
 			u, err := sampler.Sample()
 			if err != nil {
