@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"io"
@@ -73,4 +74,39 @@ func TestRunReadsConfig(t *testing.T) {
 	err = runAgent(context.Background(), []string{"--config", p, "--server", "http://x", "stray"}, io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unexpected argument "stray"`)
+}
+
+// FuzzApplyConfigFile: any file content either applies or is refused with
+// an error; never a panic, and never a flag the file did not name.
+func FuzzApplyConfigFile(f *testing.F) {
+	for _, seed := range []string{
+		"server: http://sms:8080\nak: A\n",
+		"# comment\n\nexclude = /data\nexclude: /srv\n",
+		"poll-wait: 10s\nsk: 's'\n",
+		"=\n", ":::\n", "server\n", "config: x\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "agent.conf")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Skip()
+		}
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.String("server", "", "")
+		fs.String("sk", "", "")
+		fs.String("config", "", "")
+		fs.Duration("poll-wait", 0, "")
+		var excludes multi
+		fs.Var(&excludes, "exclude", "")
+		if err := applyConfigFile(fs, p); err != nil {
+			return
+		}
+		fs.Visit(func(fl *flag.Flag) {
+			if !bytes.Contains(data, []byte(fl.Name)) {
+				t.Errorf("flag %s set by a file that does not name it", fl.Name)
+			}
+		})
+	})
 }
