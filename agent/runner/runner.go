@@ -174,11 +174,12 @@ func (r *Runner) register(ctx context.Context) error {
 		}
 		id, err := r.cfg.API.Register(ctx, body)
 		if err == nil {
-			r.sourceID.Store(&id)
-			r.log.Info("registered", "source", id)
 			if err := r.cfg.API.SignPrivacy(ctx); err != nil {
 				r.log.Warn("privacy agreement not signed", "err", err)
 			}
+			// Published last: a known source id means registration is done.
+			r.sourceID.Store(&id)
+			r.log.Info("registered", "source", id)
 			return nil
 		}
 		if !smsapi.IsTemporary(err) {

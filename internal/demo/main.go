@@ -74,7 +74,7 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 		return err
 	}
 	api := &smsapi.Client{BaseURL: server, AK: c.AK, SK: c.SK, ProjectID: c.ProjectID, HTTP: &http.Client{Timeout: time.Minute}}
-	name := fmt.Sprintf("demo-%d", time.Now().Unix())
+	name := fmt.Sprintf("demo-%d-%04x", time.Now().Unix(), rand.Uint32N(1<<16)) // unique even for runs in the same second
 	images := map[string]string{"/dev/vda": img}
 	r := runner.New(runner.Config{
 		API: api, DiskPaths: images, StateDir: filepath.Join(work, name), PollWait: 2 * time.Second,
