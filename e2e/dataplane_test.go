@@ -225,7 +225,9 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	assert.True(t, *nc.Info.Domain)
 	assert.Positive(t, nc.Info.Delay)
 	assert.Greater(t, nc.Info.Speed, 10.0, "loopback carries more than 10 Mbit/s")
-	assert.Equal(t, "healthy", nc.Info.Evaluation)
+	// Loopback grades healthy; a CI machine starved of CPU may see slow
+	// round trips, so only "failed" (target unreached) is wrong here.
+	assert.Contains(t, []string{"healthy", "degraded"}, nc.Info.Evaluation)
 
 	// The operator collects the agent's log without a shell on the source.
 	s.call("POST", "/v3/tasks/"+id+"/log", map[string]string{"log_bucket": "support"}, nil)
