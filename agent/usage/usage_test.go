@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,6 +211,9 @@ func TestAgentCPU(t *testing.T) {
 
 func TestAgentMemory(t *testing.T) {
 	s := liveSampler(t)
+	// Memory freed by earlier tests (or earlier -count runs) would be reused
+	// without growing the RSS: give it back to the OS first.
+	debug.FreeOSMemory()
 	before, err := s.Sample()
 	require.NoError(t, err)
 	buf := make([]byte, 50<<20)
