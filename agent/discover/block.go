@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/smsflow/smsflow/agent/procfs"
 )
 
 // blockDev is a block device of /sys/block: a disk, one of its partitions,
@@ -140,9 +142,9 @@ func newDisco(e *env) *disco {
 		}
 	}
 	if mi := e.read("/proc/self/mountinfo"); mi != "" {
-		d.mounts = parseMountinfo(mi)
+		d.mounts = procfs.ParseMountinfo(mi)
 	} else {
-		d.mounts = parseProcMounts(e.read("/proc/mounts"))
+		d.mounts = procfs.ParseMounts(e.read("/proc/mounts"))
 	}
 	for _, s := range parseSwaps(e.read("/proc/swaps")) {
 		if n := d.resolve(s); n != "" {

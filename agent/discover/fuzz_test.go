@@ -44,28 +44,22 @@ func FuzzParseOSRelease(f *testing.F) {
 	})
 }
 
-func FuzzParseMountinfo(f *testing.F) {
-	f.Add("41 1 253:2 / / rw,relatime shared:1 - xfs /dev/vda2 rw,attr2\n")
-	f.Add("46 41 253:16 /a\\040b /srv/x\\011y rw master:1 propagate_from:2 - ext4 /dev/my\\134d rw\n")
-	f.Add("32 28 0:45 /@data /srv/data rw - btrfs /dev/sdb rw,subvolid=256,subvol=/@data\n1 2 3:x / / rw - e /d r\n")
+// FuzzParseSwapsUdev: the swap and udev parsers never panic (the mount
+// table's parsers are fuzzed in agent/procfs).
+func FuzzParseSwapsUdev(f *testing.F) {
+	f.Add("Filename Type Size Used Priority\n/dev/dm-1 partition 4 0 -2\n/swap\\040file file 4 0 -3\n")
+	f.Add("S:disk/by-uuid/x\nE:ID_FS_TYPE=ext4\nE:ID_FS_UUID=x=y\nE:broken\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		ms := parseMountinfo(data)
-		if len(ms) > strings.Count(data, "\n")+1 {
-			t.Fatalf("%d mounts from %d lines", len(ms), strings.Count(data, "\n")+1)
-		}
-		for _, m := range ms {
-			maj, min, ok := strings.Cut(m.Dev, ":")
-			if !ok || !isUint(maj) || !isUint(min) || m.FSType == "" || m.FSType == "-" {
-				t.Fatalf("bad mount %+v", m)
+		for _, dev := range parseSwaps(data) {
+			if dev == "" {
+				t.Fatalf("an empty swap device from %q", data)
 			}
 		}
-		for _, m := range parseProcMounts(data) {
-			if m.FSType == "" {
-				t.Fatalf("bad mount %+v", m)
+		for k := range parseUdev(data) {
+			if strings.Contains(k, "\n") {
+				t.Fatalf("key %q spans lines", k)
 			}
 		}
-		parseSwaps(data)
-		parseUdev(data)
 	})
 }
 

@@ -147,32 +147,13 @@ func TestSplitDMName(t *testing.T) {
 	assert.False(t, isLV("CRYPT-LUKS2-0123"))
 }
 
-func TestParseMountinfo(t *testing.T) {
-	data := `36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-41 1 253:2 / / rw,relatime shared:1 master:3 propagate_from:2 - xfs /dev/vda2 rw,attr2
-46 41 253:16 /a\040b /srv/with\040space\011tab rw - ext4 /dev/my\134disk rw
-47 41 0:45 /@home /home rw - btrfs /dev/sdb rw,subvolid=257,subvol=/@home
-garbage line
-1 2 3:x / / rw - ext4 /dev/x rw
-1 2 3:4 / / rw ext4 /dev/no-separator rw
-9 8 7:6 / /short - tmpfs
-10 9 0:50 / /nosuper rw - tmpfs tmpfs
-`
-	assert.Equal(t, []mount{
-		{Dev: "98:0", Root: "/mnt1", MountPoint: "/mnt/parent", FSType: "ext3", Source: "/dev/root", SuperOpts: "rw,errors=continue"},
-		{Dev: "253:2", Root: "/", MountPoint: "/", FSType: "xfs", Source: "/dev/vda2", SuperOpts: "rw,attr2"},
-		{Dev: "253:16", Root: "/a b", MountPoint: "/srv/with space\ttab", FSType: "ext4", Source: `/dev/my\disk`, SuperOpts: "rw"},
-		{Dev: "0:45", Root: "/@home", MountPoint: "/home", FSType: "btrfs", Source: "/dev/sdb", SuperOpts: "rw,subvolid=257,subvol=/@home"},
-		{Dev: "0:50", Root: "/", MountPoint: "/nosuper", FSType: "tmpfs", Source: "tmpfs"},
-	}, parseMountinfo(data))
+func TestMountOptsSwapsUdev(t *testing.T) {
 	v, ok := opt("rw,subvolid=257,subvol=/@home", "subvol")
 	assert.True(t, ok)
 	assert.Equal(t, "/@home", v)
 	_, ok = opt("rw", "subvol")
 	assert.False(t, ok)
 
-	assert.Equal(t, []mount{{Root: "/", Source: "/dev/vda1", MountPoint: "/my disk", FSType: "ext4", SuperOpts: "rw"}},
-		parseProcMounts("/dev/vda1 /my\\040disk ext4 rw 0 0\nshort line\n"))
 	assert.Equal(t, []string{"/dev/dm-1", "/dev/vdc1"},
 		parseSwaps("Filename Type Size Used Priority\n/dev/dm-1 partition 4 0 -2\n/swapfile file 4 0 -3\n/dev/vdc1 partition 1 0 -4\n"))
 	assert.Equal(t, map[string]string{"ID_FS_TYPE": "ext4", "ID_FS_UUID": "x=y"},

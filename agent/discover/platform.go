@@ -1,9 +1,12 @@
 package discover
 
 import (
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/smsflow/smsflow/agent/procfs"
 )
 
 // dmi is what /sys/class/dmi/id tells about the machine.
@@ -164,23 +167,12 @@ func cpuCount(e *env) int {
 
 // meminfo reads a /proc/meminfo value in bytes.
 func meminfo(data, key string) (int64, bool) {
-	for _, ln := range strings.Split(data, "\n") {
-		k, v, ok := strings.Cut(ln, ":")
-		if !ok || k != key {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || n < 0 {
-			return 0, false
-		}
-		if len(f) > 1 && f[1] == "kB" {
-			n *= 1024
-		}
-		return n, true
+	n, kB, ok := procfs.Value(data, key)
+	if !ok || n > math.MaxInt64/1024 {
+		return 0, false
 	}
-	return 0, false
+	if kB {
+		n *= 1024
+	}
+	return int64(n), true
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/smsflow/smsflow/agent/procfs"
 	"github.com/smsflow/smsflow/agent/transport"
 )
 
@@ -281,7 +282,7 @@ func TestMountinfo(t *testing.T) {
 30 27 0:40 / /run/user/1000/gvfs rw - fuse.gvfsd-fuse gvfsd-fuse rw
 31 27 7:0 / /snap/core/1 ro - squashfs /dev/loop0 ro
 garbage line`
-	assert.Equal(t, []string{"proc", "mnt/with space", "run/user/1000/gvfs", "snap/core/1"}, virtualMounts(parseMountinfo(data)))
+	assert.Equal(t, []string{"proc", "mnt/with space", "run/user/1000/gvfs", "snap/core/1"}, virtualMounts(procfs.ParseMountinfo(data)))
 }
 
 // TestInterruptedPass kills passes midway in several ways; the next pass

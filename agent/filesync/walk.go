@@ -11,10 +11,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smsflow/smsflow/agent/procfs"
 )
 
 // defaultExcludes are never copied when the root is "/": they hold the
@@ -36,55 +37,16 @@ var virtualFS = map[string]bool{
 	"glusterfs": true, "9p": true, "virtiofs": true,
 }
 
-type mount struct{ point, fstype string }
-
-// parseMountinfo reads /proc/self/mountinfo's format: "id parent maj:min
-// root mountpoint options [optional…] - fstype source superoptions".
-func parseMountinfo(data string) []mount {
-	var out []mount
-	for _, line := range strings.Split(data, "\n") {
-		left, right, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(lf) < 5 || len(rf) < 1 {
-			continue
-		}
-		out = append(out, mount{point: unescapeOctal(lf[4]), fstype: rf[0]})
-	}
-	return out
-}
-
-// unescapeOctal undoes mountinfo's \040-style escapes.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // virtualMounts lists the mount points (relative to "/") of virtual file
 // systems.
-func virtualMounts(mounts []mount) []string {
+func virtualMounts(mounts []procfs.Mount) []string {
 	var out []string
 	for _, m := range mounts {
-		if m.point == "/" || !strings.HasPrefix(m.point, "/") {
+		if m.MountPoint == "/" || !strings.HasPrefix(m.MountPoint, "/") {
 			continue
 		}
-		if virtualFS[m.fstype] || strings.HasPrefix(m.fstype, "fuse") {
-			out = append(out, strings.TrimPrefix(path.Clean(m.point), "/"))
+		if virtualFS[m.FSType] || strings.HasPrefix(m.FSType, "fuse") {
+			out = append(out, strings.TrimPrefix(path.Clean(m.MountPoint), "/"))
 		}
 	}
 	return out
@@ -131,7 +93,7 @@ func newTree(o SendOptions) (*tree, error) {
 			t.exclude[d] = true
 		}
 		if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-			for _, m := range virtualMounts(parseMountinfo(string(data))) {
+			for _, m := range virtualMounts(procfs.ParseMountinfo(string(data))) {
 				if _, user := t.exclude[m]; !user {
 					t.exclude[m] = true
 				}

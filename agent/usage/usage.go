@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/smsflow/smsflow/agent/procfs"
 )
 
 // Usage is one sample, in the units and ranges of the spec's progress
@@ -110,8 +112,7 @@ func (s *Sampler) read() (snapshot, error) {
 		errs = append(errs, err)
 	}
 	if d, err := s.file("/proc/meminfo"); err == nil {
-		n.memUsedKB, n.memOK = parseMemUsed(d)
-		n.memTotalKB, _ = parseStatusKB(d, "MemTotal")
+		n.memUsedKB, n.memTotalKB, n.memOK = parseMemUsed(d)
 	} else {
 		errs = append(errs, err)
 	}
@@ -264,27 +265,16 @@ func parseSelfStat(data string) (uint64, bool) {
 // parseStatusKB reads a "Key:   123 kB" line of /proc/meminfo or
 // /proc/<pid>/status.
 func parseStatusKB(data, key string) (uint64, bool) {
-	for _, ln := range strings.Split(data, "\n") {
-		k, v, ok := strings.Cut(ln, ":")
-		if !ok || k != key {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(f[0], 10, 64)
-		return n, err == nil
-	}
-	return 0, false
+	n, _, ok := procfs.Value(data, key)
+	return n, ok
 }
 
-// parseMemUsed is MemTotal - MemAvailable in kB; kernels before 3.14 have
-// no MemAvailable: MemFree + Buffers + Cached stands in.
-func parseMemUsed(data string) (uint64, bool) {
-	total, ok := parseStatusKB(data, "MemTotal")
+// parseMemUsed is MemTotal - MemAvailable, and MemTotal, in kB; kernels
+// before 3.14 have no MemAvailable: MemFree + Buffers + Cached stands in.
+func parseMemUsed(data string) (used, total uint64, ok bool) {
+	total, ok = parseStatusKB(data, "MemTotal")
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
 	avail, ok := parseStatusKB(data, "MemAvailable")
 	if !ok {
@@ -292,14 +282,14 @@ func parseMemUsed(data string) (uint64, bool) {
 		buf, _ := parseStatusKB(data, "Buffers")
 		cached, _ := parseStatusKB(data, "Cached")
 		if !ok1 {
-			return 0, false
+			return 0, 0, false
 		}
 		avail = free + buf + cached
 	}
 	if avail > total {
-		return 0, true
+		return 0, total, true
 	}
-	return total - avail, true
+	return total - avail, total, true
 }
 
 // parseDiskstats sums the sectors read and written (fields 6 and 10) of

@@ -52,15 +52,17 @@ func TestParsers(t *testing.T) {
 		_, ok = parseStatusKB(status, "VmSwap")
 		assert.False(t, ok)
 
-		used, ok := parseMemUsed("MemTotal:        3880292 kB\nMemFree:  100 kB\nMemAvailable:    3318440 kB\n")
+		used, total, ok := parseMemUsed("MemTotal:        3880292 kB\nMemFree:  100 kB\nMemAvailable:    3318440 kB\n")
 		assert.True(t, ok)
 		assert.Equal(t, uint64(3880292-3318440), used)
-		used, ok = parseMemUsed("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n") // kernel < 3.14
+		assert.Equal(t, uint64(3880292), total)
+		used, total, ok = parseMemUsed("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n") // kernel < 3.14
 		assert.True(t, ok)
 		assert.Equal(t, uint64(600), used)
-		_, ok = parseMemUsed("MemFree: 1 kB\n")
+		assert.Equal(t, uint64(1000), total)
+		_, _, ok = parseMemUsed("MemFree: 1 kB\n")
 		assert.False(t, ok)
-		_, ok = parseMemUsed("MemTotal: 1000 kB\n")
+		_, _, ok = parseMemUsed("MemTotal: 1000 kB\n")
 		assert.False(t, ok)
 	})
 	t.Run("diskstats", func(t *testing.T) {
