@@ -183,21 +183,20 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// hashFile is the xxhash64 of the file's content (holes read as zeros
-// without touching the disk).
-func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
-	h := xxhash.New()
+// readSparse walks a file's content in order: each hole (found with
+// SEEK_DATA/SEEK_HOLE, not read) goes to hole, the data between in chunks
+// of len(buf) to data. It returns how far it got: less than size if the
+// file shrank meanwhile.
+func readSparse(f *os.File, size int64, buf []byte, hole func(n int64) error, data func(p []byte) error) (int64, error) {
 	fd := int(f.Fd())
 	var off int64
 	for off < size {
-		d := nextData(fd, off, size)
-		for off < d {
-			n := min(int64(len(zeroBuf)), d-off)
-			h.Write(zeroBuf[:n])
-			off += n
-		}
-		if off >= size {
-			break
+		if d := nextData(fd, off, size); d > off {
+			if err := hole(d - off); err != nil {
+				return 0, err
+			}
+			off = d
+			continue
 		}
 		end := nextHole(fd, off, size)
 		if end <= off {
@@ -206,15 +205,40 @@ func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
 		for off < end {
 			n := int(min(int64(len(buf)), end-off))
 			got, err := f.ReadAt(buf[:n], off)
-			h.Write(buf[:got])
-			off += int64(got)
+			if got > 0 {
+				if derr := data(buf[:got]); derr != nil {
+					return 0, derr
+				}
+				off += int64(got)
+			}
 			if err != nil {
 				if errors.Is(err, io.EOF) {
-					return h.Sum64(), nil // shrank meanwhile
+					return off, nil
 				}
 				return 0, err
 			}
 		}
+	}
+	return off, nil
+}
+
+// hashFile is the xxhash64 of the file's content (holes read as zeros
+// without touching the disk).
+func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
+	h := xxhash.New()
+	_, err := readSparse(f, size, buf, func(n int64) error {
+		for n > 0 {
+			k := min(int64(len(zeroBuf)), n)
+			h.Write(zeroBuf[:k])
+			n -= k
+		}
+		return nil
+	}, func(p []byte) error {
+		h.Write(p)
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return h.Sum64(), nil
 }

@@ -712,39 +712,7 @@ func (e *emitter) pages(b []byte) error {
 // are not read, zero pages in the data become holes too. It returns the
 // size sent (less than size if the file shrank meanwhile).
 func (e *emitter) wholeStream(f *os.File, size int64, buf []byte) (int64, error) {
-	fd := int(f.Fd())
-	var off int64
-	for off < size {
-		d := nextData(fd, off, size)
-		if d > off {
-			if err := e.hole(d - off); err != nil {
-				return 0, err
-			}
-			off = d
-			continue
-		}
-		end := nextHole(fd, off, size)
-		if end <= off {
-			end = size
-		}
-		for off < end {
-			n := int(min(int64(len(buf)), end-off))
-			got, err := f.ReadAt(buf[:n], off)
-			if got > 0 {
-				if perr := e.pages(buf[:got]); perr != nil {
-					return 0, perr
-				}
-				off += int64(got)
-			}
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					return off, nil
-				}
-				return 0, err
-			}
-		}
-	}
-	return off, nil
+	return readSparse(f, size, buf, e.hole, e.pages)
 }
 
 // deltaStream sends a file the target has an older version of: block by
