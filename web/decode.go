@@ -34,6 +34,39 @@ func bindJSON(c *gin.Context, dst any) error {
 	return decodeJSON(body, dst)
 }
 
+// validator is a request body that checks its fields.
+type validator interface{ validate() error }
+
+// bindValid is bindJSON, then the body's own checks.
+func bindValid(c *gin.Context, dst validator) error {
+	if err := bindJSON(c, dst); err != nil {
+		return err
+	}
+	return dst.validate()
+}
+
+// bindIDs decodes the {"ids": [...]} body of a batch delete: the list is
+// required, each id 0 to 255 characters.
+func bindIDs(c *gin.Context) ([]string, error) {
+	var b struct {
+		IDs *[]string `json:"ids"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		return nil, err
+	}
+	var v checks
+	if !v.required("ids", b.IDs != nil) {
+		return nil, v.err()
+	}
+	for i := range *b.IDs {
+		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], true, 0, 255)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return *b.IDs, nil
+}
+
 // decodeJSON is bindJSON without the HTTP parts (fuzzed directly).
 func decodeJSON(body []byte, dst any) error {
 	trimmed := bytes.TrimSpace(body)

@@ -180,11 +180,7 @@ func refreshDerived(src *store.Source) {
 // again refreshes its facts and returns the same id.
 func (h sourceHandlers) register(c *gin.Context) {
 	var b registerBody
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := b.validate(); err != nil {
+	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -656,11 +652,7 @@ func (h sourceHandlers) update(c *gin.Context) {
 		return
 	}
 	var b updateSourceBody
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := b.validate(); err != nil {
+	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -824,26 +816,12 @@ func (h sourceHandlers) delete(c *gin.Context) {
 
 // batchDelete: POST /v3/sources/delete {"ids"}; all or nothing.
 func (h sourceHandlers) batchDelete(c *gin.Context) {
-	var b struct {
-		IDs *[]string `json:"ids"`
-	}
-	if err := bindJSON(c, &b); err != nil {
+	ids, err := bindIDs(c)
+	if err != nil {
 		fail(c, err)
 		return
 	}
-	var v checks
-	if !v.required("ids", b.IDs != nil) {
-		fail(c, v.err())
-		return
-	}
-	for i := range *b.IDs {
-		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], true, 0, 255)
-	}
-	if err := v.err(); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteSources(c.Request.Context(), mustPrincipal(c).Tenant(), *b.IDs, busy); err != nil {
+	if err := h.store.DeleteSources(c.Request.Context(), mustPrincipal(c).Tenant(), ids, busy); err != nil {
 		fail(c, sourceError(err, ""))
 		return
 	}

@@ -77,11 +77,7 @@ func taskError(err error, id string) error {
 // together; if the workflow cannot start, the task is not kept.
 func (h taskHandlers) create(c *gin.Context) {
 	var b createTaskBody
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := b.validate(); err != nil {
+	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -402,11 +398,7 @@ func (h taskHandlers) update(c *gin.Context) {
 		return
 	}
 	var b updateTaskBody
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := b.validate(); err != nil {
+	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -520,28 +512,14 @@ func (h taskHandlers) deleteOne(ctx context.Context, t store.Tenant, id string) 
 // batchDelete: POST /v3/tasks/delete {"ids"}: every task is checked first,
 // so a refusal deletes none.
 func (h taskHandlers) batchDelete(c *gin.Context) {
-	var b struct {
-		IDs *[]string `json:"ids"`
-	}
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	var v checks
-	if !v.required("ids", b.IDs != nil) {
-		fail(c, v.err())
-		return
-	}
-	for i := range *b.IDs {
-		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], true, 0, 255)
-	}
-	if err := v.err(); err != nil {
+	ids, err := bindIDs(c)
+	if err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
 	t := mustPrincipal(c).Tenant()
-	ids := dedupeStrings(*b.IDs)
+	ids = dedupeStrings(ids)
 	for _, id := range ids {
 		if _, err := h.deletable(ctx, t, id); err != nil {
 			fail(c, taskError(err, id))

@@ -99,11 +99,7 @@ func (h taskHandlers) progress(c *gin.Context) {
 		return
 	}
 	var b progressBody
-	if err := bindJSON(c, &b); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := b.validate(); err != nil {
+	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
