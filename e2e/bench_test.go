@@ -110,15 +110,7 @@ func BenchmarkMigrations(b *testing.B) {
 }
 
 func createTaskTB(tb testing.TB, s *server, a *scriptedAgent) string {
-	var out struct {
-		ID string `json:"id"`
-	}
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": a.sourceID[:8], "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": a.sourceID},
-		"target_server": map[string]any{"vm_id": "", "name": "bench"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false,
-	}, &out)
-	return out.ID
+	return s.localTask(a.sourceID[:8], "MIGRATE_BLOCK", a.sourceID, nil)
 }
 
 // countActivities is how many activities a run scheduled.
@@ -186,15 +178,7 @@ func BenchmarkActionLatency(b *testing.B) {
 		a := newAgent(b, s, fmt.Sprintf("lat-%02d", i))
 		a.onCommand = copyAll(ctx)
 		go a.run(ctx)
-		var out struct {
-			ID string `json:"id"`
-		}
-		s.call("POST", "/v3/tasks", map[string]any{
-			"name": fmt.Sprintf("lat-%02d", i), "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": a.sourceID},
-			"target_server": map[string]any{"vm_id": "", "name": "bench"}, "region_name": "local", "region_id": "local",
-			"project_name": "default", "project_id": s.creds.ProjectID, "syncing": true,
-		}, &out)
-		ids[i] = out.ID
+		ids[i] = s.localTask(fmt.Sprintf("lat-%02d", i), "MIGRATE_BLOCK", a.sourceID, map[string]any{"syncing": true})
 	}
 	for _, id := range ids {
 		s.waitState(id, "SYNCING", 2*time.Minute)
@@ -246,15 +230,7 @@ func BenchmarkRealAgent1GiB(b *testing.B) {
 		}()
 		b.ResetTimer()
 		start := time.Now()
-		var out struct {
-			ID string `json:"id"`
-		}
-		s.call("POST", "/v3/tasks", map[string]any{
-			"name": "bench", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": src},
-			"target_server": map[string]any{"vm_id": "", "name": "bench-target"}, "region_name": "local", "region_id": "local",
-			"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false,
-		}, &out)
-		s.waitState(out.ID, "MIGRATE_SUCCESS", 10*time.Minute)
+		s.waitState(s.localTask("bench", "MIGRATE_BLOCK", src, nil), "MIGRATE_SUCCESS", 10*time.Minute)
 		d := time.Since(start)
 		b.StopTimer()
 		close(stop)

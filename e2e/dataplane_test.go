@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	bin "encoding/binary"
 	"encoding/json"
@@ -185,15 +184,7 @@ func TestRealAgentBlockMigration(t *testing.T) {
 	require.Len(t, facts.Disks[0].PhysicalVolumes, 1, "the agent found the partition")
 	assert.Equal(t, "ext4", facts.Disks[0].PhysicalVolumes[0].FileSystem)
 
-	var out struct {
-		ID string `json:"id"`
-	}
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": "blk", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": src},
-		"target_server": map[string]any{"vm_id": "", "name": "blk-target"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": true,
-	}, &out)
-	id := out.ID
+	id := s.localTask("blk", "MIGRATE_BLOCK", src, map[string]any{"syncing": true})
 	tk := s.waitState(id, "SYNCING", 3*time.Minute)
 	target := filepath.Join(tk.TargetServer.Location, "disk-0.img")
 	require.True(t, sameHead(t, img, target), "after the full copy the target is the source")
@@ -284,24 +275,9 @@ func TestRealAgentKilledMidCopy(t *testing.T) {
 	diskImage(t, img, 256<<20, 12)
 	a := startAgent(t, s, "--name", "kill-01", "--disk-image", "/dev/vda="+img, "--only-images")
 	src := s.waitSource(t, "kill-01")
-	var out struct {
-		ID string `json:"id"`
-	}
 	// 400 Mbit/s: the copy takes a few seconds, time to kill it midway.
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": "kill", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": src},
-		"target_server": map[string]any{"vm_id": "", "name": "kill-target"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false, "speed_limit": 400,
-	}, &out)
-	id := out.ID
-	require.Eventually(t, func() bool {
-		for _, st := range s.task(id).SubTasks {
-			if st.Name == "MIGRATE_LINUX_BLOCK" && st.Progress >= 20 {
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 100*time.Millisecond, "the copy gets going")
+	id := s.localTask("kill", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 400})
+	s.waitCopyProgress(t, id, 20)
 	a.kill()
 	checkpoint, err := os.ReadFile(filepath.Join(a.state, "tasks", id, "blocks", "state.json"))
 	require.NoError(t, err, "a checkpoint was written before the kill")
@@ -312,15 +288,8 @@ func TestRealAgentKilledMidCopy(t *testing.T) {
 	target := filepath.Join(tk.TargetServer.Location, "disk-0.img")
 	assert.True(t, sameHead(t, img, target), "resumed, and identical")
 	assert.Contains(t, a.log.String(), "resuming the copy in flight")
-	logs := a.log.String()
 	// The resumed pass read fewer blocks than the disk has.
-	i := strings.LastIndex(logs, `"command":"START","blocks":`)
-	require.Positive(t, i, logs)
-	var blocks int
-	_, err = fmt.Sscanf(logs[i+len(`"command":"START","blocks":`):], "%d", &blocks)
-	require.NoError(t, err)
-	assert.Less(t, blocks, 1024, "resumed from the checkpoint, not from zero")
-	_ = context.Background
+	assert.Less(t, lastStartBlocks(t, a.log.String()), 1024, "resumed from the checkpoint, not from zero")
 }
 
 // TestRealAgentServeKilledMidCopy: `smsflow serve` is killed with SIGKILL
@@ -334,23 +303,8 @@ func TestRealAgentServeKilledMidCopy(t *testing.T) {
 	diskImage(t, img, 256<<20, 13)
 	a := startAgent(t, s, "--name", "srvkill-01", "--disk-image", "/dev/vda="+img, "--only-images")
 	src := s.waitSource(t, "srvkill-01")
-	var out struct {
-		ID string `json:"id"`
-	}
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": "srvkill", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": src},
-		"target_server": map[string]any{"vm_id": "", "name": "srvkill-target"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false, "speed_limit": 300,
-	}, &out)
-	id := out.ID
-	require.Eventually(t, func() bool {
-		for _, st := range s.task(id).SubTasks {
-			if st.Name == "MIGRATE_LINUX_BLOCK" && st.Progress >= 20 {
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 100*time.Millisecond, "the copy gets going")
+	id := s.localTask("srvkill", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 300})
+	s.waitCopyProgress(t, id, 20)
 	s.kill()
 	s.start() // the same data dir: the run, the target and its receiver come back
 
@@ -359,12 +313,33 @@ func TestRealAgentServeKilledMidCopy(t *testing.T) {
 	assert.True(t, sameHead(t, img, target), "the target is the source")
 	logs := a.log.String()
 	assert.Contains(t, logs, "the link to the target broke; running the pass again")
-	i := strings.LastIndex(logs, `"command":"START","blocks":`)
+	assert.Less(t, lastStartBlocks(t, logs), 1024, "the pass resumed from its checkpoint, not from zero")
+}
+
+// waitCopyProgress waits until the task's full copy is at least pct % done.
+func (s *server) waitCopyProgress(t testing.TB, id string, pct int32) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, st := range s.task(id).SubTasks {
+			if st.Name == "MIGRATE_LINUX_BLOCK" && st.Progress >= pct {
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 100*time.Millisecond, "the copy gets going")
+}
+
+// lastStartBlocks is how many blocks the agent's last START pass read,
+// from its JSON log ("pass done").
+func lastStartBlocks(t testing.TB, logs string) int {
+	t.Helper()
+	const key = `"command":"START","blocks":`
+	i := strings.LastIndex(logs, key)
 	require.Positive(t, i, logs)
 	var blocks int
-	_, err := fmt.Sscanf(logs[i+len(`"command":"START","blocks":`):], "%d", &blocks)
+	_, err := fmt.Sscanf(logs[i+len(key):], "%d", &blocks)
 	require.NoError(t, err)
-	assert.Less(t, blocks, 1024, "the pass resumed from its checkpoint, not from zero")
+	return blocks
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -136,15 +136,8 @@ func TestRealAgentFileMigration(t *testing.T) {
 	a := startAgent(t, s, "--name", "file-01", "--disk-image", "/dev/vda="+img, "--only-images", "--file-root", src)
 	id := s.waitSource(t, "file-01")
 
-	var out struct {
-		ID string `json:"id"`
-	}
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": "file", "type": "MIGRATE_FILE", "os_type": "LINUX", "source_server": map[string]any{"id": id},
-		"target_server": map[string]any{"vm_id": "", "name": "file-target"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": true,
-	}, &out)
-	tk := s.waitState(out.ID, "SYNCING", 3*time.Minute)
+	task := s.localTask("file", "MIGRATE_FILE", id, map[string]any{"syncing": true})
+	tk := s.waitState(task, "SYNCING", 3*time.Minute)
 	dst := filepath.Join(tk.TargetServer.Location, "root")
 	require.Empty(t, treeDiff(t, src, dst), "after the full copy the target tree is the source's")
 	var st, dt = statOf(t, filepath.Join(src, "images/sparse.img")), statOf(t, filepath.Join(dst, "images/sparse.img"))
@@ -157,14 +150,14 @@ func TestRealAgentFileMigration(t *testing.T) {
 		90*time.Second, 2*time.Second, "a sync pass carries the changes: %v\n%s", &last, lastLines(a.log.String(), 20))
 
 	changeFiles(t, src, files, 20, 8)
-	s.call("POST", "/v3/tasks/"+out.ID+"/action", map[string]string{"operation": "test"}, nil)
-	s.waitState(out.ID, "MIGRATE_SUCCESS", 3*time.Minute)
+	s.call("POST", "/v3/tasks/"+task+"/action", map[string]string{"operation": "test"}, nil)
+	s.waitState(task, "MIGRATE_SUCCESS", 3*time.Minute)
 	assert.Empty(t, treeDiff(t, src, dst), "launch made a last pass: identical at cutover")
 
 	var cons struct {
 		List []string `json:"result_list"`
 	}
-	s.call("GET", "/v3/tasks/"+out.ID+"/consistency-result", nil, &cons)
+	s.call("GET", "/v3/tasks/"+task+"/consistency-result", nil, &cons)
 	require.NotEmpty(t, cons.List)
 	var res struct {
 		Total     int `json:"num_total_files"`

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -246,6 +247,21 @@ func (s *server) do(method, path string, body any) (int, []byte, error) {
 }
 
 // call is do for the operator: it must succeed with 200.
+// localTask creates a task that migrates sourceID into a new target of
+// the local provider; extra adds or overrides body fields (syncing,
+// speed_limit…). It returns the task id.
+func (s *server) localTask(name, typ, sourceID string, extra map[string]any) string {
+	body := map[string]any{"name": name, "type": typ, "os_type": "LINUX", "source_server": map[string]any{"id": sourceID},
+		"target_server": map[string]any{"vm_id": "", "name": name + "-target"}, "region_name": "local", "region_id": "local",
+		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": false}
+	maps.Copy(body, extra)
+	var out struct {
+		ID string `json:"id"`
+	}
+	s.call("POST", "/v3/tasks", body, &out)
+	return out.ID
+}
+
 func (s *server) call(method, path string, body any, out any) {
 	s.t.Helper()
 	code, b, err := s.do(method, path, body)

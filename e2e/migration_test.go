@@ -15,15 +15,7 @@ import (
 
 func createTask(t *testing.T, s *server, a *scriptedAgent, syncing bool) string {
 	t.Helper()
-	var out struct {
-		ID string `json:"id"`
-	}
-	s.call("POST", "/v3/tasks", map[string]any{
-		"name": "e2e", "type": "MIGRATE_BLOCK", "os_type": "LINUX", "source_server": map[string]any{"id": a.sourceID},
-		"target_server": map[string]any{"vm_id": "", "name": "e2e-target"}, "region_name": "local", "region_id": "local",
-		"project_name": "default", "project_id": s.creds.ProjectID, "syncing": syncing, "speed_limit": 500,
-	}, &out)
-	return out.ID
+	return s.localTask("e2e", "MIGRATE_BLOCK", a.sourceID, map[string]any{"syncing": syncing, "speed_limit": 500})
 }
 
 // copyAll is a well-behaved agent: each copy command reports 0→100 %.
