@@ -78,6 +78,19 @@ func newFixture(t *testing.T, s *store.Store) *fixture {
 
 func ptr[T any](v T) *T { return &v }
 
+// prepareTarget runs the steps that give the task a target with its disks
+// and TLS material (CREATE_CLOUD_SERVER, SSL_CONFIG, FORMAT_DISK); the
+// receivers it may start stop with the test.
+func (f *fixture) prepareTarget() {
+	f.t.Helper()
+	a := (*activities.Activities)(nil)
+	var out activities.StepOutput
+	require.NoError(f.t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+	require.NoError(f.t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "SSL_CONFIG"}, nil))
+	require.NoError(f.t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
+	f.t.Cleanup(f.acts.Provider.(*local.Provider).StopReceivers)
+}
+
 // run executes one activity in a fresh test activity environment, as a
 // worker would (activity context, info, heartbeats).
 func (f *fixture) run(fn any, in any, out any) error {
@@ -378,12 +391,7 @@ func TestCopyCommandCarriesTheReceiver(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
 		a := (*activities.Activities)(nil)
-		var out activities.StepOutput
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "SSL_CONFIG"}, nil))
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
-		prov := f.acts.Provider.(*local.Provider)
-		t.Cleanup(prov.StopReceivers)
+		f.prepareTarget()
 
 		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "START",
 			CommandParams: map[string]any{"speed_limit": 40}}, nil))
@@ -422,6 +430,7 @@ func TestCopyCommandCarriesTheReceiver(t *testing.T) {
 		assert.Contains(t, cs[1].Params, params.TargetAddr)
 
 		// After a worker restart the receiver comes back on the same port.
+		prov := f.acts.Provider.(*local.Provider)
 		prov.StopReceivers()
 		require.NoError(t, prov.RestoreReceivers(context.Background(), f.acts.TaskCreds))
 		c, err = transport.Dial(context.Background(), params.TargetAddr, creds, transport.KindVerify)
@@ -476,11 +485,7 @@ func TestNetworkCheckCommand(t *testing.T) {
 		assert.Empty(t, addr(early), "no target yet")
 
 		f := newFixture(t, s)
-		var out activities.StepOutput
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "SSL_CONFIG"}, nil))
-		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
-		t.Cleanup(f.acts.Provider.(*local.Provider).StopReceivers)
+		f.prepareTarget()
 		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, Command: "NETWORK_CHECK"}, nil))
 		target := addr(f)
 		require.NotEmpty(t, target)
