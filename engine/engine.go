@@ -85,22 +85,22 @@ func (e *Engine) update(ctx context.Context, taskID, name string, args ...any) e
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
-	return mapErr(err)
+	return MapError(err)
 }
 
 // Progress forwards an agent's progress report.
 func (e *Engine) Progress(ctx context.Context, taskID string, p workflows.Progress) error {
-	return mapErr(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalProgress, p))
+	return MapError(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalProgress, p))
 }
 
 // CommandResult forwards an agent's command result.
 func (e *Engine) CommandResult(ctx context.Context, taskID string, r workflows.CommandResult) error {
-	return mapErr(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalCommand, r))
+	return MapError(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalCommand, r))
 }
 
 // SpeedRules delivers a changed rule set; it takes effect at once.
 func (e *Engine) SpeedRules(ctx context.Context, taskID string, u workflows.SpeedUpdate) error {
-	return mapErr(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalSpeed, u))
+	return MapError(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalSpeed, u))
 }
 
 // RunURL links a task to its run in the Temporal UI ("" without a UI).
@@ -112,10 +112,11 @@ func (e *Engine) RunURL(taskID string) string {
 		url.PathEscape(workflows.MigrationWorkflowID(taskID))
 }
 
-// mapErr turns workflow errors into what the API answers: an update
+// MapError turns workflow errors into what the API answers: an update
 // validator's ApplicationError typed "SMS.xxxx" into that SMS error, a
-// missing or closed run into ErrNoRun.
-func mapErr(err error) error {
+// missing or closed run into ErrNoRun. Test fakes of the engine use it
+// too, so they answer as the real one does.
+func MapError(err error) error {
 	if err == nil {
 		return nil
 	}

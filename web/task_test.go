@@ -18,7 +18,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/engine"
@@ -117,25 +116,6 @@ func errNoRun(taskID string) error {
 	return fmt.Errorf("%w: workflow %s not found", engine.ErrNoRun, workflows.MigrationWorkflowID(taskID))
 }
 
-// fromWorkflow maps a validator's refusal the way engine.mapErr does: an
-// ApplicationError typed "SMS.xxxx" (with an optional param detail) becomes
-// that SMS error.
-func fromWorkflow(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && strings.HasPrefix(ae.Type(), "SMS.") {
-		e := smserr.New(smserr.Code(ae.Type()))
-		var param string
-		if ae.HasDetails() && ae.Details(&param) == nil && param != "" {
-			e = smserr.New(smserr.Code(ae.Type()), param)
-		}
-		return e.WithDetail(ae.Message())
-	}
-	return fmt.Errorf("engine: %w", err)
-}
-
 func (f *fakeEngine) Start(_ context.Context, in workflows.Input) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -155,7 +135,7 @@ func (f *fakeEngine) Action(ctx context.Context, taskID string, req workflows.Ac
 	if err != nil {
 		return err
 	}
-	return fromWorkflow(workflows.ValidateAction(state, loop, started, req))
+	return engine.MapError(workflows.ValidateAction(state, loop, started, req))
 }
 
 func (f *fakeEngine) Delete(ctx context.Context, taskID string) error {
@@ -170,7 +150,7 @@ func (f *fakeEngine) Delete(ctx context.Context, taskID string) error {
 	if err != nil {
 		return err
 	}
-	return fromWorkflow(workflows.ValidateDelete(state))
+	return engine.MapError(workflows.ValidateDelete(state))
 }
 
 func (f *fakeEngine) Progress(_ context.Context, taskID string, p workflows.Progress) error {
