@@ -199,17 +199,11 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	disks := []Disk{{Name: "/dev/vda", Path: src, Size: size}}
 	state := filepath.Join(dir, "state")
 
-	// The agent dies after some checkpoints: the connection drops.
-	c := l.dial(transport.KindBlock)
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err := Send(ctx, c, Options{Disks: disks, StateDir: state, CheckpointEvery: 2 * mib, Workers: 1,
-		Progress: func(p Progress) {}, BlockSize: 64 << 10})
-	_ = err
-	cancel()
-	c.Close()
-	<-l.errs
-
-	// Simulate a crash midway: keep only a checkpoint of 8 MiB.
+	// A full pass with checkpoints; then a crash midway is simulated: only
+	// the checkpoint at 8 MiB survives.
+	_, err, rerr := l.pass(Options{Disks: disks, StateDir: state, CheckpointEvery: 2 * mib, Workers: 1, BlockSize: 64 << 10})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
 	st, lerr := loadState(state)
 	require.NoError(t, lerr)
 	st.Disks[0].Copied, st.Disks[0].Full = 8*mib, false
@@ -221,7 +215,8 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	require.NoError(t, tf.Truncate(size))
 	require.NoError(t, tf.Close())
 
-	stats, err, rerr := l.pass(Options{Disks: disks, StateDir: state, BlockSize: 64 << 10})
+	var stats Stats
+	stats, err, rerr = l.pass(Options{Disks: disks, StateDir: state, BlockSize: 64 << 10})
 	require.NoError(t, err)
 	require.NoError(t, rerr)
 	assert.Equal(t, int64((size-8*mib)/(64<<10)), stats.Blocks, "the copy resumed at its checkpoint")
