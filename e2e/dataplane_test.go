@@ -316,6 +316,29 @@ func TestRealAgentServeKilledMidCopy(t *testing.T) {
 	assert.Less(t, lastStartBlocks(t, logs), 1024, "the pass resumed from its checkpoint, not from zero")
 }
 
+// TestRealAgentDiskShrinksMidCopy: the source disk shrinks in the middle of
+// the copy; the task fails with SMS.0515 (the source disk changed), not
+// with a silent short copy.
+func TestRealAgentDiskShrinksMidCopy(t *testing.T) {
+	s := newServer(t)
+	img := filepath.Join(t.TempDir(), "vda.img")
+	diskImage(t, img, 256<<20, 14)
+	startAgent(t, s, "--name", "shrink-01", "--disk-image", "/dev/vda="+img, "--only-images")
+	src := s.waitSource(t, "shrink-01")
+	// At 100 Mbit/s the first half of the disk takes several seconds: the
+	// copy is far from 128 MiB when the disk is cut there.
+	id := s.localTask("shrink", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 100})
+	s.waitCopyProgress(t, id, 5)
+	require.NoError(t, os.Truncate(img, 128<<20))
+
+	tk := s.waitState(id, "MIGRATE_FAIL", 3*time.Minute)
+	var fail struct {
+		Code string `json:"error_code"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(tk.ErrorJSON), &fail), tk.ErrorJSON)
+	assert.Equal(t, "SMS.0515", fail.Code, tk.ErrorJSON)
+}
+
 // waitCopyProgress waits until the task's full copy is at least pct % done.
 func (s *server) waitCopyProgress(t testing.TB, id string, pct int32) {
 	t.Helper()
