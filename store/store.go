@@ -113,6 +113,10 @@ func ParseDSN(dsn, dataDir string) (Target, error) {
 		cfg.Params["charset"] = "utf8mb4"
 	}
 	cfg.MultiStatements = false
+	// MySQL counts changed rows, not matched ones: an update that writes the
+	// values a row already holds would read as "not found". Found rows give
+	// the meaning SQLite has, which the store's RowsAffected checks rely on.
+	cfg.ClientFoundRows = true
 	out := cfg.FormatDSN()
 	red := *cfg
 	if red.Passwd != "" {

@@ -48,6 +48,7 @@ func TestParseDSN(t *testing.T) {
 			if tc.dialect == store.MySQL {
 				assert.Contains(t, got.DSN, "parseTime=true")
 				assert.Contains(t, got.DSN, "charset=utf8mb4")
+				assert.Contains(t, got.DSN, "clientFoundRows=true")
 			}
 		})
 	}
@@ -282,6 +283,10 @@ func TestTemplates(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "web2", got2.Name)
 		assert.Empty(t, got2.NICs)
+		// Writing what the row already holds still finds it (MySQL counts
+		// changed rows unless told to count matched ones).
+		require.NoError(t, s.UpdateTemplate(ctx, a, &u), "a no-op update is not a not-found")
+		require.NoError(t, s.UpdateTemplate(ctx, a, &u), "a no-op update is not a not-found")
 		u.Name = "zoned"
 		assert.ErrorIs(t, s.UpdateTemplate(ctx, a, &u), store.ErrDuplicate)
 		assert.ErrorIs(t, s.UpdateTemplate(ctx, b, &u), store.ErrNotFound)
@@ -365,6 +370,7 @@ func TestTenancyRows(t *testing.T) {
 		_, err = s.ActiveToken(ctx, "h1", now)
 		assert.ErrorIs(t, err, store.ErrNotFound)
 		require.NoError(t, s.SetUserEnabled(ctx, "d1", "u1", true))
+		require.NoError(t, s.SetUserEnabled(ctx, "d1", "u1", true), "enabling an enabled user is not a not-found")
 		_, err = s.ActiveAccessKey(ctx, "AK1")
 		require.NoError(t, err)
 
