@@ -246,6 +246,27 @@ func TestTemplates(t *testing.T) {
 		assert.Equal(t, t1.Disks, got.Disks)
 		assert.Equal(t, t1.PublicIP, got.PublicIP)
 
+		// For display, the nested objects are the stored JSON, in the API's
+		// shape; absent ones are empty, whether stored as NULL or null.
+		doc, err := s.TemplateDoc(ctx, a, t1.ID)
+		require.NoError(t, err)
+		assert.Equal(t, "web", doc.Name)
+		assert.JSONEq(t, `{"id":"autoCreate","name":"autoCreate","cidr":"192.168.0.0/16"}`, doc.VPC)
+		assert.JSONEq(t, `[{"id":"n1","name":"subnet","cidr":"192.168.0.0/24"}]`, doc.NICs)
+		assert.JSONEq(t, `[{"id":"sg","name":"default"}]`, doc.SecurityGroups)
+		assert.JSONEq(t, `{"type":"5_bgp","bandwidth_size":5}`, doc.PublicIP)
+		assert.JSONEq(t, `[{"id":0,"index":0,"name":"system","disktype":"SAS","size":40}]`, doc.Disks)
+		bare := &store.Template{ID: uuid.NewString(), Name: "bare", Region: "region", ProjectID: "p1"}
+		require.NoError(t, s.CreateTemplate(ctx, a, bare))
+		doc, err = s.TemplateDoc(ctx, a, bare.ID)
+		require.NoError(t, err)
+		for _, raw := range []string{doc.VPC, doc.NICs, doc.SecurityGroups, doc.PublicIP, doc.Disks} {
+			assert.Contains(t, []string{"", "null"}, raw)
+		}
+		_, err = s.TemplateDoc(ctx, b, t1.ID)
+		assert.ErrorIs(t, err, store.ErrNotFound, "another tenant's")
+		require.NoError(t, s.DeleteTemplates(ctx, a, []string{bare.ID}))
+
 		assert.ErrorIs(t, s.CreateTemplate(ctx, a, newTemplate("web")), store.ErrDuplicate)
 		assert.ErrorIs(t, s.CreateTemplate(ctx, a, newTemplate("WEB")), nil, "names are case sensitive on both databases")
 		require.NoError(t, s.CreateTemplate(ctx, b, newTemplate("web")), "other tenant")

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,7 +19,8 @@ import (
 type TemplateStore interface {
 	CreateTemplate(ctx context.Context, t store.Tenant, tpl *store.Template) error
 	Template(ctx context.Context, t store.Tenant, id string) (*store.Template, error)
-	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.Template, int64, error)
+	TemplateDoc(ctx context.Context, t store.Tenant, id string) (*store.TemplateDoc, error)
+	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.TemplateDoc, int64, error)
 	UpdateTemplate(ctx context.Context, t store.Tenant, tpl *store.Template) error
 	DeleteTemplates(ctx context.Context, t store.Tenant, ids []string) error
 }
@@ -198,44 +200,37 @@ func (b *templateBody) apply(tpl *store.Template, box *secret.Box) error {
 // templateJSON is TemplateResponseBody (tables 4-223 / 4-244). is_template is
 // a string, as the SDK declares it; target_password is never included (read
 // it with GET /v3/vm/templates/{id}/target-password), so a client that PUTs
-// back what it GOT keeps the password.
+// back what it GOT keeps the password. The nested objects are the stored JSON,
+// passed through (store.TemplateDoc says why).
 type templateJSON struct {
-	ID               string                `json:"id"`
-	Name             string                `json:"name"`
-	IsTemplate       string                `json:"is_template"`
-	Region           string                `json:"region"`
-	ProjectID        string                `json:"projectid"`
-	TargetServerName string                `json:"target_server_name"`
-	AvailabilityZone string                `json:"availability_zone"`
-	VolumeType       string                `json:"volumetype"`
-	Flavor           string                `json:"flavor"`
-	VPC              *store.VPC            `json:"vpc"`
-	NICs             []store.NIC           `json:"nics"`
-	SecurityGroups   []store.SecurityGroup `json:"security_groups"`
-	PublicIP         *store.PublicIP       `json:"publicip"`
-	Disks            []store.TemplateDisk  `json:"disk"`
-	DataVolumeType   string                `json:"data_volume_type"`
-	ImageID          string                `json:"image_id"`
+	ID               string          `json:"id"`
+	Name             string          `json:"name"`
+	IsTemplate       string          `json:"is_template"`
+	Region           string          `json:"region"`
+	ProjectID        string          `json:"projectid"`
+	TargetServerName string          `json:"target_server_name"`
+	AvailabilityZone string          `json:"availability_zone"`
+	VolumeType       string          `json:"volumetype"`
+	Flavor           string          `json:"flavor"`
+	VPC              json.RawMessage `json:"vpc"`
+	NICs             json.RawMessage `json:"nics"`
+	SecurityGroups   json.RawMessage `json:"security_groups"`
+	PublicIP         json.RawMessage `json:"publicip"`
+	Disks            json.RawMessage `json:"disk"`
+	DataVolumeType   string          `json:"data_volume_type"`
+	ImageID          string          `json:"image_id"`
 }
 
-func toTemplateJSON(t *store.Template) templateJSON {
-	out := templateJSON{
+func toTemplateJSON(t *store.TemplateDoc) templateJSON {
+	return templateJSON{
 		ID: t.ID, Name: t.Name, IsTemplate: strconv.FormatBool(t.IsTemplate), Region: t.Region,
 		ProjectID: t.ProjectID, TargetServerName: t.TargetServerName, AvailabilityZone: t.AvailabilityZone,
-		VolumeType: t.VolumeType, Flavor: t.Flavor, VPC: t.VPC, NICs: t.NICs, SecurityGroups: t.SecurityGroups,
-		PublicIP: t.PublicIP, Disks: t.Disks, DataVolumeType: t.DataVolumeType, ImageID: t.ImageID,
+		VolumeType: t.VolumeType, Flavor: t.Flavor,
+		// Objects absent are null, arrays absent empty: arrays are never null on the wire.
+		VPC: rawOr(t.VPC, "null"), NICs: rawOr(t.NICs, "[]"), SecurityGroups: rawOr(t.SecurityGroups, "[]"),
+		PublicIP: rawOr(t.PublicIP, "null"), Disks: rawOr(t.Disks, "[]"),
+		DataVolumeType: t.DataVolumeType, ImageID: t.ImageID,
 	}
-	// Arrays are always arrays on the wire, never null.
-	if out.NICs == nil {
-		out.NICs = []store.NIC{}
-	}
-	if out.SecurityGroups == nil {
-		out.SecurityGroups = []store.SecurityGroup{}
-	}
-	if out.Disks == nil {
-		out.Disks = []store.TemplateDisk{}
-	}
-	return out
 }
 
 type templateHandlers struct {
@@ -325,7 +320,7 @@ func (h templateHandlers) show(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	tpl, err := h.store.Template(c.Request.Context(), mustPrincipal(c).Tenant(), id)
+	tpl, err := h.store.TemplateDoc(c.Request.Context(), mustPrincipal(c).Tenant(), id)
 	if err != nil {
 		fail(c, templateError(err, id))
 		return
