@@ -230,7 +230,8 @@ func TestCommands(t *testing.T) {
 		{"SPEED_LIMIT", `{"task_id":"t1","speed_limit":0}`, "success", "", func(t *testing.T) {
 			assert.EqualValues(t, 0, r.bucket("t1").Mbps(), "0 lifts the limit")
 		}},
-		{"CLEAN", `{}`, "success", "", nil},
+		{"RSET_LOG_ACL", `{"task_id":"t1"}`, "success", "", nil},
+		{"CLEAN", `{}`, "fail", "SMS.6004", nil},                                 // not a command of the spec
 		{"UPLOAD_LOG", `{"task_id":"t1","bucket":"b"}`, "fail", "SMS.7707", nil}, // no Logs configured
 		{"STOP", `{"task_id":"t1"}`, "success", "", nil},
 		{"FROBNICATE", `{}`, "fail", "SMS.6004", nil},
