@@ -111,14 +111,17 @@ func Send(ctx context.Context, c *transport.Conn, o Options) (Stats, error) {
 	for i, d := range o.Disks {
 		if err := s.disk(ctx, i, d); err != nil {
 			// The receiver may have refused first (a small target disk):
-			// its reason beats our broken pipe.
-			select {
-			case rerr := <-recvErr:
-				var re *transport.RemoteError
-				if errors.As(rerr, &re) {
-					return s.stats, rerr
+			// its reason beats our broken pipe. A source disk that changed
+			// or a cancel is ours alone: no reason is coming to wait for.
+			if !errors.Is(err, ErrDiskChanged) && ctx.Err() == nil {
+				select {
+				case rerr := <-recvErr:
+					var re *transport.RemoteError
+					if errors.As(rerr, &re) {
+						return s.stats, rerr
+					}
+				case <-time.After(2 * time.Second):
 				}
-			case <-time.After(2 * time.Second):
 			}
 			c.SendError(err.Error())
 			return s.stats, err
@@ -344,7 +347,10 @@ func (s *sender) disk(ctx context.Context, i int, d Disk) error {
 		pool.Put(it.buf[:cap(it.buf)])
 		end := it.off + int64(it.n)
 		s.done = s.base + end
-		if end-lastCkpt >= s.o.CheckpointEvery {
+		// The disk's last block is acknowledged by tDiskEnd below: a
+		// checkpoint there too would leave a second ack at the disk's end
+		// behind, for the next disk to take as its own.
+		if end < d.Size && end-lastCkpt >= s.o.CheckpointEvery {
 			if err := flushZero(); err != nil {
 				return err
 			}
