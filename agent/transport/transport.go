@@ -361,6 +361,9 @@ func (l *Listener) handshake(tcp net.Conn) (*Conn, error) {
 // and the passphrase check happen there too, so a slow or hostile peer does
 // not hold up the next. reject, if set, hears of every refused peer.
 func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(error)) error {
+	// However Serve ends, the port is let go: a receiver started again
+	// binds it anew.
+	defer l.ln.Close()
 	go func() {
 		<-ctx.Done()
 		l.ln.Close()

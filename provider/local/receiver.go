@@ -62,7 +62,8 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	if r, ok := p.rx.running[t.Location]; ok {
 		select {
 		case <-r.done:
-			delete(p.rx.running, t.Location) // it died: start again
+			r.cancel() // it died: release it, and start again
+			delete(p.rx.running, t.Location)
 		default:
 			return r.addr, nil
 		}
