@@ -1,6 +1,8 @@
 package discover
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -412,8 +414,11 @@ func (d *disco) realDisk(b *blockDev, pvOf map[string]string) Disk {
 	return disk
 }
 
-// imageDisk reports a file standing in for a disk.
-func imageDisk(name, file string) (Disk, error) {
+// ImageDisk reports a file standing in for a disk: its partition table and
+// the file system (or LVM, swap) found at each partition's start. The local
+// provider reads targets with it too, so a copy is checked the way its source
+// was seen.
+func ImageDisk(name, file string) (Disk, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return Disk{}, err
@@ -426,8 +431,11 @@ func imageDisk(name, file string) (Disk, error) {
 	disk := Disk{Name: name, Size: size, UsedSize: size, Image: file, SectorSize: 512, PhysicalVolumes: []PhysicalVolume{},
 		PartitionStyle: "MBR"}
 	t, err := readPartitionTable(f, size, 0)
+	if errors.Is(err, errNoTable) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return disk, nil // a disk without a table (or too small for one)
+	}
 	if err != nil {
-		return disk, nil
+		return Disk{}, fmt.Errorf("read the partition table of %s: %w", file, err)
 	}
 	disk.PartitionStyle, disk.HasPartitionTable, disk.UsedSize = t.Style, true, 0
 	for _, p := range t.Parts {

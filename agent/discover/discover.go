@@ -28,6 +28,10 @@ import (
 	"strings"
 )
 
+// AgentVersionPrefix starts the agent_version smsflow's own agent reports:
+// the server knows from it that the agent copies files itself (no rsync).
+const AgentVersionPrefix = "smsflow-agent/"
+
 // Options tells Discover where and what to look at.
 type Options struct {
 	// Root is the file system root to read /proc, /sys, /etc and /dev
@@ -43,7 +47,9 @@ type Options struct {
 	// OnlyImages reports the DiskImages disks alone, not the machine's
 	// (nor its volume groups and btrfs). As nothing is mounted from them,
 	// the first image (by name) is reported as the BOOT disk.
-	OnlyImages   bool
+	OnlyImages bool
+	// AgentVersion is reported as agent_version (AgentVersionPrefix and the
+	// version, for smsflow's own agent).
 	AgentVersion string
 
 	// statfs replaces statfs(2) (tests of fixture trees).
@@ -157,7 +163,7 @@ func discoverStorage(e *env, s *Source, opts Options) error {
 		}
 	}
 	for name, file := range images {
-		disk, err := imageDisk(name, file)
+		disk, err := ImageDisk(name, file)
 		if err != nil {
 			return fmt.Errorf("discover: disk image for %s: %w", name, err)
 		}

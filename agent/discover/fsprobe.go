@@ -28,6 +28,28 @@ func probeFS(r io.ReaderAt) (fsInfo, bool) {
 	return fsInfo{}, false
 }
 
+// probedTypes are the names probeFS answers.
+var probedTypes = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "jbd": true, "xfs": true, "btrfs": true,
+	"swap": true, "lvm2_member": true, "vfat": true, "ntfs": true}
+
+// SameFileSystem tells whether the file system found on a disk (got, as
+// probeFS names it) is the one a source reported (want). Only what probeFS
+// recognises is compared: any other want matches. ext2/3/4 are one family,
+// since a mount may name an ext3 file system ext4.
+func SameFileSystem(want, got string) bool {
+	want, got = strings.ToLower(want), strings.ToLower(got)
+	if !probedTypes[want] {
+		return true
+	}
+	family := func(fs string) string {
+		if fs == "ext2" || fs == "ext3" || fs == "ext4" {
+			return "ext"
+		}
+		return fs
+	}
+	return family(want) == family(got)
+}
+
 func cstr(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/smsflow/smsflow/internal/diskimage"
 )
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/; the f.Add seeds below are
@@ -101,10 +103,10 @@ func FuzzParseRoutes(f *testing.F) {
 // gptSeed is a small disk with a GPT of four entries.
 func gptSeed() []byte {
 	d := make([]byte, 64*512)
-	copy(d, mbrSector([]testPart{{typ: 0xee, lba: 1, sectors: 63}}))
+	copy(d, diskimage.MBR([]diskimage.Part{{Type: 0xee, LBA: 1, Sectors: 63}}))
 	ents := make([]byte, 4*128)
-	copy(ents, guidBytes(linuxFS))
-	copy(ents[16:], guidBytes("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"))
+	copy(ents, diskimage.GUID(diskimage.LinuxFS))
+	copy(ents[16:], diskimage.GUID("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"))
 	binary.LittleEndian.PutUint64(ents[32:], 34)
 	binary.LittleEndian.PutUint64(ents[40:], 60)
 	h := d[512:]
@@ -123,14 +125,14 @@ func gptSeed() []byte {
 // smallExtended is an MBR whose extended partition (LBA 4) chains two EBRs.
 func smallExtended() []byte {
 	d := make([]byte, 16*512)
-	copy(d, mbrSector([]testPart{{typ: 0x83, status: 0x80, lba: 1, sectors: 3}, {typ: 0x0f, lba: 4, sectors: 12}}))
-	copy(d[4*512:], mbrSector([]testPart{{typ: 0x83, lba: 1, sectors: 2}, {typ: 0x05, lba: 4, sectors: 4}}))
-	copy(d[8*512:], mbrSector([]testPart{{typ: 0x82, lba: 1, sectors: 3}}))
+	copy(d, diskimage.MBR([]diskimage.Part{{Type: 0x83, Status: 0x80, LBA: 1, Sectors: 3}, {Type: 0x0f, LBA: 4, Sectors: 12}}))
+	copy(d[4*512:], diskimage.MBR([]diskimage.Part{{Type: 0x83, LBA: 1, Sectors: 2}, {Type: 0x05, LBA: 4, Sectors: 4}}))
+	copy(d[8*512:], diskimage.MBR([]diskimage.Part{{Type: 0x82, LBA: 1, Sectors: 3}}))
 	return d
 }
 
 func FuzzReadPartitionTable(f *testing.F) {
-	f.Add(mbrSector([]testPart{{typ: 0x83, status: 0x80, lba: 2048, sectors: 2097152}, {typ: 0x8e, lba: 2099200, sectors: 100}}), int64(0))
+	f.Add(diskimage.MBR([]diskimage.Part{{Type: 0x83, Status: 0x80, LBA: 2048, Sectors: 2097152}, {Type: 0x8e, LBA: 2099200, Sectors: 100}}), int64(0))
 	f.Add(smallExtended(), int64(16*512))
 	f.Add(gptSeed(), int64(64*512))
 	f.Fuzz(func(t *testing.T, data []byte, size int64) {
@@ -164,15 +166,15 @@ func FuzzReadPartitionTable(f *testing.F) {
 
 func FuzzProbeFS(f *testing.F) {
 	ext := make([]byte, 2048)
-	copy(ext[1024:], extSuperblock(make([]byte, 16), "x"))
+	copy(ext[1024:], diskimage.ExtSuperblock(make([]byte, 16), "x"))
 	f.Add(ext)
 	xfs := make([]byte, 512)
 	copy(xfs, "XFSB")
 	f.Add(xfs)
 	lvm := make([]byte, 1024)
-	copy(lvm[512:], lvmLabel())
+	copy(lvm[512:], diskimage.LVMLabel())
 	f.Add(lvm)
-	fat := mbrSector(nil)
+	fat := diskimage.MBR(nil)
 	copy(fat[82:], "FAT32   ")
 	f.Add(fat)
 	f.Fuzz(func(t *testing.T, data []byte) {

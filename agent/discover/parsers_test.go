@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/diskimage"
 )
 
 func TestParseOSRelease(t *testing.T) {
@@ -261,14 +263,14 @@ func TestBootLoader(t *testing.T) {
 // A 512-byte MBR with an extended partition holding two logical ones.
 func extendedMBR() []byte {
 	disk := make([]byte, 4096*512)
-	copy(disk, mbrSector([]testPart{
-		{typ: 0x83, status: 0x80, lba: 2048, sectors: 1024},
-		{typ: 0x05, lba: 3072, sectors: 1024},
+	copy(disk, diskimage.MBR([]diskimage.Part{
+		{Type: 0x83, Status: 0x80, LBA: 2048, Sectors: 1024},
+		{Type: 0x05, LBA: 3072, Sectors: 1024},
 	}))
 	// EBR 1 at 3072: logical 5 at +63, next EBR at base+512
-	copy(disk[3072*512:], mbrSector([]testPart{{typ: 0x83, lba: 63, sectors: 400}, {typ: 0x05, lba: 512, sectors: 512}}))
+	copy(disk[3072*512:], diskimage.MBR([]diskimage.Part{{Type: 0x83, LBA: 63, Sectors: 400}, {Type: 0x05, LBA: 512, Sectors: 512}}))
 	// EBR 2 at 3584: logical 6 at +63, end of chain
-	copy(disk[3584*512:], mbrSector([]testPart{{typ: 0x82, lba: 63, sectors: 300}}))
+	copy(disk[3584*512:], diskimage.MBR([]diskimage.Part{{Type: 0x82, LBA: 63, Sectors: 300}}))
 	return disk
 }
 
@@ -287,24 +289,24 @@ func TestReadPartitionTable(t *testing.T) {
 	t.Run("an EBR chain that loops ends", func(t *testing.T) {
 		disk := extendedMBR()
 		// EBR 2 names itself as the next EBR.
-		copy(disk[3584*512:], mbrSector([]testPart{{typ: 0x82, lba: 63, sectors: 300}, {typ: 0x05, lba: 512, sectors: 1}}))
+		copy(disk[3584*512:], diskimage.MBR([]diskimage.Part{{Type: 0x82, LBA: 63, Sectors: 300}, {Type: 0x05, LBA: 512, Sectors: 1}}))
 		pt, err := readPartitionTable(bytes.NewReader(disk), int64(len(disk)), 512)
 		require.NoError(t, err)
 		assert.Len(t, pt.Parts, 4)
 	})
 	t.Run("an empty MBR is a table", func(t *testing.T) {
-		pt, err := readPartitionTable(bytes.NewReader(mbrSector(nil)), 512, 512)
+		pt, err := readPartitionTable(bytes.NewReader(diskimage.MBR(nil)), 512, 512)
 		require.NoError(t, err)
 		assert.Equal(t, &partTable{Style: "MBR"}, pt)
 	})
 	t.Run("a FAT boot sector is not a table", func(t *testing.T) {
-		vbr := mbrSector(nil)
+		vbr := diskimage.MBR(nil)
 		copy(vbr[446:], []byte{0xfa, 0x31, 0xc0, 0x8e, 0xd8}) // boot code
 		_, err := readPartitionTable(bytes.NewReader(vbr), 512, 512)
 		assert.ErrorIs(t, err, errNoTable)
 	})
 	t.Run("a partition past the end is not a table", func(t *testing.T) {
-		_, err := readPartitionTable(bytes.NewReader(mbrSector([]testPart{{typ: 0x83, lba: 4096, sectors: 8}})), 1<<20, 512)
+		_, err := readPartitionTable(bytes.NewReader(diskimage.MBR([]diskimage.Part{{Type: 0x83, LBA: 4096, Sectors: 8}})), 1<<20, 512)
 		assert.ErrorIs(t, err, errNoTable)
 	})
 	t.Run("zeros", func(t *testing.T) {
@@ -317,7 +319,7 @@ func TestReadPartitionTable(t *testing.T) {
 		pt, err := readPartitionTable(bytes.NewReader(gptSeed()[:1536]), 64*512, 0)
 		require.NoError(t, err)
 		assert.Equal(t, "GPT", pt.Style)
-		assert.Equal(t, []partEntry{{Number: 1, Start: 34 * 512, Size: 27 * 512, Type: linuxFS, UUID: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}}, pt.Parts)
+		assert.Equal(t, []partEntry{{Number: 1, Start: 34 * 512, Size: 27 * 512, Type: diskimage.LinuxFS, UUID: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}}, pt.Parts)
 		pt, err = readPartitionTable(bytes.NewReader(smallExtended()), 16*512, 512)
 		require.NoError(t, err)
 		var nums []int
@@ -327,15 +329,15 @@ func TestReadPartitionTable(t *testing.T) {
 		assert.Equal(t, []int{1, 2, 5, 6}, nums)
 	})
 	t.Run("GPT, and a broken GPT behind a protective MBR", func(t *testing.T) {
-		f, _ := newImage(t, 4*MiB)
-		writeGPT(t, f, 4*MiB, []testPart{{lba: 2048, sectors: 4096, gptType: linuxFS, name: "data ü"}},
+		f, _ := diskimage.New(t, 4*MiB)
+		diskimage.WriteGPT(t, f, 4*MiB, []diskimage.Part{{LBA: 2048, Sectors: 4096, GPTType: diskimage.LinuxFS, Name: "data ü"}},
 			[]string{"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"})
 		pt, err := readPartitionTable(f, 4*MiB, 0)
 		require.NoError(t, err)
 		assert.Equal(t, &partTable{Style: "GPT", DiskGUID: "11111111-2222-3333-4444-555555555555", Parts: []partEntry{
-			{Number: 1, Start: MiB, Size: 2 * MiB, Type: linuxFS, UUID: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", Name: "data ü"},
+			{Number: 1, Start: MiB, Size: 2 * MiB, Type: diskimage.LinuxFS, UUID: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", Name: "data ü"},
 		}}, pt)
-		writeAt(t, f, 1024+32, []byte{9}) // an entry changes: its CRC no longer matches
+		diskimage.WriteAt(t, f, 1024+32, []byte{9}) // an entry changes: its CRC no longer matches
 		pt, err = readPartitionTable(f, 4*MiB, 0)
 		require.NoError(t, err)
 		assert.Equal(t, &partTable{Style: "GPT"}, pt)
@@ -351,9 +353,9 @@ func TestProbeFS(t *testing.T) {
 	id := []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
 	const idStr = "12345678-9abc-def0-0123-456789abcdef"
 
-	ext3 := extSuperblock(id, "root")
+	ext3 := diskimage.ExtSuperblock(id, "root")
 	binary.LittleEndian.PutUint32(ext3[96:], 0x2) // filetype only
-	ext2 := extSuperblock(id, "")
+	ext2 := diskimage.ExtSuperblock(id, "")
 	binary.LittleEndian.PutUint32(ext2[92:], 0)
 	binary.LittleEndian.PutUint32(ext2[96:], 0)
 	binary.LittleEndian.PutUint32(ext2[76:], 0) // revision 0: 128-byte inodes
@@ -374,11 +376,11 @@ func TestProbeFS(t *testing.T) {
 	copy(swap[1024+28:], "swap1")
 	copy(swap[4086:], "SWAPSPACE2")
 
-	fat32 := mbrSector(nil)
+	fat32 := diskimage.MBR(nil)
 	copy(fat32[82:], "FAT32   ")
 	binary.LittleEndian.PutUint32(fat32[67:], 0x1a2b3c4d)
 	copy(fat32[71:], "EFI        ")
-	fat16 := mbrSector(nil)
+	fat16 := diskimage.MBR(nil)
 	copy(fat16[54:], "FAT16   ")
 	binary.LittleEndian.PutUint32(fat16[39:], 0xdeadbeef)
 	copy(fat16[43:], "NO NAME    ")
@@ -393,13 +395,13 @@ func TestProbeFS(t *testing.T) {
 		want fsInfo
 		ok   bool
 	}{
-		{"ext4", img(1024, extSuperblock(id, "boot")), fsInfo{Type: "ext4", UUID: idStr, Label: "boot", InodeSize: 256}, true},
+		{"ext4", img(1024, diskimage.ExtSuperblock(id, "boot")), fsInfo{Type: "ext4", UUID: idStr, Label: "boot", InodeSize: 256}, true},
 		{"ext3", img(1024, ext3), fsInfo{Type: "ext3", UUID: idStr, Label: "root", InodeSize: 256}, true},
 		{"ext2", img(1024, ext2), fsInfo{Type: "ext2", UUID: idStr, InodeSize: 128}, true},
 		{"xfs", img(0, xfs), fsInfo{Type: "xfs", UUID: idStr, Label: "data", InodeSize: 512}, true},
 		{"btrfs", img(0x10000, btrfs), fsInfo{Type: "btrfs", UUID: idStr, Label: "pool"}, true},
 		{"swap", img(0, swap), fsInfo{Type: "swap", UUID: idStr, Label: "swap1"}, true},
-		{"lvm", img(512, lvmLabel()), fsInfo{Type: "LVM2_member", UUID: "abcdef-ghij-klmn-opqr-stuv-wxyz-012345"}, true},
+		{"lvm", img(512, diskimage.LVMLabel()), fsInfo{Type: "LVM2_member", UUID: "abcdef-ghij-klmn-opqr-stuv-wxyz-012345"}, true},
 		{"vfat32", img(0, fat32), fsInfo{Type: "vfat", UUID: "1A2B-3C4D", Label: "EFI"}, true},
 		{"vfat16", img(0, fat16), fsInfo{Type: "vfat", UUID: "DEAD-BEEF", Label: "NO NAME"}, true},
 		{"ntfs", img(0, ntfs), fsInfo{Type: "ntfs", UUID: "0123456789ABCDEF"}, true},
