@@ -242,3 +242,12 @@ func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
 	}
 	return h.Sum64(), nil
 }
+
+// vanished tells whether opening a source file failed because it is no
+// longer there as a regular file (removed, or replaced by a link, a
+// directory, a socket or a device since the walk): sending skips it as gone,
+// verifying as not listed.
+func vanished(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) ||
+		errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV)
+}

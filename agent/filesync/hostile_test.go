@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -258,9 +257,6 @@ func TestHostileSender(t *testing.T) {
 					assert.Equal(t, outside, target)
 				}
 			}
-			assert.False(t, strings.Contains(tc.name, "escape") && fileExists(filepath.Join(parent, "escape")))
 		})
 	}
 }
-
-func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }

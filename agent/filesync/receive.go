@@ -308,7 +308,8 @@ func (r *receiver) hashBasis(hj hashJob, bufp *[]byte) error {
 	}
 	buf := (*bufp)[:bs]
 	total := uint64((hj.size + bs - 1) / bs)
-	zeroHash := xxhash.Sum64(make([]byte, bs))
+	clear(buf)
+	zeroHash := xxhash.Sum64(buf)
 	fd := int(hj.f.Fd())
 	var first uint64
 	p := make([]byte, 0, 32+8*min(total, maxHashFrame))
@@ -328,10 +329,13 @@ func (r *receiver) hashBasis(hj hashJob, bufp *[]byte) error {
 		n := min(bs, hj.size-off)
 		var h uint64
 		if nextData(fd, off, hj.size) >= off+n {
+			// A hole reads as zeros: hashed without reading it. buf holds a
+			// whole block, however large the file's blocks are.
 			if n == bs {
 				h = zeroHash
 			} else {
-				h = xxhash.Sum64(zeroBuf[:n])
+				clear(buf[:n])
+				h = xxhash.Sum64(buf[:n])
 			}
 		} else {
 			got, err := hj.f.ReadAt(buf[:n], off)

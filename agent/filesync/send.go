@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +132,7 @@ func Send(ctx context.Context, c *transport.Conn, o SendOptions) (Stats, error) 
 	ordered := make(chan chan frame, 8)
 	work := make(chan workItem)
 	wg.Go(func() { s.dispatch(ordered, work) })
-	for range min(4, max(2, runtime.GOMAXPROCS(0))) {
+	for range hashWorkers() {
 		wg.Go(func() {
 			buf := make([]byte, chunkSize)
 			for it := range work {
@@ -506,8 +505,7 @@ func (s *sender) runJob(j job, out chan<- frame, buf []byte) error {
 	abs := s.t.abs(rel)
 	f, err := openSource(abs)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) ||
-			errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) {
+		if vanished(err) {
 			return gone()
 		}
 		return fmt.Errorf("filesync: open %s: %w", abs, err)

@@ -82,8 +82,8 @@ func Verify(ctx context.Context, c *transport.Conn, o SendOptions) (Consistency,
 			for rel := range paths {
 				f, err := openSource(t.abs(rel))
 				if err != nil {
-					if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-						continue // vanished
+					if vanished(err) {
+						continue
 					}
 					cancel(fmt.Errorf("filesync: open %s: %w", t.abs(rel), err))
 					continue

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // tree writes a small tree with a file, a hard link, a symlink and a
@@ -22,6 +23,9 @@ func tree(t *testing.T, root string) {
 	require.NoError(t, os.Link(filepath.Join(root, "d/f"), filepath.Join(root, "h")))
 	require.NoError(t, os.Symlink("d/f", filepath.Join(root, "s")))
 	when := time.Unix(1700000000, 123456789)
+	// The link's own time (Chtimes would follow it), then the rest.
+	ts := []unix.Timespec{unix.NsecToTimespec(when.UnixNano()), unix.NsecToTimespec(when.UnixNano())}
+	require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, "s"), ts, unix.AT_SYMLINK_NOFOLLOW))
 	for _, p := range []string{"d/f", "g", "d", "."} {
 		require.NoError(t, os.Chtimes(filepath.Join(root, p), when, when))
 	}
