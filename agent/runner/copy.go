@@ -295,6 +295,9 @@ func (rp *reporter) report(final bool) smsapi.Progress {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	now := time.Now()
+	if rp.wire < rp.lastWire {
+		rp.lastWire = 0 // a new connection (the link broke): its counter starts at zero
+	}
 	if dt := now.Sub(rp.lastAt).Seconds(); dt > 0.2 {
 		rp.speed = float64(rp.wire-rp.lastWire) * 8 / 1e6 / dt
 		rp.lastWire, rp.lastAt = rp.wire, now

@@ -212,6 +212,12 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 		r.result(ctx, cmd.Name, "fail", "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
 		return
 	}
+	// These act on one task: without its id they would act on the state
+	// dir's root and ask the server about no task.
+	if spec.TaskID == "" && taskCommands[cmd.Name] {
+		r.result(ctx, cmd.Name, "fail", "SMS.6004", cmd.Name+" names no task")
+		return
+	}
 	log := r.log.With("command", cmd.Name, "task", spec.TaskID)
 	switch cmd.Name {
 	case "START", "SYNC":
@@ -262,10 +268,6 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 // uploadLog sends the log the agent keeps in memory to the server, where
 // the operator downloads it (GET /v3/tasks/{id}/agent-log).
 func (r *Runner) uploadLog(ctx context.Context, taskID, bucket string) {
-	if taskID == "" {
-		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.6004", "the upload names no task")
-		return
-	}
 	if r.cfg.Logs == nil {
 		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.7707", "this agent keeps no log to upload")
 		return
@@ -283,6 +285,9 @@ func (r *Runner) uploadLog(ctx context.Context, taskID, bucket string) {
 	r.result(ctx, "UPLOAD_LOG", "success", "", "")
 }
 
+var taskCommands = map[string]bool{"START": true, "SYNC": true, "STOP": true, "DELETE": true, "SPEED_LIMIT": true,
+	"NETWORK_CHECK": true, "UPLOAD_LOG": true}
+
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 
 func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
@@ -294,7 +299,7 @@ func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
 		detail["msg"] = msg
 	}
 	b := newBackoff()
-	for tries := 0; tries < 10; tries++ {
+	for tries := 1; ; tries++ {
 		err := r.cfg.API.CommandResult(ctx, r.SourceID(), name, result, detail)
 		if err == nil || !smsapi.IsTemporary(err) {
 			if err != nil {
@@ -302,7 +307,8 @@ func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
 			}
 			return
 		}
-		if !b.wait(ctx) {
+		if tries == 10 || !b.wait(ctx) {
+			r.log.Error("command result not delivered", "command", name, "result", result, "err", err)
 			return
 		}
 	}

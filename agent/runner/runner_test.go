@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/signer"
 )
 
@@ -124,8 +124,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // startRunner runs an agent against srv until the test ends.
-func startRunner(t *testing.T, srv *httptest.Server, state string, opts ...func(*Config)) (*Runner, *syncBuffer) {
-	logs := &syncBuffer{}
+func startRunner(t *testing.T, srv *httptest.Server, state string, opts ...func(*Config)) (*Runner, *testutil.Buffer) {
+	logs := &testutil.Buffer{}
 	cfg := Config{
 		API:      &smsapi.Client{BaseURL: srv.URL, AK: testAK, SK: testSK, ProjectID: "p1"},
 		Discover: func(context.Context) (any, error) { return map[string]string{"name": "m1"}, nil },
@@ -149,23 +149,6 @@ func startRunner(t *testing.T, srv *httptest.Server, state string, opts ...func(
 		}
 	})
 	return r, logs
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
 }
 
 func (f *fakeAPI) next(t *testing.T) commandResult {
@@ -236,6 +219,11 @@ func TestCommands(t *testing.T) {
 		{"STOP", `{"task_id":"t1"}`, "success", "", nil},
 		{"FROBNICATE", `{}`, "fail", "SMS.6004", nil},
 		{"START", `{"task_id":5}`, "fail", "SMS.6004", nil},
+		{"START", `{"migrate_type":"MIGRATE_BLOCK"}`, "fail", "SMS.6004", func(t *testing.T) {
+			_, err := os.Stat(filepath.Join(state, "tasks", "job.json"))
+			assert.True(t, os.IsNotExist(err), "a command without a task writes no state")
+		}},
+		{"NETWORK_CHECK", `{}`, "fail", "SMS.6004", nil},
 		{"DELETE", `{"task_id":".."}`, "fail", "SMS.6004", func(t *testing.T) {
 			_, err := os.Stat(state)
 			assert.NoError(t, err, "a task id cannot reach outside the state dir")
@@ -390,4 +378,22 @@ func TestLinkBroke(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, linkBroke(tc.err), "%v", tc.err)
 	}
+}
+
+// TestReportSpeedAcrossReconnect: after a broken link the pass runs on a new
+// connection whose byte counter starts at zero; the speed reported stays a
+// speed, never negative.
+func TestReportSpeedAcrossReconnect(t *testing.T) {
+	rp := &reporter{r: &Runner{}, spec: jobSpec{Command: "START"}, lastAt: time.Now().Add(-time.Second)}
+	rp.update(10<<20, 100<<20, 50<<20, 0)
+	p := rp.report(false)
+	assert.Greater(t, p.MigrateSpeed, 300.0, "50 MiB in about a second")
+	assert.Equal(t, int32(10), p.Progress)
+
+	rp.lastAt = time.Now().Add(-time.Second)
+	rp.update(20<<20, 100<<20, 5<<20, 0) // the new connection's counter
+	p = rp.report(false)
+	assert.Greater(t, p.MigrateSpeed, 30.0, "5 MiB since the reconnect")
+	assert.Less(t, p.MigrateSpeed, 50.0)
+	assert.Positive(t, p.RemainTime)
 }
