@@ -117,7 +117,8 @@ func Run(ctx context.Context, c *transport.Conn, o Options) (Result, error) {
 	buf := make([]byte, chunk)
 	_, _ = rand.Read(buf)
 	_ = c.SetDeadline(time.Now().Add(o.Duration + 60*time.Second))
-	end := time.Now().Add(o.Duration)
+	start := time.Now()
+	end := start.Add(o.Duration)
 	for time.Now().Before(end) && res.Sent < o.MaxBytes {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -144,8 +145,11 @@ func Run(ctx context.Context, c *transport.Conn, o Options) (Result, error) {
 	if int64(got) != res.Sent {
 		return res, fmt.Errorf("netcheck: the receiver counted %d bytes of %d", got, res.Sent)
 	}
-	if ns > 0 {
-		res.Mbps = float64(got) * 8 / (float64(ns) / 1e9) / 1e6
+	// The rate is what arrived over the time from the first byte sent to
+	// the receiver's count: frames wait in send buffers, so the receiver's
+	// own clock (first chunk in to the end) reads a slow link fast.
+	if el := time.Since(start).Seconds(); ns > 0 && el > 0 {
+		res.Mbps = float64(got) * 8 / el / 1e6
 	}
 	if after, err := c.TCPStats(); err == nil && statsErr == nil && after.SegsOut > before.SegsOut {
 		res.LossPercent = float64(after.Retrans-before.Retrans) / float64(after.SegsOut-before.SegsOut) * 100

@@ -64,6 +64,21 @@ func TestCheckHonoursTheLimit(t *testing.T) {
 	assert.Equal(t, "healthy", Evaluation(true, res, 40), "at its limit a link is not degraded")
 }
 
+// TestCheckMeasuresASlowLink: a slow link is measured at its speed. The
+// receiver's clock starts when the first chunk has arrived, so that chunk is
+// not part of the rate (counted in, a 9 Mbit/s link read as healthy 10.5).
+func TestCheckMeasuresASlowLink(t *testing.T) {
+	creds, addr, ended := receiver(t)
+	c, err := transport.Dial(context.Background(), addr, creds, transport.KindProbe)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetLimiter(context.Background(), throttle.New(4))
+	res, err := Run(context.Background(), c, Options{Pings: 2, Interval: time.Millisecond, Duration: 2 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, <-ended)
+	assert.InDelta(t, 4, res.Mbps, 0.6, "about 4 Mbit/s")
+}
+
 func TestServeRefusesGarbage(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -140,16 +140,16 @@ func (s *Sampler) read() (snapshot, error) {
 // Sample returns the usage since the previous Sample. Fields whose source
 // cannot be read stay 0; the error is set only when nothing could be read.
 func (s *Sampler) Sample() (Usage, error) {
-	cur, err := s.read()
+	// The read is inside the lock: two overlapping samples would otherwise
+	// store the older snapshot last and the next window would run backwards.
 	s.mu.Lock()
-	prev := s.prev
-	if err == nil {
-		s.prev = cur
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	cur, err := s.read()
 	if err != nil {
 		return Usage{}, err
 	}
+	prev := s.prev
+	s.prev = cur
 	return compute(prev, cur), nil
 }
 
