@@ -321,12 +321,17 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 		m.anytimeChecks = true
 		workflow.Go(ctx, m.networkChecks)
 	}
+	// Idle runs no longer wake for network checks, yet checks and speed
+	// windows still add to the history: the idle wait also ends when a fresh
+	// history is due.
+	idleRollover := workflow.GetVersion(ctx, "idle-continue-as-new", workflow.DefaultVersion, 1) == 1
 	for {
 		// Idle: READY, ABORT, MIGRATE_FAIL or MIGRATE_SUCCESS wait for start,
 		// restart or delete (and network checks, which need no run).
 		for !m.st.StartRequested && !m.st.DeleteRequested {
 			if err := workflow.Await(ctx, func() bool {
-				return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks)
+				return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks) ||
+					(idleRollover && m.continueAsNewDue(ctx))
 			}); err != nil {
 				return m.canceled(ctx, err)
 			}
@@ -688,10 +693,15 @@ func (m *migration) networkChecks(ctx workflow.Context) {
 // boundary (durable timers) or when the rules change, and pushes a changed
 // limit while the agent is working.
 func (m *migration) speedLoop(ctx workflow.Context) {
+	// Runs from before version 1 cleared the flag after the push (losing a
+	// change signalled while it ran); they replay as they ran.
+	clearFirst := workflow.GetVersion(ctx, "speed-change-kept", workflow.DefaultVersion, 1) == 1
 	for {
 		// Cleared before the rules are read: a change signalled while the
 		// push below runs wakes the next round instead of being lost.
-		m.st.SpeedChanged = false
+		if clearFirst {
+			m.st.SpeedChanged = false
+		}
 		s := m.st.Speed
 		rules := s.Rules
 		ws, errs := speedlimit.Parse(rules)
@@ -707,6 +717,9 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			// while one runs are pushed to the agent.
 			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
+		}
+		if !clearFirst {
+			m.st.SpeedChanged = false
 		}
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(now), func() bool { return m.st.SpeedChanged }); err != nil {
 			return
