@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/envcheck"
 	"github.com/smsflow/smsflow/layout"
@@ -498,14 +499,11 @@ func (a *Activities) check(ctx context.Context, in StepInput) error {
 	}
 	// The hosted service's agent copies files with rsync; smsflow's agent
 	// copies them itself (agent/filesync), so only other agents need it.
-	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) && !strings.HasPrefix(src.AgentVersion, AgentVersionPrefix) {
+	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) && !strings.HasPrefix(src.AgentVersion, discover.AgentVersionPrefix) {
 		return failure(smserr.SMS6517, nil)
 	}
 	return nil
 }
-
-// AgentVersionPrefix starts the agent_version smsflow's own agent reports.
-const AgentVersionPrefix = "smsflow-agent/"
 
 // spec builds the provider spec from the task's target server (the disks the
 // operator configured at create time).

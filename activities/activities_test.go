@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/dispatch"
@@ -451,7 +452,7 @@ func TestFileLevelNeedsRsyncOnlyForOtherAgents(t *testing.T) {
 		for _, c := range []struct {
 			agent string
 			code  string
-		}{{"sms-agent 23.1", "SMS.6517"}, {activities.AgentVersionPrefix + "dev", ""}} {
+		}{{"sms-agent 23.1", "SMS.6517"}, {discover.AgentVersionPrefix + "dev", ""}} {
 			src := f.source()
 			src.HasRsync, src.AgentVersion = &no, c.agent
 			_, _, err := s.RegisterSource(context.Background(), f.tenant, store.Registration{Source: src, BodyID: src.ID, NewID: uuid.NewString})

@@ -109,7 +109,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		API: api,
 		Discover: func(ctx context.Context) (any, error) {
 			return discover.Discover(ctx, discover.Options{Root: *root, Name: *name, DiskImages: diskPaths,
-				OnlyImages: *onlyImages, AgentVersion: "smsflow-agent/" + version})
+				OnlyImages: *onlyImages, AgentVersion: discover.AgentVersionPrefix + version})
 		},
 		DiskPaths: diskPaths, FileRoot: *fileRoot, Excludes: excludes, Files: filePlane{}, StateDir: *stateDir,
 		PollWait: *poll, ProgressEvery: *progressEvery, Logger: log, Logs: ring.Bytes,

@@ -81,7 +81,7 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 		ProgressEvery: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Discover: func(ctx context.Context) (any, error) {
 			src, err := discover.Discover(ctx, discover.Options{Name: name, DiskImages: images, OnlyImages: true,
-				AgentVersion: "smsflow-agent/demo"})
+				AgentVersion: discover.AgentVersionPrefix + "demo"})
 			if err != nil {
 				return nil, err
 			}
