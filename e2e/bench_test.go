@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -31,14 +28,6 @@ func benchServer(b *testing.B) *server {
 	s.client = &http.Client{Timeout: 60 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000}}
 	return s
-}
-
-func temporalClient(b *testing.B, s *server) client.Client {
-	c, err := client.Dial(client.Options{HostPort: s.front, Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	require.NoError(b, err)
-	b.Cleanup(c.Close)
-	return c
 }
 
 // countState is how many tasks are in the state (the list's count).
@@ -93,7 +82,7 @@ func BenchmarkMigrations(b *testing.B) {
 		b.StopTimer()
 		cancel()
 
-		tc := temporalClient(b, s)
+		tc := dialTemporal(b, s.front, "default")
 		acts := countActivities(b, tc, workflows.MigrationWorkflowID(ids[0]))
 		bareWall := runBare(b, tc, n, acts)
 

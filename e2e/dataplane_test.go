@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/testutil"
 )
 
 // realAgent is a running sms-agent process.
@@ -27,7 +29,7 @@ type realAgent struct {
 	args  []string
 	state string
 	cmd   *exec.Cmd
-	log   *logBuffer
+	log   *testutil.Buffer
 }
 
 func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
@@ -47,7 +49,7 @@ func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
 func (a *realAgent) start() {
 	a.cmd = exec.Command(agentBinary, a.args...)
 	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+a.s.creds.SK)
-	a.log = &logBuffer{}
+	a.log = &testutil.Buffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	require.NoError(a.t, a.cmd.Start())
 }
@@ -71,13 +73,23 @@ func (s *server) waitSource(t testing.TB, name string) string {
 			} `json:"source_servers"`
 		}
 		code, b, err := s.do("GET", "/v3/sources?name="+name, nil)
-		if err != nil || code != 200 || jsonUnmarshal(b, &out) != nil || len(out.Sources) == 0 {
+		if err != nil || code != 200 || json.Unmarshal(b, &out) != nil || len(out.Sources) == 0 {
 			return false
 		}
 		id = out.Sources[0].ID
 		return true
 	}, 60*time.Second, 200*time.Millisecond, "the agent registers")
 	return id
+}
+
+// imageAgent starts a real agent named name whose only disk, /dev/vda, is a
+// fresh 256 MiB image (diskImage with seed), and waits for its source.
+func imageAgent(t testing.TB, s *server, name string, seed uint64) (img string, a *realAgent, sourceID string) {
+	t.Helper()
+	img = filepath.Join(t.TempDir(), "vda.img")
+	diskImage(t, img, 256<<20, seed)
+	a = startAgent(t, s, "--name", name, "--disk-image", "/dev/vda="+img, "--only-images")
+	return img, a, s.waitSource(t, name)
 }
 
 // diskImage writes a source disk: random regions, zero regions, text.
@@ -163,10 +175,7 @@ func sameHead(t testing.TB, source, target string) bool {
 // byte-for-byte the source, and the verification is recorded.
 func TestRealAgentBlockMigration(t *testing.T) {
 	s := newServer(t)
-	img := filepath.Join(t.TempDir(), "vda.img")
-	diskImage(t, img, 256<<20, 11)
-	a := startAgent(t, s, "--name", "blk-01", "--disk-image", "/dev/vda="+img, "--only-images")
-	src := s.waitSource(t, "blk-01")
+	img, a, src := imageAgent(t, s, "blk-01", 11)
 	var facts struct {
 		Disks []struct {
 			Name            string `json:"name"`
@@ -271,10 +280,7 @@ func TestRealAgentBlockMigration(t *testing.T) {
 // does not start over) and the target ends identical.
 func TestRealAgentKilledMidCopy(t *testing.T) {
 	s := newServer(t)
-	img := filepath.Join(t.TempDir(), "vda.img")
-	diskImage(t, img, 256<<20, 12)
-	a := startAgent(t, s, "--name", "kill-01", "--disk-image", "/dev/vda="+img, "--only-images")
-	src := s.waitSource(t, "kill-01")
+	img, a, src := imageAgent(t, s, "kill-01", 12)
 	// 400 Mbit/s: the copy takes a few seconds, time to kill it midway.
 	id := s.localTask("kill", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 400})
 	s.waitCopyProgress(t, id, 20)
@@ -299,10 +305,7 @@ func TestRealAgentKilledMidCopy(t *testing.T) {
 // the target identical.
 func TestRealAgentServeKilledMidCopy(t *testing.T) {
 	s := newServer(t)
-	img := filepath.Join(t.TempDir(), "vda.img")
-	diskImage(t, img, 256<<20, 13)
-	a := startAgent(t, s, "--name", "srvkill-01", "--disk-image", "/dev/vda="+img, "--only-images")
-	src := s.waitSource(t, "srvkill-01")
+	img, a, src := imageAgent(t, s, "srvkill-01", 13)
 	id := s.localTask("srvkill", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 300})
 	s.waitCopyProgress(t, id, 20)
 	s.kill()
@@ -321,10 +324,7 @@ func TestRealAgentServeKilledMidCopy(t *testing.T) {
 // with a silent short copy.
 func TestRealAgentDiskShrinksMidCopy(t *testing.T) {
 	s := newServer(t)
-	img := filepath.Join(t.TempDir(), "vda.img")
-	diskImage(t, img, 256<<20, 14)
-	startAgent(t, s, "--name", "shrink-01", "--disk-image", "/dev/vda="+img, "--only-images")
-	src := s.waitSource(t, "shrink-01")
+	img, _, src := imageAgent(t, s, "shrink-01", 14)
 	// At 100 Mbit/s the first half of the disk takes several seconds: the
 	// copy is far from 128 MiB when the disk is cut there.
 	id := s.localTask("shrink", "MIGRATE_BLOCK", src, map[string]any{"speed_limit": 100})
@@ -364,5 +364,3 @@ func lastStartBlocks(t testing.TB, logs string) int {
 	require.NoError(t, err)
 	return blocks
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

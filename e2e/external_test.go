@@ -78,10 +78,14 @@ func TestExternalTemporal(t *testing.T) {
 	assert.Contains(t, out, "--temporal-address")
 }
 
-func dialTemporal(t *testing.T, addr, ns string) client.Client {
+// quietLogger keeps the Temporal client's chatter out of test output.
+func quietLogger() tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func dialTemporal(t testing.TB, addr, ns string) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns, Logger: quietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -90,7 +94,7 @@ func dialTemporal(t *testing.T, addr, ns string) client.Client {
 func registerNamespace(t *testing.T, addr, ns string) {
 	t.Helper()
 	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+		Logger: quietLogger()})
 	require.NoError(t, err)
 	defer nc.Close()
 	require.NoError(t, nc.Register(context.Background(), &workflowservice.RegisterNamespaceRequest{
@@ -119,7 +123,7 @@ func TestServeGuardsItsDataAndPorts(t *testing.T) {
 
 	// Finished runs stay for audits: the namespace keeps them 30 days.
 	nc, err := client.NewNamespaceClient(client.Options{HostPort: s.front,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+		Logger: quietLogger()})
 	require.NoError(t, err)
 	defer nc.Close()
 	desc, err := nc.Describe(context.Background(), "default")

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/signer"
 )
 
@@ -108,7 +109,7 @@ type server struct {
 	// health is the worker's health address (worker only).
 	health string
 	cmd    *exec.Cmd
-	log    *logBuffer
+	log    *testutil.Buffer
 	creds  iam.Credentials
 	client *http.Client
 }
@@ -148,7 +149,7 @@ func (s *server) start() {
 		args = append(args, "--temporal-embedded-addr", s.front, "--temporal-ui-addr", s.ui)
 	}
 	s.cmd = exec.Command(binary, args...)
-	s.log = &logBuffer{}
+	s.log = &testutil.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.Env = append(os.Environ(), "HOME="+s.dataDir)
 	require.NoError(s.t, s.cmd.Start())
@@ -192,25 +193,6 @@ func (s *server) stop() {
 	}
 }
 
-// logBuffer collects a child process's output; the test reads it while
-// exec's copying goroutine writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
@@ -246,7 +228,6 @@ func (s *server) do(method, path string, body any) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-// call is do for the operator: it must succeed with 200.
 // localTask creates a task that migrates sourceID into a new target of
 // the local provider; extra adds or overrides body fields (syncing,
 // speed_limit…). It returns the task id.
@@ -262,6 +243,7 @@ func (s *server) localTask(name, typ, sourceID string, extra map[string]any) str
 	return out.ID
 }
 
+// call is do for the operator: it must succeed with 200.
 func (s *server) call(method, path string, body any, out any) {
 	s.t.Helper()
 	code, b, err := s.do(method, path, body)

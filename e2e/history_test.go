@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,7 +9,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsflow/smsflow/workflows"
 )
@@ -36,7 +33,7 @@ func (s *server) recordHistory(taskID, name string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c, err := client.Dial(client.Options{HostPort: s.front, Namespace: "default",
-			Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+			Logger: quietLogger()})
 		if err != nil {
 			s.t.Errorf("record history: %v", err)
 			return

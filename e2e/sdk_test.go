@@ -10,52 +10,25 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
 	sms "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sdktest"
 	"github.com/smsflow/smsflow/speedlimit"
 )
 
-// sdkClient is the official Huawei Cloud SMS client, unmodified, pointed at
-// the server with its bootstrap AK/SK and project.
+// sdkClient is the official SDK pointed at the server with its bootstrap
+// AK/SK and project.
 func sdkClient(t *testing.T, s *server) *sms.SmsClient {
-	t.Helper()
-	t.Setenv("HOME", t.TempDir()) // the SDK may write ~/.huaweicloud
-	host, port, err := net.SplitHostPort(s.http)
-	require.NoError(t, err)
-	require.Equal(t, "127.0.0.1", host)
-	cred, err := basic.NewCredentialsBuilder().WithAk(s.creds.AK).WithSk(s.creds.SK).WithProjectId(s.creds.ProjectID).SafeBuild()
-	require.NoError(t, err)
-	hc, err := sms.SmsClientBuilder().
-		WithEndpoint("http://127.0.0.1:" + port).
-		WithCredential(cred).
-		WithHttpConfig(config.DefaultHttpConfig().WithUserAgent("smsflow-e2e-sdk").WithRetries(0)).
-		SafeBuild()
-	require.NoError(t, err)
-	return sms.NewSmsClient(hc)
-}
-
-// sdkErr asserts err is the SDK's ServiceResponseError with our status and code.
-func sdkErr(t *testing.T, err error, status int, code string, msgAndArgs ...any) {
-	t.Helper()
-	require.Error(t, err, msgAndArgs...)
-	var se *sdkerr.ServiceResponseError
-	require.True(t, errors.As(err, &se), "%T: %v", err, err)
-	assert.Equal(t, status, se.StatusCode, se.ErrorMessage)
-	assert.Equal(t, code, se.ErrorCode, se.ErrorMessage)
-	assert.NotEmpty(t, se.ErrorMessage)
-	assert.NotEmpty(t, se.RequestId, "X-Request-Id reaches the SDK")
+	return sdktest.Client(t, s.http, s.creds.AK, s.creds.SK, s.creds.ProjectID, "smsflow-e2e-sdk")
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -173,9 +146,9 @@ func TestSDKTasks(t *testing.T) {
 	second := *created.Id
 	assert.NotEqual(t, id, second)
 	_, err = c.CreateTask(&model.CreateTaskRequest{Body: post("sdk-again", a.sourceID)})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.6005", "one task per source")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.6005", "one task per source")
 	_, err = c.CreateTask(&model.CreateTaskRequest{Body: post("sdk-nosource", "no-such-source")})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7602")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7602")
 
 	// 3. ShowTask while READY.
 	tk := sdkShow(t, c, id)
@@ -220,7 +193,7 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, int32(300), *tk.SpeedLimit)
 	assert.Equal(t, "sdk-target-2", *tk.TargetServer.Name)
 	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: "no-such-task", Body: &model.PutTaskReq{Name: ptr("x")}})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// 7a. Speed windows while READY: without rules of its own the task shows
 	// one all-day window at its speed_limit.
@@ -271,15 +244,15 @@ func TestSDKTasks(t *testing.T) {
 	none := list(&model.ListTasksRequest{Name: ptr("sdk-renamed"), SourceServerId: ptr(b.sourceID)})
 	assert.Equal(t, int32(0), *none.Count, "filters combine")
 	_, err = c.ListTasks(&model.ListTasksRequest{Limit: ptr(int32(500))})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 	// 8a. What READY refuses: the TLS material, the passphrase, a log.
 	_, err = c.ShowCertKey(&model.ShowCertKeyRequest{TaskId: id})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9905")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905")
 	_, err = c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9905")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905")
 	_, err = c.CollectLog(&model.CollectLogRequest{TaskId: id, Body: &model.UploadLogRequestBody{LogBucket: "logs"}})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.7717")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.7717")
 
 	// 5a. network_check while READY reaches the agent; UpdateNetworkCheckInfo
 	// is its report, shown by the task.
@@ -305,9 +278,9 @@ func TestSDKTasks(t *testing.T) {
 		EvaluationResult: "good"}, *tk.NetworkCheckInfo)
 	_, err = c.UpdateNetworkCheckInfo(&model.UpdateNetworkCheckInfoRequest{TaskId: id, Body: &model.NetworkCheckInfoRequestBody{
 		LossPercentage: 150, EvaluationResult: "bad"}})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 	_, err = c.UpdateNetworkCheckInfo(&model.UpdateNetworkCheckInfoRequest{TaskId: "no-such-task", Body: &model.NetworkCheckInfoRequestBody{}})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// 8b. Special configuration: set, replace one key, read back (all, and
 	// one key).
@@ -363,11 +336,11 @@ func TestSDKTasks(t *testing.T) {
 	assert.NotEmpty(t, *tk.TargetServer.VmId, "the target was created")
 
 	// Wrong-state operations come back with their SMS codes.
-	sdkErr(t, action(id, op.START), http.StatusBadRequest, "SMS.7713", "start while RUNNING")
-	sdkErr(t, action(id, op.RESTART), http.StatusBadRequest, "SMS.7722", "restart while RUNNING")
-	sdkErr(t, action(id, op.TEST), http.StatusBadRequest, "SMS.7721", "test is for a syncing task")
-	sdkErr(t, action(second, op.STOP), http.StatusBadRequest, "SMS.7714", "stop while READY")
-	sdkErr(t, action("no-such-task", op.START), http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, action(id, op.START), http.StatusBadRequest, "SMS.7713", "start while RUNNING")
+	sdktest.Err(t, action(id, op.RESTART), http.StatusBadRequest, "SMS.7722", "restart while RUNNING")
+	sdktest.Err(t, action(id, op.TEST), http.StatusBadRequest, "SMS.7721", "test is for a syncing task")
+	sdktest.Err(t, action(second, op.STOP), http.StatusBadRequest, "SMS.7714", "stop while READY")
+	sdktest.Err(t, action("no-such-task", op.START), http.StatusNotFound, "SMS.7703")
 
 	// UpdateTask while RUNNING: a rename is fine, a new type is not.
 	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{Name: ptr("sdk-running")}})
@@ -375,7 +348,7 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, "sdk-running", *sdkShow(t, c, id).Name)
 	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{
 		Type: ptr(model.GetPutTaskReqTypeEnum().MIGRATE_FILE)}})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.7712")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.7712")
 	running = list(&model.ListTasksRequest{State: ptr(model.GetListTasksRequestStateEnum().RUNNING)})
 	require.Equal(t, int32(1), *running.Count)
 	assert.Equal(t, id, *(*running.Tasks)[0].Id)
@@ -403,7 +376,7 @@ func TestSDKTasks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, *pp.Passphrase, *pp2.Passphrase, "one passphrase per task")
 	_, err = c.ShowCertKey(&model.ShowCertKeyRequest{TaskId: second})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9905", "the READY task still refuses")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905", "the READY task still refuses")
 
 	// 6. UpdateTaskSpeed (PUT /progress) as the agent: the task shows it.
 	before := time.Now().UnixMilli()
@@ -438,10 +411,10 @@ func TestSDKTasks(t *testing.T) {
 		return err
 	}
 	subs := model.GetUpdateTaskSpeedReqSubtaskNameEnum()
-	sdkErr(t, progress(id, subs.MIGRATE_WINDOWS_BLOCK, 60), http.StatusBadRequest, "SMS.6004", "not a step of a Linux block task")
-	sdkErr(t, progress(id, subs.MIGRATE_LINUX_BLOCK, 101), http.StatusBadRequest, "SMS.6101")
-	sdkErr(t, progress(second, subs.MIGRATE_LINUX_BLOCK, 10), http.StatusBadRequest, "SMS.0501", "the READY task is not running")
-	sdkErr(t, progress("no-such-task", subs.MIGRATE_LINUX_BLOCK, 10), http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, progress(id, subs.MIGRATE_WINDOWS_BLOCK, 60), http.StatusBadRequest, "SMS.6004", "not a step of a Linux block task")
+	sdktest.Err(t, progress(id, subs.MIGRATE_LINUX_BLOCK, 101), http.StatusBadRequest, "SMS.6101")
+	sdktest.Err(t, progress(second, subs.MIGRATE_LINUX_BLOCK, 10), http.StatusBadRequest, "SMS.0501", "the READY task is not running")
+	sdktest.Err(t, progress("no-such-task", subs.MIGRATE_LINUX_BLOCK, 10), http.StatusNotFound, "SMS.7703")
 	assert.Equal(t, int32(50), subtask(sdkShow(t, c, id), "MIGRATE_LINUX_BLOCK").Progress, "refusals change nothing")
 
 	// 7b. UpdateSpeed with the spec's example windows ("0:00"–"8:00" ...): the
@@ -488,20 +461,20 @@ func TestSDKTasks(t *testing.T) {
 		{"speed too high", []model.SpeedLimitlJson{{Start: "00:00", End: "01:00", Speed: ptr(int32(10001))}}, "SMS.9001"},
 	} {
 		_, err = c.UpdateSpeed(&model.UpdateSpeedRequest{TaskId: id, Body: &model.SpeedLimit{SpeedLimit: bad.rules}})
-		sdkErr(t, err, http.StatusBadRequest, bad.code, bad.name)
+		sdktest.Err(t, err, http.StatusBadRequest, bad.code, bad.name)
 	}
 	sl, err = c.ShowsSpeedLimits(&model.ShowsSpeedLimitsRequest{TaskId: id})
 	require.NoError(t, err)
 	assert.Equal(t, windows, *sl.SpeedLimit, "refused windows change nothing")
 	_, err = c.ShowsSpeedLimits(&model.ShowsSpeedLimitsRequest{TaskId: "no-such-task"})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// 8d. CollectLog while RUNNING: the agent is asked (with the bucket);
 	// one collection at a time.
 	_, err = c.CollectLog(&model.CollectLogRequest{TaskId: id, Body: &model.UploadLogRequestBody{LogBucket: "sdk-logs"}})
 	require.NoError(t, err)
 	_, err = c.CollectLog(&model.CollectLogRequest{TaskId: id, Body: &model.UploadLogRequestBody{LogBucket: "sdk-logs"}})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.7716")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.7716")
 	require.Eventually(t, func() bool { return a.count("UPLOAD_LOG") == 1 }, 20*time.Second, 100*time.Millisecond)
 	assert.Equal(t, "sdk-logs", a.lastParams("UPLOAD_LOG")["bucket"])
 	assert.Equal(t, "UPLOADING", (*list(&model.ListTasksRequest{Id: ptr(id)}).Tasks)[0].LogCollectStatus.Value())
@@ -532,7 +505,7 @@ func TestSDKTasks(t *testing.T) {
 	}
 	_, err = c.UpdateConsistencyResult(&model.UpdateConsistencyResultRequest{TaskId: "no-such-task",
 		Body: &model.SetConsistencyResultRequestBody{ConsistencyResult: &results}})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 	exp, err := c.ExportConsistencyResults(&model.ExportConsistencyResultsRequest{XLanguage: ptr("en-us"),
 		Body: &model.BatchGetConsistencyResultReq{TaskInfo: []model.BatchConsistencyReq{
 			{TaskId: ptr(id), SourceId: ptr(a.sourceID), SourceName: ptr("sdk-01")}, {TaskId: ptr(second)}}}})
@@ -551,7 +524,7 @@ func TestSDKTasks(t *testing.T) {
 	}, rows, "the second task has no results")
 	_, err = c.ExportConsistencyResults(&model.ExportConsistencyResultsRequest{Body: &model.BatchGetConsistencyResultReq{
 		TaskInfo: []model.BatchConsistencyReq{{TaskId: ptr("no-such-task")}}}})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// The verification after the final pass finds the copy complete (the
 	// workflow refuses to launch a target whose last verification
@@ -572,17 +545,17 @@ func TestSDKTasks(t *testing.T) {
 	assert.GreaterOrEqual(t, *tk.FinishDate, *tk.StartDate)
 	assert.Equal(t, 1, a.count("START"))
 	assert.Equal(t, 1, a.count("SYNC"))
-	sdkErr(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a finished task")
-	sdkErr(t, action(id, op.START), http.StatusBadRequest, "SMS.7713", "start on a finished task")
-	sdkErr(t, action(id, op.NETWORK_CHECK), http.StatusBadRequest, "SMS.7713", "no network check on a finished task")
+	sdktest.Err(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a finished task")
+	sdktest.Err(t, action(id, op.START), http.StatusBadRequest, "SMS.7713", "start on a finished task")
+	sdktest.Err(t, action(id, op.NETWORK_CHECK), http.StatusBadRequest, "SMS.7713", "no network check on a finished task")
 	_, err = c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
-	sdkErr(t, err, http.StatusBadRequest, "SMS.9905", "no passphrase once the copy is over")
+	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905", "no passphrase once the copy is over")
 
 	// DeleteTask, then DeleteTasks on the second task.
 	_, err = c.DeleteTask(&model.DeleteTaskRequest{TaskId: id})
 	require.NoError(t, err)
 	_, err = c.DeleteTasks(&model.DeleteTasksRequest{Body: &model.DeleteTasksReq{Ids: []string{second, "no-such-task"}}})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703", "a missing id deletes none")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703", "a missing id deletes none")
 	require.NotNil(t, sdkShow(t, c, second), "still there")
 	_, err = c.DeleteTasks(&model.DeleteTasksRequest{Body: &model.DeleteTasksReq{Ids: []string{second}}})
 	require.NoError(t, err)
@@ -593,13 +566,13 @@ func TestSDKTasks(t *testing.T) {
 			return errors.As(err, &se) && se.StatusCode == http.StatusNotFound
 		}, 30*time.Second, 200*time.Millisecond, "task %s is deleted", tid)
 		_, err = c.ShowTask(&model.ShowTaskRequest{TaskId: tid})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 	}
 	require.Eventually(t, func() bool { return a.count("DELETE") == 1 }, 20*time.Second, 100*time.Millisecond,
 		"the agent is told to forget the task: %v", a.seen())
 	assert.Equal(t, id, a.lastParams("DELETE")["task_id"])
 	_, err = c.DeleteTask(&model.DeleteTaskRequest{TaskId: id})
-	sdkErr(t, err, http.StatusNotFound, "SMS.7703")
+	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 	gone := list(&model.ListTasksRequest{})
 	assert.Equal(t, int32(0), *gone.Count)
 }

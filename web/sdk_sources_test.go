@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sdktest"
 	"github.com/smsflow/smsflow/store"
 )
 
@@ -104,7 +105,7 @@ func TestSDKSources(t *testing.T) {
 		_, err = c.UpdateCommandResult(&model.UpdateCommandResultRequest{ServerId: id, Body: &model.CommandBody{CommandName: "START", Result: "success", ResultDetail: &detail}})
 		require.NoError(t, err)
 		_, err = c.UpdateCommandResult(&model.UpdateCommandResultRequest{ServerId: id, Body: &model.CommandBody{CommandName: "STOP", Result: "success"}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.6021")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.6021")
 
 		errs, err := c.ListErrorServers(&model.ListErrorServersRequest{Limit: ptr(int32(10)), Offset: 0})
 		require.NoError(t, err)
@@ -113,17 +114,17 @@ func TestSDKSources(t *testing.T) {
 		// Error cases.
 		_, err = c.UpdateCopyState(&model.UpdateCopyStateRequest{SourceId: id, Body: &model.PutCopyStateReq{
 			Copystate: model.GetPutCopyStateReqCopystateEnum().FINISHED, Migrationcycle: model.GetPutCopyStateReqMigrationcycleEnum().CHECKING}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.7728")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7728")
 		_, err = c.DeleteServer(&model.DeleteServerRequest{SourceId: id})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.7601")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7601")
 		_, err = c.ShowServer(&model.ShowServerRequest{SourceId: "missing"})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7602")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7602")
 		bad := body
 		bad.OsType = model.PostSourceServerBodyOsType{}
 		_, err = c.RegisterServer(&model.RegisterServerRequest{Body: &bad})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.6601")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.6601")
 		_, err = c.ListServers(&model.ListServersRequest{Limit: ptr(int32(500))})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 		// Delete: one, then a batch.
 		_, err = c.UpdateCopyState(&model.UpdateCopyStateRequest{SourceId: id, Body: &model.PutCopyStateReq{
@@ -134,7 +135,7 @@ func TestSDKSources(t *testing.T) {
 		a := register(t, e, e.token, linuxSource("a", "fa:16:3e:00:00:01"))
 		b := register(t, e, e.token, linuxSource("b", "fa:16:3e:00:00:02"))
 		_, err = c.DeleteServers(&model.DeleteServersRequest{Body: &model.DeleteIds{Ids: []string{a, "missing"}}})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7602")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7602")
 		_, err = c.DeleteServers(&model.DeleteServersRequest{Body: &model.DeleteIds{Ids: []string{a, b}}})
 		require.NoError(t, err)
 		list, err = c.ListServers(&model.ListServersRequest{})

@@ -1,51 +1,20 @@
 package web_test
 
 import (
-	"errors"
-	"net"
 	"net/http"
 	"testing"
 
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
 	sms "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/sms/v3/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/sdktest"
 )
 
-// sdkClient builds the official Huawei Cloud SMS client, unmodified, pointed
-// at the test server with the bootstrap AK/SK.
+// sdkClient is the official SDK pointed at the test server.
 func sdkClient(t *testing.T, e *env, ak, sk, projectID string) *sms.SmsClient {
-	t.Helper()
-	// The SDK writes ~/.huaweicloud/application_id without a User-Agent; keep
-	// HOME in a temp dir anyway.
-	t.Setenv("HOME", t.TempDir())
-	host, port, err := net.SplitHostPort(e.srv.Listener.Addr().String())
-	require.NoError(t, err)
-	require.Equal(t, "127.0.0.1", host, "loopback")
-	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(projectID).SafeBuild()
-	require.NoError(t, err)
-	hc, err := sms.SmsClientBuilder().
-		WithEndpoint("http://127.0.0.1:" + port).
-		WithCredential(cred).
-		WithHttpConfig(config.DefaultHttpConfig().WithUserAgent("smsflow-sdk-test").WithRetries(0)).
-		SafeBuild()
-	require.NoError(t, err)
-	return sms.NewSmsClient(hc)
-}
-
-// sdkErr asserts err is the SDK's ServiceResponseError with our code.
-func sdkErr(t *testing.T, err error, status int, code string) {
-	t.Helper()
-	require.Error(t, err)
-	var se *sdkerr.ServiceResponseError
-	require.True(t, errors.As(err, &se), "%T: %v", err, err)
-	assert.Equal(t, status, se.StatusCode, se.ErrorMessage)
-	assert.Equal(t, code, se.ErrorCode, se.ErrorMessage)
-	assert.NotEmpty(t, se.ErrorMessage)
-	assert.NotEmpty(t, se.RequestId, "X-Request-Id reaches the SDK")
+	return sdktest.Client(t, e.srv.Listener.Addr().String(), ak, sk, projectID, "smsflow-sdk-test")
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -98,25 +67,25 @@ func TestSDKMigProjects(t *testing.T) {
 
 		// Error cases come back as ServiceResponseError with our codes.
 		_, err = c.DeleteMigproject(&model.DeleteMigprojectRequest{MigProjectId: *second.Id})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.7303")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7303")
 		_, err = c.ShowMigproject(&model.ShowMigprojectRequest{MigProjectId: first})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7301")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7301")
 		_, err = c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
 			Name: "225", Region: "r", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.7312")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7312")
 		_, err = c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
 			Name: "x", Region: "r", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 		_, err = c.ListMigprojects(&model.ListMigprojectsRequest{Limit: ptr(int32(500))})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 		// Wrong SK and a project outside the domain.
 		bad := sdkClient(t, e, e.creds.AK, "wrong-secret-key-0000000000000000000000", e.creds.ProjectID)
 		_, err = bad.ListMigprojects(&model.ListMigprojectsRequest{})
-		sdkErr(t, err, http.StatusUnauthorized, "SMS.0202")
+		sdktest.Err(t, err, http.StatusUnauthorized, "SMS.0202")
 		foreign := sdkClient(t, e, e.creds.AK, e.creds.SK, "0123456789abcdef0123456789abcdef")
 		_, err = foreign.ListMigprojects(&model.ListMigprojectsRequest{})
-		sdkErr(t, err, http.StatusForbidden, "SMS.9003")
+		sdktest.Err(t, err, http.StatusForbidden, "SMS.9003")
 	})
 }
 
@@ -177,23 +146,23 @@ func TestSDKTemplates(t *testing.T) {
 		// Errors.
 		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
 			Name: "second", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.7112")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7112")
 		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
 			Name: "bad", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p"), Volumetype: ptr("NVME")}}})
-		sdkErr(t, err, http.StatusBadRequest, "SMS.9001")
+		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 		_, err = c.DeleteTemplates(&model.DeleteTemplatesRequest{Body: &model.DeletetemplatesReq{Ids: []string{*second.Id, "missing"}}})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7101")
 
 		_, err = c.DeleteTemplates(&model.DeleteTemplatesRequest{Body: &model.DeletetemplatesReq{Ids: []string{*second.Id, *third.Id}}})
 		require.NoError(t, err)
 		_, err = c.DeleteTemplate(&model.DeleteTemplateRequest{Id: id})
 		require.NoError(t, err)
 		_, err = c.ShowTemplate(&model.ShowTemplateRequest{Id: id})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7101")
 		_, err = c.DeleteTemplate(&model.DeleteTemplateRequest{Id: id})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7101")
 		_, err = c.ShowTargetPassword(&model.ShowTargetPasswordRequest{Id: id})
-		sdkErr(t, err, http.StatusNotFound, "SMS.7101")
+		sdktest.Err(t, err, http.StatusNotFound, "SMS.7101")
 		list, err = c.ListTemplates(&model.ListTemplatesRequest{})
 		require.NoError(t, err)
 		assert.Equal(t, int32(0), *list.Count)

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/engine"
 	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/smserr"
 	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
@@ -1182,29 +1182,11 @@ func TestTaskSpeedLimit(t *testing.T) {
 	})
 }
 
-// syncBuffer collects log output written from request goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestTaskSecrets: the TLS key and the passphrase go only to the task's
 // tenant, only while a copy runs, and never to the log.
 func TestTaskSecrets(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		logs := &syncBuffer{}
+		logs := &testutil.Buffer{}
 		eng := newFakeEngine(s)
 		e := newEnvWith(t, s, envOptions{engine: eng, taskOptions: taskOpts,
 			logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

@@ -162,6 +162,19 @@ func (s *migrationSuite) taskStates() []string {
 	return out
 }
 
+// lastFailure is the failure the last failing transition recorded; the test
+// stops if none did.
+func (s *migrationSuite) lastFailure() *activities.Fail {
+	var fail *activities.Fail
+	for _, t := range s.transitions {
+		if t.Failure != nil {
+			fail = t.Failure
+		}
+	}
+	s.Require().NotNil(fail, "a transition recorded a failure")
+	return fail
+}
+
 func smsCode(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
@@ -260,13 +273,7 @@ func (s *migrationSuite) TestFailureAndRestartResumesFailedStep() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	// CHECK..ATTACH ran once; FORMAT failed, then ran on the restart.
 	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
-	var fail *activities.Fail
-	for _, t := range s.transitions {
-		if t.Failure != nil {
-			fail = t.Failure
-		}
-	}
-	s.Require().NotNil(fail)
+	fail := s.lastFailure()
 	s.Equal("SMS.0519", fail.Code)
 	s.Equal(StepFormat, fail.Step)
 	s.Equal([]string{StateRunning, StateMigrateFail, StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
@@ -439,13 +446,7 @@ func (s *migrationSuite) TestOverSpeedStopsTheTask() {
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().NoError(s.env.GetWorkflowError())
-	var fail *activities.Fail
-	for _, t := range s.transitions {
-		if t.Failure != nil {
-			fail = t.Failure
-		}
-	}
-	s.Require().NotNil(fail)
+	fail := s.lastFailure()
 	s.Equal("SMS.1802", fail.Code)
 	s.Contains(fail.Msg, "over the limit")
 	s.Contains(s.commands, "STOP")
@@ -462,13 +463,7 @@ func (s *migrationSuite) TestSilentAgentFailsTheStep() {
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().NoError(s.env.GetWorkflowError())
-	var fail *activities.Fail
-	for _, t := range s.transitions {
-		if t.Failure != nil {
-			fail = t.Failure
-		}
-	}
-	s.Require().NotNil(fail)
+	fail := s.lastFailure()
 	s.Equal("SMS.5403", fail.Code)
 }
 
@@ -546,13 +541,7 @@ func (s *migrationSuite) TestMismatchFailsBeforeCutover() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(1, s.checks)
-	var fail *activities.Fail
-	for _, t := range s.transitions {
-		if t.Failure != nil {
-			fail = t.Failure
-		}
-	}
-	s.Require().NotNil(fail)
+	fail := s.lastFailure()
 	s.Equal("SMS.1511", fail.Code)
 	s.NotContains(s.steps, StepConfigure, "a target that differs is not configured")
 	s.NotContains(s.steps, StepStart)
