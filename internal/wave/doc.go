@@ -32,7 +32,7 @@
 // crosses midnight (22:00-06:00 on FRI runs into Saturday), 24:00 ends at
 // midnight, start = end is refused. Wall-clock bounds follow DST: a bound in
 // the skipped hour moves forward by the gap, one in the repeated hour is its
-// second occurrence. The bandwidth budget is Mbit/s for the whole wave, up
+// first occurrence. The bandwidth budget is Mbit/s for the whole wave, up
 // to 5 windows that must not overlap on any weekday plus a default; 0 is
 // unlimited, as in a task's speed limit. BudgetAt gives the budget in force
 // and the next bound, where the workflow sleeps until. Split shares the

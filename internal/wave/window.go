@@ -40,11 +40,11 @@ var weekdays = map[Weekday]time.Weekday{
 // End is refused (a whole day is "00:00"-"24:00"). No weekdays means every
 // day. Bandwidth windows carry Mbps; cutover windows leave it out.
 //
-// Times are wall-clock times: on the day clocks spring forward a bound
-// inside the skipped hour moves forward by the gap (02:30 becomes 03:30 in
-// Europe/Berlin), so a window wholly inside the gap does not occur that day;
-// on the day they fall back a bound inside the repeated hour is its second
-// occurrence, so such a window lasts an hour longer.
+// Times are wall-clock times: on the night clocks spring forward a bound
+// inside the skipped hour moves forward by the gap (02:30 is 03:30), so
+// 02:00-03:00 does not occur that night and 02:30-04:00 runs 03:30-04:00;
+// on the night they fall back a bound inside the repeated hour is its first
+// occurrence, so 01:00-03:00 lasts three hours then.
 type TimeWindow struct {
 	Start    string    `json:"start"`
 	End      string    `json:"end"`
@@ -135,19 +135,20 @@ func occurrences(ws []window, loc *time.Location, t time.Time) []occurrence {
 	lt := t.In(loc)
 	var out []occurrence
 	for d := -1; d <= 8; d++ {
-		// time.Date normalizes the day number, and builds each bound from
-		// the wall clock so days with a DST change keep 22:00 at 22:00.
-		day := time.Date(lt.Year(), lt.Month(), lt.Day()+d, 12, 0, 0, 0, loc)
+		// A civil date (time.Date normalizes the day number); bounds are
+		// built from wall clocks, so a day with a DST change keeps 22:00
+		// at 22:00.
+		day := time.Date(lt.Year(), lt.Month(), lt.Day()+d, 0, 0, 0, 0, time.UTC)
 		for i, w := range ws {
 			if !w.days[day.Weekday()] {
 				continue
 			}
-			start := time.Date(day.Year(), day.Month(), day.Day(), w.from/60, w.from%60, 0, 0, loc)
-			endDay := day.Day()
+			start := wallTime(day.Add(time.Duration(w.from)*time.Minute), loc)
+			endMin := w.to
 			if w.to <= w.from {
-				endDay++
+				endMin += 24 * 60
 			}
-			end := time.Date(day.Year(), day.Month(), endDay, w.to/60, w.to%60, 0, 0, loc)
+			end := wallTime(day.Add(time.Duration(endMin)*time.Minute), loc)
 			if !end.After(start) {
 				continue
 			}
@@ -161,6 +162,32 @@ func occurrences(ws []window, loc *time.Location, t time.Time) []occurrence {
 		return out[i].idx < out[j].idx
 	})
 	return out
+}
+
+// wallTime is the instant a wall clock reading (given as a UTC time whose
+// fields are the reading) shows in loc. time.Date leaves the two DST cases
+// unspecified (and really answers differently for Europe/Berlin and
+// America/New_York), so they are decided here: a reading in the skipped
+// hour is moved forward by the gap (02:30 on a spring-forward night is
+// 03:30), and a reading in the repeated hour is its first occurrence (the
+// one in summer time), as in RFC 5545 and java.time.
+func wallTime(wall time.Time, loc *time.Location) time.Time {
+	offsetAt := func(t time.Time) int { _, o := t.In(loc).Zone(); return o }
+	// Offsets are within ±14 h, so a day either side brackets the instant
+	// and, zones changing at most once a day, the offsets before and after.
+	before, after := offsetAt(wall.Add(-24*time.Hour)), offsetAt(wall.Add(24*time.Hour))
+	var best time.Time
+	for _, o := range []int{before, after} {
+		c := wall.Add(-time.Duration(o) * time.Second)
+		if offsetAt(c) == o && (best.IsZero() || c.Before(best)) {
+			best = c
+		}
+	}
+	if best.IsZero() {
+		// In the gap: read with the offset in force before it.
+		best = wall.Add(-time.Duration(before) * time.Second)
+	}
+	return best.In(loc)
 }
 
 // parseWindows reads the windows that parse and drops the others: the pure
