@@ -188,17 +188,17 @@ func ParseMembers(r io.Reader, maxRows int) ([]Row, []RowError) {
 		for _, e := range rerrs {
 			report(e)
 		}
-		if len(rerrs) == 0 {
-			for _, k := range memberKeys(m) {
-				if first, dup := seen[k]; dup {
-					report(RowError{Line: line, Code: ErrCSVDuplicate.Code, Msg: fmt.Sprintf("%s repeats line %d", k, first)})
-					break
-				}
+		// Duplicates are looked for in rows with other problems too, so
+		// one pass over the file names them all.
+		for _, k := range memberKeys(m) {
+			if first, dup := seen[k]; dup {
+				report(RowError{Line: line, Code: ErrCSVDuplicate.Code, Msg: fmt.Sprintf("%s repeats line %d", k, first)})
+				break
 			}
-			for _, k := range memberKeys(m) {
-				if _, dup := seen[k]; !dup {
-					seen[k] = line
-				}
+		}
+		for _, k := range memberKeys(m) {
+			if _, dup := seen[k]; !dup {
+				seen[k] = line
 			}
 		}
 		rows = append(rows, Row{Line: line, Member: m})

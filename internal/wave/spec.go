@@ -115,6 +115,9 @@ func Validate(s Spec, now time.Time) []Problem {
 	}
 	checkText(&ps, "name", s.Name, true, MaxNameLen)
 	checkText(&ps, "description", s.Description, false, MaxDescriptionLen)
+	if strings.ContainsAny(s.Name, "\n\t") {
+		add("name", ErrInvalid, "must be one line")
+	}
 	if strings.TrimSpace(s.ProjectID) == "" {
 		add("project_id", ErrInvalid, "is required")
 	}
@@ -214,6 +217,7 @@ func validateMembers(ms []Member) []Problem {
 }
 
 // checkMember checks one member's fields (shared with the CSV import).
+// Names and ids are one line of printable text.
 func checkMember(m Member, f string) []Problem {
 	var ps []Problem
 	if m.SourceID == "" && m.Name == "" && m.IP == "" {
@@ -223,6 +227,12 @@ func checkMember(m Member, f string) []Problem {
 		checkText(&ps, f+".source_id", m.SourceID, false, 64)
 	}
 	checkText(&ps, f+".name", m.Name, false, MaxNameLen)
+	for _, v := range []struct{ field, v string }{
+		{".source_id", m.SourceID}, {".name", m.Name}, {".target_name", m.TargetName}, {".template_id", m.TemplateID}} {
+		if strings.ContainsAny(v.v, "\n\t") {
+			ps = append(ps, Problem{f + v.field, ErrInvalid.Code, "must be one line"})
+		}
+	}
 	if m.IP != "" {
 		if _, err := netip.ParseAddr(m.IP); err != nil {
 			ps = append(ps, Problem{f + ".ip", ErrInvalid.Code, fmt.Sprintf("%q is not an IP address", m.IP)})

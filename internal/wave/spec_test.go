@@ -205,3 +205,45 @@ func TestOrderMembers(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// FuzzValidate decodes a spec from JSON and runs everything that reads its
+// windows: no panic, and a spec Validate accepts has a loadable zone and
+// answers BudgetAt and NextCutover with times after now.
+func FuzzValidate(f *testing.F) {
+	b, _ := json.Marshal(goodSpec())
+	f.Add(b)
+	f.Add([]byte(`{"time_zone":"America/New_York","max_concurrent":1,"cutover_mode":"auto","name":"n","project_id":"p",` +
+		`"bandwidth_budget":{"windows":[{"start":"23:00","end":"00:30","weekdays":["SAT"],"mbps":9}]},` +
+		`"cutover_windows":[{"start":"2:00","end":"3:00","weekdays":["sun"]}]}`))
+	f.Add([]byte(`{"bandwidth_budget":{"windows":[{"start":"24:00","end":"24:00"},{"start":"-1:00"}]},"time_zone":"Local"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s Spec
+		if json.Unmarshal(data, &s) != nil {
+			return
+		}
+		ps := Validate(s, testNow)
+		for _, p := range ps {
+			if p.Field == "" || p.Code == "" || p.Msg == "" {
+				t.Fatalf("incomplete problem %+v", p)
+			}
+		}
+		loc, err := LoadZone(s.TimeZone)
+		if err != nil {
+			if len(ps) == 0 {
+				t.Fatalf("zone %q refused but spec valid", s.TimeZone)
+			}
+			loc = time.UTC
+		}
+		mbps, next := BudgetAt(s.Budget, loc, testNow)
+		if !next.IsZero() && !next.After(testNow) {
+			t.Fatalf("next %s not after now", next)
+		}
+		if len(ps) == 0 && (mbps < 0 || mbps > MaxBudgetMbps) {
+			t.Fatalf("budget %d", mbps)
+		}
+		start, end, ok := NextCutover(s.CutoverWindows, loc, testNow)
+		if ok && (start.Before(testNow) || (!end.IsZero() && !end.After(start))) {
+			t.Fatalf("cutover %s..%s", start, end)
+		}
+	})
+}

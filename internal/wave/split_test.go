@@ -172,7 +172,7 @@ func FuzzSplit(f *testing.F) {
 			}
 			sum += int64(s.Mbps)
 		}
-		if budget > 0 && int64(budget) >= int64(len(ds)) && sum != int64(budget) {
+		if len(ds) > 0 && budget > 0 && int64(budget) >= int64(len(ds)) && sum != int64(budget) {
 			t.Fatalf("sum %d != budget %d", sum, budget)
 		}
 	})
