@@ -35,7 +35,8 @@ const (
 	ColTemplate   = "template"    // template id
 	ColPriority   = "priority"    // 0 low, 1 normal (default), 2 high
 	// ColDiskSizes lists target disk sizes in whole GiB in the source's
-	// disk order, separated by ";" (a "," would need quoting): "40;100".
+	// disk order, separated by ";" (a "," would need quoting): "40;100"
+	// (a "GiB" suffix is tolerated: "40GiB;100GiB").
 	ColDiskSizes = "disk_sizes"
 )
 

@@ -16,7 +16,7 @@ import (
 func TestParseMembers(t *testing.T) {
 	rows, errs := ParseMembers(strings.NewReader(
 		"\ufeffName, IP ,target_name,template,priority,disk_sizes\r\n"+
-			"web-01,,web-01-new,tpl-1,2,40;100\r\n"+
+			"web-01,,web-01-new,tpl-1,2,40GiB;100\r\n"+
 			"\r\n"+
 			",10.0.0.7,,,,\r\n"+
 			"\"db,01\",::ffff:10.0.0.8,,,0, 200 \r\n"), 0)

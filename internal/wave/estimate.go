@@ -49,7 +49,7 @@ type Churn struct {
 	BytesPerHour float64 `json:"bytes_per_hour"`
 	// Interval is the mean time between pass ends: what a final pass at a
 	// random moment has to catch up on at worst.
-	Interval time.Duration `json:"interval"`
+	Interval time.Duration `json:"interval_ns"`
 }
 
 // MeasureChurn reads the churn from passes (any order): the bytes changed
@@ -161,7 +161,9 @@ const maxSteps = 1 << 20
 // SimulateCopies estimates when each full copy ends and when the last
 // does (the wave's copy ETA), playing the sliding window forward from now:
 // the copying items first, then the others in the order given (start
-// order, see OrderMembers) as slots free up, at most maxConcurrent at once.
+// order, see OrderMembers) as slots free up, at most maxConcurrent at once
+// (items already copying all count, even beyond it, as they do in the
+// wave).
 // The budget in force (BudgetAt, read in loc) is water-filled over the
 // copying items capped at their MaxMbps, and recomputed at every window
 // bound and every finish. With an unlimited budget an item moves at its

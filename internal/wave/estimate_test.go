@@ -2,6 +2,7 @@ package wave
 
 import (
 	"math"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -147,7 +148,7 @@ func TestSimulateCopiesLarge(t *testing.T) {
 	items := make([]CopyItem, 1000)
 	var total float64
 	for i := range items {
-		items[i] = CopyItem{ID: itoa(i), BytesLeft: int64(1e8 * (1 + i%7))}
+		items[i] = CopyItem{ID: strconv.Itoa(i), BytesLeft: int64(1e8 * (1 + i%7))}
 		total += float64(items[i].BytesLeft)
 	}
 	_, wave, ok := SimulateCopies(items, 100, Budget{DefaultMbps: 1000}, time.UTC, testNow)

@@ -3,7 +3,6 @@ package wave
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -153,6 +152,7 @@ func Validate(s Spec, now time.Time) []Problem {
 	if !s.CutoverMode.Valid() {
 		add("cutover_mode", ErrInvalid, "must be %s or %s", CutoverAuto, CutoverApprove)
 	}
+	checkText(&ps, "depends_on", s.DependsOn, false, 64)
 	if s.MaxFailures < 0 || s.MaxFailures > MaxMembers {
 		add("max_failures", ErrInvalid, "must be between 0 and %d", MaxMembers)
 	}
@@ -377,6 +377,3 @@ func OrderMembers(ms []Member) []int {
 	}
 	return out
 }
-
-// itoa is strconv.Itoa for the messages.
-func itoa(i int) string { return strconv.Itoa(i) }

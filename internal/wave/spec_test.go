@@ -120,6 +120,7 @@ func TestValidate(t *testing.T) {
 			}
 		}, []fieldCode{{"cutover_windows", ErrTooManyWindows.Code}}},
 		{"bad mode", func(s *Spec) { s.CutoverMode = "manual" }, []fieldCode{{"cutover_mode", ErrInvalid.Code}}},
+		{"long depends_on", func(s *Spec) { s.DependsOn = strings.Repeat("w", 65) }, []fieldCode{{"depends_on", ErrInvalid.Code}}},
 		{"negative max_failures", func(s *Spec) { s.MaxFailures = -1 }, []fieldCode{{"max_failures", ErrInvalid.Code}}},
 		{"duplicate source id", func(s *Spec) { s.Members = append(s.Members, Member{SourceID: "src-1"}) },
 			[]fieldCode{{"members[3]", ErrDuplicateMember.Code}}},
