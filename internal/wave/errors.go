@@ -22,35 +22,35 @@ type ErrorDef struct {
 
 // The wave error codes. Messages take their parameters in %s order.
 var (
-	ErrInvalid          = ErrorDef{"SMS.8500", http.StatusBadRequest, "Invalid wave parameter: %s."}
-	ErrNotFound         = ErrorDef{"SMS.8501", http.StatusNotFound, "Wave %s does not exist."}
-	ErrNameExists       = ErrorDef{"SMS.8502", http.StatusBadRequest, "A wave named %s already exists in this project."}
-	ErrBadTransition    = ErrorDef{"SMS.8503", http.StatusConflict, "Wave in state %s cannot %s."}
-	ErrNotEditable      = ErrorDef{"SMS.8504", http.StatusConflict, "Wave in state %s cannot be changed: only DRAFT, SCHEDULED or PAUSED waves can."}
-	ErrRunning          = ErrorDef{"SMS.8505", http.StatusConflict, "Wave %s is running: cancel it first."}
-	ErrWindowsOverlap   = ErrorDef{"SMS.8506", http.StatusBadRequest, "Bandwidth windows overlap: %s."}
-	ErrWindowNoTime     = ErrorDef{"SMS.8507", http.StatusBadRequest, "Window %s has no time range."}
-	ErrStartInPast      = ErrorDef{"SMS.8508", http.StatusBadRequest, "start_at %s is in the past."}
-	ErrTimeZone         = ErrorDef{"SMS.8509", http.StatusBadRequest, "Unknown time zone %s: use an IANA name such as Europe/Berlin."}
-	ErrMaxConcurrent    = ErrorDef{"SMS.8510", http.StatusBadRequest, "max_concurrent must be between 1 and 100."}
-	ErrTooManyWindows   = ErrorDef{"SMS.8511", http.StatusBadRequest, "Too many windows in %s."}
-	ErrBandwidth        = ErrorDef{"SMS.8512", http.StatusBadRequest, "Bandwidth %s is out of range."}
-	ErrDuplicateMember  = ErrorDef{"SMS.8513", http.StatusBadRequest, "Duplicate member: %s."}
-	ErrMemberInWave     = ErrorDef{"SMS.8514", http.StatusConflict, "Source server %s already belongs to active wave %s."}
-	ErrDependencyCycle  = ErrorDef{"SMS.8515", http.StatusBadRequest, "Wave dependencies form a cycle: %s."}
-	ErrDependency       = ErrorDef{"SMS.8516", http.StatusBadRequest, "Wave %s named in depends_on does not exist."}
-	ErrCSVFile          = ErrorDef{"SMS.8517", http.StatusBadRequest, "The CSV file cannot be read: %s."}
-	ErrCSVTooLarge      = ErrorDef{"SMS.8518", http.StatusRequestEntityTooLarge, "The CSV file is too large: %s."}
-	ErrCSVColumn        = ErrorDef{"SMS.8519", http.StatusBadRequest, "CSV header problem: %s."}
-	ErrCSVValue         = ErrorDef{"SMS.8520", http.StatusBadRequest, "Invalid CSV value: %s."}
-	ErrCSVDuplicate     = ErrorDef{"SMS.8521", http.StatusBadRequest, "Duplicate CSV row: %s."}
-	ErrUnknownSource    = ErrorDef{"SMS.8522", http.StatusBadRequest, "Source server %s does not exist."}
-	ErrSourceInWave     = ErrorDef{"SMS.8523", http.StatusConflict, "Source server %s belongs to running wave %s."}
-	ErrPreflight        = ErrorDef{"SMS.8524", http.StatusConflict, "Preflight found blocking problems: %s."}
-	ErrNotAwaiting      = ErrorDef{"SMS.8525", http.StatusConflict, "Wave is not waiting for %s."}
-	ErrClock            = ErrorDef{"SMS.8526", http.StatusBadRequest, "Invalid time of day %s: use HH:MM from 00:00 to 24:00."}
-	ErrTooManyMembers   = ErrorDef{"SMS.8527", http.StatusBadRequest, "A wave has at most %s members."}
-	ErrMemberWaveIsDone = ErrorDef{"SMS.8528", http.StatusConflict, "Member %s cannot be removed in state %s."}
+	ErrInvalid         = ErrorDef{"SMS.8500", http.StatusBadRequest, "Invalid wave parameter: %s."}
+	ErrNotFound        = ErrorDef{"SMS.8501", http.StatusNotFound, "Wave %s does not exist."}
+	ErrNameExists      = ErrorDef{"SMS.8502", http.StatusBadRequest, "A wave named %s already exists in this project."}
+	ErrBadTransition   = ErrorDef{"SMS.8503", http.StatusConflict, "Wave in state %s cannot %s."}
+	ErrNotEditable     = ErrorDef{"SMS.8504", http.StatusConflict, "Wave in state %s cannot be changed: only DRAFT, SCHEDULED or PAUSED waves can."}
+	ErrRunning         = ErrorDef{"SMS.8505", http.StatusConflict, "Wave %s is running: cancel it first."}
+	ErrWindowsOverlap  = ErrorDef{"SMS.8506", http.StatusBadRequest, "Bandwidth windows overlap: %s."}
+	ErrWindowNoTime    = ErrorDef{"SMS.8507", http.StatusBadRequest, "Window %s has no time range."}
+	ErrStartInPast     = ErrorDef{"SMS.8508", http.StatusBadRequest, "start_at %s is in the past."}
+	ErrTimeZone        = ErrorDef{"SMS.8509", http.StatusBadRequest, "Unknown time zone %s: use an IANA name such as Europe/Berlin."}
+	ErrMaxConcurrent   = ErrorDef{"SMS.8510", http.StatusBadRequest, "max_concurrent must be between 1 and 100."}
+	ErrTooManyWindows  = ErrorDef{"SMS.8511", http.StatusBadRequest, "Too many windows in %s."}
+	ErrBandwidth       = ErrorDef{"SMS.8512", http.StatusBadRequest, "Bandwidth %s is out of range."}
+	ErrDuplicateMember = ErrorDef{"SMS.8513", http.StatusBadRequest, "Duplicate member: %s."}
+	ErrMemberInWave    = ErrorDef{"SMS.8514", http.StatusConflict, "Source server %s already belongs to active wave %s."}
+	ErrDependencyCycle = ErrorDef{"SMS.8515", http.StatusBadRequest, "Wave dependencies form a cycle: %s."}
+	ErrDependency      = ErrorDef{"SMS.8516", http.StatusBadRequest, "Wave %s named in depends_on does not exist."}
+	ErrCSVFile         = ErrorDef{"SMS.8517", http.StatusBadRequest, "The CSV file cannot be read: %s."}
+	ErrCSVTooLarge     = ErrorDef{"SMS.8518", http.StatusRequestEntityTooLarge, "The CSV file is too large: %s."}
+	ErrCSVColumn       = ErrorDef{"SMS.8519", http.StatusBadRequest, "CSV header problem: %s."}
+	ErrCSVValue        = ErrorDef{"SMS.8520", http.StatusBadRequest, "Invalid CSV value: %s."}
+	ErrCSVDuplicate    = ErrorDef{"SMS.8521", http.StatusBadRequest, "Duplicate CSV row: %s."}
+	ErrUnknownSource   = ErrorDef{"SMS.8522", http.StatusBadRequest, "Source server %s does not exist."}
+	ErrSourceInWave    = ErrorDef{"SMS.8523", http.StatusConflict, "Source server %s belongs to running wave %s."}
+	ErrPreflight       = ErrorDef{"SMS.8524", http.StatusConflict, "Preflight found blocking problems: %s."}
+	ErrNotAwaiting     = ErrorDef{"SMS.8525", http.StatusConflict, "Wave is not waiting for %s."}
+	ErrClock           = ErrorDef{"SMS.8526", http.StatusBadRequest, "Invalid time of day %s: use HH:MM from 00:00 to 24:00."}
+	ErrTooManyMembers  = ErrorDef{"SMS.8527", http.StatusBadRequest, "A wave has at most %s members."}
+	ErrMemberBusy      = ErrorDef{"SMS.8528", http.StatusConflict, "Member %s cannot be removed in state %s."}
 )
 
 // Errors lists every wave code, sorted, for the README and the tests.
@@ -61,7 +61,7 @@ func Errors() []ErrorDef {
 		ErrTooManyWindows, ErrBandwidth, ErrDuplicateMember, ErrMemberInWave, ErrDependencyCycle,
 		ErrDependency, ErrCSVFile, ErrCSVTooLarge, ErrCSVColumn, ErrCSVValue, ErrCSVDuplicate,
 		ErrUnknownSource, ErrSourceInWave, ErrPreflight, ErrNotAwaiting, ErrClock,
-		ErrTooManyMembers, ErrMemberWaveIsDone,
+		ErrTooManyMembers, ErrMemberBusy,
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
 	return out
