@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/smserr"
 	"github.com/smsflow/smsflow/store"
 )
 

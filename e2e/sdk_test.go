@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/sdktest"
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
 // sdkClient is the official SDK pointed at the server with its bootstrap

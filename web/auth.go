@@ -11,7 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/iam"
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // MaxBodyBytes bounds a request body: AK/SK-signed calls are limited to 12 MB

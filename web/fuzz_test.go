@@ -5,8 +5,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/smsflow/smsflow/smserr"
-	"github.com/smsflow/smsflow/sourcestate"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/store"
 )
 

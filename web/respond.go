@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // fail answers with the spec's error body. An *smserr.Error goes out as it

@@ -14,8 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/secret"
-	"github.com/smsflow/smsflow/smserr"
 )
 
 // CodeNoAPI answers unknown routes and methods (with 404/405): the catalog

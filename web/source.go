@@ -17,10 +17,10 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	"github.com/smsflow/smsflow/envcheck"
-	"github.com/smsflow/smsflow/layout"
-	"github.com/smsflow/smsflow/smserr"
-	"github.com/smsflow/smsflow/sourcestate"
+	"github.com/smsflow/smsflow/internal/sms/envcheck"
+	"github.com/smsflow/smsflow/internal/sms/layout"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/store"
 )
 

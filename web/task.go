@@ -11,10 +11,10 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/engine"
-	"github.com/smsflow/smsflow/layout"
-	"github.com/smsflow/smsflow/smserr"
-	"github.com/smsflow/smsflow/sourcestate"
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/sms/layout"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/sms/sourcestate"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/workflows"
 )

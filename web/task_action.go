@@ -9,8 +9,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/engine"
-	"github.com/smsflow/smsflow/smserr"
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/workflows"
 )

@@ -3,7 +3,7 @@ package web
 import (
 	"fmt"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/store"
 )
 

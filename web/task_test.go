@@ -20,9 +20,9 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/smserr"
 	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
 	"github.com/smsflow/smsflow/workflows"

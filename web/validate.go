@@ -8,7 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // checks collects every field problem of a request, so one answer names them

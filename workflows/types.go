@@ -6,7 +6,7 @@ package workflows
 import (
 	"time"
 
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
 // TaskQueue is where migration workflows and their activities run.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // CSV import limits.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 func TestParseMembers(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // ErrorDef is one of the wave error codes. The spec's §5.1 catalog has no

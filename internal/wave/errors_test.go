@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 // TestErrorCodes keeps the wave codes in their range, unique, out of the

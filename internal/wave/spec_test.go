@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 var testNow = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/smsflow/smsflow/smserr"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 func codeOf(t *testing.T, err error) smserr.Code {

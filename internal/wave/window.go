@@ -10,7 +10,7 @@ import (
 	// images, Windows): a wave's windows must mean the same on every worker.
 	_ "time/tzdata"
 
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
 // Weekday is a day of the week as the API spells it: MON ... SUN.

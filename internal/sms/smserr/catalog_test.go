@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/smserr/internal/catalogsrc"
+	"github.com/smsflow/smsflow/internal/sms/smserr/internal/catalogsrc"
 )
 
 // TestCatalogMatchesSpec parses the §5.1 table on its own (not with the
@@ -78,7 +78,7 @@ func TestAllIsSortedCopy(t *testing.T) {
 // TestSpecExtractIsCurrent: when the shared spec is present, the committed
 // extract must equal its §5.1 section, so a spec change forces regenerating.
 func TestSpecExtractIsCurrent(t *testing.T) {
-	spec, err := os.ReadFile("../../shared/spec/sms-api-v3.zh.md")
+	spec, err := os.ReadFile("../../../../shared/spec/sms-api-v3.zh.md")
 	if err != nil {
 		t.Skip("shared spec not present:", err)
 	}

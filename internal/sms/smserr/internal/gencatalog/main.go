@@ -7,7 +7,7 @@ import (
 	"log"
 	"os"
 
-	"github.com/smsflow/smsflow/smserr/internal/catalogsrc"
+	"github.com/smsflow/smsflow/internal/sms/smserr/internal/catalogsrc"
 )
 
 func main() {
