@@ -28,12 +28,12 @@ import (
 
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -25,11 +25,11 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/provider"
 	"github.com/smsflow/smsflow/provider/local"
-	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -18,7 +18,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/workflows"
 )
 

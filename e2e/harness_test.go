@@ -23,9 +23,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/signer"
 )
 
 var (

@@ -3,7 +3,7 @@ package web
 import (
 	"bytes"
 
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/dispatch"
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
 )

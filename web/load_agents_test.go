@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/signer"
 	"github.com/smsflow/smsflow/store"
 )
 

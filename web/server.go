@@ -13,9 +13,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/secret"
 )
 
 // CodeNoAPI answers unknown routes and methods (with 404/405): the catalog

@@ -11,8 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

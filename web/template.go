@@ -10,8 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -25,8 +25,8 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/signer"
 )
 
 const testAK, testSK = "AKTEST", "sk-secret-never-logged"

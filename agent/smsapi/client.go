@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smsflow/smsflow/signer"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 )
 
 // Client calls one SMS endpoint as one AK/SK.

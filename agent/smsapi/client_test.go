@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/signer"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 )
 
 // Every request is signed (SDK-HMAC-SHA256, the body included), carries

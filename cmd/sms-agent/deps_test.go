@@ -14,7 +14,7 @@ import (
 func TestAgentStaysSmall(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	require.NoError(t, err, string(out))
-	allowed := []string{"github.com/smsflow/smsflow/agent/", "github.com/smsflow/smsflow/signer",
+	allowed := []string{"github.com/smsflow/smsflow/agent/", "github.com/smsflow/smsflow/internal/identity/signer",
 		"github.com/smsflow/smsflow/cmd/sms-agent"}
 	forbidden := []string{"gorm.io/", "github.com/gin-gonic/", "go.temporal.io/", "github.com/go-sql-driver/",
 		"modernc.org/sqlite", "google.golang.org/grpc"}

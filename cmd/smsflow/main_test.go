@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/config"
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/secret"
 )
 
 func init() { secret.PasswordIterations = 1000 }

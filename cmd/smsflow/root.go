@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/smsflow/smsflow/config"
-	"github.com/smsflow/smsflow/iam"
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

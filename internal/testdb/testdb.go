@@ -15,7 +15,7 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

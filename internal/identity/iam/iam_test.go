@@ -16,11 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/secret"
-	"github.com/smsflow/smsflow/signer"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/smsflow/smsflow/config"
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

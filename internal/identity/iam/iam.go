@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/smsflow/smsflow/secret"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/smsflow/smsflow/signer"
+	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/store"
 )
 
