@@ -33,8 +33,8 @@ import (
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/store"
 )
 
 // Store is what the activities need of the database.

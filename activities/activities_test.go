@@ -27,10 +27,10 @@ import (
 	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/provider"
 	"github.com/smsflow/smsflow/provider/local"
-	"github.com/smsflow/smsflow/store"
 )
 
 // fixture is a real store with one tenant, one registered Linux source and a

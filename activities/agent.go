@@ -10,8 +10,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/store"
 )
 
 // SpeedInput is the limit in force for a task.

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/store"
 )
 
 // benchEnv seeds 1,000 migration projects and 1,000 templates in the admin

@@ -1,6 +1,6 @@
 package web
 
-import "github.com/smsflow/smsflow/store"
+import "github.com/smsflow/smsflow/internal/store"
 
 // RefreshDerived exposes the derived-field computation to benchmarks that
 // seed sources straight into the database.

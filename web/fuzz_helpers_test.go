@@ -4,7 +4,7 @@ import (
 	"bytes"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 func newEmptyTemplate() *store.Template { return &store.Template{} }

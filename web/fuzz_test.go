@@ -7,7 +7,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // checkDecodeResult: decoding plus validation either succeeds or yields a

@@ -18,8 +18,8 @@ import (
 	"github.com/smsflow/smsflow/dispatch"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // MigProjectStore is what the migration-project handlers need.

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // Request shapes of POST /v3/sources (tables 4-8 .. 4-15) and of the disk

@@ -15,7 +15,7 @@ import (
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/workflows"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // Request shapes of POST /v3/tasks (PostTask) and PUT /v3/tasks/{id}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/smsflow/smsflow/engine"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/store"
 	"github.com/smsflow/smsflow/web"
 	"github.com/smsflow/smsflow/workflows"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // TemplateStore is what the template handlers need.

@@ -15,7 +15,7 @@ import (
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").

@@ -16,7 +16,7 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // EnvMySQL names the variable holding an admin DSN of a MySQL/MariaDB server,

@@ -6,7 +6,7 @@ import (
 	"regexp"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // Generated identifiers follow Huawei Cloud's shapes: 32 hex characters for

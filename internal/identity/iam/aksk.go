@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/smsflow/smsflow/internal/identity/signer"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // AuthenticateSigned verifies an SDK-HMAC-SHA256 signed request. body is the

@@ -9,7 +9,7 @@ import (
 
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // CredentialsFile is written in the data dir by the first-start bootstrap.

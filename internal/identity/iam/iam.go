@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // Store is what iam needs from the database.

@@ -19,9 +19,9 @@ import (
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/identity/signer"
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/internal/testutil"
-	"github.com/smsflow/smsflow/store"
 )
 
 var ctx = context.Background()

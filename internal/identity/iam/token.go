@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/store"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // PasswordAuth is the password method of an IAM token request (§3.2): a user

@@ -4,7 +4,7 @@
 // and the migration workflow compute the same answer.
 package layout
 
-import "github.com/smsflow/smsflow/store"
+import "github.com/smsflow/smsflow/internal/store"
 
 // GiB is the granularity of cloud disk sizes.
 const GiB = int64(1) << 30

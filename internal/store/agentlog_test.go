@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/store"
 )
 
 // newTask registers a source for the tenant and creates a task on it.

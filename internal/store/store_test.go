@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm/schema"
 
+	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/store"
 )
 
 var ctx = context.Background()
