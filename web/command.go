@@ -6,7 +6,7 @@ import (
 
 	"encoding/json"
 	"errors"
-	"github.com/smsflow/smsflow/engine"
+	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/workflows"
 	"strconv"
 	"sync"

@@ -10,12 +10,12 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	"github.com/smsflow/smsflow/engine"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/workflows"
 )
 

@@ -8,10 +8,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
-	"github.com/smsflow/smsflow/engine"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/workflows"
 )
 

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
-	"github.com/smsflow/smsflow/engine"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/internal/testutil"
 	"github.com/smsflow/smsflow/web"
