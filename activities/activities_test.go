@@ -24,13 +24,13 @@ import (
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
-	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/dispatch"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/provider/local"
 )
 
 // fixture is a real store with one tenant, one registered Linux source and a

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/provider"
 )
 
 // SpeedInput is the limit in force for a task.

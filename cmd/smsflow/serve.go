@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/dispatch"
 	"github.com/smsflow/smsflow/web"
 )
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/config"
-	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/dispatch"
+	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/temporal/tserver"
-	"github.com/smsflow/smsflow/provider/local"
 	"github.com/smsflow/smsflow/web"
 	"github.com/smsflow/smsflow/worker"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/internal/dispatch"
 )
 
 func (e *env) workerCmd() *cobra.Command {

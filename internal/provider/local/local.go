@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/internal/provider"
 )
 
 // Provider lays targets out under Root.

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/internal/provider"
 )
 
 func newProvider(t *testing.T) *Provider {

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/smsflow/smsflow/agent/discover"
-	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/internal/provider"
 )
 
 // checkDisk tells whether a target image shows what its source disk held:

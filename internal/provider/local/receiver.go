@@ -15,7 +15,7 @@ import (
 	"github.com/smsflow/smsflow/agent/filesync"
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
-	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/internal/provider"
 )
 
 // receivers are the running receiving ends, one per target folder. Each
