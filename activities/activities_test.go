@@ -30,7 +30,7 @@ import (
 	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )
 
 // fixture is a real store with one tenant, one registered Linux source and a

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/internal/treecmp"
+	"github.com/smsflow/smsflow/internal/testkit/treecmp"
 )
 
 const sparseFileSize = 100 << 20

@@ -25,7 +25,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/signer"
-	"github.com/smsflow/smsflow/internal/testutil"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
 var (

@@ -17,7 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/web"
 )
 

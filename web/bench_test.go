@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )
 
 // benchEnv seeds 1,000 migration projects and 1,000 templates in the admin

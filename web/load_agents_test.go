@@ -21,7 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )
 
 // TestLoadAgentPolling simulates a fleet of agents polling for commands over

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/internal/sdktest"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/sdktest"
 )
 
 // TestSDKSources drives every source, command and agent-extra operation with

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/internal/sdktest"
+	"github.com/smsflow/smsflow/internal/testkit/sdktest"
 )
 
 // sdkClient is the official SDK pointed at the test server.

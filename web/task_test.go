@@ -22,8 +22,8 @@ import (
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
-	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/internal/testutil"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 	"github.com/smsflow/smsflow/web"
 	"github.com/smsflow/smsflow/workflows"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smsflow/smsflow/internal/diskimage"
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 )
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/; the f.Add seeds below are

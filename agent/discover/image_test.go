@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/internal/diskimage"
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 )
 
 func TestDiskImages(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/smsflow/smsflow/internal/diskimage"
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 )
 
 func TestParseOSRelease(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/internal/testcert"
 	"github.com/smsflow/smsflow/agent/transport"
-	"github.com/smsflow/smsflow/internal/treecmp"
+	"github.com/smsflow/smsflow/internal/testkit/treecmp"
 )
 
 var (

@@ -26,7 +26,7 @@ import (
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/identity/signer"
-	"github.com/smsflow/smsflow/internal/testutil"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
 const testAK, testSK = "AKTEST", "sk-secret-never-logged"

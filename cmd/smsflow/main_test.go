@@ -18,7 +18,7 @@ import (
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
-	"github.com/smsflow/smsflow/internal/testutil"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
 func init() { secret.PasswordIterations = 1000 }

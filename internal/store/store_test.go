@@ -14,7 +14,7 @@ import (
 	"gorm.io/gorm/schema"
 
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )
 
 var ctx = context.Background()

@@ -20,8 +20,8 @@ import (
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/store"
-	"github.com/smsflow/smsflow/internal/testdb"
-	"github.com/smsflow/smsflow/internal/testutil"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
 var ctx = context.Background()
