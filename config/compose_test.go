@@ -112,7 +112,7 @@ func TestREADMEConfigTable(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	for _, f := range Fields() {
-		assert.True(t, strings.Contains(string(b), "`--"+f.Flag+"`"), "README lacks --%s (go run ./internal/configdoc)", f.Flag)
+		assert.True(t, strings.Contains(string(b), "`--"+f.Flag+"`"), "README lacks --%s (go run ./internal/tools/configdoc)", f.Flag)
 		assert.True(t, strings.Contains(string(b), "`"+f.Env+"`"), "README lacks %s", f.Env)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDemo runs the README's five-minute demo (internal/demo) against
+// TestDemo runs the README's five-minute demo (internal/tools/demo) against
 // serve, twice: each run registers a new source, migrates its disk and
 // finds the target identical.
 func TestDemo(t *testing.T) {

@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "smsflow")
 	agentBinary = filepath.Join(dir, "sms-agent")
 	demoBinary = filepath.Join(dir, "demo")
-	for out, pkg := range map[string]string{binary: "../cmd/smsflow", agentBinary: "../cmd/sms-agent", demoBinary: "../internal/demo"} {
+	for out, pkg := range map[string]string{binary: "../cmd/smsflow", agentBinary: "../cmd/sms-agent", demoBinary: "../internal/tools/demo"} {
 		build := exec.Command("go", "build", "-o", out, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

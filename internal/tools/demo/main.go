@@ -4,7 +4,7 @@
 // that the target is byte-for-byte the source.
 //
 //	go run ./cmd/smsflow serve        # one terminal
-//	go run ./internal/demo            # another
+//	go run ./internal/tools/demo            # another
 package main
 
 import (

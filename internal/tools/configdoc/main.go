@@ -1,5 +1,5 @@
 // Command configdoc prints the README's configuration table from config.Fields:
-// go run ./internal/configdoc
+// go run ./internal/tools/configdoc
 package main
 
 import (
