@@ -946,7 +946,11 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 func (m *migration) continueAsNewDue(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	if m.bounded {
-		return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= HistoryBound
+		bound := HistoryBound
+		if m.in.HistoryBound > 0 {
+			bound = m.in.HistoryBound
+		}
+		return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= bound
 	}
 	return info.GetCurrentHistoryLength() > 8000
 }
