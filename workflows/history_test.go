@@ -347,3 +347,89 @@ func (s *migrationSuite) limitValues() []int32 {
 	}
 	return out
 }
+
+// carried is the state a run that continued as new handed on.
+func (s *migrationSuite) carried() *RunState {
+	err := s.env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(err, &can), "continued as new: %v", err)
+	var next Input
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.Resume)
+	return next.Resume
+}
+
+// TestContinueAsNewSettlesFirst: what arrives as the server suggests a
+// fresh history is done or carried, never dropped — a network check is
+// sent, new speed rules are pushed and carried with the limit they give,
+// the last progress is kept — and the copy goes on without a second START.
+func (s *migrationSuite) TestContinueAsNewSettlesFirst() {
+	in := input()
+	in.SpeedLimit = 100
+	rules := []speedlimit.Rule{{Start: "00:00", End: "24:00", Speed: 30}}
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 40, 10) })
+	s.at(2*time.Minute, func() {
+		// The signals, the update and the suggestion reach the run in one
+		// workflow task, as a server delivers them (the test environment
+		// runs a task after a callback: the suggestion is queued last).
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalProgress, Progress{Subtask: "MIGRATE_LINUX_BLOCK", Progress: 45, MigrateSpeed: 10})
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalSpeed, SpeedUpdate{SpeedLimit: 100, Rules: rules})
+		s.action(OpNetworkCheck)
+		s.env.RegisterDelayedCallback(func() { s.env.SetContinueAsNewSuggested(true) }, 0)
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	c := s.carried()
+	s.True(c.ResumeSteps && c.ResumeAgent)
+	s.Equal("START", c.AgentCommand)
+	s.Equal(int32(45), c.AgentProgress)
+	s.Equal(rules, c.Speed.Rules)
+	s.Equal(int32(30), c.Limit.Mbps)
+	s.False(c.NetworkCheck, "the check was sent, not carried")
+	s.Equal([]string{"START", "NETWORK_CHECK"}, s.commands)
+	s.Require().NotEmpty(s.speeds)
+	s.Equal(int32(30), s.speeds[len(s.speeds)-1].Mbps, "the agent has the new limit")
+
+	// The next run follows the same copy to its end.
+	next := Input(in)
+	next.Resume = c
+	pushes := len(s.limits)
+	s.env = s.newEnv()
+	s.env.SetStartTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s.at(time.Minute, func() {
+		st := s.state()
+		s.Equal(StateRunning, st.TaskState)
+		s.Equal(StepMigrate, st.Step)
+		s.progress("MIGRATE_LINUX_BLOCK", 100, 10)
+	})
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 10) })
+	s.at(3*time.Minute, func() {
+		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, next)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]string{"START", "NETWORK_CHECK", "SYNC"}, s.commands, "no second START")
+	s.Len(s.limits, pushes, "the carried limit is not pushed again")
+	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+}
+
+// TestStopAsARunContinuesAsNew: a stop under way when a fresh history is
+// suggested is finished first (the agent's answer awaited, the task
+// ABORT); the stopped task then continues as new while idle.
+func (s *migrationSuite) TestStopAsARunContinuesAsNew() {
+	s.at(time.Minute, func() { s.action(OpStop) })
+	s.at(time.Minute+time.Second, func() {
+		s.Equal(StateAborting, s.state().TaskState)
+		s.env.SetContinueAsNewSuggested(true)
+	})
+	s.at(time.Minute+2*time.Second, func() {
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "STOP", Success: true})
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	c := s.carried()
+	s.False(c.ResumeSteps, "idle: the next run waits for start")
+	s.Equal(StateAbort, c.TaskState)
+	s.Equal(StepMigrate, c.Step)
+	s.False(c.StopRequested)
+	s.Equal([]string{"START", "STOP"}, s.commands)
+}
