@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -60,7 +59,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/config", ag.config)
 	// §4.2 tasks (+ the SDK's task operations).
 	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, opts: s.deps.TaskOptions,
-		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(5 * time.Second)}
+		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(progressKeepAlive(s.deps.TaskOptions.AgentStepTimeout))}
 	api.POST("/tasks", tk.create)
 	api.GET("/tasks", tk.list)
 	api.POST("/tasks/delete", tk.batchDelete)

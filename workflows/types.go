@@ -75,6 +75,10 @@ type Input struct {
 	SyncInterval time.Duration
 	// AgentStepTimeout fails an agent step that reports nothing this long.
 	AgentStepTimeout time.Duration
+	// HistoryBound overrides the history length at which a run continues
+	// as new (0: the package's HistoryBound); the recorded histories of
+	// the replay test use a small one.
+	HistoryBound int
 	// Resume carries the state across a continue-as-new.
 	Resume *RunState
 }

@@ -69,6 +69,20 @@ type RunState struct {
 	OverSpeedMbps  float64
 	SpeedChanged   bool
 	InSyncLoop     bool
+
+	// Carry-over from a run that continued as new in the middle of the
+	// steps (bounded-history): the next run goes straight back to where
+	// this one was instead of waiting idle for a start.
+	ResumeSteps bool
+	// ResumeAgent: an agent step was in flight; the next run waits for the
+	// same command (AgentCommand on AgentSubtask) without sending it again.
+	ResumeAgent bool
+	// ResumeSync: a continuous-sync task was between passes; the next pass
+	// is due at NextSyncAt.
+	ResumeSync bool
+	NextSyncAt time.Time
+	// FinalPass: the agent step in flight is the launch's last sync pass.
+	FinalPass bool
 }
 
 type migration struct {
@@ -78,7 +92,23 @@ type migration struct {
 	// anytimeChecks: network checks have their own coroutine (runs that
 	// started before it answer them only when idle).
 	anytimeChecks bool
+	// bounded: the run continues as new from the sync loop and from long
+	// agent steps too, not only when idle (runs that started before
+	// bounded-history replay without it).
+	bounded bool
+	// busy counts side activities in flight (speed pushes, network
+	// checks): a continue-as-new waits for them so none is cut off.
+	busy int
+
+	progress, results, speed workflow.ReceiveChannel
 }
+
+// HistoryBound is the history length at which a run continues as new even
+// if the server has not suggested it yet (it suggests at 4,096 events or
+// 4 MiB by default, configurable per namespace). A run checks it at every
+// wait of the idle state, the sync loop and agent steps, so it ends a
+// handful of events past the bound.
+const HistoryBound = 4000
 
 // OverSpeedGrace: reports above the limit for this long stop the task.
 const OverSpeedGrace = 30 * time.Second
@@ -136,23 +166,23 @@ func (m *migration) setup(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	progress := workflow.GetSignalChannel(ctx, SignalProgress)
-	results := workflow.GetSignalChannel(ctx, SignalCommand)
-	speed := workflow.GetSignalChannel(ctx, SignalSpeed)
+	m.progress = workflow.GetSignalChannel(ctx, SignalProgress)
+	m.results = workflow.GetSignalChannel(ctx, SignalCommand)
+	m.speed = workflow.GetSignalChannel(ctx, SignalSpeed)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(progress, func(c workflow.ReceiveChannel, _ bool) {
+			sel.AddReceive(m.progress, func(c workflow.ReceiveChannel, _ bool) {
 				var p Progress
 				c.Receive(ctx, &p)
 				m.onProgress(ctx, p)
 			})
-			sel.AddReceive(results, func(c workflow.ReceiveChannel, _ bool) {
+			sel.AddReceive(m.results, func(c workflow.ReceiveChannel, _ bool) {
 				var r CommandResult
 				c.Receive(ctx, &r)
 				m.onResult(r)
 			})
-			sel.AddReceive(speed, func(c workflow.ReceiveChannel, _ bool) {
+			sel.AddReceive(m.speed, func(c workflow.ReceiveChannel, _ bool) {
 				var u SpeedUpdate
 				c.Receive(ctx, &u)
 				m.st.Speed, m.st.SpeedChanged = u, true
@@ -325,38 +355,60 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 	// windows still add to the history: the idle wait also ends when a fresh
 	// history is due.
 	idleRollover := workflow.GetVersion(ctx, "idle-continue-as-new", workflow.DefaultVersion, 1) == 1
+	// A task that syncs for weeks, or copies a huge disk for days, starts a
+	// fresh history from the sync loop and from the agent step too, and
+	// goes back to where it was (no second command to the agent).
+	m.bounded = workflow.GetVersion(ctx, "bounded-history", workflow.DefaultVersion, 1) == 1
 	for {
-		// Idle: READY, ABORT, MIGRATE_FAIL or MIGRATE_SUCCESS wait for start,
-		// restart or delete (and network checks, which need no run).
-		for !m.st.StartRequested && !m.st.DeleteRequested {
-			if err := workflow.Await(ctx, func() bool {
-				return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks) ||
-					(idleRollover && m.continueAsNewDue(ctx))
-			}); err != nil {
-				return m.canceled(ctx, err)
-			}
-			if m.st.NetworkCheck && !m.anytimeChecks {
-				m.st.NetworkCheck = false
-				if err := m.networkCheck(ctx); err != nil {
-					workflow.GetLogger(ctx).Warn("network check", "err", err)
+		if m.st.ResumeSteps {
+			// Carried over mid-run: the task is RUNNING or SYNCING already.
+			m.st.ResumeSteps = false
+		} else {
+			// Idle: READY, ABORT, MIGRATE_FAIL or MIGRATE_SUCCESS wait for
+			// start, restart or delete (and network checks, which need no run).
+			for !m.st.StartRequested && !m.st.DeleteRequested {
+				if err := workflow.Await(ctx, func() bool {
+					return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks) ||
+						(idleRollover && m.continueAsNewDue(ctx))
+				}); err != nil {
+					return m.canceled(ctx, err)
+				}
+				if m.st.NetworkCheck && !m.anytimeChecks {
+					m.st.NetworkCheck = false
+					if err := m.networkCheck(ctx); err != nil {
+						workflow.GetLogger(ctx).Warn("network check", "err", err)
+					}
+				}
+				if m.continueAsNewDue(ctx) {
+					if m.bounded {
+						if err := m.quiesce(ctx); err != nil {
+							return m.canceled(ctx, err)
+						}
+						if m.st.StartRequested || m.st.DeleteRequested {
+							break // asked for while the run settled: serve it here
+						}
+					}
+					return Status{}, m.continueAsNew(ctx)
 				}
 			}
-			if m.continueAsNewDue(ctx) {
-				return Status{}, m.continueAsNew(ctx)
+			if m.st.DeleteRequested {
+				return m.delete(ctx)
 			}
+			m.st.StartRequested, m.st.StopRequested = false, false
+			if err := m.apply(ctx, activities.Transition{TaskState: StateRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
+				return m.canceled(ctx, err)
+			}
+			m.st.Started = true
 		}
-		if m.st.DeleteRequested {
-			return m.delete(ctx)
-		}
-		m.st.StartRequested, m.st.StopRequested = false, false
-		if err := m.apply(ctx, activities.Transition{TaskState: StateRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
-			return m.canceled(ctx, err)
-		}
-		m.st.Started = true
 		err := m.runSteps(ctx)
+		var carry *carryOver
 		switch {
 		case err == nil:
 			m.st.Step = StepMigrate // a restart copies again into the same target
+		case errors.As(err, &carry):
+			in := m.in
+			in.Resume = &carry.st
+			return Status{}, workflow.NewContinueAsNewError(ctx, MigrationWorkflow, in)
 		case errors.Is(err, errDeleted):
 			return m.delete(ctx)
 		case errors.Is(err, errStopped):
@@ -444,8 +496,10 @@ func (m *migration) simpleStep(ctx workflow.Context, step string) error {
 
 // replicate is the full copy: START to the agent, then its progress.
 func (m *migration) replicate(ctx workflow.Context) error {
-	if err := m.apply(ctx, activities.Transition{SourceState: "initialize", SourceCycle: "replicating"}); err != nil {
-		return err
+	if !m.st.ResumeAgent {
+		if err := m.apply(ctx, activities.Transition{SourceState: "initialize", SourceCycle: "replicating"}); err != nil {
+			return err
+		}
 	}
 	return m.agentStep(ctx, StepMigrate, "START", "replicate", "replicating")
 }
@@ -456,6 +510,9 @@ func (m *migration) replicate(ctx workflow.Context) error {
 func (m *migration) sync(ctx workflow.Context) error {
 	if !m.in.Syncing {
 		return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+	}
+	if m.bounded {
+		return m.syncLoop(ctx)
 	}
 	if err := m.apply(ctx, activities.Transition{TaskState: StateSyncing, SourceState: "syncing", SourceCycle: "syncing"}); err != nil {
 		return err
@@ -502,6 +559,137 @@ func (m *migration) sync(ctx workflow.Context) error {
 	}
 }
 
+// syncLoop is sync's loop for bounded-history runs: the same passes, with
+// the point it is at (in a pass, between passes until NextSyncAt, in the
+// launch's final pass) kept in the state, so that a run can continue as new
+// anywhere in it and the next run picks up at that point.
+func (m *migration) syncLoop(ctx workflow.Context) error {
+	if !m.st.ResumeAgent && !m.st.ResumeSync {
+		if err := m.apply(ctx, activities.Transition{TaskState: StateSyncing, SourceState: "syncing", SourceCycle: "syncing"}); err != nil {
+			return err
+		}
+	}
+	// A carry-over's state was copied before this runs: the next run is
+	// still in the loop.
+	m.st.InSyncLoop = true
+	defer func() { m.st.InSyncLoop = false }()
+	interval := m.in.SyncInterval
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	for {
+		if m.st.ResumeSync {
+			m.st.ResumeSync = false
+		} else {
+			err := m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+			if err != nil || m.st.FinalPass {
+				m.st.FinalPass = false
+				return err
+			}
+			m.st.SyncRounds++
+			m.st.NextSyncAt = workflow.Now(ctx).Add(interval)
+		}
+		for {
+			pending := func() bool {
+				return m.st.CutoverRequested || m.st.StopRequested || m.st.DeleteRequested || m.st.CloneRequest != nil
+			}
+			ok, err := workflow.AwaitWithTimeout(ctx, max(m.st.NextSyncAt.Sub(workflow.Now(ctx)), time.Second), func() bool {
+				return pending() || m.continueAsNewDue(ctx)
+			})
+			if err != nil {
+				return err
+			}
+			if !pending() && m.continueAsNewDue(ctx) {
+				if err := m.quiesce(ctx); err != nil {
+					return err
+				}
+				if !pending() {
+					m.st.ResumeSync = true
+					return m.carry()
+				}
+			}
+			if m.st.DeleteRequested {
+				return errDeleted
+			}
+			if m.st.StopRequested {
+				return m.stop(ctx)
+			}
+			if m.st.CloneRequest != nil {
+				if err := m.clone(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			if m.st.CutoverRequested {
+				m.st.CutoverRequested = false
+				// Launch: a last pass, then configure and start the target.
+				m.st.FinalPass = true
+				break
+			}
+			if !ok && !workflow.Now(ctx).Before(m.st.NextSyncAt) {
+				break // time for the next pass
+			}
+		}
+	}
+}
+
+// carryOver unwinds the steps to run, which continues as new with st: the
+// state as it was when the run decided to, before the steps' defers run.
+type carryOver struct{ st RunState }
+
+func (*carryOver) Error() string { return "continue as new" }
+
+// carry captures the state for the next run, which resumes the steps.
+func (m *migration) carry() error {
+	st := *m.st
+	st.ResumeSteps = true
+	return &carryOver{st: st}
+}
+
+// quiesce lets the run settle before it continues as new: update handlers
+// finish, side activities (speed pushes, network checks) complete, and
+// signals already delivered are handled, so nothing asked for is lost.
+// The caller looks at the state again afterwards: something may now be due.
+func (m *migration) quiesce(ctx workflow.Context) error {
+	for {
+		if err := workflow.Await(ctx, func() bool { return m.busy == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+			return err
+		}
+		// A signal the handler coroutine's selector has taken is handled
+		// only when that coroutine runs: let every coroutine run once (a
+		// coroutine started now runs after the others; no command, no
+		// event).
+		ran := false
+		workflow.Go(ctx, func(workflow.Context) { ran = true })
+		if err := workflow.Await(ctx, func() bool { return ran }); err != nil {
+			return err
+		}
+		m.drain(ctx)
+		if m.busy == 0 && workflow.AllHandlersFinished(ctx) {
+			return nil // a speed change just handled may have started a push
+		}
+	}
+}
+
+// drain handles the signals waiting in the channels.
+func (m *migration) drain(ctx workflow.Context) {
+	for {
+		var p Progress
+		var r CommandResult
+		var u SpeedUpdate
+		switch {
+		case m.progress.ReceiveAsync(&p):
+			m.onProgress(ctx, p)
+		case m.results.ReceiveAsync(&r):
+			m.onResult(r)
+		case m.speed.ReceiveAsync(&u):
+			m.st.Speed, m.st.SpeedChanged = u, true
+		default:
+			return
+		}
+	}
+}
+
 func (m *migration) clone(ctx workflow.Context) error {
 	req := m.st.CloneRequest
 	m.st.CloneRequest = nil
@@ -535,30 +723,50 @@ func (m *migration) clone(ctx workflow.Context) error {
 // limit, or the operator stops or deletes the task.
 func (m *migration) agentStep(ctx workflow.Context, step, command, srcState, srcCycle string) error {
 	sub := SubtaskName(step, m.in.Type, m.in.OSType)
-	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
-	if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
-		return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
+	// A run that continued as new mid-step waits for the command the last
+	// one sent: the agent is working on it, a second one would restart it.
+	resume := m.st.ResumeAgent && m.st.AgentSubtask == sub && m.st.AgentCommand == command
+	m.st.ResumeAgent = false
+	if !resume {
+		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
+			return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
+		}
+		m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
+		m.st.AgentProgress, m.st.CommandFailed, m.st.OverSpeed, m.st.OverSince = 0, "", false, time.Time{}
+		m.st.LastProgressAt = workflow.Now(ctx)
 	}
-	m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
-	m.st.AgentProgress, m.st.CommandFailed, m.st.OverSpeed, m.st.OverSince = 0, "", false, time.Time{}
-	m.st.LastProgressAt = workflow.Now(ctx)
 	defer func() { m.st.AgentActive = false }()
-	params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps}
-	if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
-		Command: command, CommandParams: params}); err != nil {
-		return err
+	if !resume {
+		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps}
+		if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
+			Command: command, CommandParams: params}); err != nil {
+			return err
+		}
+	}
+	done := func() bool {
+		return m.st.AgentProgress >= 100 || m.st.CommandFailed != "" || m.st.StopRequested ||
+			m.st.DeleteRequested || m.st.OverSpeed
 	}
 	for {
 		wait := m.stepTimeout() - workflow.Now(ctx).Sub(m.st.LastProgressAt)
 		ok, err := workflow.AwaitWithTimeout(ctx, max(wait, time.Second), func() bool {
-			return m.st.AgentProgress >= 100 || m.st.CommandFailed != "" || m.st.StopRequested ||
-				m.st.DeleteRequested || m.st.OverSpeed
+			return done() || (m.bounded && m.continueAsNewDue(ctx))
 		})
 		if err != nil {
 			return err
+		}
+		if m.bounded && !done() && m.continueAsNewDue(ctx) {
+			if err := m.quiesce(ctx); err != nil {
+				return err
+			}
+			if !done() {
+				m.st.ResumeAgent = true
+				return m.carry()
+			}
 		}
 		switch {
 		case m.st.DeleteRequested:
@@ -683,9 +891,11 @@ func (m *migration) networkChecks(ctx workflow.Context) {
 			return
 		}
 		m.st.NetworkCheck = false
+		m.busy++
 		if err := m.networkCheck(ctx); err != nil {
 			workflow.GetLogger(ctx).Warn("network check", "err", err)
 		}
+		m.busy--
 	}
 }
 
@@ -716,7 +926,9 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			// Agent steps get the limit with their command; only changes
 			// while one runs are pushed to the agent.
 			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
+			m.busy++
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
+			m.busy--
 		}
 		if !clearFirst {
 			m.st.SpeedChanged = false
@@ -729,8 +941,18 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 
 // continueAsNewDue: long-lived tasks (continuous sync, finished tasks kept
 // for restart) start a fresh history before it grows large.
+// Bounded-history runs also heed the server's suggestion and continue at
+// HistoryBound; earlier runs replay their 8,000-event rule.
 func (m *migration) continueAsNewDue(ctx workflow.Context) bool {
-	return workflow.GetInfo(ctx).GetCurrentHistoryLength() > 8000
+	info := workflow.GetInfo(ctx)
+	if m.bounded {
+		bound := HistoryBound
+		if m.in.HistoryBound > 0 {
+			bound = m.in.HistoryBound
+		}
+		return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= bound
+	}
+	return info.GetCurrentHistoryLength() > 8000
 }
 
 func (m *migration) continueAsNew(ctx workflow.Context) error {

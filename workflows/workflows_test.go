@@ -42,12 +42,19 @@ type migrationSuite struct {
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 
 func (s *migrationSuite) SetupTest() {
-	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterActivity(&activities.Activities{})
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.checks, s.checkErr = 0, nil
 	s.stepErr = map[string][]error{}
-	s.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
+	s.env = s.newEnv()
+}
+
+// newEnv is a test environment whose mocked activities record into the
+// suite: a test that follows a task across continue-as-new runs one
+// environment per run, all recording in one place.
+func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.transitions = append(s.transitions, tr)
@@ -56,7 +63,7 @@ func (s *migrationSuite) SetupTest() {
 		}
 		return nil
 	})
-	s.env.OnActivity(acts.RunStep, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+	env.OnActivity(acts.RunStep, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if errs := s.stepErr[in.Step]; len(errs) > 0 {
@@ -71,8 +78,8 @@ func (s *migrationSuite) SetupTest() {
 		}
 		return activities.StepOutput{}, nil
 	})
-	s.env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(acts.PushSpeedLimit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SpeedInput) error {
+	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(acts.PushSpeedLimit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SpeedInput) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.limits = append(s.limits, in)
@@ -81,24 +88,25 @@ func (s *migrationSuite) SetupTest() {
 		}
 		return nil
 	})
-	s.env.OnActivity(acts.CheckConsistency, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.Ref) error {
+	env.OnActivity(acts.CheckConsistency, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.Ref) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.checks++
 		return s.checkErr
 	})
-	s.env.OnActivity(acts.Cleanup, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CleanupInput) error {
+	env.OnActivity(acts.Cleanup, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CleanupInput) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.cleanups = append(s.cleanups, in)
 		return nil
 	})
-	s.env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) error {
+	env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.clones++
 		return nil
 	})
+	return env
 }
 
 func input() Input {
