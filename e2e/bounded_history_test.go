@@ -20,8 +20,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/smsflow/smsflow/activities"
-	"github.com/smsflow/smsflow/provider"
-	"github.com/smsflow/smsflow/speedlimit"
+	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/workflows"
 )
 
