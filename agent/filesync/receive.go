@@ -660,6 +660,11 @@ func (r *receiver) ensureDir(top *openDir, base string, e *entry) error {
 	return nil
 }
 
+// raceHook, set by tests only, runs in fixOwnerMode between the lookup of a
+// name and the change made to it: a test swaps the name there, as a racing
+// pass could, without depending on the scheduler to hit that moment.
+var raceHook func(dirfd int, name string)
+
 // fixOwnerMode sets owner then mode (chown clears setuid) on name, of the
 // type st says. The name is opened O_PATH|O_NOFOLLOW (which needs no
 // permission on the file and opens no device or FIFO), checked by fstat to
@@ -675,6 +680,9 @@ func (r *receiver) fixOwnerMode(dirfd int, name string, st *unix.Stat_t, mode, u
 		return err
 	}
 	defer unix.Close(fd)
+	if raceHook != nil {
+		raceHook(dirfd, name)
+	}
 	var fst unix.Stat_t
 	if err := unix.Fstat(fd, &fst); err != nil {
 		return err
