@@ -386,9 +386,11 @@ const (
 	DefaultMaxConns         = 8
 	DefaultMaxHandshakes    = 16
 	DefaultHandshakeTimeout = 15 * time.Second
-	// DefaultIdleTimeout is long: a verification's sender may hash a large
-	// file for minutes between two frames.
-	DefaultIdleTimeout = 15 * time.Minute
+	// DefaultIdleTimeout is long: a sender may hash a large file between
+	// two frames (a verification), or wait while the receiver hashes its
+	// old copy — minutes per hundred GiB. A dead peer is found sooner by
+	// TCP keepalive; this bounds a live one that stays silent.
+	DefaultIdleTimeout = time.Hour
 	DefaultReplaceWait = 30 * time.Second
 )
 
