@@ -309,3 +309,38 @@ func TestTargetSizeCap(t *testing.T) {
 		fileFrame(1, 6, 0), dataFrame(0, hello), fileEndFrame(6, hello), done}, false))
 	require.NoError(t, srv.result(t))
 }
+
+// Two connections of one task racing: the second replaces the first, whose
+// sender is told the receiver is stopping (the agent resumes), so two passes
+// never write the same tree at once.
+func TestSecondConnectionReplacesTheFirst(t *testing.T) {
+	dst := t.TempDir()
+	srv := receiverAt(t, dst)
+	first := srv.dial(t, transport.KindFile)
+	defer first.Close()
+	f := beginFrame()
+	require.NoError(t, first.Send(f.typ, f.p))
+	require.NoError(t, first.Flush())
+	second := srv.dial(t, transport.KindFile)
+	defer second.Close()
+	require.NoError(t, first.SetDeadline(time.Now().Add(10*time.Second)))
+	_, _, err := first.Recv()
+	first.Close()
+	ferr := srv.result(t)
+	require.Error(t, ferr, "the first pass ended")
+	// The sender hears the receiver stop, or (rarely) just loses the link:
+	// the agent runs the pass again either way.
+	assert.True(t, transport.IsStopping(err) || isConnErr(err), "the replaced sender's error is not one it retries: %v (the receiver: %v)", err, ferr)
+
+	// The second pass is the one that runs, to the end.
+	hello := []byte("hello\n")
+	for _, f := range []rawFrame{beginFrame(), entriesFrame(rootEntry, fileEntry("f", 6)), endFrame(2),
+		fileFrame(1, 6, 0), dataFrame(0, hello), fileEndFrame(6, hello), done} {
+		require.NoError(t, second.Send(f.typ, f.p))
+	}
+	require.NoError(t, second.Flush())
+	require.NoError(t, srv.result(t))
+	b, err := os.ReadFile(filepath.Join(dst, "f"))
+	require.NoError(t, err)
+	assert.Equal(t, hello, b)
+}

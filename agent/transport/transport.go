@@ -130,6 +130,9 @@ type Conn struct {
 	idle time.Duration
 	dlMu sync.Mutex
 	dl   time.Time
+	// final is set by the first kick or SendError: a kick after it would
+	// cut the last message short, so none happens.
+	final bool
 
 	// life is the connection's own context (see Context); stop cancels it.
 	life context.Context
@@ -249,6 +252,7 @@ func (c *Conn) SendError(msg string) {
 		msg = msg[:4096]
 	}
 	c.dlMu.Lock()
+	c.final = true
 	c.dl = time.Now().Add(5 * time.Second)
 	_ = c.raw.SetWriteDeadline(c.dl)
 	c.dlMu.Unlock()
@@ -526,12 +530,13 @@ func (c *Conn) ok() error {
 		c.raw.Close()
 		return err
 	}
-	_ = c.SetDeadline(time.Time{})
-	if c.life.Err() != nil {
-		// Replaced or stopped while answering: the deadline just cleared
-		// must not undo the kick.
-		_ = c.SetDeadline(time.Now())
+	c.dlMu.Lock()
+	if !c.final {
+		// A kick while answering stays in force.
+		c.dl = time.Time{}
+		_ = c.raw.SetDeadline(c.dl)
 	}
+	c.dlMu.Unlock()
 	return nil
 }
 
@@ -541,11 +546,25 @@ func (c *Conn) refuse(msg string) {
 	c.raw.Close()
 }
 
-// kick makes the connection's handler stop: its context ends and its reads
-// and writes fail from now on.
+// kick makes the connection's handler stop: its context ends, then its
+// reads and writes fail (the context first, so the handler knows why).
 func (c *Conn) kick() {
 	c.stop()
-	_ = c.SetDeadline(time.Now())
+	c.cut()
+}
+
+// cut fails the connection's reads and writes from now on, unless the
+// handler is already sending its last message (SendError), which has its
+// own bound.
+func (c *Conn) cut() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.final {
+		return
+	}
+	c.final = true
+	c.dl = time.Now()
+	_ = c.raw.SetDeadline(c.dl)
 }
 
 // admit counts an authenticated connection in, and for a data connection
@@ -672,7 +691,7 @@ func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(er
 			defer c.stop()
 			// Ending Serve stops the connection even if its handler
 			// does not watch c.Context().
-			unkick := context.AfterFunc(c.life, func() { _ = c.SetDeadline(time.Now()) })
+			unkick := context.AfterFunc(c.life, c.cut)
 			defer unkick()
 			release, err := l.admit(ctx, c, lim)
 			if err != nil {
