@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,11 +43,13 @@ func newLink(t testing.TB, targets []string) *link {
 	go func() {
 		_ = ln.Serve(ctx, func(c *transport.Conn) {
 			defer c.Close()
+			// As the receivers do: the pass ends when a newer data
+			// connection of the task replaces this one.
 			switch c.Kind() {
 			case transport.KindBlock:
-				l.errs <- Receive(ctx, c, l.targets)
+				l.errs <- Receive(c.Context(), c, l.targets)
 			case transport.KindVerify:
-				l.errs <- ServeVerify(ctx, c, l.targets)
+				l.errs <- ServeVerify(c.Context(), c, l.targets)
 			}
 		}, nil)
 	}()
@@ -431,4 +434,26 @@ func FuzzReceiverBlock(f *testing.F) {
 			t.Fatalf("disk grew to %d", fi.Size())
 		}
 	})
+}
+
+// A second data connection of the task replaces the first: the first's
+// sender is told the receiver is stopping (the agent dials again), and the
+// second runs only once the first has stopped.
+func TestSecondConnectionReplacesTheFirst(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "t.img")
+	require.NoError(t, os.WriteFile(target, make([]byte, 1<<20), 0o600))
+	l := newLink(t, []string{target})
+	first := l.dial(transport.KindBlock)
+	second := l.dial(transport.KindVerify)
+	require.NoError(t, first.SetDeadline(time.Now().Add(10*time.Second)))
+	_, _, err := first.Recv()
+	assert.True(t, transport.IsStopping(err), "the replaced sender hears the receiver stop: %v", err)
+	select {
+	case err := <-l.errs:
+		require.Error(t, err, "the first pass ended")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first pass did not end")
+	}
+	second.Close()
 }

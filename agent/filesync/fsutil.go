@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -66,6 +67,84 @@ func openBeneath(rootfd int, rel string, flags int) (int, error) {
 		cur = fd
 	}
 	return cur, nil
+}
+
+// errNotRegular: the name is not (or no longer) a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens name in dirfd for reading only if it is a regular
+// file (see reopenRegular).
+func openRegular(dirfd int, name string) (int, unix.Stat_t, error) {
+	pfd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, unix.Stat_t{}, err
+	}
+	defer unix.Close(pfd)
+	return reopenRegular(pfd, func() (int, error) {
+		return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	})
+}
+
+// reopenRegular opens for reading the file pfd (an O_PATH descriptor, which
+// opened no device and waited on no FIFO) after fstat says it is a regular
+// file: through /proc/self/fd, which reaches that very inode whatever
+// happened to its name since. Without /proc, open (O_NOFOLLOW|O_NONBLOCK:
+// never a symlink, never a wait) is called instead. Either way the result
+// is fstat'ed again: errNotRegular unless it is the same regular file.
+func reopenRegular(pfd int, open func() (int, error)) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return -1, st, err
+	}
+	if ftype(&st) != unix.S_IFREG {
+		return -1, st, errNotRegular
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		fd, err = open()
+	}
+	if err != nil {
+		return -1, st, err
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	if ftype(&fst) != unix.S_IFREG || fst.Dev != st.Dev || fst.Ino != st.Ino {
+		unix.Close(fd)
+		return -1, st, errNotRegular
+	}
+	return fd, fst, nil
+}
+
+// noFchmodat2 is set once fchmodat2 turned out to be missing (kernels
+// before 6.6).
+var noFchmodat2 atomic.Bool
+
+// chmodFD changes the mode of the file pfd (an O_PATH descriptor: fchmod
+// refuses those) without any path lookup that could meet a symlink:
+// fchmodat2 with AT_EMPTY_PATH, or else chmod of /proc/self/fd/N, which
+// reaches the descriptor's own inode.
+func chmodFD(pfd int, mode uint32) error {
+	if !noFchmodat2.Load() {
+		err := unix.Fchmodat(pfd, "", mode, unix.AT_EMPTY_PATH)
+		switch err {
+		case nil:
+			return nil
+		case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
+			noFchmodat2.Store(true)
+		case unix.EPERM:
+			// Not the owner, or a filter refusing the call: /proc says.
+		default:
+			return err
+		}
+	}
+	err := unix.Chmod("/proc/self/fd/"+strconv.Itoa(pfd), mode)
+	if err == unix.ENOENT {
+		return errors.New("cannot change a mode safely: no fchmodat2 (Linux 6.6) and no /proc")
+	}
+	return err
 }
 
 // probeOpenat2 tells whether an EPERM came from a filter refusing openat2

@@ -56,7 +56,9 @@ func serve(tb testing.TB, handle func(ctx context.Context, c *transport.Conn) er
 		defer close(done)
 		_ = l.Serve(ctx, func(c *transport.Conn) {
 			defer c.Close()
-			s.errs <- handle(ctx, c)
+			// As the receivers do: the pass ends when a newer data
+			// connection of the task replaces this one.
+			s.errs <- handle(c.Context(), c)
 		}, nil)
 	}()
 	tb.Cleanup(func() { cancel(); <-done })

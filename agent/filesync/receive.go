@@ -30,6 +30,7 @@ type openDir struct {
 	rel       string
 	fd        int
 	names     map[string]struct{}
+	held      int64 // what names costs (see receiver.hold)
 	protected bool
 }
 
@@ -42,6 +43,7 @@ type dirMeta struct {
 
 type pendingFile struct {
 	rel              string
+	size             int64 // as listed, then as sent
 	mode, uid, gid   uint32
 	mtime            int64
 	delta            bool
@@ -108,12 +110,65 @@ type receiver struct {
 
 	deleted, written int64
 	buf              []byte
+
+	// held is what the pass keeps in memory for its entries (names, files
+	// pending, directories and links for the end), bounded by maxHeld;
+	// treeBytes is the size of the tree's files, bounded by maxBytes.
+	held, maxHeld       int64
+	treeBytes, maxBytes int64
+}
+
+// ReceiveOptions bound one pass.
+type ReceiveOptions struct {
+	// MaxBytes caps the bytes of the tree's regular files (0: no cap); a
+	// pass over it fails with ENOSPC (the agent reports SMS.0519). The
+	// local provider passes the sum of the task's target disk sizes.
+	MaxBytes int64
+	// MaxHeld bounds what the pass holds in memory for its entries: names
+	// of the directories being listed, files asked for and not yet
+	// received, directories and hard links kept for the end. 0 is
+	// DefaultMaxHeld.
+	MaxHeld int64
+}
+
+// DefaultMaxHeld allows a few million entries in flight; a sender flooding
+// the receiver with hard links or long names is stopped there.
+const DefaultMaxHeld = 256 << 20
+
+// entryCost is what one held entry costs beside its name (map slot,
+// struct, string header), roughly.
+const entryCost = 96
+
+// hold accounts n more bytes held by the pass.
+func (r *receiver) hold(name string) (int64, error) {
+	n := int64(len(name)) + entryCost
+	r.held += n
+	if r.held > r.maxHeld {
+		return n, fmt.Errorf("filesync: the pass holds more than %d bytes of entries in memory (too many names at once)", r.maxHeld)
+	}
+	return n, nil
+}
+
+// errTooBig: the tree outgrew the target.
+func (r *receiver) errTooBig() error {
+	return fmt.Errorf("filesync: the tree needs more than the target's %d bytes: %w", r.maxBytes, unix.ENOSPC)
 }
 
 // Receive is the target's side of one pass: it writes the sender's tree
 // under root (which must exist). Whatever goes wrong is also reported to the
 // sender. The connection is not reusable after an error.
 func Receive(ctx context.Context, c *transport.Conn, root string) error {
+	return ReceiveWith(ctx, c, root, ReceiveOptions{})
+}
+
+// ReceiveWith is Receive within the bounds o.
+//
+// Every file system operation is relative to a directory descriptor opened
+// beneath root without following symlinks, and acts on the name itself,
+// never on what a symlink there points to: even a second pass of the task
+// racing this one (the listener runs one at a time) cannot make it touch
+// or list anything outside root.
+func ReceiveWith(ctx context.Context, c *transport.Conn, root string, o ReceiveOptions) error {
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		err = fmt.Errorf("filesync: target root %s: %w", root, err)
@@ -128,7 +183,10 @@ func Receive(ctx context.Context, c *transport.Conn, root string) error {
 	_, _ = rand.Read(tok[:])
 	r := &receiver{c: c, ctx: ctx, cancel: cancel, rootfd: rootfd, root: os.Geteuid() == 0, token: hex.EncodeToString(tok[:]),
 		linkSrc: map[uint32]string{}, pending: map[uint32]*pendingFile{},
-		reqCh: make(chan request, 64), hashCh: make(chan hashJob, 16)}
+		reqCh: make(chan request, 64), hashCh: make(chan hashJob, 16), maxHeld: o.MaxHeld, maxBytes: o.MaxBytes}
+	if r.maxHeld <= 0 {
+		r.maxHeld = DefaultMaxHeld
+	}
 	r.cache.rootfd = rootfd
 
 	var wg sync.WaitGroup
@@ -425,10 +483,12 @@ func (r *receiver) run() error {
 				return r.fail("bad vanished-file frame")
 			}
 			idx := binary.BigEndian.Uint32(p)
-			if r.pending[idx] == nil {
+			pf := r.pending[idx]
+			if pf == nil {
 				return r.fail("vanished-file frame for entry %d, which was not asked for", idx)
 			}
 			delete(r.pending, idx)
+			r.held -= int64(len(pf.rel)) + entryCost
 		case tDone:
 			if len(p) != 0 || !r.manifestDone || r.cur != nil || len(r.pending) != 0 {
 				return r.fail("pass ended early: %d files outstanding", len(r.pending))
@@ -483,7 +543,8 @@ func (r *receiver) onEntry(e *entry) error {
 		}
 		r.stack = append(r.stack, &openDir{rel: ".", fd: r.rootfd, names: map[string]struct{}{}})
 		r.dirs = append(r.dirs, dirMeta{rel: ".", mode: e.Mode, uid: e.UID, gid: e.GID, mtime: e.MtimeNs})
-		return nil
+		_, err := r.hold(".")
+		return err
 	}
 	if e.Path == "." {
 		return r.fail("root directory listed twice")
@@ -508,11 +569,26 @@ func (r *receiver) onEntry(e *entry) error {
 		return r.fail("entry %q listed twice", e.Path)
 	}
 	top.names[base] = struct{}{}
-	var err error
+	n, err := r.hold(base)
+	top.held += n
+	if err != nil {
+		return err
+	}
 	switch e.Kind {
 	case kDir:
+		if _, err := r.hold(e.Path); err != nil { // kept for the end
+			return err
+		}
 		err = r.ensureDir(top, base, e)
 	case kFile:
+		if r.treeBytes += e.Size; r.maxBytes > 0 && r.treeBytes > r.maxBytes {
+			return fmt.Errorf("%w (at %q)", r.errTooBig(), e.Path)
+		}
+		if e.Flags&flagLinkSource != 0 {
+			if _, err := r.hold(e.Path); err != nil { // kept for the end
+				return err
+			}
+		}
 		err = r.checkFile(top, base, e, idx)
 		if err == nil && e.Flags&flagLinkSource != 0 {
 			r.linkSrc[idx] = e.Path
@@ -522,6 +598,9 @@ func (r *receiver) onEntry(e *entry) error {
 	case kHardlink:
 		if _, ok := r.linkSrc[e.Link]; !ok || e.Link >= idx {
 			return r.fail("hard link %q to entry %d, which is not an earlier linked file", e.Path, e.Link)
+		}
+		if _, err := r.hold(e.Path); err != nil { // kept for the end
+			return err
 		}
 		r.hardlinks = append(r.hardlinks, hardlink{rel: e.Path, src: e.Link})
 	case kSpecial:
@@ -581,42 +660,42 @@ func (r *receiver) ensureDir(top *openDir, base string, e *entry) error {
 	return nil
 }
 
-// fixOwnerMode sets owner then mode (chown clears setuid) on name. A
-// regular file or directory is changed through a descriptor opened without
-// following symlinks; other types (this pass's own temporaries) by name.
+// raceHook, set by tests only, runs in fixOwnerMode between the lookup of a
+// name and the change made to it: a test swaps the name there, as a racing
+// pass could, without depending on the scheduler to hit that moment.
+var raceHook func(dirfd int, name string)
+
+// fixOwnerMode sets owner then mode (chown clears setuid) on name, of the
+// type st says. The name is opened O_PATH|O_NOFOLLOW (which needs no
+// permission on the file and opens no device or FIFO), checked by fstat to
+// be still of that type, and changed through that descriptor: a name
+// swapped for a symlink meanwhile is refused, never followed.
 func (r *receiver) fixOwnerMode(dirfd int, name string, st *unix.Stat_t, mode, uid, gid uint32) error {
 	needOwner := r.root && (st.Uid != uid || st.Gid != gid)
 	if !needOwner && st.Mode&0o7777 == mode {
 		return nil
 	}
-	if t := ftype(st); t == unix.S_IFREG || t == unix.S_IFDIR {
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		if err == nil {
-			defer unix.Close(fd)
-			var fst unix.Stat_t
-			if err := unix.Fstat(fd, &fst); err != nil {
-				return err
-			}
-			if ftype(&fst) != t {
-				return fmt.Errorf("%q changed type under the receiver", name)
-			}
-			if needOwner {
-				if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
-					return err
-				}
-			}
-			return unix.Fchmod(fd, mode)
-		}
-		if err != unix.EACCES {
-			return err
-		}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if raceHook != nil {
+		raceHook(dirfd, name)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		return err
+	}
+	if t := ftype(&fst); t != ftype(st) || t == unix.S_IFLNK {
+		return fmt.Errorf("%q changed type under the receiver", name)
 	}
 	if needOwner {
-		if err := unix.Fchownat(dirfd, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
-	return unix.Fchmodat(dirfd, name, mode, 0)
+	return chmodFD(fd, mode)
 }
 
 func (r *receiver) checkFile(top *openDir, base string, e *entry, idx uint32) error {
@@ -634,16 +713,17 @@ func (r *receiver) checkFile(top *openDir, base string, e *entry, idx uint32) er
 			return err
 		}
 	}
-	pf := &pendingFile{rel: e.Path, mode: e.Mode, uid: e.UID, gid: e.GID, mtime: e.MtimeNs}
+	if _, err := r.hold(e.Path); err != nil { // released when the file arrives
+		return err
+	}
+	pf := &pendingFile{rel: e.Path, size: e.Size, mode: e.Mode, uid: e.UID, gid: e.GID, mtime: e.MtimeNs}
 	r.pending[idx] = pf
 	if exists && ftype(&st) == unix.S_IFREG && st.Size >= deltaBlockSize && e.Size >= deltaBlockSize {
-		fd, err := unix.Openat(top.fd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, fst, err := openRegular(top.fd, base)
 		if err != nil {
-			return err
-		}
-		var fst unix.Stat_t
-		if err := unix.Fstat(fd, &fst); err != nil {
-			unix.Close(fd)
+			if err == errNotRegular {
+				return fmt.Errorf("%q changed type under the receiver", base)
+			}
 			return err
 		}
 		pf.delta, pf.basisDev, pf.basisI, pf.basisSize = true, fst.Dev, fst.Ino, fst.Size
@@ -755,6 +835,7 @@ func (r *receiver) ensureSpecial(top *openDir, base string, e *entry) error {
 func (r *receiver) popDir() error {
 	d := r.stack[len(r.stack)-1]
 	r.stack = r.stack[:len(r.stack)-1]
+	r.held -= d.held
 	defer func() {
 		if d.fd != r.rootfd {
 			unix.Close(d.fd)
@@ -816,6 +897,12 @@ func (r *receiver) beginFile(p []byte) error {
 	if size > maxFileSize || mode > modeDelta || (mode == modeDelta) != pf.delta {
 		return r.fail("bad file header for %q", pf.rel)
 	}
+	// The file may have grown since it was listed: the cap holds for what
+	// is sent (no more than size is written).
+	if r.treeBytes += int64(size) - pf.size; r.maxBytes > 0 && r.treeBytes > r.maxBytes {
+		return fmt.Errorf("%w (at %q)", r.errTooBig(), pf.rel)
+	}
+	pf.size = int64(size)
 	dfd, err := r.dirFD(path.Dir(pf.rel))
 	if err != nil {
 		return fmt.Errorf("filesync: directory of %q: %w", pf.rel, err)
@@ -832,15 +919,17 @@ func (r *receiver) beginFile(p []byte) error {
 	cf.f = os.NewFile(uintptr(fd), cf.tmp)
 	r.cur = cf
 	if pf.delta {
-		bfd, err := unix.Openat(dfd, path.Base(pf.rel), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// Never opened as anything but the regular file hashed before: a
+		// FIFO or a device swapped in meanwhile is neither opened for
+		// reading nor waited on.
+		bfd, st, err := openRegular(dfd, path.Base(pf.rel))
+		if err == errNotRegular {
+			return r.fail("%q changed on the target during the pass", pf.rel)
+		}
 		if err != nil {
 			return fmt.Errorf("filesync: reopen %q: %w", pf.rel, err)
 		}
 		cf.basis = os.NewFile(uintptr(bfd), pf.rel)
-		var st unix.Stat_t
-		if err := unix.Fstat(bfd, &st); err != nil {
-			return err
-		}
 		if st.Dev != pf.basisDev || st.Ino != pf.basisI || st.Size != pf.basisSize {
 			return r.fail("%q changed on the target during the pass", pf.rel)
 		}
@@ -981,6 +1070,7 @@ func (r *receiver) endFile(p []byte) error {
 		return werr(err)
 	}
 	delete(r.pending, cf.index)
+	r.held -= int64(len(pf.rel)) + entryCost
 	r.written++
 	return nil
 }

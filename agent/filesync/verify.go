@@ -7,9 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -378,7 +376,7 @@ func serveVerify(ctx context.Context, c *transport.Conn, root string) error {
 			if firstErr != nil {
 				return firstErr
 			}
-			extra, err := extraFiles(ctx, root, prot, seen, &list)
+			extra, err := extraFiles(ctx, rootfd, prot, seen, &list)
 			if err != nil {
 				return err
 			}
@@ -401,9 +399,11 @@ func serveVerify(ctx context.Context, c *transport.Conn, root string) error {
 	}
 }
 
-// compareTarget: 0 same, 1 different, 2 missing.
+// compareTarget: 0 same, 1 different, 2 missing. The file is opened
+// O_PATH beneath the root (no symlink followed, no device opened) and read
+// only if fstat says it is a regular file.
 func compareTarget(rootfd int, j vFile, buf []byte) (int, error) {
-	fd, err := openBeneath(rootfd, j.rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	pfd, err := openBeneath(rootfd, j.rel, unix.O_PATH)
 	if err != nil {
 		switch err {
 		case unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EXDEV:
@@ -411,13 +411,25 @@ func compareTarget(rootfd int, j vFile, buf []byte) (int, error) {
 		}
 		return 0, fmt.Errorf("filesync: open %q on the target: %w", j.rel, err)
 	}
+	fd, st, err := reopenRegular(pfd, func() (int, error) {
+		return openBeneath(rootfd, j.rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	})
+	unix.Close(pfd)
+	switch err {
+	case nil:
+	case errNotRegular:
+		if ftype(&st) == unix.S_IFLNK {
+			return 2, nil // O_PATH|O_NOFOLLOW opened the link itself: not followed, the file is missing
+		}
+		return 1, nil
+	case unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EXDEV:
+		return 2, nil
+	default:
+		return 0, fmt.Errorf("filesync: open %q on the target: %w", j.rel, err)
+	}
 	f := os.NewFile(uintptr(fd), j.rel)
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != j.size {
+	if st.Size != j.size {
 		return 1, nil
 	}
 	h, err := hashFile(f, st.Size, buf)
@@ -431,37 +443,63 @@ func compareTarget(rootfd int, j vFile, buf []byte) (int, error) {
 }
 
 // extraFiles counts the target's regular files the source does not list.
-func extraFiles(ctx context.Context, root string, prot map[string]bool, seen map[string]struct{}, list *listed) (int64, error) {
-	root = filepath.Clean(root)
+// It walks by handle: each directory is opened beneath its parent's
+// descriptor without following symlinks (openat2 RESOLVE_BENEATH|
+// RESOLVE_NO_SYMLINKS) and listed on its own descriptor, each name's type
+// read by fstatat AT_SYMLINK_NOFOLLOW; a directory swapped for a symlink
+// mid-walk is skipped, never entered.
+func extraFiles(ctx context.Context, rootfd int, prot map[string]bool, seen map[string]struct{}, list *listed) (int64, error) {
 	var extra int64
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
+	var walk func(dirfd int, rel string, depth int) error
+	walk = func(dirfd int, rel string, depth int) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == root {
-			return nil
+		if depth > maxDepth {
+			return fmt.Errorf("filesync: verify: %q is too deep", rel)
 		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if isProtected(prot, rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
+		names, err := readNames(dirfd)
+		if err != nil {
+			return fmt.Errorf("filesync: verify: list %q: %w", rel, err)
+		}
+		for _, name := range names {
+			crel := name
+			if rel != "." {
+				crel = rel + "/" + name
 			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			if _, ok := seen[rel]; !ok {
-				extra++
-				list.add("/" + rel)
+			if isProtected(prot, crel) {
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				if err == unix.ENOENT {
+					continue
+				}
+				return fmt.Errorf("filesync: verify: %q: %w", crel, err)
+			}
+			switch ftype(&st) {
+			case unix.S_IFREG:
+				if _, ok := seen[crel]; !ok {
+					extra++
+					list.add("/" + crel)
+				}
+			case unix.S_IFDIR:
+				fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
+				if err != nil {
+					switch err {
+					case unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EXDEV:
+						continue // replaced meanwhile
+					}
+					return fmt.Errorf("filesync: verify: open %q: %w", crel, err)
+				}
+				err = walk(fd, crel, depth+1)
+				unix.Close(fd)
+				if err != nil {
+					return err
+				}
 			}
 		}
 		return nil
-	})
-	return extra, err
+	}
+	return extra, walk(rootfd, ".", 0)
 }

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -34,6 +36,15 @@ const (
 // MaxPayload bounds one frame: a peer announcing more is refused before
 // anything is allocated.
 const MaxPayload = 8 << 20
+
+// maxHello bounds the hello (magic, kind and passphrase): it is read before
+// the passphrase is checked, so a peer without credentials gets no more.
+const maxHello = 4 << 10
+
+// growStep is what a frame's buffer grows by ahead of the bytes that
+// arrived: a peer announcing a large frame and then stalling holds this
+// much, not the frame's size.
+const growStep = 64 << 10
 
 // Frame types shared by every protocol; protocols use 1..0xEF.
 const (
@@ -111,6 +122,22 @@ type Conn struct {
 	hdr     [5]byte
 	rhdr    [5]byte
 	buf     []byte
+
+	// idle, when set, bounds every read and write: no peer holds a
+	// connection silent for longer. dl is the deadline set by SetDeadline
+	// (zero for none): the idle deadline never extends past it, so a kick
+	// (a deadline in the past) is not undone by the next read.
+	idle time.Duration
+	dlMu sync.Mutex
+	dl   time.Time
+	// final is set by the first kick or SendError: a kick after it would
+	// cut the last message short, so none happens.
+	final bool
+
+	// life is the connection's own context (see Context); stop cancels it.
+	life context.Context
+	stop context.CancelFunc
+	done chan struct{} // closed once the handler returned (listener side)
 }
 
 // Limiter paces the bytes sent (a token bucket).
@@ -135,10 +162,20 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// connBuf is the size of a connection's read and write buffers. Payloads
+// larger than it bypass them, so it need not be large; it is what every
+// connection costs before any frame.
+const connBuf = 64 << 10
+
 func newConn(raw *tls.Conn, counter *countingConn) *Conn {
-	return &Conn{raw: raw, counter: counter, r: bufio.NewReaderSize(raw, 256<<10), w: bufio.NewWriterSize(raw, 256<<10),
-		ctx: context.Background()}
+	return &Conn{raw: raw, counter: counter, r: bufio.NewReaderSize(raw, connBuf), w: bufio.NewWriterSize(raw, connBuf),
+		ctx: context.Background(), life: context.Background(), stop: func() {}}
 }
+
+// Context ends when the connection must stop: its listener is stopping, or
+// a newer data connection of the task replaces it. A handler passes it to
+// the pass it runs (dialed connections: context.Background()).
+func (c *Conn) Context() context.Context { return c.life }
 
 // Kind is the protocol the dialer chose.
 func (c *Conn) Kind() Kind { return c.kind }
@@ -151,8 +188,33 @@ func (c *Conn) SetLimiter(ctx context.Context, l Limiter) { c.ctx, c.limiter = c
 func (c *Conn) BytesSent() int64     { return c.counter.sent.Load() }
 func (c *Conn) BytesReceived() int64 { return c.counter.recv.Load() }
 
-// SetDeadline bounds the next reads and writes.
-func (c *Conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+// SetDeadline bounds the next reads and writes (the zero time: only the
+// idle timeout, if any, bounds them).
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.dl = t
+	return c.raw.SetDeadline(t)
+}
+
+// arm sets the idle deadline for the next read or write, never later than
+// the deadline SetDeadline set.
+func (c *Conn) arm(write bool) {
+	if c.idle <= 0 {
+		return
+	}
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	d := time.Now().Add(c.idle)
+	if !c.dl.IsZero() && c.dl.Before(d) {
+		d = c.dl
+	}
+	if write {
+		_ = c.raw.SetWriteDeadline(d)
+	} else {
+		_ = c.raw.SetReadDeadline(d)
+	}
+}
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.raw.Close() }
@@ -168,6 +230,7 @@ func (c *Conn) Send(typ uint8, payload []byte) error {
 			return err
 		}
 	}
+	c.arm(true)
 	c.hdr[0] = typ
 	binary.BigEndian.PutUint32(c.hdr[1:], uint32(len(payload)))
 	if _, err := c.w.Write(c.hdr[:]); err != nil {
@@ -178,14 +241,21 @@ func (c *Conn) Send(typ uint8, payload []byte) error {
 }
 
 // Flush sends what Send buffered.
-func (c *Conn) Flush() error { return c.w.Flush() }
+func (c *Conn) Flush() error {
+	c.arm(true)
+	return c.w.Flush()
+}
 
 // SendError tells the peer why this end gives up, best effort.
 func (c *Conn) SendError(msg string) {
 	if len(msg) > 4096 {
 		msg = msg[:4096]
 	}
-	_ = c.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.dlMu.Lock()
+	c.final = true
+	c.dl = time.Now().Add(5 * time.Second)
+	_ = c.raw.SetWriteDeadline(c.dl)
+	c.dlMu.Unlock()
 	if c.Send(frameError, []byte(msg)) == nil {
 		_ = c.Flush()
 	}
@@ -194,7 +264,12 @@ func (c *Conn) SendError(msg string) {
 // Recv reads the next frame. The payload is valid until the next Recv. A
 // frame of type error from the peer comes back as *RemoteError.
 func (c *Conn) Recv() (uint8, []byte, error) {
-	typ, p, err := readFrame(c.r, c.rhdr[:], &c.buf)
+	return c.recv(MaxPayload)
+}
+
+func (c *Conn) recv(limit uint32) (uint8, []byte, error) {
+	c.arm(false)
+	typ, p, err := readFrame(c.r, c.rhdr[:], &c.buf, limit)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -204,25 +279,37 @@ func (c *Conn) Recv() (uint8, []byte, error) {
 	return typ, p, nil
 }
 
-// readFrame reads one frame into *buf (grown as needed, never past
-// MaxPayload).
-func readFrame(r io.Reader, hdr []byte, buf *[]byte) (uint8, []byte, error) {
+// readFrame reads one frame of at most limit bytes into *buf. The buffer
+// grows with the bytes that arrive (growStep ahead), not with the size the
+// header announces: a peer that announces a large frame and stalls costs
+// little.
+func readFrame(r io.Reader, hdr []byte, buf *[]byte, limit uint32) (uint8, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[:5]); err != nil {
 		return 0, nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[1:5])
-	if n > MaxPayload {
-		return 0, nil, fmt.Errorf("transport: frame of %d bytes over the %d limit", n, MaxPayload)
+	n := int(binary.BigEndian.Uint32(hdr[1:5]))
+	if n > int(limit) {
+		return 0, nil, fmt.Errorf("transport: frame of %d bytes over the %d limit", n, limit)
 	}
-	if cap(*buf) < int(n) {
-		*buf = make([]byte, n)
-	}
-	p := (*buf)[:n]
-	if _, err := io.ReadFull(r, p); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	p := (*buf)[:0]
+	for len(p) < n {
+		step := min(n-len(p), max(growStep, len(p)))
+		if cap(p) < len(p)+step {
+			// Double at most: the copies stay linear in the frame's size.
+			grown := make([]byte, len(p), min(n, max(len(p)+step, 2*cap(p))))
+			copy(grown, p)
+			p = grown
 		}
-		return 0, nil, err
+		if _, err := io.ReadFull(r, p[len(p):len(p)+step]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
+		p = p[:len(p)+step]
+	}
+	if cap(p) > cap(*buf) {
+		*buf = p
 	}
 	return hdr[0], p, nil
 }
@@ -279,11 +366,82 @@ func Dial(ctx context.Context, addr string, creds Creds, kind Kind) (*Conn, erro
 	return c, nil
 }
 
+// Limits bound what the peers of a listener can hold. Zero fields take the
+// defaults below.
+type Limits struct {
+	// MaxConns bounds the authenticated connections at once; one more is
+	// told the receiver is busy (the agent retries its dial).
+	MaxConns int
+	// MaxHandshakes bounds the connections not yet authenticated: the
+	// listener stops accepting while that many are in their handshake, so
+	// silent peers cannot exhaust descriptors.
+	MaxHandshakes int
+	// HandshakeTimeout bounds the TLS handshake and the hello together.
+	HandshakeTimeout time.Duration
+	// IdleTimeout bounds every read and write after the handshake.
+	IdleTimeout time.Duration
+	// ReplaceWait is how long a new data connection waits for the one it
+	// replaces to stop before it is refused as busy.
+	ReplaceWait time.Duration
+}
+
+// Default limits.
+const (
+	DefaultMaxConns         = 8
+	DefaultMaxHandshakes    = 16
+	DefaultHandshakeTimeout = 15 * time.Second
+	// DefaultIdleTimeout is long: a sender may hash a large file between
+	// two frames (a verification), or wait while the receiver hashes its
+	// old copy — minutes per hundred GiB. A dead peer is found sooner by
+	// TCP keepalive; this bounds a live one that stays silent.
+	DefaultIdleTimeout = time.Hour
+	DefaultReplaceWait = 30 * time.Second
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxConns, DefaultMaxConns)
+	def(&l.MaxHandshakes, DefaultMaxHandshakes)
+	defD(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	defD(&l.IdleTimeout, DefaultIdleTimeout)
+	defD(&l.ReplaceWait, DefaultReplaceWait)
+	return l
+}
+
+// BusyMsg starts what a receiver answers a connection it has no room for.
+const BusyMsg = "transport: receiver busy"
+
+// IsBusy tells whether err is a receiver's busy refusal: the sender may
+// dial again later.
+func IsBusy(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && strings.HasPrefix(re.Msg, BusyMsg)
+}
+
+// isData: the kinds that read or write the target. One task has one such
+// connection at a time.
+func (k Kind) isData() bool { return k == KindBlock || k == KindFile || k == KindVerify }
+
 // Listener accepts the task's agent only.
 type Listener struct {
 	ln    net.Listener
 	conf  *tls.Config
 	creds Creds
+	// Limits apply to Serve; set them before it starts.
+	Limits Limits
+
+	mu    sync.Mutex
+	data  *Conn // the running data connection, if any
+	conns int   // authenticated connections being served
 }
 
 // Listen listens on addr ("127.0.0.1:0" picks a port) for the task's agent.
@@ -308,24 +466,37 @@ func (l *Listener) Close() error { return l.ln.Close() }
 // Accept waits for the next connection and authenticates it. A peer that
 // fails the TLS pin or the passphrase gets an error back (and the caller an
 // error wrapping ErrAuth or the TLS failure); the listener stays usable.
+// Accept applies the hello and idle limits, not the connection counts
+// (Serve does).
 func (l *Listener) Accept() (*Conn, error) {
 	tcp, err := l.ln.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return l.handshake(tcp)
+	lim := l.Limits.withDefaults()
+	c, err := l.handshake(tcp, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ok(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-func (l *Listener) handshake(tcp net.Conn) (*Conn, error) {
+// handshake runs TLS and reads the hello; the peer is not answered yet.
+func (l *Listener) handshake(tcp net.Conn, lim Limits) (*Conn, error) {
 	counter := &countingConn{Conn: tcp}
 	raw := tls.Server(counter, l.conf)
-	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = raw.SetDeadline(time.Now().Add(lim.HandshakeTimeout))
 	if err := raw.Handshake(); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("transport: TLS handshake from %s: %w", tcp.RemoteAddr(), err)
 	}
 	c := newConn(raw, counter)
-	typ, p, err := c.Recv()
+	// The hello is read with its own small bound: nothing larger is
+	// buffered for a peer that has not proved the passphrase yet.
+	typ, p, err := c.recv(maxHello)
 	if err != nil || typ != frameHello || len(p) < len(magic)+1 || !bytes.Equal(p[:len(magic)], magic) {
 		c.SendError("bad hello")
 		raw.Close()
@@ -344,47 +515,208 @@ func (l *Listener) handshake(tcp net.Conn) (*Conn, error) {
 		return nil, fmt.Errorf("transport: unknown protocol %d from %s", kind, raw.RemoteAddr())
 	}
 	c.kind = kind
+	c.buf = nil // the hello's buffer is not kept
+	c.idle = lim.IdleTimeout
+	return c, nil
+}
+
+// ok answers the hello: the connection is the peer's from here on.
+func (c *Conn) ok() error {
 	if err := c.Send(frameOK, nil); err != nil {
-		raw.Close()
-		return nil, err
+		c.raw.Close()
+		return err
 	}
 	if err := c.Flush(); err != nil {
-		raw.Close()
-		return nil, err
+		c.raw.Close()
+		return err
 	}
-	_ = raw.SetDeadline(time.Time{})
-	return c, nil
+	c.dlMu.Lock()
+	if !c.final {
+		// A kick while answering stays in force.
+		c.dl = time.Time{}
+		_ = c.raw.SetDeadline(c.dl)
+	}
+	c.dlMu.Unlock()
+	return nil
+}
+
+// refuse tells the peer it is not served, and closes.
+func (c *Conn) refuse(msg string) {
+	c.SendError(msg)
+	c.raw.Close()
+}
+
+// kick makes the connection's handler stop: its context ends, then its
+// reads and writes fail (the context first, so the handler knows why).
+func (c *Conn) kick() {
+	c.stop()
+	c.cut()
+}
+
+// cut fails the connection's reads and writes from now on, unless the
+// handler is already sending its last message (SendError), which has its
+// own bound.
+func (c *Conn) cut() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.final {
+		return
+	}
+	c.final = true
+	c.dl = time.Now()
+	_ = c.raw.SetDeadline(c.dl)
+}
+
+// admit counts an authenticated connection in, and for a data connection
+// takes the task's data slot: a running data connection is stopped first,
+// and c waits (at most lim.ReplaceWait) until its handler has returned, so
+// two passes of one task never run at once. The returned func releases
+// what admit took.
+func (l *Listener) admit(ctx context.Context, c *Conn, lim Limits) (func(), error) {
+	l.mu.Lock()
+	if l.conns >= lim.MaxConns {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%s: %d connections open", BusyMsg, lim.MaxConns)
+	}
+	l.conns++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		l.conns--
+		if l.data == c {
+			l.data = nil
+		}
+		l.mu.Unlock()
+	}
+	if !c.kind.isData() {
+		return release, nil
+	}
+	timer := time.NewTimer(lim.ReplaceWait)
+	defer timer.Stop()
+	l.mu.Lock()
+	for l.data != nil {
+		old := l.data
+		old.kick()
+		l.mu.Unlock()
+		select {
+		case <-old.done:
+		case <-timer.C:
+			release()
+			return nil, fmt.Errorf("%s: the task's previous data connection did not stop", BusyMsg)
+		case <-ctx.Done():
+			release()
+			return nil, fmt.Errorf("%s: stopping", BusyMsg)
+		}
+		l.mu.Lock()
+	}
+	l.data = c
+	l.mu.Unlock()
+	return release, nil
 }
 
 // Serve accepts connections until ctx ends or the listener closes, and runs
 // handle for each authenticated one in its own goroutine: the TLS handshake
 // and the passphrase check happen there too, so a slow or hostile peer does
-// not hold up the next. reject, if set, hears of every refused peer.
+// not hold up the next. reject, if set, hears of every refused peer and of
+// accept errors.
+//
+// The Limits hold: at most MaxHandshakes peers in their handshake (no more
+// are accepted meanwhile), at most MaxConns served, every read bounded by
+// the idle timeout, and one data connection (block, file or verify) at a
+// time: a new one stops the running one and starts once that one's handler
+// has returned (a reconnecting agent is not kept waiting by its own dead
+// connection; two passes of one task never run together). handle should
+// run its pass under c.Context(), which ends when it is replaced or Serve
+// stops. An accept error never ends Serve: it retries with a backoff. When
+// ctx ends, Serve stops every connection and returns once their handlers
+// have.
 func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(error)) error {
+	lim := l.Limits.withDefaults()
 	// However Serve ends, the port is let go: a receiver started again
 	// binds it anew.
-	defer l.ln.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	var handlers sync.WaitGroup
+	defer func() {
+		cancel()
+		l.ln.Close()
+		handlers.Wait()
+	}()
 	go func() {
 		<-ctx.Done()
 		l.ln.Close()
 	}()
+	pending := make(chan struct{}, lim.MaxHandshakes)
+	var backoff time.Duration
 	for {
+		select {
+		case pending <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		tcp, err := l.ln.Accept()
 		if err != nil {
+			<-pending
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return err
+			// Out of descriptors, an aborted connection…: the receiver
+			// stays up and tries again.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if reject != nil {
+				reject(fmt.Errorf("transport: accept (retrying in %v): %w", backoff, err))
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
 		}
-		go func() {
-			c, err := l.handshake(tcp)
+		backoff = 0
+		handlers.Go(func() {
+			unhook := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Now()) })
+			c, err := l.handshake(tcp, lim)
+			unhook()
+			<-pending
 			if err != nil {
 				if reject != nil {
 					reject(err)
 				}
 				return
 			}
+			c.life, c.stop = context.WithCancel(ctx)
+			c.done = make(chan struct{})
+			defer c.stop()
+			// Ending Serve stops the connection even if its handler
+			// does not watch c.Context().
+			unkick := context.AfterFunc(c.life, c.cut)
+			defer unkick()
+			release, err := l.admit(ctx, c, lim)
+			if err != nil {
+				c.refuse(err.Error())
+				close(c.done)
+				if reject != nil {
+					reject(fmt.Errorf("transport: %s: %w", c.raw.RemoteAddr(), err))
+				}
+				return
+			}
+			defer func() {
+				release()
+				close(c.done)
+			}()
+			if c.life.Err() != nil {
+				c.refuse(BusyMsg + ": replaced by a newer connection before it started")
+				return
+			}
+			if err := c.ok(); err != nil {
+				if reject != nil {
+					reject(err)
+				}
+				return
+			}
 			handle(c)
-		}()
+		})
 	}
 }

@@ -136,12 +136,12 @@ func TestLimiterSeesEveryByte(t *testing.T) {
 func TestReadFrameRefusesHugeAndTruncated(t *testing.T) {
 	var buf []byte
 	hdr := make([]byte, 5)
-	_, _, err := readFrame(bytes.NewReader([]byte{1, 0xFF, 0xFF, 0xFF, 0xFF}), hdr, &buf)
+	_, _, err := readFrame(bytes.NewReader([]byte{1, 0xFF, 0xFF, 0xFF, 0xFF}), hdr, &buf, MaxPayload)
 	require.Error(t, err)
 	assert.Nil(t, buf, "nothing allocated for a lying header")
-	_, _, err = readFrame(bytes.NewReader([]byte{1, 0, 0, 0, 10, 'a', 'b'}), hdr, &buf)
+	_, _, err = readFrame(bytes.NewReader([]byte{1, 0, 0, 0, 10, 'a', 'b'}), hdr, &buf, MaxPayload)
 	assert.True(t, errors.Is(err, errUnexpectedEOF()), "%v", err)
-	_, _, err = readFrame(strings.NewReader(""), hdr, &buf)
+	_, _, err = readFrame(strings.NewReader(""), hdr, &buf, MaxPayload)
 	assert.Error(t, err)
 }
 
@@ -156,7 +156,7 @@ func FuzzReadFrame(f *testing.F) {
 		hdr := make([]byte, 5)
 		r := bytes.NewReader(data)
 		for {
-			typ, p, err := readFrame(r, hdr, &buf)
+			typ, p, err := readFrame(r, hdr, &buf, MaxPayload)
 			if err != nil {
 				return
 			}

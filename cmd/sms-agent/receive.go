@@ -27,6 +27,9 @@ func runReceiver(ctx context.Context, args []string, stderr io.Writer) error {
 	var disks multi
 	fs.Var(&disks, "disk", "target disk (device or image file), in the order of the task's target disks (repeatable)")
 	root := fs.String("root", "", "target root for a file-level migration")
+	maxBytes := fs.Int64("max-bytes", 0, "file level: cap on the tree's bytes, e.g. the sum of the task's target disk sizes (0: none); over it a pass fails with SMS.0519")
+	maxConns := fs.Int("max-conns", transport.DefaultMaxConns, "authenticated connections served at once (one data connection at a time regardless)")
+	idle := fs.Duration("idle-timeout", transport.DefaultIdleTimeout, "a connection silent this long is closed")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,6 +39,9 @@ func runReceiver(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if (len(disks) == 0) == (*root == "") {
 		return fmt.Errorf("give --disk (block level) or --root (file level)")
+	}
+	if *maxBytes < 0 || *maxConns < 1 || *idle <= 0 {
+		return fmt.Errorf("--max-bytes, --max-conns and --idle-timeout must be positive")
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
 	if err != nil {
@@ -61,9 +67,13 @@ func runReceiver(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln.Limits = transport.Limits{MaxConns: *maxConns, IdleTimeout: *idle}
 	log.Info("receiver listening", "addr", ln.Addr().String(), "disks", len(disks), "root", *root)
 	return ln.Serve(ctx, func(c *transport.Conn) {
 		defer c.Close()
+		// Ends when this receiver stops or a newer data connection of the
+		// task replaces this one.
+		ctx := c.Context()
 		var err error
 		switch {
 		case c.Kind() == transport.KindProbe:
@@ -73,7 +83,7 @@ func runReceiver(ctx context.Context, args []string, stderr io.Writer) error {
 		case c.Kind() == transport.KindVerify && len(disks) > 0:
 			err = blocksync.ServeVerify(ctx, c, disks)
 		case c.Kind() == transport.KindFile && *root != "":
-			err = filesync.Receive(ctx, c, *root)
+			err = filesync.ReceiveWith(ctx, c, *root, filesync.ReceiveOptions{MaxBytes: *maxBytes})
 		case c.Kind() == transport.KindVerify && *root != "":
 			err = filesync.ServeVerify(ctx, c, *root)
 		default:

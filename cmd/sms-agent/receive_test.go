@@ -148,6 +148,28 @@ func TestReceiveFiles(t *testing.T) {
 	assert.Equal(t, "etc/hostname", link)
 }
 
+// --max-bytes caps a file-level tree: the agent hears "no space left on
+// device" (SMS.0519).
+func TestReceiveFilesSizeCap(t *testing.T) {
+	dir := t.TempDir()
+	creds, credArgs := taskCreds(t, dir)
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "big"), make([]byte, 4096), 0o644))
+	require.NoError(t, os.Mkdir(dst, 0o755))
+	addr := startReceive(t, append(credArgs, "--root", dst, "--max-bytes", "4000")...)
+
+	c, err := transport.Dial(context.Background(), addr, creds, transport.KindFile)
+	require.NoError(t, err)
+	_, err = filesync.Send(context.Background(), c, filesync.SendOptions{Root: src})
+	c.Close()
+	var re *transport.RemoteError
+	require.ErrorAs(t, err, &re)
+	assert.Contains(t, re.Msg, "no space left on device")
+	_, err = os.Stat(filepath.Join(dst, "big"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
 func TestReceiveFlags(t *testing.T) {
 	dir := t.TempDir()
 	_, credArgs := taskCreds(t, dir)
@@ -158,6 +180,8 @@ func TestReceiveFlags(t *testing.T) {
 		{[]string{"--disk", "x"}, "--cert, --key and --passphrase-file are required"},
 		{credArgs, "give --disk (block level) or --root (file level)"},
 		{append(credArgs, "--disk", "x", "--root", "y"), "give --disk (block level) or --root (file level)"},
+		{append(credArgs, "--root", dir, "--max-conns", "0"), "must be positive"},
+		{append(credArgs, "--root", dir, "--max-bytes", "-1"), "must be positive"},
 		{[]string{"--cert", filepath.Join(dir, "nope"), "--key", "k", "--passphrase-file", "p", "--root", dir}, "nope"},
 	} {
 		err := runReceiver(context.Background(), tc.args, io.Discard)

@@ -92,11 +92,14 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	p.rx.running[t.Location] = r
 	log := p.logger().With("task", task.TaskID, "receiver", r.addr)
 	target := t
+	maxBytes := p.treeCap(t.Location)
 	go func() {
 		defer close(r.done)
 		err := ln.Serve(rctx, func(c *transport.Conn) {
 			defer c.Close()
-			if err := p.serveConn(rctx, c, target, task.Type); err != nil {
+			// c.Context() ends with the receiver, or when a newer data
+			// connection of the task replaces this one.
+			if err := p.serveConn(c.Context(), c, target, task.Type, maxBytes); err != nil {
 				log.Warn("receiver: pass failed", "kind", c.Kind(), "err", err)
 			}
 		}, func(err error) { log.Warn("receiver: refused a connection", "err", err) })
@@ -108,7 +111,25 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	return r.addr, nil
 }
 
-func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ string) error {
+// treeCap is the file-level cap on the tree's bytes: the sum of the task's
+// target disk sizes (0, no cap, when the spec has none).
+func (p *Provider) treeCap(loc string) int64 {
+	b, err := os.ReadFile(filepath.Join(loc, "target.json"))
+	if err != nil {
+		return 0
+	}
+	var m manifest
+	if json.Unmarshal(b, &m) != nil {
+		return 0
+	}
+	var sum int64
+	for _, d := range m.Spec.Disks {
+		sum += max(d.Size, 0)
+	}
+	return sum
+}
+
+func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ string, maxBytes int64) error {
 	file := typ == "MIGRATE_FILE"
 	switch {
 	case c.Kind() == transport.KindProbe:
@@ -118,7 +139,7 @@ func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.
 	case c.Kind() == transport.KindVerify && !file:
 		return blocksync.ServeVerify(ctx, c, t.Disks)
 	case c.Kind() == transport.KindFile && file:
-		return filesync.Receive(ctx, c, RootDir(t.Location))
+		return filesync.ReceiveWith(ctx, c, RootDir(t.Location), filesync.ReceiveOptions{MaxBytes: maxBytes})
 	case c.Kind() == transport.KindVerify && file:
 		return filesync.ServeVerify(ctx, c, RootDir(t.Location))
 	}
