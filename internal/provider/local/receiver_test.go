@@ -19,7 +19,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/filesync"
 	"github.com/smsflow/smsflow/agent/transport"
-	"github.com/smsflow/smsflow/provider"
+	"github.com/smsflow/smsflow/internal/provider"
 )
 
 func testCreds(t *testing.T) transport.Creds {
