@@ -238,7 +238,7 @@ func TestCommandResultByID(t *testing.T) {
 			{`{"command_name":"START","command_id":"sync-1","result":"success"}`, "SMS.6021"}, // not that command's name
 			{`{"command_name":"SYNC","command_id":"","result":"success"}`, "SMS.9001"},
 			{`{"command_name":"SYNC","command_id":"` + strings.Repeat("x", 65) + `","result":"success"}`, "SMS.9001"},
-			{`{"command_name":"SYNC","command_id":7,"result":"success"}`, "SMS.6010"},
+			{`{"command_name":"SYNC","command_id":7,"result":"success"}`, "SMS.9001"},
 		} {
 			r = e.do("POST", "/v3/sources/"+id+"/command_result", bad.body, e.token)
 			assert.Equal(t, http.StatusBadRequest, r.status, bad.body)
