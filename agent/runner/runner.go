@@ -46,9 +46,9 @@ type Config struct {
 	// 3 s).
 	PollWait      time.Duration
 	ProgressEvery time.Duration
-	// LinkRetryFor is how long a link that is down (the target's receiver
-	// or the API unreachable) is retried before the command fails (default
-	// 30 min, as long as the receiver is unreachable in a row).
+	// LinkRetryFor is how long a copy rides out a link that is down (the
+	// target's receiver or the API unreachable) before its command fails;
+	// counted from when the link went down (default 30 min).
 	LinkRetryFor time.Duration
 	// Usage samples host and agent CPU, memory and disk I/O (optional).
 	Usage  func() Usage
