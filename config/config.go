@@ -54,11 +54,14 @@ type Config struct {
 	TemporalEmbedAddr string        `yaml:"temporal_embedded_addr" env:"SMSFLOW_TEMPORAL_EMBEDDED_ADDR" flag:"temporal-embedded-addr" default:"127.0.0.1:7233" help:"gRPC address of serve's embedded Temporal frontend"`
 	TemporalRetention time.Duration `yaml:"temporal_retention" env:"SMSFLOW_TEMPORAL_RETENTION" flag:"temporal-retention" default:"720h" help:"how long finished migration runs stay in Temporal (audits need weeks)"`
 
-	TimeZone         string        `yaml:"timezone" env:"SMSFLOW_TIMEZONE" flag:"timezone" default:"Local" help:"time zone of speed-limit windows (an IANA name such as Asia/Shanghai, or Local)"`
-	SyncInterval     time.Duration `yaml:"sync_interval" env:"SMSFLOW_SYNC_INTERVAL" flag:"sync-interval" default:"10m" help:"pause between passes of a continuous-sync task"`
-	AgentStepTimeout time.Duration `yaml:"agent_step_timeout" env:"SMSFLOW_AGENT_STEP_TIMEOUT" flag:"agent-step-timeout" default:"30m" help:"a copy step whose agent reports no progress this long fails"`
-	TargetsDir       string        `yaml:"targets_dir" env:"SMSFLOW_TARGETS_DIR" flag:"targets-dir" default:"" help:"where the local provider keeps target servers (empty = <data-dir>/targets)"`
-	WorkerHealthAddr string        `yaml:"worker_health_addr" env:"SMSFLOW_WORKER_HEALTH_ADDR" flag:"worker-health-addr" default:"127.0.0.1:8081" help:"where smsflow worker answers /healthz (empty = nowhere)"`
+	TimeZone          string        `yaml:"timezone" env:"SMSFLOW_TIMEZONE" flag:"timezone" default:"Local" help:"time zone of speed-limit windows (an IANA name such as Asia/Shanghai, or Local)"`
+	SyncInterval      time.Duration `yaml:"sync_interval" env:"SMSFLOW_SYNC_INTERVAL" flag:"sync-interval" default:"10m" help:"pause between passes of a continuous-sync task"`
+	AgentStepTimeout  time.Duration `yaml:"agent_step_timeout" env:"SMSFLOW_AGENT_STEP_TIMEOUT" flag:"agent-step-timeout" default:"30m" help:"a copy step whose agent reports no progress this long fails"`
+	TargetsDir        string        `yaml:"targets_dir" env:"SMSFLOW_TARGETS_DIR" flag:"targets-dir" default:"" help:"where the local provider keeps target servers (empty = <data-dir>/targets)"`
+	ReceiverListen    string        `yaml:"receiver_listen" env:"SMSFLOW_RECEIVER_LISTEN" flag:"receiver-listen" default:"127.0.0.1" help:"IP the local provider's receivers listen on (0.0.0.0 or :: = every interface, then set --receiver-advertise)"`
+	ReceiverAdvertise string        `yaml:"receiver_advertise" env:"SMSFLOW_RECEIVER_ADVERTISE" flag:"receiver-advertise" default:"" help:"host or IP source agents are told to dial for a receiver (target_addr); empty = --receiver-listen, required when that is 0.0.0.0 or ::"`
+	ReceiverPorts     string        `yaml:"receiver_ports" env:"SMSFLOW_RECEIVER_PORTS" flag:"receiver-ports" default:"" help:"port range of the receivers, like 8900-8999, for firewalls (empty = any free port)"`
+	WorkerHealthAddr  string        `yaml:"worker_health_addr" env:"SMSFLOW_WORKER_HEALTH_ADDR" flag:"worker-health-addr" default:"127.0.0.1:8081" help:"where smsflow worker answers /healthz (empty = nowhere)"`
 
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SMSFLOW_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may finish on SIGTERM"`
 }
@@ -308,6 +311,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	c.validateReceivers(bad)
 	if strings.TrimSpace(c.TemporalNamespace) == "" {
 		bad("temporal-namespace", "SMSFLOW_TEMPORAL_NAMESPACE", "must not be empty")
 	}
@@ -333,4 +337,56 @@ func validKey(s string) bool {
 	}
 	b, err := hex.DecodeString(s)
 	return err == nil && len(b) == 32
+}
+
+// validateReceivers checks the receivers' addresses: the listen host is an IP
+// literal, an agent is never told to dial "every interface", and a port
+// range is well formed.
+func (c Config) validateReceivers(bad func(flag, env, msg string)) {
+	ip := net.ParseIP(c.ReceiverListen)
+	if ip == nil {
+		bad("receiver-listen", "SMSFLOW_RECEIVER_LISTEN", fmt.Sprintf("%q is not an IP address", c.ReceiverListen))
+	}
+	adv := strings.TrimSpace(c.ReceiverAdvertise)
+	switch {
+	case adv == "" && ip != nil && ip.IsUnspecified():
+		// The worker cannot tell which of its addresses the source servers
+		// reach (nor the API's public name: web may run elsewhere), so it is
+		// asked rather than guessed.
+		bad("receiver-advertise", "SMSFLOW_RECEIVER_ADVERTISE", fmt.Sprintf("required when --receiver-listen is %s: the address source servers dial", c.ReceiverListen))
+	case adv != "" && (adv != c.ReceiverAdvertise || strings.ContainsAny(adv, "/[] ") || (strings.Contains(adv, ":") && net.ParseIP(adv) == nil)):
+		bad("receiver-advertise", "SMSFLOW_RECEIVER_ADVERTISE", fmt.Sprintf("%q is not a host name or IP address (no port)", c.ReceiverAdvertise))
+	case adv != "" && net.ParseIP(adv) != nil && net.ParseIP(adv).IsUnspecified():
+		bad("receiver-advertise", "SMSFLOW_RECEIVER_ADVERTISE", fmt.Sprintf("%q is no address an agent can dial", c.ReceiverAdvertise))
+	}
+	if _, _, err := ParsePortRange(c.ReceiverPorts); err != nil {
+		bad("receiver-ports", "SMSFLOW_RECEIVER_PORTS", err.Error())
+	}
+}
+
+// ReceiverHost is the host agents are told to dial: --receiver-advertise, or
+// the listen address when that is one address.
+func (c Config) ReceiverHost() string {
+	if c.ReceiverAdvertise != "" {
+		return c.ReceiverAdvertise
+	}
+	return c.ReceiverListen
+}
+
+// ParsePortRange reads "LO-HI" (or one port); empty is 0, 0: any port.
+func ParsePortRange(s string) (lo, hi int, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		b = a
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("%q is not a port range like 8900-8999 (ports 1 to 65535, low first)", s)
+	}
+	return lo, hi, nil
 }

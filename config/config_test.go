@@ -110,3 +110,61 @@ func TestFieldsComplete(t *testing.T) {
 		seen[f.Env] = true
 	}
 }
+
+// TestReceiverAddresses: the receivers' listen address, the address agents
+// are told and the port range, from every source, and what is refused.
+func TestReceiverAddresses(t *testing.T) {
+	c, err := Load(nil, envOf(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", c.ReceiverListen, "one machine works out of the box")
+	assert.Equal(t, "127.0.0.1", c.ReceiverHost(), "agents dial the listen address by default")
+	lo, hi, err := ParsePortRange(c.ReceiverPorts)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int{0, 0}, [2]int{lo, hi}, "any free port by default")
+
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("receiver_listen: 0.0.0.0\nreceiver_ports: 8900-8999\n"), 0o600))
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--config", file, "--receiver-advertise", "smsflow.example"}))
+	c, err = Load(fs, envOf(map[string]string{"SMSFLOW_RECEIVER_ADVERTISE": "10.0.0.9"}))
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0", c.ReceiverListen)
+	assert.Equal(t, "smsflow.example", c.ReceiverHost(), "the flag beats the environment")
+	lo, hi, err = ParsePortRange(c.ReceiverPorts)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int{8900, 8999}, [2]int{lo, hi})
+
+	c, err = Load(nil, envOf(map[string]string{"SMSFLOW_RECEIVER_LISTEN": "10.1.2.3", "SMSFLOW_RECEIVER_PORTS": "9000"}))
+	require.NoError(t, err)
+	assert.Equal(t, "10.1.2.3", c.ReceiverHost(), "one listen address is the advertised one")
+	lo, hi, _ = ParsePortRange(c.ReceiverPorts)
+	assert.Equal(t, [2]int{9000, 9000}, [2]int{lo, hi})
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"every interface needs an advertised host", map[string]string{"SMSFLOW_RECEIVER_LISTEN": "0.0.0.0"}, "--receiver-advertise (SMSFLOW_RECEIVER_ADVERTISE): required"},
+		{"every v6 interface too", map[string]string{"SMSFLOW_RECEIVER_LISTEN": "::"}, "required"},
+		{"listen is an IP", map[string]string{"SMSFLOW_RECEIVER_LISTEN": "myhost"}, "--receiver-listen"},
+		{"listen has no port", map[string]string{"SMSFLOW_RECEIVER_LISTEN": "127.0.0.1:8900"}, "--receiver-listen"},
+		{"advertise has no port", map[string]string{"SMSFLOW_RECEIVER_ADVERTISE": "host:8900"}, "--receiver-advertise"},
+		{"advertise is dialable", map[string]string{"SMSFLOW_RECEIVER_LISTEN": "0.0.0.0", "SMSFLOW_RECEIVER_ADVERTISE": "0.0.0.0"}, "--receiver-advertise"},
+		{"range order", map[string]string{"SMSFLOW_RECEIVER_PORTS": "8999-8900"}, "--receiver-ports"},
+		{"range bounds", map[string]string{"SMSFLOW_RECEIVER_PORTS": "0-10"}, "--receiver-ports"},
+		{"range syntax", map[string]string{"SMSFLOW_RECEIVER_PORTS": "89xx"}, "--receiver-ports"},
+		{"range top", map[string]string{"SMSFLOW_RECEIVER_PORTS": "65000-70000"}, "--receiver-ports"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(nil, envOf(tc.env))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// An IPv6 advertised address is fine (target_addr brackets it).
+	_, err = Load(nil, envOf(map[string]string{"SMSFLOW_RECEIVER_LISTEN": "::", "SMSFLOW_RECEIVER_ADVERTISE": "fd00::5"}))
+	assert.NoError(t, err)
+}

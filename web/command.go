@@ -25,7 +25,7 @@ type CommandQueue interface {
 
 // CommandStore records command results.
 type CommandStore interface {
-	CompleteCommand(ctx context.Context, t store.Tenant, sourceID, name, result, detail string, now time.Time) (*store.Command, error)
+	CompleteCommand(ctx context.Context, t store.Tenant, sourceID, id, name, result, detail string, now time.Time) (*store.Command, error)
 }
 
 // MaxCommandWait bounds the long-poll extension of GET .../command.
@@ -115,6 +115,14 @@ func (h commandHandlers) next(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// The poll's end is a visit too: an agent that waited longer than
+	// --agent-timeout is still there. A failed stamp is logged, not
+	// answered: the command is claimed and would wait for redelivery.
+	if now := h.now(); wait > 0 && h.visits.due(t.DomainID+"/"+id, now) {
+		if err := h.sources.TouchSource(ctx, t, id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+			logFor(c).WarnContext(ctx, "last visit not stamped at the end of a poll", "source", id, "err", err)
+		}
+	}
 	if cmd == nil {
 		ok(c, gin.H{"command_name": ""})
 		return
@@ -134,7 +142,10 @@ func (h commandHandlers) next(c *gin.Context) {
 		}
 	}
 	logFor(c).InfoContext(ctx, "command handed out", "source", id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
-	ok(c, gin.H{"command_name": cmd.Name, "command_param": param})
+	// command_id (our extension; the SDK ignores it) names this command
+	// apart from others of the same name: the agent runs a new SYNC queued
+	// while the previous one finishes, and reports each result with its id.
+	ok(c, gin.H{"command_name": cmd.Name, "command_id": cmd.ID, "command_param": param})
 }
 
 // result: POST /v3/sources/{id}/command_result — records success or fail of
@@ -149,6 +160,10 @@ func (h commandHandlers) result(c *gin.Context) {
 		CommandName  *string         `json:"command_name"`
 		Result       *string         `json:"result"`
 		ResultDetail json.RawMessage `json:"result_detail"`
+		// CommandID is our extension: the command_id handed out with the
+		// command. Without it (the SDK) the oldest open command of the name
+		// is meant.
+		CommandID *string `json:"command_id"`
 	}
 	if err := bindJSON(c, &b); err != nil {
 		fail(c, err)
@@ -165,6 +180,14 @@ func (h commandHandlers) result(c *gin.Context) {
 	if b.Result == nil || (*b.Result != "success" && *b.Result != "fail") {
 		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(`result: "success" or "fail"`))
 		return
+	}
+	var cmdID string
+	if b.CommandID != nil {
+		cmdID = *b.CommandID
+		if cmdID == "" || len(cmdID) > 64 {
+			fail(c, smserr.New(smserr.SMS9001, "command_id").WithDetail("command_id: the id handed out with the command (1 to 64 characters)"))
+			return
+		}
 	}
 	// result_detail is free JSON (the SDK may send null); only its shape is checked.
 	detail := string(b.ResultDetail)
@@ -186,9 +209,13 @@ func (h commandHandlers) result(c *gin.Context) {
 		fail(c, sourceNotFound(id))
 		return
 	}
-	cmd, err := h.commands.CompleteCommand(ctx, t, id, *b.CommandName, *b.Result, detail, h.now())
+	cmd, err := h.commands.CompleteCommand(ctx, t, id, cmdID, *b.CommandName, *b.Result, detail, h.now())
 	if errors.Is(err, store.ErrNotIssued) {
-		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail("no "+*b.CommandName+" command was handed out to this source"))
+		what := "no " + *b.CommandName + " command"
+		if cmdID != "" {
+			what = "no " + *b.CommandName + " command " + cmdID
+		}
+		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail(what+" was handed out to this source"))
 		return
 	}
 	if err != nil {

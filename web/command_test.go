@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -22,13 +24,13 @@ func TestCommandQueue(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		assert.JSONEq(t, `{"command_name":""}`, r.body)
 
-		require.NoError(t, e.queue.Enqueue(t.Context(), ten, &store.Command{SourceID: id, Name: "START", TaskID: "task-1", Params: `{"speed_limit":100}`}))
-		require.NoError(t, e.queue.Enqueue(t.Context(), ten, &store.Command{SourceID: id, Name: "SYNC", TaskID: "task-1"}))
+		require.NoError(t, e.queue.Enqueue(t.Context(), ten, &store.Command{ID: "c-start", SourceID: id, Name: "START", TaskID: "task-1", Params: `{"speed_limit":100}`}))
+		require.NoError(t, e.queue.Enqueue(t.Context(), ten, &store.Command{ID: "c-sync", SourceID: id, Name: "SYNC", TaskID: "task-1"}))
 		r = e.do("GET", "/v3/sources/"+id+"/command", "", e.token)
-		assert.JSONEq(t, `{"command_name":"START","command_param":{"task_id":"task-1","speed_limit":100}}`, r.body)
+		assert.JSONEq(t, `{"command_name":"START","command_id":"c-start","command_param":{"task_id":"task-1","speed_limit":100}}`, r.body)
 		// Handed out, not answered: the next poll gets the next command.
 		r = e.do("GET", "/v3/sources/"+id+"/command", "", e.token)
-		assert.JSONEq(t, `{"command_name":"SYNC","command_param":{"task_id":"task-1"}}`, r.body)
+		assert.JSONEq(t, `{"command_name":"SYNC","command_id":"c-sync","command_param":{"task_id":"task-1"}}`, r.body)
 
 		res := `{"command_name":"START","result":"success","result_detail":{"msg":"xxx"}}`
 		r = e.do("POST", "/v3/sources/"+id+"/command_result", res, e.token)
@@ -89,9 +91,9 @@ func TestCommandLongPoll(t *testing.T) {
 		}()
 		require.Eventually(t, func() bool { return e.queue.Waiting() == 1 }, 5*time.Second, time.Millisecond)
 		queued := time.Now()
-		require.NoError(t, e.queue.Enqueue(t.Context(), tenantOf(e), &store.Command{SourceID: id, Name: "STOP", TaskID: "t9"}))
+		require.NoError(t, e.queue.Enqueue(t.Context(), tenantOf(e), &store.Command{ID: "c-stop", SourceID: id, Name: "STOP", TaskID: "t9"}))
 		wg.Wait()
-		assert.JSONEq(t, `{"command_name":"STOP","command_param":{"task_id":"t9"}}`, got.body)
+		assert.JSONEq(t, `{"command_name":"STOP","command_id":"c-stop","command_param":{"task_id":"t9"}}`, got.body)
 		assert.Less(t, took, 10*time.Second)
 		t.Logf("delivered %v after queueing", time.Since(queued))
 
@@ -105,7 +107,7 @@ func TestCommandLongPoll(t *testing.T) {
 		require.Eventually(t, func() bool { return e.queue.Waiting() == 1 }, 5*time.Second, time.Millisecond)
 		require.NoError(t, e.store.EnqueueCommand(t.Context(), tenantOf(e), &store.Command{ID: "other-process", SourceID: id, Name: "SYNC", TaskID: "t9"}))
 		wg.Wait()
-		assert.JSONEq(t, `{"command_name":"SYNC","command_param":{"task_id":"t9"}}`, got.body)
+		assert.JSONEq(t, `{"command_name":"SYNC","command_id":"other-process","command_param":{"task_id":"t9"}}`, got.body)
 
 		// Nothing queued: the wait ends with the idle answer.
 		t0 := time.Now()
@@ -197,5 +199,83 @@ func TestCommandRedelivery(t *testing.T) {
 		}
 		wg.Wait()
 		assert.Equal(t, 1, wins)
+	})
+}
+
+// TestCommandResultByID: two SYNCs open at once (the second queued while the
+// first finishes). The first one's result, reported with its command_id,
+// closes that one and leaves the other open (by name alone, a result closes
+// the oldest open command of the name, whichever it answered).
+func TestCommandResultByID(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		id := register(t, e, e.token, linuxSource("a", "fa:16:3e:00:00:01"))
+		ten := tenantOf(e)
+		for _, c := range []string{"sync-1", "sync-2"} {
+			require.NoError(t, e.queue.Enqueue(t.Context(), ten, &store.Command{ID: c, SourceID: id, Name: "SYNC", TaskID: "t"}))
+			r := e.do("GET", "/v3/sources/"+id+"/command", "", e.token)
+			assert.Equal(t, c, r.json(t)["command_id"], "the command carries its id")
+		}
+		state := func() map[string]string {
+			cmds, err := e.store.Commands(t.Context(), ten, id)
+			require.NoError(t, err)
+			m := map[string]string{}
+			for _, c := range cmds {
+				m[c.ID] = c.State
+			}
+			return m
+		}
+		// The second finishes first (its pass was short): its id closes it,
+		// not the oldest open SYNC.
+		res := `{"command_name":"SYNC","command_id":"sync-2","result":"success","result_detail":{}}`
+		r := e.do("POST", "/v3/sources/"+id+"/command_result", res, e.token)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.Equal(t, map[string]string{"sync-1": store.CommandIssued, "sync-2": store.CommandDone}, state())
+		r = e.do("POST", "/v3/sources/"+id+"/command_result", res, e.token)
+		assert.Equal(t, http.StatusOK, r.status, "the same report again is harmless")
+
+		for _, bad := range []struct{ body, code string }{
+			{`{"command_name":"SYNC","command_id":"sync-9","result":"success"}`, "SMS.6021"},  // never handed out
+			{`{"command_name":"START","command_id":"sync-1","result":"success"}`, "SMS.6021"}, // not that command's name
+			{`{"command_name":"SYNC","command_id":"","result":"success"}`, "SMS.9001"},
+			{`{"command_name":"SYNC","command_id":"` + strings.Repeat("x", 65) + `","result":"success"}`, "SMS.9001"},
+			{`{"command_name":"SYNC","command_id":7,"result":"success"}`, "SMS.9001"},
+		} {
+			r = e.do("POST", "/v3/sources/"+id+"/command_result", bad.body, e.token)
+			assert.Equal(t, http.StatusBadRequest, r.status, bad.body)
+			code, _ := r.smsError(t)
+			assert.Equal(t, bad.code, code, bad.body)
+		}
+		// Another domain cannot close it, even knowing the id.
+		r = e.do("POST", "/v3/sources/"+id+"/command_result", `{"command_name":"SYNC","command_id":"sync-1","result":"fail"}`, e.other)
+		assert.Equal(t, http.StatusNotFound, r.status, r.body)
+		assert.Equal(t, store.CommandIssued, state()["sync-1"])
+
+		r = e.do("POST", "/v3/sources/"+id+"/command_result", `{"command_name":"SYNC","command_id":"sync-1","result":"success"}`, e.token)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.Equal(t, map[string]string{"sync-1": store.CommandDone, "sync-2": store.CommandDone}, state())
+	})
+}
+
+// TestPollEndStampsVisit: an agent whose long poll outlasts --agent-timeout
+// reads connected all along: the poll's end is stamped as well as its start.
+func TestPollEndStampsVisit(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnvWith(t, s, envOptions{now: now, agentTimeout: 5 * time.Second})
+		id := register(t, e, e.token, linuxSource("a", "fa:16:3e:00:00:01"))
+		done := make(chan response, 1)
+		go func() { done <- e.do("GET", "/v3/sources/"+id+"/command?wait=1", "", e.token) }()
+		require.Eventually(t, func() bool { return e.queue.Waiting() == 1 }, 5*time.Second, time.Millisecond)
+		// The poll waits 20 s on the server's clock: four agent timeouts.
+		mu.Lock()
+		clock = clock.Add(20 * time.Second)
+		mu.Unlock()
+		r := <-done
+		assert.JSONEq(t, `{"command_name":""}`, r.body)
+		m := e.do("GET", "/v3/sources/"+id, "", e.token).json(t)
+		assert.Equal(t, true, m["connected"], "the agent polled a moment ago")
+		assert.EqualValues(t, now().UnixMilli(), m["last_visit_time"])
 	})
 }

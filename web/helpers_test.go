@@ -48,6 +48,9 @@ type envOptions struct {
 	engine      web.TaskEngine
 	taskOptions web.TaskOptions
 	logger      *slog.Logger
+	// now and agentTimeout replace the clock and the 90 s agent timeout.
+	now          func() time.Time
+	agentTimeout time.Duration
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -73,8 +76,11 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	qctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go queue.Run(qctx)
-	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger}).Handler()
+	if o.agentTimeout == 0 {
+		o.agentTimeout = 90 * time.Second
+	}
+	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: o.agentTimeout,
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now}).Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds}

@@ -33,18 +33,24 @@ func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
 	defer rep.stop()
 
 	// A link that breaks mid-pass (the target's receiver restarting with its
-	// worker, a network blip) does not fail the command: the pass runs
-	// again, the full copy from its last checkpoint, file passes skipping
-	// what arrived. Refusals and source changes end it at once.
-	start := time.Now()
+	// worker, a network blip, a partition) does not fail the command: the
+	// pass runs again, the full copy from its last checkpoint, file passes
+	// skipping what arrived, for as long as the link stays down less than
+	// LinkRetryFor (counted from when it went down, not from the copy's
+	// start: a long copy has the whole budget for each outage). Refusals and
+	// source changes end it at once.
+	down := &outage{limit: r.cfg.LinkRetryFor}
 	b := newBackoff()
 	for attempt := 1; ; attempt++ {
-		err := r.pass(ctx, spec, creds, rep)
+		err := r.pass(ctx, spec, creds, rep, down)
 		if err == nil {
 			return rep.finish(ctx)
 		}
-		if ctx.Err() != nil || !linkBroke(err) || time.Since(start) > passRetryFor {
+		if ctx.Err() != nil || !linkBroke(err) {
 			return err
+		}
+		if down.begin(time.Now()); down.over(time.Now()) {
+			return fmt.Errorf("%w: down for %v: %w", errUnreachable, r.cfg.LinkRetryFor, err)
 		}
 		r.log.Warn("the link to the target broke; running the pass again", "task", spec.TaskID,
 			"command", spec.Command, "attempt", attempt, "err", err)
@@ -54,9 +60,24 @@ func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
 	}
 }
 
-// passRetryFor bounds how long a broken link is retried before the
-// command fails (SMS.0807 or the last error's code).
-const passRetryFor = 30 * time.Minute
+// outage tracks how long the link to the target has been down in a row: a
+// connection that gets through ends it.
+type outage struct {
+	limit time.Duration
+	since time.Time // zero: the link is up
+}
+
+func (o *outage) begin(now time.Time) {
+	if o.since.IsZero() {
+		o.since = now
+	}
+}
+
+func (o *outage) end() { o.since = time.Time{} }
+
+func (o *outage) over(now time.Time) bool {
+	return !o.since.IsZero() && now.Sub(o.since) > o.limit
+}
 
 // linkBroke tells a connection that failed under the pass (reset, closed,
 // timed out, cut short) from a refusal or a fault of the source.
@@ -73,12 +94,23 @@ func linkBroke(err error) bool {
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, net.ErrClosed),
 		errors.As(err, &ne):
 		return true
+	case ackStopped(err):
+		return true
 	}
 	return false
 }
 
+// ackStopped: blocksync's sender reports a connection that died under its
+// ack reader without the reader's error (agent/blocksync drops it), so the
+// message is all there is to tell it from a fault.
+func ackStopped(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "blocksync: the receiver stopped acknowledging") ||
+		strings.Contains(m, "blocksync: the receiver closed before acknowledging")
+}
+
 // pass is one attempt: copy, verify, report the verification.
-func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, rep *reporter) error {
+func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, rep *reporter, down *outage) error {
 	file := spec.Type == "MIGRATE_FILE"
 	kind := transport.KindBlock
 	if file {
@@ -87,7 +119,7 @@ func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, 
 		}
 		kind = transport.KindFile
 	}
-	conn, err := r.dial(ctx, spec.TargetAddr, creds, kind)
+	conn, err := r.dial(ctx, spec.TargetAddr, creds, kind, down)
 	if err != nil {
 		return err
 	}
@@ -102,7 +134,7 @@ func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, 
 			return err
 		}
 		rep.setCompress(raw, payload)
-		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify)
+		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify, down)
 		if err != nil {
 			return err
 		}
@@ -128,7 +160,7 @@ func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, 
 		rep.setCompress(st.RawBytes, st.PayloadBytes)
 		r.log.Info("pass done", "task", spec.TaskID, "command", spec.Command, "blocks", st.Blocks, "sent", st.Sent,
 			"zero", st.Zero, "unchanged", st.Unchanged, "wire_bytes", st.WireBytes)
-		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify)
+		vc, err := r.dial(ctx, spec.TargetAddr, creds, transport.KindVerify, down)
 		if err != nil {
 			return err
 		}
@@ -187,9 +219,10 @@ func sizeOf(path string) (int64, error) {
 
 func (r *Runner) retryCreds(ctx context.Context, taskID string) (string, string, string, error) {
 	b := newBackoff()
-	for tries := 0; ; tries++ {
+	start := time.Now()
+	for {
 		cert, key, pass, err := r.cfg.API.TaskCreds(ctx, taskID)
-		if err == nil || !smsapi.IsTemporary(err) || tries >= 8 {
+		if err == nil || !smsapi.IsTemporary(err) || time.Since(start) > r.cfg.LinkRetryFor {
 			return cert, key, pass, err
 		}
 		if !b.wait(ctx) {
@@ -198,20 +231,28 @@ func (r *Runner) retryCreds(ctx context.Context, taskID string) (string, string,
 	}
 }
 
-// dial reaches the receiver, retrying for about two minutes (it may be
-// restarting with its worker).
-func (r *Runner) dial(ctx context.Context, addr string, creds transport.Creds, kind transport.Kind) (*transport.Conn, error) {
+// dial reaches the receiver, retrying with backoff while the link has been
+// down less than LinkRetryFor (the receiver may be restarting with its
+// worker, the network partitioned). A refused passphrase or certificate is
+// final at once.
+func (r *Runner) dial(ctx context.Context, addr string, creds transport.Creds, kind transport.Kind, down *outage) (*transport.Conn, error) {
 	b := newBackoff()
-	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		c, err := transport.Dial(dctx, addr, creds, kind)
 		cancel()
 		if err == nil {
+			down.end()
 			return c, nil
 		}
-		if errors.Is(err, transport.ErrAuth) || time.Now().After(deadline) {
+		if errors.Is(err, transport.ErrAuth) {
 			return nil, fmt.Errorf("%w: %v", errUnreachable, err)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if down.begin(time.Now()); down.over(time.Now()) {
+			return nil, fmt.Errorf("%w: down for %v: %v", errUnreachable, down.limit, err)
 		}
 		r.log.Warn("target unreachable; retrying", "addr", addr, "err", err)
 		if !b.wait(ctx) {
@@ -343,9 +384,10 @@ func (rp *reporter) stop() {
 func (rp *reporter) finish(ctx context.Context) error {
 	rp.stop()
 	b := newBackoff()
-	for tries := 0; ; tries++ {
+	start := time.Now()
+	for {
 		err := rp.send(ctx, true)
-		if err == nil || !smsapi.IsTemporary(err) || tries >= 10 {
+		if err == nil || !smsapi.IsTemporary(err) || time.Since(start) > rp.r.cfg.LinkRetryFor {
 			return err
 		}
 		if !b.wait(ctx) {

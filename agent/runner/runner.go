@@ -40,10 +40,16 @@ type Config struct {
 	Excludes []string
 	Files    FilePlane // nil: file-level copies are refused
 	StateDir string
-	// PollWait is the long-poll wait (default 30 s); ProgressEvery how
-	// often progress is reported (default 3 s).
+	// PollWait is the long-poll wait (default 30 s; shortened below half
+	// the server's agent_timeout_seconds, so a waiting agent never reads
+	// disconnected); ProgressEvery how often progress is reported (default
+	// 3 s).
 	PollWait      time.Duration
 	ProgressEvery time.Duration
+	// LinkRetryFor is how long a copy rides out a link that is down (the
+	// target's receiver or the API unreachable) before its command fails;
+	// counted from when the link went down (default 30 min).
+	LinkRetryFor time.Duration
 	// Usage samples host and agent CPU, memory and disk I/O (optional).
 	Usage  func() Usage
 	Logger *slog.Logger
@@ -72,21 +78,40 @@ type Runner struct {
 	log      *slog.Logger
 	sourceID atomic.Pointer[string] // set once registered; read by others
 
-	mu      sync.Mutex
-	jobs    map[string]*job // by task id
+	pollWait time.Duration // PollWait fitted to the server; Run's alone
+
+	mu sync.Mutex
+	// jobs are the copy commands running or waiting, by command identity
+	// (jobKey): a command handed out again is recognised as the one
+	// running, a new command of the same name is not.
+	jobs map[string]*job
+	// tail is each task's newest job: a new copy command of the task runs
+	// after it (same name) or stops it (another name).
+	tail    map[string]*job
 	buckets map[string]*throttle.Bucket
 	wg      sync.WaitGroup
 }
 
 type job struct {
+	key    string
 	spec   jobSpec
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
+// jobKey is a copy command's identity: its command_id, or for a server
+// that sends none, its task and name (the best there is).
+func jobKey(spec jobSpec) string {
+	if spec.CommandID != "" {
+		return "id:" + spec.CommandID
+	}
+	return "task:" + spec.TaskID + "/" + spec.Command
+}
+
 // jobSpec is a copy command as received (and as recorded in job.json).
 type jobSpec struct {
 	Command    string     `json:"command"`
+	CommandID  string     `json:"command_id,omitempty"` // the server's id of the command
 	TaskID     string     `json:"task_id"`
 	Subtask    string     `json:"subtask"`
 	Type       string     `json:"migrate_type"`
@@ -112,11 +137,36 @@ func New(cfg Config) *Runner {
 	if cfg.FileRoot == "" {
 		cfg.FileRoot = "/"
 	}
+	if cfg.LinkRetryFor <= 0 {
+		cfg.LinkRetryFor = 30 * time.Minute
+	}
 	l := cfg.Logger
 	if l == nil {
 		l = slog.Default()
 	}
-	return &Runner{cfg: cfg, log: l, jobs: map[string]*job{}, buckets: map[string]*throttle.Bucket{}}
+	return &Runner{cfg: cfg, log: l, pollWait: cfg.PollWait, jobs: map[string]*job{}, tail: map[string]*job{},
+		buckets: map[string]*throttle.Bucket{}}
+}
+
+// fitPollWait reads the server's agent timeout and keeps the long-poll wait
+// under half of it: the server stamps a visit when a poll starts and when
+// it ends, so two stamps always fall within one timeout.
+func (r *Runner) fitPollWait(ctx context.Context) {
+	timeout, err := r.cfg.API.AgentTimeout(ctx)
+	if err != nil || timeout <= 0 {
+		if err != nil {
+			r.log.Warn("server configuration not read; keeping the poll wait", "wait", r.pollWait, "err", err)
+		}
+		return
+	}
+	w := r.cfg.PollWait
+	if limit := timeout/2 - time.Second; w >= timeout/2 {
+		w = max(limit, time.Second)
+	}
+	if w != r.pollWait {
+		r.log.Info("poll wait fitted to the server's agent timeout", "wait", w, "agent_timeout", timeout)
+	}
+	r.pollWait = w
 }
 
 // SourceID is the id the server gave this machine (after Run registered).
@@ -135,13 +185,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.register(ctx); err != nil {
 		return err
 	}
+	r.fitPollWait(ctx)
 	r.resumeJobs(ctx)
 	defer r.wg.Wait()
 	defer r.stopAll()
 	backoff := newBackoff()
+	refit := false
 	for ctx.Err() == nil {
-		cmd, err := r.cfg.API.NextCommand(ctx, r.SourceID(), r.cfg.PollWait)
+		cmd, err := r.cfg.API.NextCommand(ctx, r.SourceID(), r.pollWait)
 		if err != nil {
+			refit = true // the server may come back with another timeout
 			if ctx.Err() != nil {
 				break
 			}
@@ -155,6 +208,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		if refit {
+			refit = false
+			r.fitPollWait(ctx)
+		}
 		if cmd.Name == "" {
 			continue
 		}
@@ -200,28 +257,28 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	}
 	if len(cmd.Param) > 0 {
 		if err := json.Unmarshal(cmd.Param, &p); err != nil {
-			r.result(ctx, cmd.Name, "fail", "SMS.6004", "bad command parameters: "+err.Error())
+			r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", "bad command parameters: "+err.Error())
 			return
 		}
 	}
 	spec := p.jobSpec
-	spec.Command = cmd.Name
+	spec.Command, spec.CommandID = cmd.Name, cmd.ID
 	// The task id names a folder of the state dir: nothing else than an id
 	// ("..", "/") may reach the file system, whoever sent it.
 	if spec.TaskID != "" && !taskIDPattern.MatchString(spec.TaskID) {
-		r.result(ctx, cmd.Name, "fail", "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
+		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
 		return
 	}
 	// These act on one task: without its id they would act on the state
 	// dir's root and ask the server about no task.
 	if spec.TaskID == "" && taskCommands[cmd.Name] {
-		r.result(ctx, cmd.Name, "fail", "SMS.6004", cmd.Name+" names no task")
+		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", cmd.Name+" names no task")
 		return
 	}
-	log := r.log.With("command", cmd.Name, "task", spec.TaskID)
+	log := r.log.With("command", cmd.Name, "task", spec.TaskID, "command_id", cmd.ID)
 	switch cmd.Name {
 	case "START", "SYNC":
-		if r.running(spec.TaskID, cmd.Name) {
+		if r.running(jobKey(spec)) {
 			log.Info("command handed out again while it runs; carrying on")
 			return
 		}
@@ -230,16 +287,16 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	case "SPEED_LIMIT":
 		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
 		log.Info("speed limit set", "mbps", spec.SpeedLimit)
-		r.result(ctx, cmd.Name, "success", "", "")
+		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
 	case "STOP":
 		r.stopJob(spec.TaskID)
-		r.result(ctx, cmd.Name, "success", "", "")
+		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
 	case "DELETE":
 		r.stopJob(spec.TaskID)
 		if spec.TaskID != "" {
 			_ = os.RemoveAll(r.taskDir(spec.TaskID))
 		}
-		r.result(ctx, cmd.Name, "success", "", "")
+		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
 	case "NETWORK_CHECK":
 		// Several seconds of measuring: the polling goes on meanwhile.
 		r.wg.Add(1)
@@ -251,25 +308,25 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.uploadLog(ctx, spec.TaskID, p.Bucket)
+			r.uploadLog(ctx, cmd.ID, spec.TaskID, p.Bucket)
 		}()
 	case "RSET_LOG_ACL":
 		// The hosted service has the agent revoke the access it granted to
 		// the log bucket after an upload. Here logs go to the server over the
 		// agent's own signed calls: no grant was made, so none is left open.
 		log.Info("log ACL reset: nothing granted to revoke")
-		r.result(ctx, cmd.Name, "success", "", "")
+		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
 	default:
 		log.Warn("unknown command")
-		r.result(ctx, cmd.Name, "fail", "SMS.6004", "unknown command "+cmd.Name)
+		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", "unknown command "+cmd.Name)
 	}
 }
 
 // uploadLog sends the log the agent keeps in memory to the server, where
 // the operator downloads it (GET /v3/tasks/{id}/agent-log).
-func (r *Runner) uploadLog(ctx context.Context, taskID, bucket string) {
+func (r *Runner) uploadLog(ctx context.Context, cmdID, taskID, bucket string) {
 	if r.cfg.Logs == nil {
-		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.7707", "this agent keeps no log to upload")
+		r.result(ctx, cmdID, "UPLOAD_LOG", "fail", "SMS.7707", "this agent keeps no log to upload")
 		return
 	}
 	text := r.cfg.Logs()
@@ -278,11 +335,11 @@ func (r *Runner) uploadLog(ctx context.Context, taskID, bucket string) {
 	}
 	if err := r.cfg.API.UploadLog(ctx, taskID, bucket, text); err != nil {
 		r.log.Warn("log upload failed", "task", taskID, "err", err)
-		r.result(ctx, "UPLOAD_LOG", "fail", "SMS.1801", "upload the log: "+err.Error())
+		r.result(ctx, cmdID, "UPLOAD_LOG", "fail", "SMS.1801", "upload the log: "+err.Error())
 		return
 	}
 	r.log.Info("log uploaded", "task", taskID, "bytes", len(text))
-	r.result(ctx, "UPLOAD_LOG", "success", "", "")
+	r.result(ctx, cmdID, "UPLOAD_LOG", "success", "", "")
 }
 
 var taskCommands = map[string]bool{"START": true, "SYNC": true, "STOP": true, "DELETE": true, "SPEED_LIMIT": true,
@@ -290,7 +347,10 @@ var taskCommands = map[string]bool{"START": true, "SYNC": true, "STOP": true, "D
 
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 
-func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
+// result reports a command's result, retrying while the server is out of
+// reach (up to LinkRetryFor): a result lost means the command is handed out
+// again and run again.
+func (r *Runner) result(ctx context.Context, id, name, result, code, msg string) {
 	detail := map[string]string{}
 	if code != "" {
 		detail["error_code"] = code
@@ -299,15 +359,16 @@ func (r *Runner) result(ctx context.Context, name, result, code, msg string) {
 		detail["msg"] = msg
 	}
 	b := newBackoff()
-	for tries := 1; ; tries++ {
-		err := r.cfg.API.CommandResult(ctx, r.SourceID(), name, result, detail)
+	start := time.Now()
+	for {
+		err := r.cfg.API.CommandResult(ctx, r.SourceID(), id, name, result, detail)
 		if err == nil || !smsapi.IsTemporary(err) {
 			if err != nil {
-				r.log.Warn("command result refused", "command", name, "err", err)
+				r.log.Warn("command result refused", "command", name, "command_id", id, "err", err)
 			}
 			return
 		}
-		if tries == 10 || !b.wait(ctx) {
+		if time.Since(start) > r.cfg.LinkRetryFor || !b.wait(ctx) {
 			r.log.Error("command result not delivered", "command", name, "result", result, "err", err)
 			return
 		}
@@ -325,10 +386,11 @@ func (r *Runner) bucket(taskID string) *throttle.Bucket {
 	return b
 }
 
-func (r *Runner) running(taskID, command string) bool {
+// running tells whether the command (by jobKey) runs or waits its turn.
+func (r *Runner) running(key string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	j, ok := r.jobs[taskID]
+	j, ok := r.jobs[key]
 	if !ok {
 		return false
 	}
@@ -336,7 +398,7 @@ func (r *Runner) running(taskID, command string) bool {
 	case <-j.done:
 		return false
 	default:
-		return j.spec.Command == command
+		return true
 	}
 }
 
@@ -345,27 +407,53 @@ func (r *Runner) taskDir(taskID string) string {
 }
 
 // startJob runs a copy in the background; its command's result is sent when
-// it ends.
+// it ends. A task copies one pass at a time: a new command of the same name
+// (a SYNC queued while the previous SYNC finishes) runs as soon as the
+// task's current job ends; a command of another name (START after SYNC)
+// supersedes it.
 func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
-	r.stopJob(spec.TaskID) // a new command supersedes the old one
-	if err := os.MkdirAll(r.taskDir(spec.TaskID), 0o700); err == nil {
-		b, _ := json.Marshal(spec)
-		_ = writeFileAtomic(filepath.Join(r.taskDir(spec.TaskID), "job.json"), b)
-	}
 	jctx, cancel := context.WithCancel(ctx)
-	j := &job{spec: spec, cancel: cancel, done: make(chan struct{})}
+	j := &job{key: jobKey(spec), spec: spec, cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
-	r.jobs[spec.TaskID] = j
+	prev := r.tail[spec.TaskID]
+	r.jobs[j.key], r.tail[spec.TaskID] = j, j
 	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer close(j.done)
+		defer func() {
+			r.mu.Lock()
+			if r.jobs[j.key] == j {
+				delete(r.jobs, j.key)
+			}
+			if r.tail[spec.TaskID] == j {
+				delete(r.tail, spec.TaskID)
+			}
+			r.mu.Unlock()
+			close(j.done)
+		}()
+		if prev != nil {
+			if prev.spec.Command != spec.Command {
+				prev.cancel()
+			} else {
+				r.log.Info("command queued behind the task's running pass", "task", spec.TaskID,
+					"command", spec.Command, "command_id", spec.CommandID)
+			}
+			select {
+			case <-prev.done:
+			case <-jctx.Done():
+				return // stopped before its turn: the server hands it out again
+			}
+		}
+		if err := os.MkdirAll(r.taskDir(spec.TaskID), 0o700); err == nil {
+			b, _ := json.Marshal(spec)
+			_ = writeFileAtomic(filepath.Join(r.taskDir(spec.TaskID), "job.json"), b)
+		}
 		err := r.copy(jctx, spec)
 		switch {
 		case err == nil:
 			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
-			r.result(ctx, spec.Command, "success", "", "")
+			r.result(ctx, spec.CommandID, spec.Command, "success", "", "")
 		case jctx.Err() != nil:
 			// Stopped (STOP, DELETE or shutdown): the job file stays for a
 			// shutdown, so a restarted agent resumes; STOP and DELETE
@@ -374,19 +462,30 @@ func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
 			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
 			code, msg := classify(err)
 			r.log.Error("copy failed", "task", spec.TaskID, "command", spec.Command, "err", err)
-			r.result(ctx, spec.Command, "fail", code, msg)
+			r.result(ctx, spec.CommandID, spec.Command, "fail", code, msg)
 		}
 	}()
 }
 
+// stopJob stops the task's jobs, running and waiting (STOP, DELETE).
 func (r *Runner) stopJob(taskID string) {
 	r.mu.Lock()
-	j, ok := r.jobs[taskID]
-	delete(r.jobs, taskID)
+	var js []*job
+	for k, j := range r.jobs {
+		if j.spec.TaskID == taskID {
+			js = append(js, j)
+			delete(r.jobs, k)
+		}
+	}
+	delete(r.tail, taskID)
 	r.mu.Unlock()
-	if ok {
+	for _, j := range js {
 		j.cancel()
+	}
+	for _, j := range js {
 		<-j.done
+	}
+	if len(js) > 0 {
 		_ = os.Remove(filepath.Join(r.taskDir(taskID), "job.json"))
 	}
 }
@@ -394,10 +493,12 @@ func (r *Runner) stopJob(taskID string) {
 func (r *Runner) stopAll() {
 	r.mu.Lock()
 	js := r.jobs
-	r.jobs = map[string]*job{}
+	r.jobs, r.tail = map[string]*job{}, map[string]*job{}
 	r.mu.Unlock()
 	for _, j := range js {
 		j.cancel()
+	}
+	for _, j := range js {
 		<-j.done
 	}
 }

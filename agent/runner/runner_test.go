@@ -33,6 +33,7 @@ const testAK, testSK = "AKTEST", "sk-secret-never-logged"
 
 type commandResult struct {
 	Name   string            `json:"command_name"`
+	ID     string            `json:"command_id"`
 	Result string            `json:"result"`
 	Detail map[string]string `json:"result_detail"`
 }
@@ -50,6 +51,11 @@ type fakeAPI struct {
 	creds         transport.Creds // served by certkey and passphrase
 	netChecks     chan smsapi.NetworkCheckInfo
 	logs          chan string // bucket + "\n" + uploaded text
+	agentTimeout  string      // GET /v3/config's agent_timeout_seconds ("": no such route)
+	waits         []string    // each poll's ?wait=
+	consistency   int         // consistency reports received
+	// onConsistency runs (unlocked) when a consistency report arrives.
+	onConsistency func(n int)
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
@@ -84,7 +90,24 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case "POST /v3/privacy-agreements":
 		f.privacy++
 		fmt.Fprint(w, `{}`)
+	case "GET /v3/config":
+		if f.agentTimeout == "" {
+			http.Error(w, `{"error_code":"SMS.9999","error_msg":"no route"}`, http.StatusNotFound)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"config": map[string]string{"agent_timeout_seconds": f.agentTimeout}})
+	case "PUT /v3/tasks/t3/progress":
+		fmt.Fprint(w, `{}`)
+	case "POST /v3/tasks/t3/consistency-result":
+		f.consistency++
+		if hook, n := f.onConsistency, f.consistency; hook != nil {
+			f.mu.Unlock()
+			hook(n)
+			f.mu.Lock()
+		}
+		fmt.Fprint(w, `{}`)
 	case "GET /v3/sources/src-1/command":
+		f.waits = append(f.waits, req.URL.Query().Get("wait"))
 		f.mu.Unlock()
 		var cmd smsapi.Command
 		select {
@@ -153,10 +176,15 @@ func startRunner(t *testing.T, srv *httptest.Server, state string, opts ...func(
 
 func (f *fakeAPI) next(t *testing.T) commandResult {
 	t.Helper()
+	return f.nextWithin(t, 10*time.Second)
+}
+
+func (f *fakeAPI) nextWithin(t *testing.T, d time.Duration) commandResult {
+	t.Helper()
 	select {
 	case r := <-f.results:
 		return r
-	case <-time.After(10 * time.Second):
+	case <-time.After(d):
 		t.Fatal("no command result")
 		return commandResult{}
 	}
@@ -374,6 +402,8 @@ func TestLinkBroke(t *testing.T) {
 		{fmt.Errorf("pass: %w", blocksync.ErrDiskChanged), false},
 		{fmt.Errorf("%w: refused", errUnreachable), false},
 		{transport.ErrAuth, false},
+		{errors.New("blocksync: the receiver stopped acknowledging"), true}, // the link died under the ack reader
+		{errors.New("blocksync: the receiver closed before acknowledging the disk"), true},
 		{errors.New("read /dev/vda: input/output error"), false},
 	} {
 		assert.Equal(t, tc.want, linkBroke(tc.err), "%v", tc.err)

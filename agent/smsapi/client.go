@@ -131,7 +131,10 @@ func (c *Client) SignPrivacy(ctx context.Context) error {
 
 // Command is a command for the agent.
 type Command struct {
-	Name  string          `json:"command_name"`
+	Name string `json:"command_name"`
+	// ID tells this command from others of the same name (smsflow's
+	// extension; empty from a server without it).
+	ID    string          `json:"command_id,omitempty"`
 	Param json.RawMessage `json:"command_param"`
 }
 
@@ -144,10 +147,31 @@ func (c *Client) NextCommand(ctx context.Context, sourceID string, wait time.Dur
 	return cmd, err
 }
 
-// CommandResult reports how a command went.
-func (c *Client) CommandResult(ctx context.Context, sourceID, name, result string, detail map[string]string) error {
-	return c.do(ctx, http.MethodPost, "/v3/sources/"+url.PathEscape(sourceID)+"/command_result",
-		map[string]any{"command_name": name, "result": result, "result_detail": detail}, nil)
+// CommandResult reports how a command went; id is the command's command_id
+// (empty: the server closes the oldest open command of the name).
+func (c *Client) CommandResult(ctx context.Context, sourceID, id, name, result string, detail map[string]string) error {
+	body := map[string]any{"command_name": name, "result": result, "result_detail": detail}
+	if id != "" {
+		body["command_id"] = id
+	}
+	return c.do(ctx, http.MethodPost, "/v3/sources/"+url.PathEscape(sourceID)+"/command_result", body, nil)
+}
+
+// AgentTimeout is the server's --agent-timeout (GET /v3/config,
+// agent_timeout_seconds): an agent silent this long reads disconnected.
+// Zero when the server does not say.
+func (c *Client) AgentTimeout(ctx context.Context) (time.Duration, error) {
+	var out struct {
+		Config map[string]string `json:"config"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v3/config", nil, &out); err != nil {
+		return 0, err
+	}
+	secs, err := strconv.Atoi(out.Config["agent_timeout_seconds"])
+	if err != nil || secs <= 0 {
+		return 0, nil
+	}
+	return time.Duration(secs) * time.Second, nil
 }
 
 // Progress is PUT /v3/tasks/{id}/progress.

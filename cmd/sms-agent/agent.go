@@ -43,6 +43,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "text or json")
 	poll := fs.Duration("poll-wait", 30*time.Second, "long-poll wait for commands")
 	progressEvery := fs.Duration("progress-every", 3*time.Second, "how often progress is reported")
+	linkRetry := fs.Duration("link-retry", 30*time.Minute, "how long a copy rides out its target or the API being unreachable before it fails")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 				OnlyImages: *onlyImages, AgentVersion: discover.AgentVersionPrefix + version})
 		},
 		DiskPaths: diskPaths, FileRoot: *fileRoot, Excludes: excludes, Files: filePlane{}, StateDir: *stateDir,
-		PollWait: *poll, ProgressEvery: *progressEvery, Logger: log, Logs: ring.Bytes,
+		PollWait: *poll, ProgressEvery: *progressEvery, LinkRetryFor: *linkRetry, Logger: log, Logs: ring.Bytes,
 		Usage: func() runner.Usage {
 			u, err := sampler.Sample()
 			if err != nil {

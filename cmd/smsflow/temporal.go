@@ -142,7 +142,8 @@ func temporalTLS(cfg config.Config) (*tls.Config, error) {
 }
 
 // newActivities builds the worker's activities: the local provider keeps
-// targets under --targets-dir and runs their receivers on loopback.
+// targets under --targets-dir and runs their receivers where --receiver-listen
+// and --receiver-ports say, telling agents --receiver-advertise.
 func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, *local.Provider, error) {
 	dir := a.cfg.TargetsDir
 	if dir == "" {
@@ -153,6 +154,11 @@ func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities,
 		return nil, nil, err
 	}
 	prov.Logger = a.log
+	lo, hi, err := config.ParsePortRange(a.cfg.ReceiverPorts) // checked by Validate
+	if err != nil {
+		return nil, nil, err
+	}
+	prov.Net = local.ReceiverNet{Listen: a.cfg.ReceiverListen, Advertise: a.cfg.ReceiverHost(), PortMin: lo, PortMax: hi}
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
 		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
 }

@@ -96,20 +96,30 @@ func (s *Store) NextCommand(ctx context.Context, t Tenant, sourceID string, now 
 	return nil, nil
 }
 
-// CompleteCommand records an agent's result for the oldest issued command of
-// that name. Reporting the same result again for a command already done is
-// accepted (the agent may retry after a lost answer); anything else that was
-// never handed out is ErrNotIssued.
-func (s *Store) CompleteCommand(ctx context.Context, t Tenant, sourceID, name, result, detail string, now time.Time) (*Command, error) {
+// CompleteCommand records an agent's result for the command id of that name
+// (handed out with the command; our extension), or, from an agent that sends
+// no id, for the oldest issued command of that name. Reporting the same
+// result again for a command already done is accepted (the agent may retry
+// after a lost answer); anything else that was never handed out is
+// ErrNotIssued.
+//
+// The id matters when two commands of one name are open: a SYNC queued while
+// the previous SYNC finishes must not be closed by the previous one's result.
+func (s *Store) CompleteCommand(ctx context.Context, t Tenant, sourceID, id, name, result, detail string, now time.Time) (*Command, error) {
 	var out *Command
 	err := s.tx(ctx, func(tx *gorm.DB) error {
+		mine := func() *gorm.DB {
+			q := tx.Where("domain_id = ? AND source_id = ? AND name = ?", t.DomainID, sourceID, name)
+			if id != "" {
+				q = q.Where("id = ?", id)
+			}
+			return q
+		}
 		var c Command
-		err := tx.Where("domain_id = ? AND source_id = ? AND name = ? AND state = ?", t.DomainID, sourceID, name, CommandIssued).
-			Order("seq").First(&c).Error
+		err := mine().Where("state = ?", CommandIssued).Order("seq").First(&c).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			var last Command
-			err := tx.Where("domain_id = ? AND source_id = ? AND name = ? AND state = ?", t.DomainID, sourceID, name, CommandDone).
-				Order("seq DESC").First(&last).Error
+			err := mine().Where("state = ?", CommandDone).Order("seq DESC").First(&last).Error
 			if err == nil && last.Result == result && last.ResultDetail == detail {
 				out = &last
 				return nil

@@ -24,7 +24,9 @@ import (
 type Provider struct {
 	Root   string
 	Logger *slog.Logger
-	rx     receivers
+	// Net is where receivers listen and what agents dial (zero: loopback).
+	Net ReceiverNet
+	rx  receivers
 }
 
 // New returns a local provider rooted at dir (created if missing).

@@ -18,9 +18,68 @@ import (
 	"github.com/smsflow/smsflow/internal/provider"
 )
 
+// ReceiverNet is where receivers listen and what agents are told to dial.
+// The zero value is loopback on any free port: one machine, nothing to set.
+type ReceiverNet struct {
+	// Listen is the IP receivers listen on (empty: 127.0.0.1; 0.0.0.0 or
+	// :: for every interface).
+	Listen string
+	// Advertise is the host or IP put in the agent's target_addr (empty:
+	// Listen).
+	Advertise string
+	// PortMin and PortMax bound the ports receivers take (both zero: any
+	// free port), so a firewall can open one range.
+	PortMin, PortMax int
+}
+
+func (n ReceiverNet) listenHost() string {
+	if n.Listen == "" {
+		return "127.0.0.1"
+	}
+	return n.Listen
+}
+
+func (n ReceiverNet) advertiseHost() string {
+	if n.Advertise != "" {
+		return n.Advertise
+	}
+	return n.listenHost()
+}
+
+func (n ReceiverNet) inRange(port int) bool {
+	return n.PortMin == 0 || (port >= n.PortMin && port <= n.PortMax)
+}
+
+// listen binds a receiver: on the recorded port when it is free and in the
+// range (an agent mid-copy dials it again after a worker restart), else on
+// the first free port of the range, else on any free port.
+func (n ReceiverNet) listen(recorded int, creds transport.Creds) (*transport.Listener, error) {
+	host := n.listenHost()
+	if recorded > 0 && n.inRange(recorded) {
+		ln, err := transport.Listen(net.JoinHostPort(host, strconv.Itoa(recorded)), creds)
+		if err == nil {
+			return ln, nil
+		}
+		// The recorded port is taken: a new one (an agent mid-copy will
+		// fail its dial and the task's restart resumes it).
+	}
+	if n.PortMin == 0 {
+		return transport.Listen(net.JoinHostPort(host, "0"), creds)
+	}
+	var last error
+	for port := n.PortMin; port <= n.PortMax; port++ {
+		ln, err := transport.Listen(net.JoinHostPort(host, strconv.Itoa(port)), creds)
+		if err == nil {
+			return ln, nil
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("no free port in %d-%d: %w", n.PortMin, n.PortMax, last)
+}
+
 // receivers are the running receiving ends, one per target folder. Each
-// listens on loopback on a port recorded in the target's manifest, so a
-// restarted worker listens where the agent already dials.
+// listens on a port recorded in the target's folder, so a restarted worker
+// listens where the agent already dials.
 type receivers struct {
 	mu      sync.Mutex
 	running map[string]*receiver // by target location
@@ -69,16 +128,7 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 		}
 	}
 	rec := p.readRecord(t.Location)
-	addr := "127.0.0.1:0"
-	if rec.Port > 0 {
-		addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
-	}
-	ln, err := transport.Listen(addr, task.Creds)
-	if err != nil && rec.Port > 0 {
-		// The recorded port is taken: a new one (an agent mid-copy will
-		// fail its dial and the task's restart resumes it).
-		ln, err = transport.Listen("127.0.0.1:0", task.Creds)
-	}
+	ln, err := p.Net.listen(rec.Port, task.Creds)
 	if err != nil {
 		return "", fmt.Errorf("local provider: receiver: %w", err)
 	}
@@ -88,9 +138,9 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 		return "", err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &receiver{addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	r := &receiver{addr: net.JoinHostPort(p.Net.advertiseHost(), strconv.Itoa(port)), cancel: cancel, done: make(chan struct{})}
 	p.rx.running[t.Location] = r
-	log := p.logger().With("task", task.TaskID, "receiver", r.addr)
+	log := p.logger().With("task", task.TaskID, "receiver", r.addr, "listen", ln.Addr().String())
 	target := t
 	maxBytes := p.treeCap(t.Location)
 	go func() {
