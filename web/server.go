@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/iam"
+	"github.com/smsflow/smsflow/provider"
 	"github.com/smsflow/smsflow/secret"
 	"github.com/smsflow/smsflow/smserr"
 )
@@ -54,7 +55,11 @@ type Deps struct {
 	// Engine runs tasks as workflows; TaskOptions tune them.
 	Engine      TaskEngine
 	TaskOptions TaskOptions
-	Logger      *slog.Logger
+	// Targets knows who owns each existing target server, so a task binds
+	// (exist_server, target_server.vm_id) only one of its own domain. Nil:
+	// no existing server can be bound.
+	Targets provider.Binder
+	Logger  *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).
 	AgentTimeout time.Duration
