@@ -162,7 +162,11 @@ func (e *env) doH(method, path, body string, headers map[string]string) response
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range headers {
-		if v != "" {
+		switch {
+		case v == "":
+		case k == "Host": // the client sends req.Host, not a Host header
+			req.Host = v
+		default:
 			req.Header.Set(k, v)
 		}
 	}

@@ -92,7 +92,7 @@ func New(d Deps) *Server {
 	r.ContextWithFallback = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(requestID(d.Logger), accessLog(), recovery())
+	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening())
 	s := &Server{deps: d, engine: r}
 	s.routes(r)
 	return s
