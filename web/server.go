@@ -117,6 +117,14 @@ func (s *Server) readyz(c *gin.Context) {
 	ok(c, gin.H{"status": "ready"})
 }
 
+// WriteTimeout bounds a request from the end of its headers to the end of
+// its answer, so a client that stops reading a large answer (a list, an
+// export) does not hold its connection and buffers forever. It covers the
+// request body too (net/http starts it when the headers are read): it stays
+// well above the body read timeout (agent log uploads) and the command long
+// poll (MaxCommandWait).
+const WriteTimeout = 10 * time.Minute
+
 // Serve answers on ln until ctx ends, then drains in-flight requests for at
 // most grace.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
@@ -124,6 +132,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
