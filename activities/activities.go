@@ -428,6 +428,9 @@ func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, err
 		if errors.Is(err, provider.ErrNotFound) {
 			return StepOutput{}, failure(smserr.SMS0412, err, spec.ExistVM)
 		}
+		if errors.Is(err, provider.ErrInUse) {
+			return StepOutput{}, failure(smserr.SMS7605, err)
+		}
 		if err != nil {
 			return StepOutput{}, failure(smserr.SMS0601, err, err.Error())
 		}
@@ -512,7 +515,7 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 	if err != nil {
 		return provider.Spec{}, err
 	}
-	s := provider.Spec{TaskID: task.ID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
+	s := provider.Spec{TaskID: task.ID, DomainID: task.DomainID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
 	if in.ExistServer && task.TargetServer != nil {
 		s.ExistVM = task.TargetServer.VMID
 	}

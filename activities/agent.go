@@ -130,6 +130,12 @@ func (a *Activities) Cleanup(ctx context.Context, in CleanupInput) error {
 		if err := a.Provider.Delete(ctx, *in.Target); err != nil {
 			return fmt.Errorf("delete target: %w", err)
 		}
+	} else if b, ok := a.Provider.(provider.Binder); ok && in.Target != nil {
+		// A bound existing server is kept, free for another task of the
+		// domain; its receiver stops with the task.
+		if err := b.Release(ctx, *in.Target, in.TaskID); err != nil {
+			return fmt.Errorf("release target: %w", err)
+		}
 	}
 	err := a.Store.DeleteTask(ctx, in.tenant(), in.TaskID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -90,13 +90,12 @@ func (h agentHandlers) config(c *gin.Context) {
 // like an OpenStack endpoint root.
 const apiUpdated = "2022-04-10T00:00:00Z" // the spec's publication date
 
+// versionJSON links relatively: the Host header is the client's to choose,
+// and echoing it would let anyone who can set it (a proxy, a poisoned
+// cache) point other clients elsewhere.
 func versionJSON(c *gin.Context) gin.H {
-	scheme := "http"
-	if c.Request.TLS != nil {
-		scheme = "https"
-	}
 	return gin.H{"id": "v3", "status": "CURRENT", "updated": apiUpdated,
-		"links": []gin.H{{"href": scheme + "://" + c.Request.Host + "/v3/", "rel": "self"}}}
+		"links": []gin.H{{"href": "/v3/", "rel": "self"}}}
 }
 
 func listVersions(c *gin.Context) { ok(c, gin.H{"versions": []gin.H{versionJSON(c)}}) }

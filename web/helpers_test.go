@@ -18,6 +18,7 @@ import (
 	"github.com/smsflow/smsflow/internal/dispatch"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/web"
@@ -36,6 +37,10 @@ type env struct {
 	creds   iam.Credentials
 	token   string // admin token of the first tenant
 	other   string // token of a user of another domain
+	// otherDomain is the other domain's id.
+	otherDomain string
+	// targets is the local provider the API checks existing servers with.
+	targets *local.Provider
 }
 
 func newEnv(t *testing.T, s *store.Store) *env { return newEnvTB(t, s) }
@@ -79,15 +84,18 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	if o.agentTimeout == 0 {
 		o.agentTimeout = 90 * time.Second
 	}
+	targets, err := local.New(t.TempDir())
+	require.NoError(t, err)
 	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: o.agentTimeout,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now}).Handler()
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now, Targets: targets}).Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds}
+	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds, targets: targets}
 	e.token = e.login(creds.DomainName, creds.User, creds.Password)
 
-	_, err = svc.CreateDomain(ctx, "other")
+	od, err := svc.CreateDomain(ctx, "other")
 	require.NoError(t, err)
+	e.otherDomain = od.ID
 	_, err = svc.CreateProject(ctx, "other", "p", "")
 	require.NoError(t, err)
 	_, pw, err := svc.CreateUser(ctx, "other", "bob", "")
@@ -160,7 +168,11 @@ func (e *env) doH(method, path, body string, headers map[string]string) response
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range headers {
-		if v != "" {
+		switch {
+		case v == "":
+		case k == "Host": // the client sends req.Host, not a Host header
+			req.Host = v
+		default:
 			req.Header.Set(k, v)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
 const (
@@ -27,6 +28,32 @@ func requestID(log *slog.Logger) gin.HandlerFunc {
 		id := secret.RandomString(32, secret.Hex)
 		c.Header(headerReqID, id)
 		c.Set(ctxLogger, log.With("request_id", id))
+		c.Next()
+	}
+}
+
+// MaxQueryBytes bounds a request's query string. The API's queries are
+// short (ids of at most 255 characters, paging, filters); net/http itself
+// answers a request line or headers over the server's MaxHeaderBytes in
+// plain text, so this limit, well below it, answers first with the spec's
+// body.
+const MaxQueryBytes = 8 << 10
+
+// hardening sets the headers every answer carries and refuses an oversized
+// query. Every answer is no-store: many carry secrets (tokens, the target
+// password, the task's certificate key and passphrase) and the rest is one
+// tenant's data, which no shared cache should keep. nosniff stops browsers
+// from reading a JSON error as HTML.
+func hardening() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		if n := len(c.Request.URL.RawQuery); n > MaxQueryBytes {
+			fail(c, smserr.New(smserr.SMS9001, "query").WithStatus(http.StatusRequestURITooLong).
+				WithDetail(fmt.Sprintf("query: %d bytes, at most %d", n, MaxQueryBytes)))
+			return
+		}
 		c.Next()
 	}
 }

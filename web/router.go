@@ -58,7 +58,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/privacy-agreements", ag.showPrivacy)
 	api.GET("/config", ag.config)
 	// §4.2 tasks (+ the SDK's task operations).
-	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, opts: s.deps.TaskOptions,
+	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, targets: s.deps.Targets, log: s.deps.Logger, opts: s.deps.TaskOptions,
 		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(progressKeepAlive(s.deps.TaskOptions.AgentStepTimeout))}
 	api.POST("/tasks", tk.create)
 	api.GET("/tasks", tk.list)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
@@ -54,7 +55,11 @@ type Deps struct {
 	// Engine runs tasks as workflows; TaskOptions tune them.
 	Engine      TaskEngine
 	TaskOptions TaskOptions
-	Logger      *slog.Logger
+	// Targets knows who owns each existing target server, so a task binds
+	// (exist_server, target_server.vm_id) only one of its own domain. Nil:
+	// no existing server can be bound.
+	Targets provider.Binder
+	Logger  *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).
 	AgentTimeout time.Duration
@@ -87,7 +92,7 @@ func New(d Deps) *Server {
 	r.ContextWithFallback = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(requestID(d.Logger), accessLog(), recovery())
+	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening())
 	s := &Server{deps: d, engine: r}
 	s.routes(r)
 	return s
@@ -112,6 +117,14 @@ func (s *Server) readyz(c *gin.Context) {
 	ok(c, gin.H{"status": "ready"})
 }
 
+// WriteTimeout bounds a request from the end of its headers to the end of
+// its answer, so a client that stops reading a large answer (a list, an
+// export) does not hold its connection and buffers forever. It covers the
+// request body too (net/http starts it when the headers are read): it stays
+// well above the body read timeout (agent log uploads) and the command long
+// poll (MaxCommandWait).
+const WriteTimeout = 10 * time.Minute
+
 // Serve answers on ln until ctx ends, then drains in-flight requests for at
 // most grace.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
@@ -119,6 +132,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -521,13 +521,13 @@ func (b *updateSourceBody) validate() error {
 	v.str("migprojectid", b.MigProjectID, false, 0, 255)
 	vol := func(path string, x putVolumeBody, idRequired bool) {
 		v.str(path+"id", x.ID, idRequired, 0, 255)
-		between(&v, path+"adjust_size", x.AdjustSize, false, 0, maxInt64)
+		between(&v, path+"adjust_size", x.AdjustSize, false, 0, layout.MaxDiskSize)
 	}
 	if b.Disks != nil {
 		for i, d := range *b.Disks {
 			f := fmt.Sprintf("disks[%d].", i)
 			v.str(f+"id", d.ID, true, 0, 255)
-			between(&v, f+"adjust_size", d.AdjustSize, false, 0, maxInt64)
+			between(&v, f+"adjust_size", d.AdjustSize, false, 0, layout.MaxDiskSize)
 			v.str(f+"relation_name", d.RelationName, false, 0, 255)
 			if d.PhysicalVolumes != nil {
 				for j, p := range *d.PhysicalVolumes {
@@ -543,7 +543,7 @@ func (b *updateSourceBody) validate() error {
 		for i, g := range *vgs {
 			f := fmt.Sprintf("volume_groups[%d].", i)
 			v.str(f+"id", g.ID, true, 0, 255)
-			between(&v, f+"adjust_size", g.AdjustSize, false, 0, maxInt64)
+			between(&v, f+"adjust_size", g.AdjustSize, false, 0, layout.MaxDiskSize)
 			if g.LogicalVolumes != nil {
 				for j, l := range *g.LogicalVolumes {
 					vol(fmt.Sprintf("%slogical_volumes[%d].", f, j), l, true)

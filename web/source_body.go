@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -290,8 +291,11 @@ func checkDisks(v *checks, path string, disks []serverDiskBody, register bool) {
 		v.str(f+"name", d.Name, true, 0, 255)
 		v.enum(f+"partition_style", d.PartitionStyle, register, false, partitionStyle...)
 		v.enum(f+"device_use", d.DeviceUse, true, false, diskUses...)
-		between(v, f+"size", d.Size, true, 0, maxInt64)
-		between(v, f+"used_size", d.UsedSize, true, 0, maxInt64)
+		between(v, f+"size", d.Size, true, 0, layout.MaxDiskSize)
+		between(v, f+"used_size", d.UsedSize, true, 0, layout.MaxDiskSize)
+		if d.Size != nil && d.UsedSize != nil && *d.UsedSize > *d.Size {
+			v.add(f+"used_size", "must not exceed size", false)
+		}
 		v.required(f+"physical_volumes", d.PhysicalVolumes != nil)
 		v.str(f+"relation_name", d.RelationName, false, 0, 255)
 		flexBetween(v, f+"inode_size", d.InodeSize, false, 0, int64(maxInt32))
@@ -305,8 +309,8 @@ func checkDisks(v *checks, path string, disks []serverDiskBody, register bool) {
 			between(v, g+"index", p.Index, false, 0, maxInt32)
 			v.str(g+"mount_point", p.MountPoint, false, 0, 255)
 			v.str(g+"name", p.Name, false, 0, 255)
-			between(v, g+"size", p.Size, false, 0, maxInt64)
-			between(v, g+"used_size", p.UsedSize, false, 0, maxInt64)
+			between(v, g+"size", p.Size, false, 0, layout.MaxDiskSize)
+			between(v, g+"used_size", p.UsedSize, false, 0, layout.MaxDiskSize)
 			flexBetween(v, g+"inode_size", p.InodeSize, false, 0, int64(maxInt32))
 			between(v, g+"inode_nums", p.InodeNums, false, 0, maxInt64)
 			v.str(g+"uuid", p.UUID, false, 0, 255)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
@@ -53,6 +55,8 @@ type TaskOptions struct {
 type taskHandlers struct {
 	store        Store
 	engine       TaskEngine
+	targets      provider.Binder
+	log          *slog.Logger
 	opts         TaskOptions
 	agentTimeout time.Duration
 	now          func() time.Time
@@ -132,13 +136,8 @@ func (h taskHandlers) create(c *gin.Context) {
 		task.TargetServer.Flavor = tpl.Flavor
 	}
 	if task.ExistServer && task.TargetServer.VMID != "" {
-		used, err := h.store.TargetVMInUse(ctx, t, task.TargetServer.VMID, "")
-		if err != nil {
+		if err := h.checkBind(ctx, t, task.TargetServer.VMID, ""); err != nil {
 			fail(c, err)
-			return
-		}
-		if used {
-			fail(c, smserr.New(smserr.SMS7605, "target_server.vm_id"))
 			return
 		}
 	}
@@ -156,6 +155,33 @@ func (h taskHandlers) create(c *gin.Context) {
 	}
 	logFor(c).InfoContext(ctx, "task created", "task", task.ID, "source", src.ID, "type", task.Type)
 	ok(c, gin.H{"id": task.ID})
+}
+
+// checkBind refuses an existing server the tenant may not bind: one another
+// task of the tenant targets (SMS.7605), one that does not exist or
+// belongs to another domain (answered alike, SMS.0412 404: ids of other
+// tenants' targets do not leak). taskID is the task to bind ("" on create).
+func (h taskHandlers) checkBind(ctx context.Context, t store.Tenant, vmID, taskID string) error {
+	used, err := h.store.TargetVMInUse(ctx, t, vmID, taskID)
+	if err != nil {
+		return err
+	}
+	if used {
+		return smserr.New(smserr.SMS7605, "target_server.vm_id")
+	}
+	if h.targets == nil {
+		return notFound(smserr.SMS0412, vmID)
+	}
+	err = h.targets.CheckBind(ctx, t.DomainID, vmID, taskID)
+	switch {
+	case errors.Is(err, provider.ErrNotFound):
+		return notFound(smserr.SMS0412, vmID)
+	case errors.Is(err, provider.ErrInUse):
+		return smserr.New(smserr.SMS7605, "target_server.vm_id")
+	case err != nil:
+		return fmt.Errorf("check the existing server: %w", err)
+	}
+	return nil
 }
 
 // newTask applies the request over the migration project's defaults.
@@ -403,8 +429,13 @@ func (h taskHandlers) update(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	t := mustPrincipal(c).Tenant()
+	if err := h.checkUpdate(ctx, t, id, &b); err != nil {
+		fail(c, err)
+		return
+	}
 	var speed *workflows.SpeedUpdate
-	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(ctx, t, id, func(_ *gorm.DB, task *store.Task) error {
 		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
 			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
 		}
@@ -462,6 +493,38 @@ func (h taskHandlers) update(c *gin.Context) {
 	okEmpty(c)
 }
 
+// checkUpdate applies create's rules on references to what an update
+// changes: the template must be the tenant's (SMS.7101) and a newly bound
+// existing server must be one the task may bind (checkBind).
+func (h taskHandlers) checkUpdate(ctx context.Context, t store.Tenant, id string, b *updateTaskBody) error {
+	if b.VMTemplateID != nil && *b.VMTemplateID != "" {
+		if _, err := h.store.Template(ctx, t, *b.VMTemplateID); err != nil {
+			return templateError(err, *b.VMTemplateID)
+		}
+	}
+	if b.ExistServer == nil && (b.TargetServer == nil || b.TargetServer.VMID == nil) {
+		return nil
+	}
+	task, err := h.store.Task(ctx, t, id)
+	if err != nil {
+		return taskError(err, id)
+	}
+	exist, vm := task.ExistServer, ""
+	if task.TargetServer != nil {
+		vm = task.TargetServer.VMID
+	}
+	before := exist && vm != ""
+	oldVM := vm
+	set(&exist, b.ExistServer)
+	if b.TargetServer != nil {
+		set(&vm, b.TargetServer.VMID)
+	}
+	if !exist || vm == "" || (before && vm == oldVM) {
+		return nil // nothing newly bound
+	}
+	return h.checkBind(ctx, t, vm, id)
+}
+
 // delete: DELETE /v3/tasks/{id}. A running task is stopped and cleaned up by
 // its workflow (the agent must be connected to be told, SMS.7723); a task
 // without a running workflow is removed at once.
@@ -499,12 +562,23 @@ func (h taskHandlers) deletable(ctx context.Context, t store.Tenant, id string) 
 }
 
 func (h taskHandlers) deleteOne(ctx context.Context, t store.Tenant, id string) error {
-	if _, err := h.deletable(ctx, t, id); err != nil {
+	task, err := h.deletable(ctx, t, id)
+	if err != nil {
 		return err
 	}
-	err := h.engine.Delete(ctx, id)
+	err = h.engine.Delete(ctx, id)
 	if errors.Is(err, engine.ErrNoRun) {
-		return h.store.DeleteTask(ctx, t, id)
+		if err := h.store.DeleteTask(ctx, t, id); err != nil {
+			return err
+		}
+		// No run to clean up: a bound existing server is released here,
+		// or it would stay held by a task that no longer exists.
+		if h.targets != nil && task.ExistServer && task.TargetServer != nil && task.TargetServer.Location != "" {
+			if err := h.targets.Release(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location}, id); err != nil {
+				h.log.WarnContext(ctx, "bound target not released", "task", id, "err", err)
+			}
+		}
+		return nil
 	}
 	return err
 }

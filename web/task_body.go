@@ -84,7 +84,7 @@ func (b *createTaskBody) validate() error {
 	}
 	if v.required("target_server", b.TargetServer != nil) {
 		ts := b.TargetServer
-		v.str("target_server.vm_id", ts.VMID, false, 0, 255)
+		v.serverID("target_server.vm_id", ts.VMID)
 		v.str("target_server.name", ts.Name, false, 0, 255)
 		if ts.Disks != nil {
 			checkTargetDisks(&v, *ts.Disks)
@@ -214,7 +214,7 @@ func (b *updateTaskBody) validate() error {
 	}
 	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
 	if ts := b.TargetServer; ts != nil {
-		v.str("target_server.vm_id", ts.VMID, false, 0, 255)
+		v.serverID("target_server.vm_id", ts.VMID)
 		v.str("target_server.name", ts.Name, false, 0, 255)
 		v.str("target_server.ip", ts.IP, false, 0, 255)
 		v.enum("target_server.os_type", ts.OSType, false, true, osTypes...)

@@ -321,6 +321,7 @@ func TestTaskCreate(t *testing.T) {
 		require.NoError(t, err)
 
 		// From the default project, named by the template, on an existing VM.
+		require.NoError(t, e.targets.Assign("vm-1", e.creds.DomainID))
 		src := register(t, e, e.token, linuxSource("web-1", nextMAC()))
 		id := createTask(t, e, e.token, withJSON(t, taskBody("t1", src), func(m map[string]any) {
 			m["vm_template_id"] = tpl
@@ -674,6 +675,7 @@ func TestTaskShow(t *testing.T) {
 func TestTaskUpdate(t *testing.T) {
 	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
 		id, _ := newSourceTask(t, e, "web-1")
+		require.NoError(t, e.targets.Assign("vm-9", e.creds.DomainID))
 		r := e.do("PUT", "/v3/tasks/"+id, `{"name":"renamed","type":"MIGRATE_BLOCK","speed_limit":300,"migration_ip":"10.0.0.9",
 			"region_id":"r-2","region_name":"region-2","project_id":"p-2","project_name":"proj-2","use_public_ip":false,"exist_server":true,
 			"target_server":{"vm_id":"vm-9","name":"tgt-2","flavor":"s6.large","os_type":"LINUX",

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
@@ -70,6 +71,18 @@ func (v *checks) str(field string, s *string, required bool, min, max int) {
 		v.add(field, fmt.Sprintf("must have at most %d characters", max), false)
 	case strings.ContainsRune(*s, 0):
 		v.add(field, "must not contain NUL characters", false)
+	}
+}
+
+// serverID checks an existing server's id (target_server.vm_id): a plain
+// name (provider.CheckServerID), since a provider may use it as a folder
+// name. Empty means none: the task creates its target.
+func (v *checks) serverID(field string, s *string) {
+	if s == nil || *s == "" {
+		return
+	}
+	if err := provider.CheckServerID(*s); err != nil {
+		v.add(field, err.Error(), false)
 	}
 }
 

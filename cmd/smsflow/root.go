@@ -15,6 +15,7 @@ import (
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -74,6 +75,9 @@ type app struct {
 	store *store.Store
 	box   *secret.Box
 	iam   *iam.Service
+	// targets is the local provider, one per process: the API checks
+	// existing servers' owners with the instance the worker writes them.
+	targets *local.Provider
 }
 
 func (e *env) open(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {

@@ -82,7 +82,13 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 		}
 		defer stopWorker() // before the client and server close (deferred earlier)
 	}
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
+	// The API checks who owns an existing server in the targets folder
+	// the worker keeps (an API-only process must see the same folder).
+	targets, err := a.localProvider()
+	if err != nil {
+		return err
+	}
+	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine, Targets: targets,
 		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})
 	ui := ""
 	if tmp.server != nil {

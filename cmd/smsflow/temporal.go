@@ -145,22 +145,35 @@ func temporalTLS(cfg config.Config) (*tls.Config, error) {
 // targets under --targets-dir and runs their receivers where --receiver-listen
 // and --receiver-ports say, telling agents --receiver-advertise.
 func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, *local.Provider, error) {
+	prov, err := a.localProvider()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
+		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
+}
+
+// localProvider is the process's local provider on --targets-dir.
+func (a *app) localProvider() (*local.Provider, error) {
+	if a.targets != nil {
+		return a.targets, nil
+	}
 	dir := a.cfg.TargetsDir
 	if dir == "" {
 		dir = filepath.Join(a.cfg.DataDir, "targets")
 	}
 	prov, err := local.New(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	prov.Logger = a.log
 	lo, hi, err := config.ParsePortRange(a.cfg.ReceiverPorts) // checked by Validate
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	prov.Net = local.ReceiverNet{Listen: a.cfg.ReceiverListen, Advertise: a.cfg.ReceiverHost(), PortMin: lo, PortMax: hi}
-	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
+	a.targets = prov
+	return prov, nil
 }
 
 // startWorker starts the migration worker and the receivers of the targets

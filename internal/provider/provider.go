@@ -7,6 +7,8 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/smsflow/smsflow/agent/transport"
 )
@@ -32,11 +34,12 @@ type Partition struct {
 // Spec describes the target of a task.
 type Spec struct {
 	TaskID   string
+	DomainID string // the tenant the target belongs to
 	Name     string
 	OSType   string
 	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
 	Disks    []Disk
-	ExistVM  string // an existing target to bind instead of creating one
+	ExistVM  string // an existing target to bind instead of creating one (CheckServerID)
 	Template string // template id (flavor, network) when the provider uses one
 }
 
@@ -79,6 +82,49 @@ var ErrNoSpace = errors.New("provider: not enough space for the target disks")
 
 // ErrNotFound: the existing target server to bind does not exist.
 var ErrNotFound = errors.New("provider: target server not found")
+
+// ErrInUse: the existing target server is bound to another task.
+var ErrInUse = errors.New("provider: target server in use by another task")
+
+// MaxServerIDLen bounds an existing server's id (a UUID on a cloud, a folder
+// name for the local provider).
+const MaxServerIDLen = 128
+
+// CheckServerID tells whether id can name an existing target server: one
+// plain name of ASCII letters, digits, '-', '_' and '.', not starting with a
+// dot, at most MaxServerIDLen long. Providers use the id as a path element
+// (the local provider's folder), so ".", "..", separators and NUL must never
+// reach them.
+func CheckServerID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("must not be empty")
+	case len(id) > MaxServerIDLen:
+		return fmt.Errorf("must have at most %d characters", MaxServerIDLen)
+	case strings.HasPrefix(id, "."):
+		return errors.New("must not start with a dot")
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return errors.New("must be a plain name of letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}
+
+// Binder is a provider that keeps who owns each existing target server, so
+// a tenant binds only its own servers and never one another task holds.
+type Binder interface {
+	// CheckBind tells whether a task of domainID may bind the existing
+	// server vmID: ErrNotFound when it does not exist or belongs to another
+	// domain (the two are answered alike, so ids do not leak), ErrInUse
+	// when another task (not taskID; "" for a task not yet created) holds it.
+	CheckBind(ctx context.Context, domainID, vmID, taskID string) error
+	// Release ends taskID's hold on a bound (not created) target, when the
+	// task is deleted: its receiver stops and the server is free for
+	// another task of its domain. The server itself is kept.
+	Release(ctx context.Context, t Target, taskID string) error
+}
 
 // ReceiverTask is what a receiver needs to know of its task.
 type ReceiverTask struct {

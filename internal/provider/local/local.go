@@ -1,6 +1,7 @@
 // Package local is the provider whose target servers are folders on this
 // machine: <root>/<task id>/ holds one sparse image file per target disk
-// (disk-0.img ...) and target.json. The data plane writes the images (block
+// (disk-0.img ...), target.json and owner.json (the domain it belongs to and
+// the task that holds it, owner.go). The data plane writes the images (block
 // migration) or a root tree (file migration); Start checks them.
 package local
 
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/smsflow/smsflow/internal/provider"
@@ -27,6 +29,7 @@ type Provider struct {
 	// Net is where receivers listen and what agents dial (zero: loopback).
 	Net ReceiverNet
 	rx  receivers
+	own sync.Mutex // serializes owner records' read-modify-write
 }
 
 // New returns a local provider rooted at dir (created if missing).
@@ -45,11 +48,18 @@ func New(dir string) (*Provider, error) {
 
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
-func (p *Provider) dir(taskID string) (string, error) {
-	if !safeID.MatchString(taskID) || strings.Contains(taskID, "..") {
-		return "", fmt.Errorf("local provider: bad task id %q", taskID)
+// dir is the folder of a target name. The name must be one plain path
+// element: the root itself ("."), its parent or any other folder must never
+// become a target.
+func (p *Provider) dir(name string) (string, error) {
+	if !safeID.MatchString(name) || strings.Contains(name, "..") || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("local provider: bad target name %q", name)
 	}
-	return filepath.Join(p.Root, taskID), nil
+	d := filepath.Join(p.Root, name)
+	if err := p.inRoot(d); err != nil {
+		return "", err
+	}
+	return d, nil
 }
 
 type manifest struct {
@@ -65,25 +75,55 @@ func DiskFile(location string, i int) string {
 // RootDir is where a file-level migration writes the target's tree.
 func RootDir(location string) string { return filepath.Join(location, "root") }
 
-// Create makes the folder and records the spec; the disks are laid out by
-// Format. Creating again returns the same target. With ExistVM the target is
-// the folder <root>/<ExistVM> the operator prepared: it must exist, and it
-// is kept when the task is deleted.
+// Create makes the folder and records the spec and the owner (the spec's
+// domain and task); the disks are laid out by Format. Creating again returns
+// the same target. With ExistVM the target is the folder <root>/<ExistVM>:
+// it must exist, belong to the spec's domain (ErrNotFound otherwise, as if
+// it did not exist) and not be held by another task (ErrInUse); the task
+// then holds it, and it is kept when the task is deleted (Release).
 func (p *Provider) Create(ctx context.Context, s provider.Spec) (provider.Target, error) {
+	if s.DomainID == "" || s.TaskID == "" {
+		return provider.Target{}, errors.New("local provider: a target needs its task and domain")
+	}
 	name, created := s.TaskID, true
 	if s.ExistVM != "" {
 		name, created = s.ExistVM, false
 	}
-	dir, err := p.dir(name)
-	if err != nil {
-		return provider.Target{}, err
-	}
+	p.own.Lock()
+	defer p.own.Unlock()
+	var dir string
+	var err error
 	if created {
+		if dir, err = p.dir(name); err != nil {
+			return provider.Target{}, err
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return provider.Target{}, fmt.Errorf("local provider: create %s: %w", dir, err)
 		}
-	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return provider.Target{}, fmt.Errorf("local provider: existing target %q: %w", s.ExistVM, provider.ErrNotFound)
+		o, ok, err := readOwner(dir)
+		if err != nil {
+			return provider.Target{}, err
+		}
+		switch {
+		case !ok:
+			// A new folder, or this task's own from before owners were
+			// recorded (it is named after the task).
+			if err := writeOwner(dir, owner{DomainID: s.DomainID, TaskID: s.TaskID, Created: true}); err != nil {
+				return provider.Target{}, err
+			}
+		case o.DomainID != s.DomainID || o.TaskID != s.TaskID:
+			return provider.Target{}, fmt.Errorf("local provider: %s belongs to another task", dir)
+		}
+	} else {
+		if dir, err = p.existingDir(name); err != nil {
+			return provider.Target{}, err
+		}
+		if err := bindable(dir, name, s.DomainID, s.TaskID); err != nil {
+			return provider.Target{}, err
+		}
+		if err := writeOwner(dir, owner{DomainID: s.DomainID, TaskID: s.TaskID}); err != nil {
+			return provider.Target{}, err
+		}
 	}
 	b, _ := json.MarshalIndent(manifest{Spec: s}, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "target.json"), b, 0o600); err != nil {
@@ -203,6 +243,15 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	if err := copySparse(ctx, filepath.Join(t.Location, "target.json"), filepath.Join(tmp, "target.json")); err != nil {
 		return provider.Target{}, fmt.Errorf("local provider: clone manifest: %w", err)
 	}
+	// The clone belongs to the target's domain and is held by no task: it
+	// outlives the task, and the domain may bind it as an existing server.
+	if o, ok, err := readOwner(t.Location); err != nil {
+		return provider.Target{}, err
+	} else if ok {
+		if err := writeOwner(tmp, owner{DomainID: o.DomainID}); err != nil {
+			return provider.Target{}, err
+		}
+	}
 	for i, d := range t.Disks {
 		if err := copySparse(ctx, d, DiskFile(tmp, i)); err != nil {
 			return provider.Target{}, fmt.Errorf("local provider: clone disk %d: %w", i, err)
@@ -214,15 +263,24 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	return c, nil
 }
 
-// Delete stops the target's receiver and removes the target folder.
+// Delete stops the target's receiver and removes the target folder, owner
+// record included: no folder is left behind that could pass for an
+// existing server. A bound existing server is never deleted (its task
+// releases it, Release).
 func (p *Provider) Delete(ctx context.Context, t provider.Target) error {
 	if t.Location == "" {
 		return nil
 	}
+	if err := p.inRoot(t.Location); err != nil {
+		return fmt.Errorf("local provider: refusing to delete: %w", err)
+	}
 	p.StopReceiver(t)
-	rel, err := filepath.Rel(p.Root, t.Location)
-	if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
-		return fmt.Errorf("local provider: refusing to delete %s outside %s", t.Location, p.Root)
+	p.own.Lock()
+	defer p.own.Unlock()
+	if o, ok, err := readOwner(t.Location); err != nil {
+		return err
+	} else if ok && !o.Created {
+		return fmt.Errorf("local provider: refusing to delete %s: an existing server, not created by a task", t.Location)
 	}
 	return os.RemoveAll(t.Location)
 }

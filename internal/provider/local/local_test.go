@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -33,7 +34,7 @@ func allocated(t *testing.T, path string) int64 {
 func TestCreateIsIdempotentAndFormatIsSparse(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
-	spec := provider.Spec{TaskID: "task-1", Name: "web", Type: "MIGRATE_BLOCK",
+	spec := provider.Spec{DomainID: "d1", TaskID: "task-1", Name: "web", Type: "MIGRATE_BLOCK",
 		Disks: []provider.Disk{{Name: "vda", Size: 40 << 30, UsedSize: 1 << 20}, {Name: "vdb", Size: 8 << 30}}}
 	tg, err := p.Create(ctx, spec)
 	require.NoError(t, err)
@@ -70,7 +71,7 @@ func TestFormatRefuses(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := newProvider(t)
-			spec := provider.Spec{TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{c.disk}}
+			spec := provider.Spec{DomainID: "d1", TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{c.disk}}
 			tg, err := p.Create(ctx, spec)
 			require.NoError(t, err)
 			err = p.Format(ctx, tg, spec)
@@ -87,24 +88,95 @@ func TestFormatRefuses(t *testing.T) {
 func TestExistingTargetIsBoundAndKept(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
-	_, err := p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "prepared-vm"})
+	_, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "t", ExistVM: "prepared-vm"})
 	assert.ErrorIs(t, err, provider.ErrNotFound)
 
+	// A folder without an owner belongs to nobody: it cannot be bound.
 	require.NoError(t, os.Mkdir(filepath.Join(p.Root, "prepared-vm"), 0o700))
-	tg, err := p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "prepared-vm", Disks: []provider.Disk{{Size: 1 << 20}}})
+	_, err = p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "t", ExistVM: "prepared-vm"})
+	assert.ErrorIs(t, err, provider.ErrNotFound)
+
+	require.NoError(t, p.Assign("prepared-vm", "d1"))
+	tg, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "t", ExistVM: "prepared-vm", Disks: []provider.Disk{{Size: 1 << 20}}})
 	require.NoError(t, err)
 	assert.False(t, tg.Created, "the operator's server is not ours to delete")
 	assert.Equal(t, "prepared-vm", tg.VMID)
+	assert.Error(t, p.Delete(ctx, tg), "a bound server is never deleted")
+	_, err = os.Stat(tg.Location)
+	require.NoError(t, err)
 
-	_, err = p.Create(ctx, provider.Spec{TaskID: "t", ExistVM: "../etc"})
+	_, err = p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "t", ExistVM: "../etc"})
 	assert.Error(t, err, "a path is not a target name")
+}
+
+// TestExistingTargetOwnership: a task binds only a target of its own domain
+// that no other task holds; another domain's reads as missing; a deleted
+// task releases what it bound and removes what it created.
+func TestExistingTargetOwnership(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	theirs, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "task-a", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}})
+	require.NoError(t, err)
+	manifest, err := os.ReadFile(filepath.Join(theirs.Location, "target.json"))
+	require.NoError(t, err)
+
+	// Another domain: the created target of a task, an assigned free one,
+	// and a name that does not exist answer alike.
+	require.NoError(t, p.Assign("free-d1", "d1"))
+	for _, vm := range []string{"task-a", "free-d1", "missing"} {
+		assert.ErrorIs(t, p.CheckBind(ctx, "d2", vm, ""), provider.ErrNotFound, vm)
+		_, err := p.Create(ctx, provider.Spec{DomainID: "d2", TaskID: "task-b", ExistVM: vm, Disks: []provider.Disk{{Size: 1 << 10}}})
+		assert.ErrorIs(t, err, provider.ErrNotFound, vm)
+	}
+	after, err := os.ReadFile(filepath.Join(theirs.Location, "target.json"))
+	require.NoError(t, err)
+	assert.Equal(t, manifest, after, "the refused bind wrote nothing into the other domain's target")
+	// The same domain: a target another task holds is in use.
+	assert.ErrorIs(t, p.CheckBind(ctx, "d1", "task-a", ""), provider.ErrInUse)
+	_, err = p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "task-c", ExistVM: "task-a"})
+	assert.ErrorIs(t, err, provider.ErrInUse)
+
+	// Names that escape are refused before anything is joined to the root.
+	for _, vm := range []string{".", "..", "../targets", "/etc", "task-a/root", `a\b`, "a\x00b", ".hidden", "", strings.Repeat("x", 129)} {
+		assert.ErrorIs(t, p.CheckBind(ctx, "d1", vm, ""), provider.ErrNotFound, vm)
+		if vm != "" { // "" asks for a new target
+			_, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "task-c", ExistVM: vm})
+			assert.ErrorIs(t, err, provider.ErrNotFound, vm)
+		}
+	}
+	_, err = os.Stat(filepath.Join(p.Root, "target.json"))
+	assert.True(t, os.IsNotExist(err), "the root never becomes a target")
+
+	// A receiver serves only the task holding the target.
+	for _, task := range []provider.ReceiverTask{{TaskID: "task-b", DomainID: "d2"}, {TaskID: "task-c", DomainID: "d1"}} {
+		_, err := p.Receiver(ctx, theirs, task)
+		assert.Error(t, err, task.TaskID)
+	}
+
+	// Bound by task-c, then released when task-c is deleted: free again for
+	// the domain, and kept.
+	require.NoError(t, p.CheckBind(ctx, "d1", "free-d1", ""))
+	bound, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "task-c", ExistVM: "free-d1"})
+	require.NoError(t, err)
+	assert.ErrorIs(t, p.CheckBind(ctx, "d1", "free-d1", "task-d"), provider.ErrInUse)
+	require.NoError(t, p.CheckBind(ctx, "d1", "free-d1", "task-c"), "the holder itself")
+	require.NoError(t, p.Release(ctx, bound, "task-c"))
+	require.NoError(t, p.CheckBind(ctx, "d1", "free-d1", "task-d"))
+	assert.ErrorIs(t, p.CheckBind(ctx, "d2", "free-d1", ""), provider.ErrNotFound, "still d1's")
+
+	// A created target goes with its task: nothing is left to claim.
+	require.NoError(t, p.Delete(ctx, theirs))
+	for _, d := range []string{"d1", "d2"} {
+		assert.ErrorIs(t, p.CheckBind(ctx, d, "task-a", ""), provider.ErrNotFound, d)
+	}
+	assert.Error(t, p.Assign("free-d1", "d2"), "an owned folder is not handed to another domain")
 }
 
 func TestCloneCopiesDataSparse(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
 	// 40 GiB holding 64 KiB: the clone reads only the data extents.
-	spec := provider.Spec{TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 40 << 30}}}
+	spec := provider.Spec{DomainID: "d1", TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 40 << 30}}}
 	tg, err := p.Create(ctx, spec)
 	require.NoError(t, err)
 	require.NoError(t, p.Format(ctx, tg, spec))
@@ -156,7 +228,7 @@ func TestDeleteStaysInsideRoot(t *testing.T) {
 	_, err := os.Stat(outside)
 	require.NoError(t, err)
 
-	tg, err := p.Create(ctx, provider.Spec{TaskID: "gone"})
+	tg, err := p.Create(ctx, provider.Spec{DomainID: "d1", TaskID: "gone"})
 	require.NoError(t, err)
 	require.NoError(t, p.Delete(ctx, tg))
 	_, err = os.Stat(tg.Location)
@@ -167,7 +239,7 @@ func TestDeleteStaysInsideRoot(t *testing.T) {
 func TestStartFailsWithoutDisks(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
-	spec := provider.Spec{TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}}
+	spec := provider.Spec{DomainID: "d1", TaskID: "t", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}}
 	tg, err := p.Create(ctx, spec)
 	require.NoError(t, err)
 	assert.Error(t, p.Start(ctx, tg), "an image never laid out cannot boot")

@@ -77,18 +77,20 @@ func (n ReceiverNet) listen(recorded int, creds transport.Creds) (*transport.Lis
 	return nil, fmt.Errorf("no free port in %d-%d: %w", n.PortMin, n.PortMax, last)
 }
 
-// receivers are the running receiving ends, one per target folder. Each
-// listens on a port recorded in the target's folder, so a restarted worker
-// listens where the agent already dials.
+// receivers are the running receiving ends, one per task: a target is held
+// by one task at a time (owner.go), and a receiver accepts only its task's
+// agent. Each listens on a port recorded in the target's manifest, so a
+// restarted worker listens where the agent already dials.
 type receivers struct {
 	mu      sync.Mutex
-	running map[string]*receiver // by target location
+	running map[string]*receiver // by task id
 }
 
 type receiver struct {
-	addr   string
-	cancel context.CancelFunc
-	done   chan struct{}
+	addr     string
+	location string // the target folder it writes
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 type receiverRecord struct {
@@ -98,10 +100,15 @@ type receiverRecord struct {
 	Type     string `json:"type"`
 }
 
-// Receiver starts the target's receiver (or finds it running) and returns
-// its address.
+// Receiver starts the task's receiver on its target (or finds it running)
+// and returns its address. The target must be held by the task (owner.go):
+// a free target of the task's domain is taken, one of another domain or
+// held by another task is refused.
 func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provider.ReceiverTask) (string, error) {
 	if err := p.exists(t); err != nil {
+		return "", err
+	}
+	if err := p.hold(t.Location, task); err != nil {
 		return "", err
 	}
 	if len(t.Disks) == 0 {
@@ -118,13 +125,20 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	if p.rx.running == nil {
 		p.rx.running = map[string]*receiver{}
 	}
-	if r, ok := p.rx.running[t.Location]; ok {
+	if r, ok := p.rx.running[task.TaskID]; ok {
 		select {
 		case <-r.done:
 			r.cancel() // it died: release it, and start again
-			delete(p.rx.running, t.Location)
+			delete(p.rx.running, task.TaskID)
 		default:
-			return r.addr, nil
+			if r.location == t.Location {
+				return r.addr, nil
+			}
+			// The task's target moved (never expected): the old
+			// receiver must not keep writing the old folder.
+			r.cancel()
+			<-r.done
+			delete(p.rx.running, task.TaskID)
 		}
 	}
 	rec := p.readRecord(t.Location)
@@ -138,8 +152,9 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 		return "", err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &receiver{addr: net.JoinHostPort(p.Net.advertiseHost(), strconv.Itoa(port)), cancel: cancel, done: make(chan struct{})}
-	p.rx.running[t.Location] = r
+	r := &receiver{addr: net.JoinHostPort(p.Net.advertiseHost(), strconv.Itoa(port)), location: t.Location, cancel: cancel,
+		done: make(chan struct{})}
+	p.rx.running[task.TaskID] = r
 	log := p.logger().With("task", task.TaskID, "receiver", r.addr, "listen", ln.Addr().String())
 	target := t
 	maxBytes := p.treeCap(t.Location)
@@ -197,11 +212,55 @@ func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.
 	return fmt.Errorf("protocol %d refused for a %s target", c.Kind(), typ)
 }
 
-// StopReceiver stops the target's receiver, if one runs.
+// hold checks that task may receive into the folder loc, and records it as
+// the holder of a free target of its domain.
+func (p *Provider) hold(loc string, task provider.ReceiverTask) error {
+	if err := p.inRoot(loc); err != nil {
+		return err
+	}
+	p.own.Lock()
+	defer p.own.Unlock()
+	o, ok, err := readOwner(loc)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok && filepath.Base(loc) == task.TaskID && task.DomainID != "":
+		// The task's own folder from before owners were recorded.
+		return writeOwner(loc, owner{DomainID: task.DomainID, TaskID: task.TaskID, Created: true})
+	case !ok || o.DomainID != task.DomainID:
+		return fmt.Errorf("local provider: receiver: target %s: %w", filepath.Base(loc), provider.ErrNotFound)
+	case o.TaskID == task.TaskID:
+		return nil
+	case o.TaskID == "":
+		o.TaskID = task.TaskID
+		return writeOwner(loc, o)
+	}
+	return fmt.Errorf("local provider: receiver: target %s: %w", filepath.Base(loc), provider.ErrInUse)
+}
+
+// StopReceiver stops the receivers writing into the target, if any run.
 func (p *Provider) StopReceiver(t provider.Target) {
 	p.rx.mu.Lock()
-	r, ok := p.rx.running[t.Location]
-	delete(p.rx.running, t.Location)
+	var stop []*receiver
+	for id, r := range p.rx.running {
+		if r.location == t.Location {
+			stop = append(stop, r)
+			delete(p.rx.running, id)
+		}
+	}
+	p.rx.mu.Unlock()
+	for _, r := range stop {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// stopReceiver stops the task's receiver, if one runs.
+func (p *Provider) stopReceiver(taskID string) {
+	p.rx.mu.Lock()
+	r, ok := p.rx.running[taskID]
+	delete(p.rx.running, taskID)
 	p.rx.mu.Unlock()
 	if ok {
 		r.cancel()

@@ -4,10 +4,19 @@
 // and the migration workflow compute the same answer.
 package layout
 
-import "github.com/smsflow/smsflow/internal/store"
+import (
+	"math"
+
+	"github.com/smsflow/smsflow/internal/store"
+)
 
 // GiB is the granularity of cloud disk sizes.
 const GiB = int64(1) << 30
+
+// MaxDiskSize is the largest disk size the API accepts (64 PiB, far past
+// any real disk): sizes near 2^63 would overflow the sums and roundings
+// made on them.
+const MaxDiskSize = int64(1) << 56
 
 // MinSystemDisk is the smallest system disk the target cloud accepts
 // (ECS: 40 GiB).
@@ -60,10 +69,14 @@ func sized(size, adjust *int64) int64 {
 	return v(size)
 }
 
-// roundGiB rounds a byte count up to whole GiB.
+// roundGiB rounds a byte count up to whole GiB, saturating at the largest
+// whole GiB an int64 holds (n + GiB - 1 would wrap negative near 2^63).
 func roundGiB(n int64) int64 {
 	if n <= 0 {
 		return 0
+	}
+	if n > math.MaxInt64-GiB+1 {
+		return math.MaxInt64 / GiB * GiB
 	}
 	return (n + GiB - 1) / GiB * GiB
 }
@@ -141,7 +154,10 @@ func TotalSize(disks []store.SourceDisk) int64 {
 	var n int64
 	for _, d := range disks {
 		if wanted(d.NeedMigration) {
-			n += v(d.UsedSize)
+			// Saturates rather than wraps (the API bounds each size).
+			if u := v(d.UsedSize); u > 0 {
+				n = min(n, math.MaxInt64-u) + u
+			}
 		}
 	}
 	return n

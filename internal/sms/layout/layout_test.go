@@ -48,3 +48,18 @@ func TestRecommend(t *testing.T) {
 	assert.NotNil(t, empty.Disks)
 	assert.NotNil(t, empty.VolumeGroups)
 }
+
+// Sizes near 2^63 saturate instead of wrapping (issue 8, finding 5: a disk
+// of 2^63-1 bytes was recommended a 40 GiB target).
+func TestRecommendSaturates(t *testing.T) {
+	const maxInt64 = int64(1<<63 - 1)
+	disks := []store.SourceDisk{
+		{Name: p("/dev/vda"), DeviceUse: p("BOOT"), Size: p(maxInt64), UsedSize: p(maxInt64)},
+		{Name: p("/dev/vdb"), DeviceUse: p("NORMAL"), Size: p(maxInt64 - GiB), UsedSize: p(maxInt64)},
+	}
+	got := Recommend(disks, nil)
+	for i, d := range got.Disks {
+		assert.Equal(t, maxInt64/GiB*GiB, d.Size, "disk %d", i)
+	}
+	assert.Equal(t, maxInt64, TotalSize(disks))
+}
