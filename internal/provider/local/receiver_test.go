@@ -50,7 +50,7 @@ func taskCreds(t *testing.T) transport.Creds {
 // blockTarget creates a target folder for a block-level task.
 func blockTarget(t *testing.T, p *Provider, id string) (provider.Target, provider.ReceiverTask) {
 	t.Helper()
-	tg, err := p.Create(context.Background(), provider.Spec{TaskID: id, Name: id, Type: "MIGRATE_BLOCK",
+	tg, err := p.Create(context.Background(), provider.Spec{DomainID: "d1", TaskID: id, Name: id, Type: "MIGRATE_BLOCK",
 		Disks: []provider.Disk{{Name: "/dev/vda", Size: 1 << 20}}})
 	require.NoError(t, err)
 	return tg, provider.ReceiverTask{TaskID: id, DomainID: "d1", Type: "MIGRATE_BLOCK", Creds: taskCreds(t)}
@@ -275,7 +275,7 @@ func inNamespace(ns string, fn func() error) error {
 func TestFileReceiverCapsTheTree(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
-	spec := provider.Spec{TaskID: "task-f", Name: "files", Type: "MIGRATE_FILE",
+	spec := provider.Spec{DomainID: "d", TaskID: "task-f", Name: "files", Type: "MIGRATE_FILE",
 		Disks: []provider.Disk{{Name: "vda", Size: 3000}, {Name: "vdb", Size: 1000}}}
 	tg, err := p.Create(ctx, spec)
 	require.NoError(t, err)
