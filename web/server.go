@@ -115,10 +115,15 @@ func (s *Server) readyz(c *gin.Context) {
 // Serve answers on ln until ctx ends, then drains in-flight requests for at
 // most grace.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	// Headers must arrive within 10 s. ReadTimeout is only the fallback for
+	// a body nothing reads: the API reads bodies through its body gate,
+	// which moves the deadline with a minimum transfer rate (BodyOptions),
+	// so a large agent log gets its time and a trickled body does not hold
+	// a connection for minutes.
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
+		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
