@@ -43,11 +43,14 @@ func newEnv(t *testing.T, s *store.Store) *env { return newEnvTB(t, s) }
 func newEnvTB(t testing.TB, s *store.Store) *env { return newEnvWith(t, s, envOptions{}) }
 
 // envOptions are the optional collaborators of a test API: a task engine
-// (nil: none, as newEnv has) with its options, and a logger (nil: discard).
+// (nil: none, as newEnv has) with its options, a logger for the API and iam
+// (nil: discard), and the body and sign-in limits (zero: the defaults).
 type envOptions struct {
 	engine      web.TaskEngine
 	taskOptions web.TaskOptions
 	logger      *slog.Logger
+	body        web.BodyOptions
+	login       iam.LoginThrottle
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -60,7 +63,7 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	ctx := context.Background()
 	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
 	require.NoError(t, err)
-	svc := iam.New(s, box, iam.Options{CacheTTL: 30 * time.Second})
+	svc := iam.New(s, box, iam.Options{CacheTTL: 30 * time.Second, Logger: o.logger, Login: o.login})
 	dir := t.TempDir()
 	path, err := svc.Bootstrap(ctx, dir, func(string) string { return "" })
 	require.NoError(t, err)
@@ -73,8 +76,9 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	qctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go queue.Run(qctx)
-	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger}).Handler()
+	api := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Body: o.body})
+	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds}

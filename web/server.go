@@ -60,6 +60,8 @@ type Deps struct {
 	AgentTimeout time.Duration
 	Version      string
 	Now          func() time.Time
+	// Body bounds the reading of request bodies (zero: the defaults).
+	Body BodyOptions
 }
 
 // Server is the HTTP API.
@@ -87,7 +89,7 @@ func New(d Deps) *Server {
 	r.ContextWithFallback = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(requestID(d.Logger), accessLog(), recovery())
+	r.Use(requestID(d.Logger), accessLog(), recovery(), withBodyGate(newBodyGate(d.Body)))
 	s := &Server{deps: d, engine: r}
 	s.routes(r)
 	return s
