@@ -2,12 +2,14 @@ package web_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/iam"
 	"github.com/smsflow/smsflow/internal/testdb"
 	"github.com/smsflow/smsflow/signer"
 	"github.com/smsflow/smsflow/store"
@@ -282,4 +285,31 @@ func TestBodySlotsFull(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	r = e.do("POST", "/v3/migprojects", `{}`, e.token)
 	assert.Equal(t, http.StatusBadRequest, r.status, r.body)
+}
+
+// TestLoginThrottledHTTP: after the failures allowed for a user, POST
+// /v3/auth/tokens answers 429 with Retry-After and the spec's error body,
+// even for the right password; another user still signs in.
+func TestLoginThrottledHTTP(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnvWith(t, s, envOptions{login: iam.LoginThrottle{UserFailures: 3, Window: time.Hour}})
+		body := func(user, domain, pw string) string {
+			return `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":` + q(user) +
+				`,"password":` + q(pw) + `,"domain":{"name":` + q(domain) + `}}}}}}`
+		}
+		for range 3 {
+			r := e.do("POST", "/v3/auth/tokens", body("admin", "smsflow", "wrong-guess"), "")
+			require.Equal(t, http.StatusUnauthorized, r.status, r.body)
+		}
+		r := e.do("POST", "/v3/auth/tokens", body("admin", "smsflow", e.creds.Password), "")
+		require.Equal(t, http.StatusTooManyRequests, r.status, r.body)
+		code, _ := r.smsError(t)
+		assert.Equal(t, "APIGW.0308", code)
+		secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+		require.NoError(t, err, r.header.Get("Retry-After"))
+		assert.InDelta(t, 3600, secs, 60)
+		_, pw, err := e.iam.CreateUser(context.Background(), "smsflow", "ops", "")
+		require.NoError(t, err)
+		e.login("smsflow", "ops", pw)
+	})
 }
