@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -51,6 +52,7 @@ type envOptions struct {
 	logger      *slog.Logger
 	body        web.BodyOptions
 	login       iam.LoginThrottle
+	uiBackend   *url.URL // a Temporal UI to mount at /temporal/
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -78,6 +80,9 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	go queue.Run(qctx)
 	api := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
 		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Body: o.body})
+	if o.uiBackend != nil {
+		api.MountTemporalUI(o.uiBackend)
+	}
 	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
