@@ -236,7 +236,7 @@ func TestServeTemporalUIProxy(t *testing.T) {
 	go func() {
 		cmd := newRootCmd(&testutil.Buffer{}, &errOut, func(string) string { return "" })
 		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--temporal-embedded-addr", front,
-			"--temporal-ui-addr", "0.0.0.0:" + uiPort, "--temporal-ui-proxy"})
+			"--temporal-ui-addr", "0.0.0.0:" + uiPort, "--temporal-ui-proxy=true"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
 	defer func() {

@@ -23,7 +23,7 @@ REST API on --http-addr. With --temporal-address it uses that cluster instead.
 
 The Temporal Web UI has no sign-in and shows, and can cancel, every domain's runs:
 anyone who can reach --temporal-ui-addr can. Keep it on loopback (the default,
-127.0.0.1:8233) and reach it through an SSH tunnel, or set --temporal-ui-proxy to
+127.0.0.1:8233) and reach it through an SSH tunnel, or set --temporal-ui-proxy=true to
 serve it at /temporal/ on --http-addr to smsflow's administrator only (user admin of
 domain smsflow; a browser signs in as admin or smsflow/admin). A non-loopback
 --temporal-ui-addr is logged as a warning at every start.
