@@ -83,6 +83,9 @@ func (h tokenHandlers) issue(c *gin.Context) {
 	pa := iam.PasswordAuth{
 		DomainID: deref(u.Domain.ID), DomainName: deref(u.Domain.Name),
 		UserName: deref(u.Name), Password: deref(u.Password),
+		// The peer's own address, not X-Forwarded-For: a header the
+		// guesser writes would let it pick a fresh address per guess.
+		ClientAddr: c.RemoteIP(),
 	}
 	if s := a.Scope; s != nil {
 		if s.Domain != nil {

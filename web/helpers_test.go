@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -48,7 +49,8 @@ func newEnv(t *testing.T, s *store.Store) *env { return newEnvTB(t, s) }
 func newEnvTB(t testing.TB, s *store.Store) *env { return newEnvWith(t, s, envOptions{}) }
 
 // envOptions are the optional collaborators of a test API: a task engine
-// (nil: none, as newEnv has) with its options, and a logger (nil: discard).
+// (nil: none, as newEnv has) with its options, a logger for the API and iam
+// (nil: discard), and the body and sign-in limits (zero: the defaults).
 type envOptions struct {
 	engine      web.TaskEngine
 	taskOptions web.TaskOptions
@@ -56,6 +58,9 @@ type envOptions struct {
 	// now and agentTimeout replace the clock and the 90 s agent timeout.
 	now          func() time.Time
 	agentTimeout time.Duration
+	body         web.BodyOptions
+	login        iam.LoginThrottle
+	uiBackend    *url.URL // a Temporal UI to mount at /temporal/
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -68,7 +73,7 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	ctx := context.Background()
 	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
 	require.NoError(t, err)
-	svc := iam.New(s, box, iam.Options{CacheTTL: 30 * time.Second})
+	svc := iam.New(s, box, iam.Options{CacheTTL: 30 * time.Second, Logger: o.logger, Login: o.login})
 	dir := t.TempDir()
 	path, err := svc.Bootstrap(ctx, dir, func(string) string { return "" })
 	require.NoError(t, err)
@@ -86,8 +91,12 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	}
 	targets, err := local.New(t.TempDir())
 	require.NoError(t, err)
-	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: o.agentTimeout,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now, Targets: targets}).Handler()
+	api := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: o.agentTimeout,
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now, Targets: targets, Body: o.body})
+	if o.uiBackend != nil {
+		api.MountTemporalUI(o.uiBackend)
+	}
+	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds, targets: targets}

@@ -12,8 +12,14 @@ import (
 
 // fail answers with the spec's error body. An *smserr.Error goes out as it
 // is; anything else is an internal error: logged with the request id, and
-// answered with a generic 500 that leaks nothing.
+// answered with a generic 500 that leaks nothing. A retryError adds its
+// Retry-After; a body left unread is dropped with the connection.
 func fail(c *gin.Context, err error) {
+	dropUnreadBody(c)
+	var re *retryError
+	if errors.As(err, &re) {
+		c.Header("Retry-After", retryAfterSeconds(re.after))
+	}
 	e, ok := smserr.As(err)
 	if !ok {
 		logFor(c).ErrorContext(c.Request.Context(), "internal error", "err", err)

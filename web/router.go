@@ -14,7 +14,7 @@ func (s *Server) routes(r *gin.Engine) {
 	r.GET("/readyz", s.readyz)
 
 	v3 := r.Group("/v3")
-	v3.POST("/auth/tokens", tokenHandlers{iam: s.deps.IAM}.issue)
+	v3.POST("/auth/tokens", limitBody(maxLoginBodyBytes), tokenHandlers{iam: s.deps.IAM}.issue)
 
 	api := v3.Group("", authenticate(s.deps.IAM))
 

@@ -65,6 +65,8 @@ type Deps struct {
 	AgentTimeout time.Duration
 	Version      string
 	Now          func() time.Time
+	// Body bounds the reading of request bodies (zero: the defaults).
+	Body BodyOptions
 }
 
 // Server is the HTTP API.
@@ -92,7 +94,7 @@ func New(d Deps) *Server {
 	r.ContextWithFallback = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening())
+	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening(), withBodyGate(newBodyGate(d.Body)))
 	s := &Server{deps: d, engine: r}
 	s.routes(r)
 	return s
@@ -128,10 +130,15 @@ const WriteTimeout = 10 * time.Minute
 // Serve answers on ln until ctx ends, then drains in-flight requests for at
 // most grace.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	// Headers must arrive within 10 s. ReadTimeout is only the fallback for
+	// a body nothing reads: the API reads bodies through its body gate,
+	// which moves the deadline with a minimum transfer rate (BodyOptions),
+	// so a large agent log gets its time and a trickled body does not hold
+	// a connection for minutes.
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
+		ReadTimeout:       time.Minute,
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

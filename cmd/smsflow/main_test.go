@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -199,4 +200,90 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--http-addr")
 	assert.Contains(t, err.Error(), "SMSFLOW_LOG_LEVEL")
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8233": true, "localhost:8233": true, "[::1]:8233": true, "127.9.9.9:1": true,
+		"0.0.0.0:8233": false, ":8233": false, "[::]:8233": false, "10.0.0.5:8233": false, "example.com:80": false,
+		"nonsense": false,
+	} {
+		assert.Equal(t, want, isLoopback(addr), addr)
+	}
+	assert.Equal(t, "127.0.0.1:8233", dialable("0.0.0.0:8233"))
+	assert.Equal(t, "127.0.0.1:8233", dialable(":8233"))
+	assert.Equal(t, "10.0.0.5:8233", dialable("10.0.0.5:8233"))
+}
+
+// TestServeTemporalUIProxy: with --temporal-ui-proxy the real embedded UI
+// loads at /temporal/ for the administrator, is refused to anyone else, and
+// a UI listening beyond loopback is warned about; serve --help says who can
+// reach the UI.
+func TestServeTemporalUIProxy(t *testing.T) {
+	help, _, err := run(t, context.Background(), nil, "serve", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, help, "no sign-in")
+	assert.Contains(t, help, "--temporal-ui-proxy")
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	_, uiPort, err := net.SplitHostPort(freeAddr(t))
+	require.NoError(t, err)
+	front := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut testutil.Buffer
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd(&testutil.Buffer{}, &errOut, func(string) string { return "" })
+		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--temporal-embedded-addr", front,
+			"--temporal-ui-addr", "0.0.0.0:" + uiPort, "--temporal-ui-proxy=true"})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+	require.Eventually(t, func() bool {
+		r, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond)
+	assert.Contains(t, errOut.String(), "THE TEMPORAL UI IS REACHABLE BEYOND THIS HOST")
+
+	raw, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))
+	require.NoError(t, err)
+	var c iam.Credentials
+	require.NoError(t, json.Unmarshal(raw, &c))
+
+	get := func(user, pw string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/temporal/", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		r, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	status, body := get("", "")
+	assert.Equal(t, http.StatusUnauthorized, status, body)
+	assert.Contains(t, body, `"error_code"`)
+	status, body = get("admin", "wrong-password")
+	assert.Equal(t, http.StatusUnauthorized, status, body)
+	// The UI may take a moment after the API: ask until it answers.
+	require.Eventually(t, func() bool {
+		status, body = get("smsflow/admin", c.Password)
+		return status == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond, "last answer %d %.200s", status, body)
+	assert.Contains(t, strings.ToLower(body), "<html")
+	assert.Contains(t, body, "/temporal/", "the page refers to its assets under the public path")
 }

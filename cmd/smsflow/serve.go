@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +20,13 @@ func (e *env) serveCmd() *cobra.Command {
 data dir (or MySQL with --db-dsn), an embedded Temporal server (its database in
 <data-dir>/temporal) with its Web UI on --temporal-ui-addr, the migration worker, and the
 REST API on --http-addr. With --temporal-address it uses that cluster instead.
+
+The Temporal Web UI has no sign-in and shows, and can cancel, every domain's runs:
+anyone who can reach --temporal-ui-addr can. Keep it on loopback (the default,
+127.0.0.1:8233) and reach it through an SSH tunnel, or set --temporal-ui-proxy=true to
+serve it at /temporal/ on --http-addr to smsflow's administrator only (user admin of
+domain smsflow; a browser signs in as admin or smsflow/admin). A non-loopback
+--temporal-ui-addr is logged as a warning at every start.
 
 On first start with an empty database it creates an admin tenant and writes its
 credentials to <data-dir>/admin-credentials.json (mode 0600).`,
@@ -94,7 +103,30 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 	if tmp.server != nil {
 		ui = tmp.server.UIAddr()
 	}
+	if ui != "" && !isLoopback(ui) {
+		log.Warn("THE TEMPORAL UI IS REACHABLE BEYOND THIS HOST WITHOUT SIGN-IN: it shows and can cancel every domain's runs; "+
+			"set --temporal-ui-addr to a loopback address (and --temporal-ui-proxy for remote access)", "temporal_ui", ui)
+	}
+	if cfg.TemporalUIProxy {
+		if ui == "" {
+			return errors.New("--temporal-ui-proxy serves serve's embedded Temporal UI: it needs the embedded server and --temporal-ui-addr")
+		}
+		srv.MountTemporalUI(&url.URL{Scheme: "http", Host: dialable(ui)})
+		log.Info("temporal UI served to the administrator", "path", web.TemporalUIPath+"/")
+	}
 	log.Info("smsflow started", "version", version, "all_in_one", allInOne, "data_dir", absDataDir(cfg.DataDir),
 		"temporal_ui", ui)
 	return web.Serve(ctx, ln, srv.Handler(), cfg.ShutdownTimeout, log)
+}
+
+// dialable turns a listen address on every interface into one to dial.
+func dialable(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

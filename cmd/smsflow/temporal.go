@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -57,7 +58,8 @@ func openTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, embe
 		}
 		srv, err := tserver.Start(ctx, tserver.Options{
 			DataDir: filepath.Join(cfg.DataDir, "temporal"), FrontendAddr: cfg.TemporalEmbedAddr, UIAddr: cfg.TemporalUIAddr,
-			Namespace: cfg.TemporalNamespace, Retention: cfg.TemporalRetention, SearchAttributes: engine.SearchAttributes,
+			UIPublicPath: uiPublicPath(cfg),
+			Namespace:    cfg.TemporalNamespace, Retention: cfg.TemporalRetention, SearchAttributes: engine.SearchAttributes,
 			Logger: temporalLogger(log, cfg),
 		})
 		if err != nil {
@@ -197,4 +199,27 @@ func (a *app) startWorker(ctx context.Context, t *temporalSide, queue *dispatch.
 
 func (a *app) taskOptions() web.TaskOptions {
 	return web.TaskOptions{TimeZone: a.cfg.TimeZone, SyncInterval: a.cfg.SyncInterval, AgentStepTimeout: a.cfg.AgentStepTimeout}
+}
+
+// uiPublicPath is the embedded UI's path prefix: the proxy's when it serves
+// the UI through the API listener.
+func uiPublicPath(cfg config.Config) string {
+	if cfg.TemporalUIProxy {
+		return web.TemporalUIPath
+	}
+	return ""
+}
+
+// isLoopback tells whether a host:port listens on loopback only (an empty
+// host listens on every interface).
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,22 +15,48 @@ import (
 // raw request body (already read by the caller). X-Project-Id picks the
 // project; it must belong to the key owner's domain.
 func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body []byte) (Principal, error) {
-	auth, err := signer.ParseAuthorization(r.Header.Get("Authorization"))
-	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	key, sk, err := s.accessKey(ctx, auth.AccessKey)
+	sc, err := s.PrecheckSigned(ctx, r)
 	if err != nil {
 		return Principal{}, err
 	}
-	switch err := signer.Verify(r, body, auth, sk, s.opts.Now(), s.opts.MaxSkew); {
-	case err == nil:
-	case errors.Is(err, signer.ErrClockSkew):
-		return Principal{}, ErrClockSkew
-	case errors.Is(err, signer.ErrBadSignature):
-		return Principal{}, ErrBadSignature
-	default:
-		return Principal{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	return s.FinishSigned(ctx, r, sc, sha256.Sum256(body))
+}
+
+// SignedCaller is a signed request whose headers passed PrecheckSigned: its
+// AK is active and its X-Sdk-Date within the skew. Its signature, which
+// covers the body, is not checked yet.
+type SignedCaller struct {
+	auth signer.Authorization
+	key  store.AccessKeyWithUser
+	sk   string
+}
+
+// PrecheckSigned is the first half of AuthenticateSigned: everything that
+// can be checked from the headers (the Authorization header parses, the AK
+// exists and is active, X-Sdk-Date is within the skew), with the errors
+// AuthenticateSigned returns. The API calls it before reading a body, so an
+// anonymous caller cannot make the server hold one.
+func (s *Service) PrecheckSigned(ctx context.Context, r *http.Request) (*SignedCaller, error) {
+	auth, err := signer.ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	key, sk, err := s.accessKey(ctx, auth.AccessKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := signer.CheckDate(r, auth, s.opts.Now(), s.opts.MaxSkew); err != nil {
+		return nil, signedError(err)
+	}
+	return &SignedCaller{auth: auth, key: key, sk: sk}, nil
+}
+
+// FinishSigned is the second half of AuthenticateSigned: bodySum is the
+// SHA-256 of the raw body, hashed as it was read.
+func (s *Service) FinishSigned(ctx context.Context, r *http.Request, sc *SignedCaller, bodySum [sha256.Size]byte) (Principal, error) {
+	auth, key := sc.auth, sc.key
+	if err := signer.VerifySum(r, bodySum, auth, sc.sk, s.opts.Now(), s.opts.MaxSkew); err != nil {
+		return Principal{}, signedError(err)
 	}
 	// The project decides the tenant scope: a project header outside the
 	// signature could be swapped by anyone on the path.
@@ -44,6 +71,17 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 		DomainID: key.DomainID, DomainName: key.DomainName, UserID: key.UserID, UserName: key.UserName,
 		ProjectID: p.ID, ProjectName: p.Name, Method: "aksk", AccessKey: key.AK,
 	}, nil
+}
+
+// signedError maps the signer's errors to iam's.
+func signedError(err error) error {
+	switch {
+	case errors.Is(err, signer.ErrClockSkew):
+		return ErrClockSkew
+	case errors.Is(err, signer.ErrBadSignature):
+		return ErrBadSignature
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
 // accessKey finds an active AK and decrypts its SK, through the cache.

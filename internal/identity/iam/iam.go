@@ -77,6 +77,8 @@ type Options struct {
 	CacheTTL time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Login throttles password sign-ins (zero: the defaults).
+	Login LoginThrottle
 }
 
 // Service authenticates callers and manages tenants.
@@ -85,6 +87,10 @@ type Service struct {
 	box   *secret.Box
 	opts  Options
 	log   *slog.Logger
+
+	login *loginGuard
+	// checkPassword is secret.CheckPassword (tests observe it).
+	checkPassword func(hash, password string) bool
 
 	mu       sync.Mutex
 	keys     map[string]cachedKey     // by AK
@@ -125,6 +131,7 @@ func New(s Store, box *secret.Box, opts Options) *Service {
 	}
 	return &Service{
 		store: s, box: box, opts: opts, log: log,
+		login: newLoginGuard(opts.Login), checkPassword: secret.CheckPassword,
 		keys: map[string]cachedKey{}, tokens: map[string]cachedToken{}, projects: map[string]cachedProject{},
 	}
 }

@@ -23,6 +23,10 @@ type PasswordAuth struct {
 	ScopeDomainID    string
 	ScopeProjectID   string
 	ScopeProjectName string
+
+	// ClientAddr is the caller's address, for the per-address throttle and
+	// the log of failures (empty: not throttled by address).
+	ClientAddr string
 }
 
 // IssuedToken is a fresh token: the secret goes to X-Subject-Token, the rest
@@ -36,7 +40,11 @@ type IssuedToken struct {
 
 // IssueToken checks a password and issues a token scoped to a project of the
 // user's domain. Every failure is ErrBadCredentials, so a caller cannot tell
-// an unknown user from a wrong password.
+// an unknown user from a wrong password. Sign-ins are throttled (see
+// LoginThrottle): a user or address with too many recent failures gets a
+// *ThrottledError before any password is checked, and a sign-in that waits
+// too long for a password check gets ErrBusy. Each failure is logged with the
+// domain, user and address as sent (never the password).
 func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken, error) {
 	dom := a.DomainID
 	if dom == "" {
@@ -45,25 +53,67 @@ func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken,
 	if dom == "" || a.UserName == "" || a.Password == "" {
 		return nil, ErrBadCredentials
 	}
+	// The lookups come first so that the user's counter is keyed by its
+	// domain's id whether the caller named the domain by id or by name.
 	d, err := s.store.Domain(ctx, dom)
-	if errors.Is(err, store.ErrNotFound) {
-		secret.CheckPassword(dummyHash, a.Password) // same cost as a real check
-		return nil, ErrBadCredentials
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		d = nil
+	case err != nil:
 		return nil, fmt.Errorf("iam: find domain: %w", err)
 	}
-	u, err := s.store.UserByName(ctx, d.ID, a.UserName)
-	if errors.Is(err, store.ErrNotFound) {
-		secret.CheckPassword(dummyHash, a.Password)
+	// hash is the password check, the costly part, under the guard's cap.
+	// Unknown domains and users pay for the dummy hash: the same cost as a
+	// real check, so timing does not tell them apart.
+	hash := dummyHash
+	var u *store.User
+	domKey := dom
+	if d != nil {
+		domKey = d.ID
+		u, err = s.store.UserByName(ctx, d.ID, a.UserName)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			u = nil
+		case err != nil:
+			return nil, fmt.Errorf("iam: find user: %w", err)
+		default:
+			hash = u.PasswordHash
+		}
+	}
+	g := s.login
+	uk := userKey(domKey, a.UserName)
+	keys := []limitKey{{uk, g.o.UserFailures}}
+	failKeys := []string{uk}
+	if a.ClientAddr != "" {
+		ak := addrKey(a.ClientAddr)
+		keys = append(keys, limitKey{ak, g.o.AddrFailures})
+		failKeys = append(failKeys, ak)
+	}
+	if wait := g.refused(s.opts.Now(), keys...); wait > 0 {
+		s.log.WarnContext(ctx, "sign-in throttled", "domain", dom, "user", a.UserName, "client", a.ClientAddr,
+			"retry_after", wait.Round(time.Second))
+		return nil, &ThrottledError{RetryAfter: wait}
+	}
+	failed := func(reason string) (*IssuedToken, error) {
+		g.fail(s.opts.Now(), failKeys...)
+		s.log.WarnContext(ctx, "sign-in failed", "domain", dom, "user", a.UserName, "client", a.ClientAddr, "reason", reason)
 		return nil, ErrBadCredentials
 	}
+	good, err := g.check(ctx, func() bool { return s.checkPassword(hash, a.Password) })
 	if err != nil {
-		return nil, fmt.Errorf("iam: find user: %w", err)
+		return nil, err
 	}
-	if !secret.CheckPassword(u.PasswordHash, a.Password) || !u.Enabled || !d.Enabled {
-		return nil, ErrBadCredentials
+	switch {
+	case d == nil:
+		return failed("unknown domain")
+	case u == nil:
+		return failed("unknown user")
+	case !good:
+		return failed("wrong password")
+	case !u.Enabled || !d.Enabled:
+		return failed("disabled")
 	}
+	g.reset(uk)
 	// A domain scope must be the user's own domain.
 	if (a.ScopeDomainID != "" && a.ScopeDomainID != d.ID) || (a.ScopeDomainName != "" && a.ScopeDomainName != d.Name) {
 		return nil, ErrNoProject

@@ -282,24 +282,48 @@ func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 // within maxSkew of now (else ErrClockSkew). Unparsable parts give
 // ErrMalformed, a mismatch ErrBadSignature. It never panics.
 func Verify(req *http.Request, body []byte, auth Authorization, sk string, now time.Time, maxSkew time.Duration) error {
+	return VerifySum(req, sha256.Sum256(body), auth, sk, now, maxSkew)
+}
+
+// CheckDate makes the checks of Verify that need neither the body nor the
+// secret: x-sdk-date is signed, X-Sdk-Date is present once, parses and is
+// within maxSkew of now. A server calls it before reading a body, so that a
+// stale or malformed request costs it no memory.
+func CheckDate(req *http.Request, auth Authorization, now time.Time, maxSkew time.Duration) error {
+	_, err := checkDate(req, auth, now, maxSkew)
+	return err
+}
+
+func checkDate(req *http.Request, auth Authorization, now time.Time, maxSkew time.Duration) (string, error) {
 	if req == nil || req.URL == nil {
-		return fmt.Errorf("%w: request without URL", ErrMalformed)
+		return "", fmt.Errorf("%w: request without URL", ErrMalformed)
 	}
 	if !slices.Contains(auth.SignedHeaders, "x-sdk-date") {
-		return fmt.Errorf("%w: x-sdk-date is not signed", ErrMalformed)
+		return "", fmt.Errorf("%w: x-sdk-date is not signed", ErrMalformed)
 	}
 	dates := req.Header[HeaderDate]
 	if len(dates) != 1 {
-		return fmt.Errorf("%w: want exactly one %s header, got %d", ErrMalformed, HeaderDate, len(dates))
+		return "", fmt.Errorf("%w: want exactly one %s header, got %d", ErrMalformed, HeaderDate, len(dates))
 	}
 	date := dates[0]
 	t, err := time.Parse(DateFormat, date)
 	if err != nil {
-		return fmt.Errorf("%w: %s %q", ErrMalformed, HeaderDate, date)
+		return "", fmt.Errorf("%w: %s %q", ErrMalformed, HeaderDate, date)
 	}
 	maxSkew = max(maxSkew, 0)
 	if d := now.Sub(t); d > maxSkew || d < -maxSkew {
-		return ErrClockSkew
+		return "", ErrClockSkew
+	}
+	return date, nil
+}
+
+// VerifySum is Verify for a body the caller hashed as it read it (so it
+// never has to hold a body it does not need): bodySum is the SHA-256 of the
+// raw body.
+func VerifySum(req *http.Request, bodySum [sha256.Size]byte, auth Authorization, sk string, now time.Time, maxSkew time.Duration) error {
+	date, err := checkDate(req, auth, now, maxSkew)
+	if err != nil {
+		return err
 	}
 	want, ok := decodeHex32(auth.Signature)
 	if !ok {
@@ -307,7 +331,8 @@ func Verify(req *http.Request, body []byte, auth Authorization, sk string, now t
 	}
 
 	var hashBuf [64]byte
-	payload := bodyHash(&hashBuf, body)
+	hex.Encode(hashBuf[:], bodySum[:])
+	payload := hashBuf[:]
 	if slices.Contains(auth.SignedHeaders, "x-sdk-content-sha256") {
 		switch vs := req.Header[HeaderContentSHA256]; {
 		case len(vs) > 1:

@@ -48,9 +48,13 @@ type Options struct {
 	// FrontendAddr is the gRPC address clients and workers dial
 	// (host:port; port 0 picks a free one).
 	FrontendAddr string
-	// UIAddr serves the Temporal Web UI; empty disables it.
-	UIAddr    string
-	Namespace string
+	// UIAddr serves the Temporal Web UI; empty disables it. The UI has no
+	// sign-in: anyone who reaches it sees and can cancel every run.
+	UIAddr string
+	// UIPublicPath is the path prefix the UI is served under when a proxy
+	// forwards it unchanged (e.g. "/temporal"); empty: the root.
+	UIPublicPath string
+	Namespace    string
 	// Retention keeps closed runs (migrations are audited: weeks).
 	Retention time.Duration
 	// SearchAttributes registered on the namespace.
@@ -163,7 +167,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.uiAddr = net.JoinHostPort(uiHost, strconv.Itoa(uiPort))
 		s.ui = uiserver.NewServer(uiopts.WithConfigProvider(&uiconfig.Config{
 			Host: uiHost, Port: uiPort, TemporalGRPCAddress: frontend, EnableUI: true,
-			DefaultNamespace: o.Namespace, HideLogs: true, DisableNewsFetch: true,
+			DefaultNamespace: o.Namespace, HideLogs: true, DisableNewsFetch: true, PublicPath: o.UIPublicPath,
 			CORS: uiconfig.CORS{CookieInsecure: true},
 		}))
 		go func() {
