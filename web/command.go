@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"gorm.io/gorm"
 
 	"encoding/json"
 	"errors"
@@ -214,7 +213,7 @@ func (h commandHandlers) toTask(c *gin.Context, t store.Tenant, cmd *store.Comma
 		if cmd.Result != "success" {
 			status = "UPLOAD_FAIL"
 		}
-		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(task *store.Task) error {
 			task.LogCollectStatus = status
 			return nil
 		})

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
@@ -29,7 +28,8 @@ type SourceStore interface {
 	RegisterSource(ctx context.Context, t store.Tenant, r store.Registration) (string, bool, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
-	UpdateSource(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, src *store.Source) error) error
+	UpdateSource(ctx context.Context, t store.Tenant, id string, fn func(src *store.Source) error) error
+	MoveSource(ctx context.Context, t store.Tenant, id, migProjectID string, fn func(src *store.Source) error) error
 	DeleteSources(ctx context.Context, t store.Tenant, ids []string, isBusy func(state string) bool) error
 	SourceOverview(ctx context.Context, t store.Tenant) ([]store.SourceStateCount, error)
 	TouchSource(ctx context.Context, t store.Tenant, id string, nowMs, minAgeMs int64) error
@@ -657,23 +657,23 @@ func (h sourceHandlers) update(c *gin.Context) {
 		return
 	}
 	t := mustPrincipal(c).Tenant()
-	err = h.store.UpdateSource(c.Request.Context(), t, id, func(tx *gorm.DB, src *store.Source) error {
-		if b.MigProjectID != nil && *b.MigProjectID != src.MigProjectID {
-			exists, err := store.MigProjectExists(tx, t, *b.MigProjectID)
-			if err != nil {
-				return err
-			}
-			if !exists {
-				return notFound(smserr.SMS7301, *b.MigProjectID)
-			}
-			src.MigProjectID = *b.MigProjectID
-		}
+	apply := func(src *store.Source) error {
 		if err := b.apply(src); err != nil {
 			return err
 		}
 		refreshDerived(src)
 		return nil
-	})
+	}
+	if b.MigProjectID != nil {
+		err = h.store.MoveSource(c.Request.Context(), t, id, *b.MigProjectID, apply)
+	} else {
+		err = h.store.UpdateSource(c.Request.Context(), t, id, apply)
+	}
+	var missing *store.MigProjectMissingError
+	if errors.As(err, &missing) {
+		fail(c, notFound(smserr.SMS7301, missing.ID))
+		return
+	}
 	if err != nil {
 		fail(c, sourceError(err, id))
 		return
@@ -717,7 +717,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, src *store.Source) error {
+	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(src *store.Source) error {
 		prevDisks, prevVGs := src.Disks, src.VolumeGroups
 		src.Disks, src.VolumeGroups, src.BtrfsList = []store.SourceDisk{}, []store.VolumeGroup{}, []store.BtrfsFileSystem{}
 		if b.Disks != nil {
@@ -782,7 +782,7 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 		return
 	}
 	now := nowMs(h.now())
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, src *store.Source) error {
+	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(src *store.Source) error {
 		if src.State != string(st) {
 			src.State, src.StateActionTime = string(st), now
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -24,7 +23,9 @@ type TaskStore interface {
 	CreateTask(ctx context.Context, t store.Tenant, task *store.Task) error
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
-	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, task *store.Task) error) error
+	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error) error
+	UpdateTaskProgress(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error) error
+	SetConsistencyResults(ctx context.Context, t store.Tenant, taskID string, results []store.ConsistencyResult) error
 	DeleteTask(ctx context.Context, t store.Tenant, id string) error
 	TaskSummaries(ctx context.Context, t store.Tenant, ids []string) (map[string]store.TaskSummary, error)
 	TargetVMInUse(ctx context.Context, t store.Tenant, vmID, exceptTask string) (bool, error)
@@ -404,7 +405,7 @@ func (h taskHandlers) update(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var speed *workflows.SpeedUpdate
-	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(task *store.Task) error {
 		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
 			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
 		}

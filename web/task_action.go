@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
@@ -136,7 +135,7 @@ func (h taskHandlers) progress(c *gin.Context) {
 	}
 	var limit int32
 	var threshold float64
-	err = h.store.UpdateTask(ctx, t, id, func(tx *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTaskProgress(ctx, t, id, func(task *store.Task) error {
 		if task.State != store.TaskRunning && task.State != store.TaskSyncing {
 			return smserr.New(smserr.SMS0501, id).WithDetail("the task is " + task.State + ", not running")
 		}
@@ -176,8 +175,7 @@ func (h taskHandlers) progress(c *gin.Context) {
 		task.LastProgressAt = ms
 		task.SubtaskInfo = sub
 		limit, threshold = task.CurrentLimit, task.CurrentThreshold
-		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
-			Updates(map[string]any{"replicatesize": *b.Replicatesize, "totalsize": *b.Totalsize}).Error
+		return nil
 	})
 	if err != nil {
 		fail(c, taskError(err, id))
@@ -279,7 +277,7 @@ func (h taskHandlers) setSpeed(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var update workflows.SpeedUpdate
-	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(task *store.Task) error {
 		task.SpeedRules = stored
 		update = workflows.SpeedUpdate{Rules: rules, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold}
 		return nil

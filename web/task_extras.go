@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -142,7 +141,7 @@ func (h taskHandlers) setConfig(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(task *store.Task) error {
 		for _, item := range *b.Configurations {
 			ci := store.ConfigItem{ConfigKey: *item.ConfigKey, ConfigValue: *item.ConfigValue, ConfigStatus: item.ConfigStatus}
 			replaced := false
@@ -223,11 +222,7 @@ func (h taskHandlers) setConsistency(c *gin.Context) {
 		return
 	}
 	t := mustPrincipal(c).Tenant()
-	err = h.store.UpdateTask(c.Request.Context(), t, id, func(tx *gorm.DB, task *store.Task) error {
-		task.ConsistencyResults = results
-		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
-			Update("is_consistency_result_exist", len(results) > 0).Error
-	})
+	err = h.store.SetConsistencyResults(c.Request.Context(), t, id, results)
 	if err != nil {
 		fail(c, taskError(err, id))
 		return
@@ -307,7 +302,7 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 	ctx := c.Request.Context()
 	t := mustPrincipal(c).Tenant()
 	var sourceID string
-	err = h.store.UpdateTask(ctx, t, id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(ctx, t, id, func(task *store.Task) error {
 		if task.State == store.TaskReady {
 			return smserr.New(smserr.SMS7717)
 		}
@@ -369,7 +364,7 @@ func (h taskHandlers) networkCheckInfo(c *gin.Context) {
 	info := &store.NetworkCheckInfo{DomainConnectivity: b.DomainConnectivity, DestinationConnectivity: b.DestinationConnectivity,
 		NetworkDelay: *b.NetworkDelay, NetworkJitter: *b.NetworkJitter, MigrationSpeed: *b.MigrationSpeed,
 		LossPercentage: *b.LossPercentage, CPUUsage: *b.CPUUsage, MemUsage: *b.MemUsage, EvaluationResult: *b.EvaluationResult}
-	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(task *store.Task) error {
 		task.NetworkCheckInfo = info
 		return nil
 	})
