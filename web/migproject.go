@@ -51,13 +51,13 @@ type migProjectBody struct {
 // update changes only the fields it carries.
 func (b *migProjectBody) validate(create bool) error {
 	var v checks
-	v.str("id", b.ID, false, 1, 254)
-	v.str("name", b.Name, create, 2, 19)
-	v.str("description", b.Description, false, 0, 255)
-	v.str("region", b.Region, create, 0, 255)
-	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
-	v.enum("type", b.Type, create, false, MigrateBlock, MigrateFile)
-	v.str("enterprise_project", b.EnterpriseProject, false, 0, 255)
+	v.str("id", b.ID, optional, 1, 254)
+	v.str("name", b.Name, requiredIf(create), 2, 19)
+	v.str("description", b.Description, optional, 0, 255)
+	v.str("region", b.Region, requiredIf(create), 0, 255)
+	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
+	v.enum("type", b.Type, requiredIf(create), MigrateBlock, MigrateFile)
+	v.str("enterprise_project", b.EnterpriseProject, optional, 0, 255)
 	return v.err()
 }
 

@@ -273,14 +273,14 @@ func (h sourceHandlers) list(c *gin.Context) {
 		if st, ok := sourcestate.ParseState(s); ok && st != sourcestate.Unconnected {
 			f.State = string(st)
 		} else {
-			v.add("state", "must be one of "+strings.Join(stateValues, ", "), false)
+			v.invalid("state", "must be one of "+strings.Join(stateValues, ", "))
 		}
 	}
 	if s := c.Query("migration_cycle"); s != "" {
 		if cyc, ok := sourcestate.ParseCycle(s); ok {
 			f.MigrationCycle = string(cyc)
 		} else {
-			v.add("migration_cycle", "must be one of "+strings.Join(cycleValues, ", "), false)
+			v.invalid("migration_cycle", "must be one of "+strings.Join(cycleValues, ", "))
 		}
 	}
 	f.Connected = queryBool(c, &v, "connected")
@@ -360,7 +360,7 @@ func queryBool(c *gin.Context, v *checks, name string) *bool {
 	}
 	b, err := strconv.ParseBool(raw)
 	if err != nil {
-		v.add(name, "must be true or false", false)
+		v.invalid(name, "must be true or false")
 		return nil
 	}
 	return &b
@@ -517,18 +517,18 @@ type updateSourceBody struct {
 
 func (b *updateSourceBody) validate() error {
 	var v checks
-	v.str("name", b.Name, false, 0, 255)
-	v.str("migprojectid", b.MigProjectID, false, 0, 255)
+	v.str("name", b.Name, optional, 0, 255)
+	v.str("migprojectid", b.MigProjectID, optional, 0, 255)
 	vol := func(path string, x putVolumeBody, idRequired bool) {
-		v.str(path+"id", x.ID, idRequired, 0, 255)
-		between(&v, path+"adjust_size", x.AdjustSize, false, 0, maxInt64)
+		v.str(path+"id", x.ID, requiredIf(idRequired), 0, 255)
+		between(&v, path+"adjust_size", x.AdjustSize, optional, 0, maxInt64)
 	}
 	if b.Disks != nil {
 		for i, d := range *b.Disks {
 			f := fmt.Sprintf("disks[%d].", i)
-			v.str(f+"id", d.ID, true, 0, 255)
-			between(&v, f+"adjust_size", d.AdjustSize, false, 0, maxInt64)
-			v.str(f+"relation_name", d.RelationName, false, 0, 255)
+			v.str(f+"id", d.ID, required, 0, 255)
+			between(&v, f+"adjust_size", d.AdjustSize, optional, 0, maxInt64)
+			v.str(f+"relation_name", d.RelationName, optional, 0, 255)
 			if d.PhysicalVolumes != nil {
 				for j, p := range *d.PhysicalVolumes {
 					vol(fmt.Sprintf("%sphysical_volumes[%d].", f, j), p, false)
@@ -542,8 +542,8 @@ func (b *updateSourceBody) validate() error {
 		}
 		for i, g := range *vgs {
 			f := fmt.Sprintf("volume_groups[%d].", i)
-			v.str(f+"id", g.ID, true, 0, 255)
-			between(&v, f+"adjust_size", g.AdjustSize, false, 0, maxInt64)
+			v.str(f+"id", g.ID, required, 0, 255)
+			between(&v, f+"adjust_size", g.AdjustSize, optional, 0, maxInt64)
 			if g.LogicalVolumes != nil {
 				for j, l := range *g.LogicalVolumes {
 					vol(fmt.Sprintf("%slogical_volumes[%d].", f, j), l, true)
@@ -768,10 +768,10 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 	cyc, okC := sourcestate.ParseCycle(*b.MigrationCycle)
 	var v checks
 	if !okS {
-		v.add("copystate", "unknown state "+truncate(*b.CopyState, 32), false)
+		v.invalid("copystate", "unknown state "+truncate(*b.CopyState, 32))
 	}
 	if !okC {
-		v.add("migrationcycle", "unknown migration cycle "+truncate(*b.MigrationCycle, 32), false)
+		v.invalid("migrationcycle", "unknown migration cycle "+truncate(*b.MigrationCycle, 32))
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)

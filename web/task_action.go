@@ -37,8 +37,8 @@ func (h taskHandlers) action(c *gin.Context) {
 		return
 	}
 	var v checks
-	v.enum("operation", b.Operation, true, false, taskOperations...)
-	v.str("template_id", b.TemplateID, false, 0, 2048)
+	v.enum("operation", b.Operation, required, taskOperations...)
+	v.str("template_id", b.TemplateID, optional, 0, 2048)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
@@ -245,8 +245,8 @@ func (h taskHandlers) setSpeed(c *gin.Context) {
 	stored := make([]store.SpeedRule, len(*b.SpeedLimit))
 	for i, r := range *b.SpeedLimit {
 		f := "speed_limit[" + itoa(i) + "]."
-		v.str(f+"start", r.Start, true, 0, 255)
-		v.str(f+"end", r.End, true, 0, 255)
+		v.str(f+"start", r.Start, required, 0, 255)
+		v.str(f+"end", r.End, required, 0, 255)
 		v.required(f+"speed", r.Speed != nil)
 		rules[i] = speedlimit.Rule{Start: deref(r.Start), End: deref(r.End), Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
 		stored[i] = store.SpeedRule{Start: deref(r.Start), End: deref(r.End), Speed: r.Speed, OverSpeedThreshold: r.OverSpeedThreshold}

@@ -133,9 +133,9 @@ func (h taskHandlers) setConfig(c *gin.Context) {
 	}
 	for i, item := range *b.Configurations {
 		f := "configurations[" + strconv.Itoa(i) + "]."
-		v.enum(f+"config_key", item.ConfigKey, true, false, configKeys...)
-		v.str(f+"config_value", item.ConfigValue, true, 0, 4096)
-		v.str(f+"config_status", item.ConfigStatus, false, 0, 255)
+		v.enum(f+"config_key", item.ConfigKey, required, configKeys...)
+		v.str(f+"config_value", item.ConfigValue, required, 0, 4096)
+		v.str(f+"config_status", item.ConfigStatus, optional, 0, 255)
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)
@@ -204,13 +204,13 @@ func (h taskHandlers) setConsistency(c *gin.Context) {
 	if b.ConsistencyResult != nil {
 		for i, r := range *b.ConsistencyResult {
 			f := "consistency_result[" + strconv.Itoa(i) + "]."
-			v.str(f+"dir_check", r.DirCheck, true, 0, 4096)
+			v.str(f+"dir_check", r.DirCheck, required, 0, 4096)
 			for _, n := range []struct {
 				name string
 				v    *int32
 			}{{"num_total_files", r.NumTotalFiles}, {"num_different_files", r.NumDifferentFiles},
 				{"num_target_miss_files", r.NumTargetMissFiles}, {"num_target_more_files", r.NumTargetMoreFiles}} {
-				between(&v, f+n.name, n.v, true, 0, maxInt32)
+				between(&v, f+n.name, n.v, required, 0, maxInt32)
 			}
 			results = append(results, store.ConsistencyResult{DirCheck: deref(r.DirCheck), NumTotalFiles: deref(r.NumTotalFiles),
 				NumDifferentFiles: deref(r.NumDifferentFiles), NumTargetMissFiles: deref(r.NumTargetMissFiles),
@@ -250,7 +250,7 @@ func (h taskHandlers) exportConsistency(c *gin.Context) {
 		return
 	}
 	for i, ti := range *b.TaskInfo {
-		v.str("task_info["+strconv.Itoa(i)+"].task_id", ti.TaskID, true, 1, 255)
+		v.str("task_info["+strconv.Itoa(i)+"].task_id", ti.TaskID, required, 1, 255)
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)
@@ -294,7 +294,7 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 		return
 	}
 	var v checks
-	v.str("log_bucket", b.LogBucket, true, 0, 255)
+	v.str("log_bucket", b.LogBucket, required, 0, 255)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
@@ -356,7 +356,7 @@ func (h taskHandlers) networkCheckInfo(c *gin.Context) {
 		v.required(f.name, f.x != nil)
 		floatBetween(&v, f.name, f.x, 0, f.max)
 	}
-	v.str("evaluation_result", b.EvaluationResult, true, 0, 255)
+	v.str("evaluation_result", b.EvaluationResult, required, 0, 255)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
