@@ -77,12 +77,7 @@ func (v *visitStamps) due(key string, now time.Time) bool {
 // ?wait=N (seconds, at most 30) holds the request until a command is queued
 // or N seconds pass, so an agent learns of a command within a second without
 // polling hard.
-func (h commandHandlers) next(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h commandHandlers) next(c *gin.Context, r request) {
 	var wait time.Duration
 	if raw := c.Query("wait"); raw != "" {
 		secs, err := strconv.ParseFloat(raw, 64)
@@ -92,24 +87,24 @@ func (h commandHandlers) next(c *gin.Context) {
 		}
 		wait = time.Duration(secs * float64(time.Second))
 	}
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, id)
+	exists, err := h.sources.SourceExists(ctx, t, r.id)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	if !exists {
-		fail(c, sourceNotFound(id))
+		fail(c, sourceNotFound(r.id))
 		return
 	}
-	if now := h.now(); h.visits.due(t.DomainID+"/"+id, now) {
-		if err := h.sources.TouchSource(ctx, t, id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+	if now := h.now(); h.visits.due(t.DomainID+"/"+r.id, now) {
+		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
 			fail(c, err)
 			return
 		}
 	}
-	cmd, err := h.queue.Next(ctx, t, id, wait)
+	cmd, err := h.queue.Next(ctx, t, r.id, wait)
 	if err != nil {
 		fail(c, err)
 		return
@@ -132,18 +127,13 @@ func (h commandHandlers) next(c *gin.Context) {
 			}
 		}
 	}
-	logFor(c).InfoContext(ctx, "command handed out", "source", id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
+	logFor(c).InfoContext(ctx, "command handed out", "source", r.id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
 	ok(c, gin.H{"command_name": cmd.Name, "command_param": param})
 }
 
 // result: POST /v3/sources/{id}/command_result — records success or fail of
 // a command handed out; repeating the same report is harmless.
-func (h commandHandlers) result(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h commandHandlers) result(c *gin.Context, r request) {
 	var b struct {
 		CommandName  *string         `json:"command_name"`
 		Result       *string         `json:"result"`
@@ -174,18 +164,18 @@ func (h commandHandlers) result(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS6023, "result_detail").WithDetail("result_detail: at most 1 MiB"))
 		return
 	}
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, id)
+	exists, err := h.sources.SourceExists(ctx, t, r.id)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	if !exists {
-		fail(c, sourceNotFound(id))
+		fail(c, sourceNotFound(r.id))
 		return
 	}
-	cmd, err := h.commands.CompleteCommand(ctx, t, id, *b.CommandName, *b.Result, detail, h.now())
+	cmd, err := h.commands.CompleteCommand(ctx, t, r.id, *b.CommandName, *b.Result, detail, h.now())
 	if errors.Is(err, store.ErrNotIssued) {
 		fail(c, smserr.New(smserr.SMS6021, *b.CommandName).WithDetail("no "+*b.CommandName+" command was handed out to this source"))
 		return
@@ -194,7 +184,7 @@ func (h commandHandlers) result(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	logFor(c).InfoContext(ctx, "command result", "source", id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
+	logFor(c).InfoContext(ctx, "command result", "source", r.id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
 	if cmd.TaskID != "" {
 		if err := h.toTask(c, t, cmd); err != nil {
 			fail(c, err)

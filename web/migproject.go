@@ -172,27 +172,17 @@ func (h migProjectHandlers) list(c *gin.Context) {
 }
 
 // show: GET /v3/migprojects/{id}.
-func (h migProjectHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
+func (h migProjectHandlers) show(c *gin.Context, r request) {
+	p, err := h.store.MigProject(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	p, err := h.store.MigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	ok(c, toMigProjectJSON(p))
 }
 
 // update: PUT /v3/migprojects/{id}; absent fields keep their value.
-func (h migProjectHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h migProjectHandlers) update(c *gin.Context, r request) {
 	var b migProjectBody
 	if err := bindJSON(c, &b); err != nil {
 		fail(c, err)
@@ -202,10 +192,10 @@ func (h migProjectHandlers) update(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	p, err := h.store.MigProject(c.Request.Context(), t, id)
+	t := r.tenant
+	p, err := h.store.MigProject(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	if b.IsDefault != nil && *b.IsDefault != p.IsDefault {
@@ -214,40 +204,30 @@ func (h migProjectHandlers) update(c *gin.Context) {
 				WithDetail("isdefault: the default project stays default until another one is made default"))
 			return
 		}
-		fail(c, migProjectError(store.ErrConflict, id))
+		fail(c, migProjectError(store.ErrConflict, r.id))
 		return
 	}
 	b.apply(p)
 	if err := h.store.UpdateMigProject(c.Request.Context(), t, p); err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // setDefault: PUT /v3/migprojects/{id}/default.
-func (h migProjectHandlers) setDefault(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.SetDefaultMigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
-		fail(c, migProjectError(err, id))
+func (h migProjectHandlers) setDefault(c *gin.Context, r request) {
+	if err := h.store.SetDefaultMigProject(c.Request.Context(), r.tenant, r.id); err != nil {
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // delete: DELETE /v3/migprojects/{id}.
-func (h migProjectHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteMigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
-		fail(c, migProjectError(err, id))
+func (h migProjectHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteMigProject(c.Request.Context(), r.tenant, r.id); err != nil {
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)

@@ -315,16 +315,11 @@ func queryBool(c *gin.Context, v *checks, name string) *bool {
 }
 
 // show: GET /v3/sources/{id}.
-func (h sourceHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "source_id")
+func (h sourceHandlers) show(c *gin.Context, r request) {
+	t := r.tenant
+	src, err := h.store.Source(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	t := mustPrincipal(c).Tenant()
-	src, err := h.store.Source(c.Request.Context(), t, id)
-	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	out := h.toJSON(src, h.now())
@@ -342,18 +337,13 @@ func (h sourceHandlers) show(c *gin.Context) {
 }
 
 // update: PUT /v3/sources/{id}.
-func (h sourceHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) update(c *gin.Context, r request) {
 	var b updateSourceBody
 	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	apply := func(src *store.Source) error {
 		if err := b.apply(src); err != nil {
 			return err
@@ -361,10 +351,11 @@ func (h sourceHandlers) update(c *gin.Context) {
 		refreshDerived(src)
 		return nil
 	}
+	var err error
 	if b.MigProjectID != nil {
-		err = h.store.MoveSource(c.Request.Context(), t, id, *b.MigProjectID, apply)
+		err = h.store.MoveSource(c.Request.Context(), t, r.id, *b.MigProjectID, apply)
 	} else {
-		err = h.store.UpdateSource(c.Request.Context(), t, id, apply)
+		err = h.store.UpdateSource(c.Request.Context(), t, r.id, apply)
 	}
 	var missing *store.MigProjectMissingError
 	if errors.As(err, &missing) {
@@ -372,7 +363,7 @@ func (h sourceHandlers) update(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -388,12 +379,7 @@ type diskInfoBody struct {
 	BtrfsList        *[]btrfsBody       `json:"btrfs_list"`
 }
 
-func (h sourceHandlers) diskInfo(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) diskInfo(c *gin.Context, r request) {
 	var b diskInfoBody
 	if err := bindJSON(c, &b); err != nil {
 		fail(c, err)
@@ -414,7 +400,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(src *store.Source) error {
+	err := h.store.UpdateSource(c.Request.Context(), r.tenant, r.id, func(src *store.Source) error {
 		prevDisks, prevVGs := src.Disks, src.VolumeGroups
 		src.Disks, src.VolumeGroups, src.BtrfsList = []store.SourceDisk{}, []store.VolumeGroup{}, []store.BtrfsFileSystem{}
 		if b.Disks != nil {
@@ -431,7 +417,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -439,12 +425,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 
 // changeState: PUT /v3/sources/{id}/changestate (§4.1.6). The pair must be
 // allowed by the SMS.7728 matrix; each change stamps its action time.
-func (h sourceHandlers) changeState(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) changeState(c *gin.Context, r request) {
 	var b struct {
 		CopyState      *string `json:"copystate"`
 		MigrationCycle *string `json:"migrationcycle"`
@@ -479,7 +460,7 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 		return
 	}
 	now := nowMs(h.now())
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(src *store.Source) error {
+	err := h.store.UpdateSource(c.Request.Context(), r.tenant, r.id, func(src *store.Source) error {
 		if src.State != string(st) {
 			src.State, src.StateActionTime = string(st), now
 		}
@@ -489,7 +470,7 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -498,14 +479,9 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 func busy(state string) bool { return sourcestate.Busy(sourcestate.State(state)) }
 
 // delete: DELETE /v3/sources/{id}.
-func (h sourceHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteSources(c.Request.Context(), mustPrincipal(c).Tenant(), []string{id}, busy); err != nil {
-		fail(c, sourceError(err, id))
+func (h sourceHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteSources(c.Request.Context(), r.tenant, []string{r.id}, busy); err != nil {
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)

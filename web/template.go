@@ -314,15 +314,10 @@ func (h templateHandlers) list(c *gin.Context) {
 }
 
 // show: GET /v3/vm/templates/{id} → {"template"}.
-func (h templateHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (h templateHandlers) show(c *gin.Context, r request) {
+	tpl, err := h.store.TemplateDoc(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	tpl, err := h.store.TemplateDoc(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	ok(c, gin.H{"template": toTemplateJSON(tpl)})
@@ -330,43 +325,33 @@ func (h templateHandlers) show(c *gin.Context) {
 
 // targetPassword: GET /v3/vm/templates/{id}/target-password (SDK
 // ShowTargetPassword), the one way to read a stored password back.
-func (h templateHandlers) targetPassword(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (h templateHandlers) targetPassword(c *gin.Context, r request) {
+	p := r.principal
+	tpl, err := h.store.Template(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	p := mustPrincipal(c)
-	tpl, err := h.store.Template(c.Request.Context(), p.Tenant(), id)
-	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	pw, err := h.box.Open(tpl.TargetPasswordEnc)
 	if err != nil {
-		fail(c, fmt.Errorf("template %s: %w", id, err))
+		fail(c, fmt.Errorf("template %s: %w", r.id, err))
 		return
 	}
-	logFor(c).InfoContext(c.Request.Context(), "target password read", "template", id, "user", p.UserName)
+	logFor(c).InfoContext(c.Request.Context(), "target password read", "template", r.id, "user", p.UserName)
 	ok(c, gin.H{"template_id": tpl.ID, "target_password": pw})
 }
 
 // update: PUT /v3/vm/templates/{id}; fields absent from the body keep their value.
-func (h templateHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h templateHandlers) update(c *gin.Context, r request) {
 	var req templateRequest
 	if err := bindJSON(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	tpl, err := h.store.Template(c.Request.Context(), t, id)
+	t := r.tenant
+	tpl, err := h.store.Template(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	if req.Template == nil {
@@ -382,21 +367,16 @@ func (h templateHandlers) update(c *gin.Context) {
 		return
 	}
 	if err := h.store.UpdateTemplate(c.Request.Context(), t, tpl); err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // delete: DELETE /v3/vm/templates/{id}.
-func (h templateHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteTemplates(c.Request.Context(), mustPrincipal(c).Tenant(), []string{id}); err != nil {
-		fail(c, templateError(err, id))
+func (h templateHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteTemplates(c.Request.Context(), r.tenant, []string{r.id}); err != nil {
+		fail(c, templateError(err, r.id))
 		return
 	}
 	okEmpty(c)
