@@ -49,7 +49,8 @@ type migProjectBody struct {
 // region and type are required (the SDK always sends them); the booleans the
 // spec marks required have documented defaults, which apply when absent. An
 // update changes only the fields it carries.
-func (b *migProjectBody) validate(create bool) error {
+func (b *migProjectBody) validate(use purpose) error {
+	create := use == creating
 	var v checks
 	v.str("id", b.ID, optional, 1, 254)
 	v.str("name", b.Name, requiredIf(create), 2, 19)
@@ -136,7 +137,7 @@ func (h migProjectHandlers) create(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := b.validate(true); err != nil {
+	if err := b.validate(creating); err != nil {
 		fail(c, err)
 		return
 	}
@@ -188,7 +189,7 @@ func (h migProjectHandlers) update(c *gin.Context, r request) {
 		fail(c, err)
 		return
 	}
-	if err := b.validate(false); err != nil {
+	if err := b.validate(updating); err != nil {
 		fail(c, err)
 		return
 	}

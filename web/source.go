@@ -388,7 +388,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context, r request) {
 	vgs := firstPtr(b.VolumeGroups, b.VolumeGroupsSnak)
 	var v checks
 	if b.Disks != nil {
-		checkDisks(&v, "disks", *b.Disks, false)
+		checkDisks(&v, "disks", *b.Disks, updating)
 	}
 	if vgs != nil {
 		checkVolumeGroups(&v, "volumegroups", *vgs)

@@ -221,7 +221,7 @@ func (b *registerBody) validate() error {
 		v.required("system_dir", b.SystemDir != nil)
 	}
 	if b.Disks != nil {
-		checkDisks(&v, "disks", *b.Disks, true)
+		checkDisks(&v, "disks", *b.Disks, creating)
 	}
 	if b.BtrfsList != nil {
 		checkBtrfs(&v, *b.BtrfsList)
@@ -284,7 +284,8 @@ func sizeBetween(v *checks, field string, n *FlexSize, p presence, max int64) {
 	between(v, field, &x, p, 0, max)
 }
 
-func checkDisks(v *checks, path string, disks []serverDiskBody, register bool) {
+func checkDisks(v *checks, path string, disks []serverDiskBody, use purpose) {
+	register := use == creating
 	for i, d := range disks {
 		f := fmt.Sprintf("%s[%d].", path, i)
 		v.str(f+"name", d.Name, required, 0, 255)

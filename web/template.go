@@ -88,7 +88,8 @@ type templateRequest struct {
 // validate applies the rules of tables 4-211..4-216 (create) and 4-255..4-260
 // (update: only the fields present are checked and changed; the required
 // fields of a nested object apply whenever that object is sent).
-func (b *templateBody) validate(create bool) error {
+func (b *templateBody) validate(use purpose) error {
+	create := use == creating
 	var v checks
 	p := "template."
 	v.str(p+"name", b.Name, requiredIf(create), 0, 255)
@@ -270,7 +271,7 @@ func (h templateHandlers) create(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS6013, "template").WithDetail("template: is required"))
 		return
 	}
-	if err := req.Template.validate(true); err != nil {
+	if err := req.Template.validate(creating); err != nil {
 		fail(c, err)
 		return
 	}
@@ -358,7 +359,7 @@ func (h templateHandlers) update(c *gin.Context, r request) {
 		okEmpty(c) // the spec makes "template" optional: nothing to change
 		return
 	}
-	if err := req.Template.validate(false); err != nil {
+	if err := req.Template.validate(updating); err != nil {
 		fail(c, err)
 		return
 	}

@@ -48,6 +48,17 @@ const (
 	required
 )
 
+// purpose says what a body is sent for: fields required to create a
+// resource are optional in an update, which changes only what it carries.
+type purpose uint8
+
+const (
+	// creating: a create or a registration.
+	creating purpose = iota + 1
+	// updating: a PUT of some fields.
+	updating
+)
+
 // requiredIf is required when cond holds (a create, a registration) and
 // optional otherwise (an update, a refresh).
 func requiredIf(cond bool) presence {
