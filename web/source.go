@@ -97,6 +97,7 @@ func sourceNotFound(id string) error { return notFound(smserr.SMS7602, id) }
 func sourceError(err error, id string) error {
 	var miss *store.MissingError
 	var busy *store.BusyError
+	var project *store.MigProjectMissingError
 	switch {
 	case errors.As(err, &miss):
 		e := smserr.New(smserr.SMS7602, miss.IDs...).WithStatus(http.StatusNotFound)
@@ -110,6 +111,8 @@ func sourceError(err error, id string) error {
 			e = e.WithDetail("a migration task is running on source " + b + ": stop or delete the task first")
 		}
 		return e
+	case errors.As(err, &project):
+		return notFound(smserr.SMS7301, project.ID)
 	case errors.Is(err, store.ErrNotFound):
 		return sourceNotFound(id)
 	}
@@ -356,11 +359,6 @@ func (h sourceHandlers) update(c *gin.Context, r request) {
 		err = h.store.MoveSource(c.Request.Context(), t, r.id, *b.MigProjectID, apply)
 	} else {
 		err = h.store.UpdateSource(c.Request.Context(), t, r.id, apply)
-	}
-	var missing *store.MigProjectMissingError
-	if errors.As(err, &missing) {
-		fail(c, notFound(smserr.SMS7301, missing.ID))
-		return
 	}
 	if err != nil {
 		fail(c, sourceError(err, r.id))
