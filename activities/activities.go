@@ -24,7 +24,6 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/transport"
@@ -40,7 +39,8 @@ import (
 // Store is what the activities need of the database.
 type Store interface {
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
-	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, task *store.Task) error) error
+	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error) error
+	TransitionTask(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error, change store.SourceCycleChange) error
 	DeleteTask(ctx context.Context, t store.Tenant, id string) error
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 }
@@ -158,7 +158,12 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 			}
 		}
 	}
-	err := a.Store.UpdateTask(ctx, t, in.TaskID, func(tx *gorm.DB, task *store.Task) error {
+	change := store.SourceCycleChange{State: in.SourceState, Cycle: in.SourceCycle, AtMs: ms}
+	if in.Failure != nil {
+		ej := errorJSON(in.Failure)
+		change.ErrorJSON = &ej
+	}
+	err := a.Store.TransitionTask(ctx, t, in.TaskID, func(task *store.Task) error {
 		if in.TaskState != "" {
 			task.State = in.TaskState
 		}
@@ -175,10 +180,8 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 		if in.ClearFailure {
 			task.ErrorJSON, task.FailedStep = "", ""
 		}
-		var errJSON *string
 		if in.Failure != nil {
-			ej := errorJSON(in.Failure)
-			task.ErrorJSON, task.FailedStep, errJSON = ej, in.Failure.Step, &ej
+			task.ErrorJSON, task.FailedStep = *change.ErrorJSON, in.Failure.Step
 		}
 		if in.TargetStarted != nil {
 			task.TargetStarted = *in.TargetStarted
@@ -196,11 +199,8 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 		if in.FinishSubtask != "" {
 			markSubtask(task, in.FinishSubtask, ms, true)
 		}
-		if in.SourceState != "" || in.SourceCycle != "" || errJSON != nil {
-			return store.SetSourceCycle(tx, t, task.SourceID, in.SourceState, in.SourceCycle, ms, errJSON)
-		}
 		return nil
-	})
+	}, change)
 	if errors.Is(err, store.ErrNotFound) {
 		return failure(smserr.SMS7703, err, in.TaskID)
 	}
@@ -390,7 +390,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepOutput, err
 	}
 	if out.Target != nil {
 		ts := targetRecord(*out.Target)
-		err := a.Store.UpdateTask(ctx, t, in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		err := a.Store.UpdateTask(ctx, t, in.TaskID, func(task *store.Task) error {
 			keep := task.TargetServer
 			if keep != nil {
 				ts.Disks, ts.VolumeGroups, ts.OSType, ts.OSVersion = keep.Disks, keep.VolumeGroups, keep.OSType, keep.OSVersion
@@ -554,7 +554,7 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 // tls makes the task's certificate, key and passphrase for the agent ↔
 // target link (SSL_CONFIG), once: a retry keeps what exists.
 func (a *Activities) tls(ctx context.Context, in StepInput) error {
-	return a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+	return a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
 		if task.CertPEM != "" && task.KeyPEMEnc != "" && task.PassphraseEnc != "" {
 			return nil
 		}

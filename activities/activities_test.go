@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/agent/discover"
@@ -61,7 +60,7 @@ func newFixture(t *testing.T, s *store.Store) *fixture {
 			Size: ptr(int64(2 << 30)), UsedSize: ptr(int64(64 << 20))}}}
 	id, _, err := s.RegisterSource(ctx, ten, store.Registration{Source: src, NewID: uuid.NewString})
 	require.NoError(t, err)
-	require.NoError(t, s.UpdateSource(ctx, ten, id, func(_ *gorm.DB, src *store.Source) error {
+	require.NoError(t, s.UpdateSource(ctx, ten, id, func(src *store.Source) error {
 		src.State, src.MigrationCycle = "waiting", "cutoverready"
 		return nil
 	}))
@@ -271,7 +270,7 @@ func TestRunStepFailures(t *testing.T) {
 		f := newFixture(t, s)
 		a := (*activities.Activities)(nil)
 		// An existing server that is not there.
-		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(_ *gorm.DB, tk *store.Task) error {
+		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(tk *store.Task) error {
 			tk.TargetServer = &store.TargetServer{VMID: "prepared-vm"}
 			return nil
 		}))
@@ -287,7 +286,7 @@ func TestRunStepFailures(t *testing.T) {
 		assert.Equal(t, "SMS.6610", code)
 
 		// More used bytes than the target's file system holds.
-		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(_ *gorm.DB, tk *store.Task) error {
+		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(tk *store.Task) error {
 			tk.TargetServer = &store.TargetServer{Disks: []store.TargetDisk{{Name: ptr("/dev/vda"), Size: ptr(int64(1 << 50)),
 				UsedSize: ptr(int64(1 << 50)), DeviceUse: ptr("BOOT")}}}
 			return nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -29,7 +28,7 @@ type SpeedInput struct {
 // command SPEED_LIMIT is smsflow's; agents that do not know it ignore it and
 // read the rules themselves.
 func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
-	err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+	err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
 		task.CurrentLimit, task.CurrentThreshold = in.Mbps, in.Threshold
 		return nil
 	})
@@ -94,7 +93,7 @@ func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
 	if err != nil {
 		state, msg = "FAILED", err.Error()
 	}
-	uerr := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(_ *gorm.DB, task *store.Task) error {
+	uerr := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
 		task.CloneServer = &store.CloneServer{VMID: c.VMID, Name: in.Name, CloneState: state, ErrorMsg: msg}
 		if err != nil {
 			task.CloneServer.CloneError = string(smserr.SMS1102)

@@ -66,12 +66,12 @@ func (h tokenHandlers) issue(c *gin.Context) {
 			hasPassword = hasPassword || x == "password"
 		}
 		if !hasPassword {
-			v.add("auth.identity.methods", `only the "password" method is supported`, false)
+			v.invalid("auth.identity.methods", `only the "password" method is supported`)
 		}
 	}
 	u := a.Identity.Password.User
-	v.str("auth.identity.password.user.name", u.Name, true, 1, 64)
-	v.str("auth.identity.password.user.password", u.Password, true, 1, 128)
+	v.str("auth.identity.password.user.name", u.Name, required, 1, 64)
+	v.str("auth.identity.password.user.password", u.Password, required, 1, 128)
 	if !v.required("auth.identity.password.user.domain", u.Domain != nil && (u.Domain.ID != nil || u.Domain.Name != nil)) {
 		fail(c, v.err())
 		return

@@ -7,14 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
@@ -85,56 +83,26 @@ func seedSources(tb testing.TB, e *env, n int) []string {
 	return ids
 }
 
-// queryCounter counts the SQL statements run on a store while it is armed.
-// It is registered before anything else uses the store: GORM's callback
-// registration is not safe beside running queries.
-type queryCounter struct {
-	armed atomic.Bool
-	n     atomic.Int64
-}
-
-func newQueryCounter(db *gorm.DB) *queryCounter {
-	qc := &queryCounter{}
-	inc := func(tx *gorm.DB) {
-		// The dispatcher's background poller reads the commands table
-		// meanwhile: it is not part of the request.
-		if qc.armed.Load() && tx.Statement.Table != "commands" {
-			qc.n.Add(1)
-		}
-	}
-	_ = db.Callback().Query().After("gorm:query").Register("test:count", inc)
-	_ = db.Callback().Row().After("gorm:row").Register("test:count", inc)
-	_ = db.Callback().Raw().After("gorm:raw").Register("test:count", inc)
-	_ = db.Callback().Update().After("gorm:update").Register("test:count", inc)
-	return qc
-}
-
-func (qc *queryCounter) count(fn func()) int {
-	qc.n.Store(0)
-	qc.armed.Store(true)
-	fn()
-	qc.armed.Store(false)
-	return int(qc.n.Load())
-}
-
 // TestSourceListQueryCount: a page of 200 sources costs the same handful of
 // queries as a page of 1 — no query per row.
 func TestSourceListQueryCount(t *testing.T) {
 	for _, d := range testdb.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			s := testdb.Open(t, d)
-			qc := newQueryCounter(s.DB())
+			// The dispatcher's background poller reads the commands table
+			// meanwhile: it is not part of the request.
+			qc := s.CountStatements("commands")
 			e := newEnv(t, s)
 			seedSources(t, e, 300)
 			e.do("GET", "/v3/sources?limit=1", "", e.token) // warm the auth cache
-			one := qc.count(func() { e.do("GET", "/v3/sources?limit=1", "", e.token) })
-			many := qc.count(func() {
+			one := qc.Count(func() { e.do("GET", "/v3/sources?limit=1", "", e.token) })
+			many := qc.Count(func() {
 				r := e.do("GET", "/v3/sources?limit=200", "", e.token)
 				require.Len(t, r.json(t)["source_servers"], 200)
 			})
 			assert.Equal(t, one, many, "queries must not grow with the page")
 			assert.LessOrEqual(t, many, 4, "a count, the page's ids, rows and facts")
-			filtered := qc.count(func() { e.do("GET", "/v3/sources?state=error&connected=true", "", e.token) })
+			filtered := qc.Count(func() { e.do("GET", "/v3/sources?state=error&connected=true", "", e.token) })
 			assert.LessOrEqual(t, filtered, 4)
 		})
 	}

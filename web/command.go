@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"gorm.io/gorm"
 
 	"encoding/json"
 	"errors"
@@ -78,12 +77,7 @@ func (v *visitStamps) due(key string, now time.Time) bool {
 // ?wait=N (seconds, at most 30) holds the request until a command is queued
 // or N seconds pass, so an agent learns of a command within a second without
 // polling hard.
-func (h commandHandlers) next(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h commandHandlers) next(c *gin.Context, r request) {
 	var wait time.Duration
 	if raw := c.Query("wait"); raw != "" {
 		secs, err := strconv.ParseFloat(raw, 64)
@@ -93,24 +87,24 @@ func (h commandHandlers) next(c *gin.Context) {
 		}
 		wait = time.Duration(secs * float64(time.Second))
 	}
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, id)
+	exists, err := h.sources.SourceExists(ctx, t, r.id)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	if !exists {
-		fail(c, sourceNotFound(id))
+		fail(c, sourceNotFound(r.id))
 		return
 	}
-	if now := h.now(); h.visits.due(t.DomainID+"/"+id, now) {
-		if err := h.sources.TouchSource(ctx, t, id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+	if now := h.now(); h.visits.due(t.DomainID+"/"+r.id, now) {
+		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
 			fail(c, err)
 			return
 		}
 	}
-	cmd, err := h.queue.Next(ctx, t, id, wait)
+	cmd, err := h.queue.Next(ctx, t, r.id, wait)
 	if err != nil {
 		fail(c, err)
 		return
@@ -118,9 +112,9 @@ func (h commandHandlers) next(c *gin.Context) {
 	// The poll's end is a visit too: an agent that waited longer than
 	// --agent-timeout is still there. A failed stamp is logged, not
 	// answered: the command is claimed and would wait for redelivery.
-	if now := h.now(); wait > 0 && h.visits.due(t.DomainID+"/"+id, now) {
-		if err := h.sources.TouchSource(ctx, t, id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
-			logFor(c).WarnContext(ctx, "last visit not stamped at the end of a poll", "source", id, "err", err)
+	if now := h.now(); wait > 0 && h.visits.due(t.DomainID+"/"+r.id, now) {
+		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+			logFor(c).WarnContext(ctx, "last visit not stamped at the end of a poll", "source", r.id, "err", err)
 		}
 	}
 	if cmd == nil {
@@ -141,7 +135,7 @@ func (h commandHandlers) next(c *gin.Context) {
 			}
 		}
 	}
-	logFor(c).InfoContext(ctx, "command handed out", "source", id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
+	logFor(c).InfoContext(ctx, "command handed out", "source", r.id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
 	// command_id (our extension; the SDK ignores it) names this command
 	// apart from others of the same name: the agent runs a new SYNC queued
 	// while the previous one finishes, and reports each result with its id.
@@ -150,12 +144,7 @@ func (h commandHandlers) next(c *gin.Context) {
 
 // result: POST /v3/sources/{id}/command_result — records success or fail of
 // a command handed out; repeating the same report is harmless.
-func (h commandHandlers) result(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h commandHandlers) result(c *gin.Context, r request) {
 	var b struct {
 		CommandName  *string         `json:"command_name"`
 		Result       *string         `json:"result"`
@@ -198,18 +187,18 @@ func (h commandHandlers) result(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS6023, "result_detail").WithDetail("result_detail: at most 1 MiB"))
 		return
 	}
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, id)
+	exists, err := h.sources.SourceExists(ctx, t, r.id)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	if !exists {
-		fail(c, sourceNotFound(id))
+		fail(c, sourceNotFound(r.id))
 		return
 	}
-	cmd, err := h.commands.CompleteCommand(ctx, t, id, cmdID, *b.CommandName, *b.Result, detail, h.now())
+	cmd, err := h.commands.CompleteCommand(ctx, t, r.id, cmdID, *b.CommandName, *b.Result, detail, h.now())
 	if errors.Is(err, store.ErrNotIssued) {
 		what := "no " + *b.CommandName + " command"
 		if cmdID != "" {
@@ -222,7 +211,7 @@ func (h commandHandlers) result(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	logFor(c).InfoContext(ctx, "command result", "source", id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
+	logFor(c).InfoContext(ctx, "command result", "source", r.id, "command", cmd.Name, "task", cmd.TaskID, "result", cmd.Result)
 	if cmd.TaskID != "" {
 		if err := h.toTask(c, t, cmd); err != nil {
 			fail(c, err)
@@ -241,7 +230,7 @@ func (h commandHandlers) toTask(c *gin.Context, t store.Tenant, cmd *store.Comma
 		if cmd.Result != "success" {
 			status = "UPLOAD_FAIL"
 		}
-		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(_ *gorm.DB, task *store.Task) error {
+		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(task *store.Task) error {
 			task.LogCollectStatus = status
 			return nil
 		})

@@ -59,7 +59,7 @@ func bindIDs(c *gin.Context) ([]string, error) {
 		return nil, v.err()
 	}
 	for i := range *b.IDs {
-		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], true, 0, 255)
+		v.str(fmt.Sprintf("ids[%d]", i), &(*b.IDs)[i], required, 0, 255)
 	}
 	if err := v.err(); err != nil {
 		return nil, err

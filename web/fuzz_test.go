@@ -38,7 +38,7 @@ func FuzzMigProjectBody(f *testing.F) {
 		var b migProjectBody
 		err := decodeJSON(body, &b)
 		if err == nil {
-			if err = b.validate(true); err == nil {
+			if err = b.validate(creating); err == nil {
 				var p store.MigProject
 				b.apply(&p) // what validates must apply without a nil dereference
 			}
@@ -55,10 +55,10 @@ func FuzzTemplateBody(f *testing.F) {
 		var req templateRequest
 		err := decodeJSON(body, &req)
 		if err == nil && req.Template != nil {
-			for _, create := range []bool{true, false} {
-				if err := req.Template.validate(create); err != nil {
+			for _, use := range []purpose{creating, updating} {
+				if err := req.Template.validate(use); err != nil {
 					checkDecodeResult(t, err)
-				} else if create {
+				} else if use == creating {
 					// What validates must apply without a nil dereference.
 					var tpl = newEmptyTemplate()
 					if err := req.Template.apply(tpl, testBox()); err != nil {

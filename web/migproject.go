@@ -49,15 +49,16 @@ type migProjectBody struct {
 // region and type are required (the SDK always sends them); the booleans the
 // spec marks required have documented defaults, which apply when absent. An
 // update changes only the fields it carries.
-func (b *migProjectBody) validate(create bool) error {
+func (b *migProjectBody) validate(use purpose) error {
+	create := use == creating
 	var v checks
-	v.str("id", b.ID, false, 1, 254)
-	v.str("name", b.Name, create, 2, 19)
-	v.str("description", b.Description, false, 0, 255)
-	v.str("region", b.Region, create, 0, 255)
-	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
-	v.enum("type", b.Type, create, false, MigrateBlock, MigrateFile)
-	v.str("enterprise_project", b.EnterpriseProject, false, 0, 255)
+	v.str("id", b.ID, optional, 1, 254)
+	v.str("name", b.Name, requiredIf(create), 2, 19)
+	v.str("description", b.Description, optional, 0, 255)
+	v.str("region", b.Region, requiredIf(create), 0, 255)
+	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
+	v.enum("type", b.Type, requiredIf(create), MigrateBlock, MigrateFile)
+	v.str("enterprise_project", b.EnterpriseProject, optional, 0, 255)
 	return v.err()
 }
 
@@ -136,7 +137,7 @@ func (h migProjectHandlers) create(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := b.validate(true); err != nil {
+	if err := b.validate(creating); err != nil {
 		fail(c, err)
 		return
 	}
@@ -172,40 +173,30 @@ func (h migProjectHandlers) list(c *gin.Context) {
 }
 
 // show: GET /v3/migprojects/{id}.
-func (h migProjectHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
+func (h migProjectHandlers) show(c *gin.Context, r request) {
+	p, err := h.store.MigProject(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	p, err := h.store.MigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	ok(c, toMigProjectJSON(p))
 }
 
 // update: PUT /v3/migprojects/{id}; absent fields keep their value.
-func (h migProjectHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h migProjectHandlers) update(c *gin.Context, r request) {
 	var b migProjectBody
 	if err := bindJSON(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
-	if err := b.validate(false); err != nil {
+	if err := b.validate(updating); err != nil {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	p, err := h.store.MigProject(c.Request.Context(), t, id)
+	t := r.tenant
+	p, err := h.store.MigProject(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	if b.IsDefault != nil && *b.IsDefault != p.IsDefault {
@@ -214,40 +205,30 @@ func (h migProjectHandlers) update(c *gin.Context) {
 				WithDetail("isdefault: the default project stays default until another one is made default"))
 			return
 		}
-		fail(c, migProjectError(store.ErrConflict, id))
+		fail(c, migProjectError(store.ErrConflict, r.id))
 		return
 	}
 	b.apply(p)
 	if err := h.store.UpdateMigProject(c.Request.Context(), t, p); err != nil {
-		fail(c, migProjectError(err, id))
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // setDefault: PUT /v3/migprojects/{id}/default.
-func (h migProjectHandlers) setDefault(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.SetDefaultMigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
-		fail(c, migProjectError(err, id))
+func (h migProjectHandlers) setDefault(c *gin.Context, r request) {
+	if err := h.store.SetDefaultMigProject(c.Request.Context(), r.tenant, r.id); err != nil {
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // delete: DELETE /v3/migprojects/{id}.
-func (h migProjectHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "mig_project_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteMigProject(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
-		fail(c, migProjectError(err, id))
+func (h migProjectHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteMigProject(c.Request.Context(), r.tenant, r.id); err != nil {
+		fail(c, migProjectError(err, r.id))
 		return
 	}
 	okEmpty(c)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
@@ -29,30 +27,14 @@ type SourceStore interface {
 	RegisterSource(ctx context.Context, t store.Tenant, r store.Registration) (string, bool, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
-	UpdateSource(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, src *store.Source) error) error
+	UpdateSource(ctx context.Context, t store.Tenant, id string, fn func(src *store.Source) error) error
+	MoveSource(ctx context.Context, t store.Tenant, id, migProjectID string, fn func(src *store.Source) error) error
 	DeleteSources(ctx context.Context, t store.Tenant, ids []string, isBusy func(state string) bool) error
 	SourceOverview(ctx context.Context, t store.Tenant) ([]store.SourceStateCount, error)
 	TouchSource(ctx context.Context, t store.Tenant, id string, nowMs, minAgeMs int64) error
 	SourceExists(ctx context.Context, t store.Tenant, id string) (bool, error)
 	SourcesByID(ctx context.Context, t store.Tenant, ids []string) ([]store.SourceListRow, error)
 	TaskSummaries(ctx context.Context, t store.Tenant, ids []string) (map[string]store.TaskSummary, error)
-}
-
-// currentTask is TaskByServerSources (table 4-23): a source's task as the
-// sources list and show answer it.
-func currentTask(ts store.TaskSummary) map[string]any {
-	out := map[string]any{
-		"id": ts.ID, "name": ts.Name, "type": ts.Type, "state": ts.State,
-		"estimate_complete_time": ts.EstimateCompleteTime, "start_date": ts.StartDate, "speed_limit": ts.SpeedLimit,
-		"migrate_speed": ts.MigrateSpeed, "compress_rate": ts.CompressRate, "start_target_server": ts.StartTargetServer,
-		"vm_template_id": ts.VMTemplateID, "region_id": ts.RegionID, "project_name": ts.ProjectName,
-		"project_id": ts.ProjectID, "log_collect_status": ts.LogCollectStatus, "exist_server": ts.ExistServer,
-		"use_public_ip": ts.UsePublicIP, "remain_seconds": ts.RemainSeconds, "clone_server": ts.CloneServer,
-	}
-	if ts.TargetServer != nil {
-		out["target_server"] = map[string]string{"vm_id": ts.TargetServer.VMID, "name": ts.TargetServer.Name}
-	}
-	return out
 }
 
 // HeaderMachineID lets an agent name its machine explicitly (our agent sends
@@ -115,6 +97,7 @@ func sourceNotFound(id string) error { return notFound(smserr.SMS7602, id) }
 func sourceError(err error, id string) error {
 	var miss *store.MissingError
 	var busy *store.BusyError
+	var project *store.MigProjectMissingError
 	switch {
 	case errors.As(err, &miss):
 		e := smserr.New(smserr.SMS7602, miss.IDs...).WithStatus(http.StatusNotFound)
@@ -128,6 +111,8 @@ func sourceError(err error, id string) error {
 			e = e.WithDetail("a migration task is running on source " + b + ": stop or delete the task first")
 		}
 		return e
+	case errors.As(err, &project):
+		return notFound(smserr.SMS7301, project.ID)
 	case errors.Is(err, store.ErrNotFound):
 		return sourceNotFound(id)
 	}
@@ -224,40 +209,6 @@ func (h sourceHandlers) register(c *gin.Context) {
 	ok(c, gin.H{"id": id})
 }
 
-// sourceListJSON is SourceServersResponseBody (table 4-22) but for checks
-// and init_target_server, which list appends from their stored JSON.
-type sourceListJSON struct {
-	ID                       string  `json:"id"`
-	IP                       string  `json:"ip"`
-	Name                     string  `json:"name"`
-	EnterpriseProjectID      string  `json:"enterprise_project_id"`
-	AddDate                  int64   `json:"add_date"`
-	OSType                   string  `json:"os_type"`
-	OSVersion                string  `json:"os_version"`
-	OEMSystem                *bool   `json:"oem_system"`
-	State                    string  `json:"state"`
-	Connected                bool    `json:"connected"`
-	CPUQuantity              *int32  `json:"cpu_quantity"`
-	Memory                   *int64  `json:"memory"`
-	CurrentTask              any     `json:"current_task"`
-	Replicatesize            int64   `json:"replicatesize"`
-	StageActionTime          int64   `json:"stage_action_time"`
-	Totalsize                int64   `json:"totalsize"`
-	LastVisitTime            int64   `json:"last_visit_time"`
-	MigrationCycle           string  `json:"migration_cycle"`
-	StateActionTime          int64   `json:"state_action_time"`
-	IsConsistencyResultExist bool    `json:"is_consistency_result_exist"`
-	HasTc                    *bool   `json:"has_tc"`
-	StartType                *string `json:"start_type"`
-}
-
-func rawOr(s, def string) json.RawMessage {
-	if s == "" || s == "null" {
-		return json.RawMessage(def)
-	}
-	return json.RawMessage(s)
-}
-
 func (h sourceHandlers) connectedSince(now time.Time) int64 {
 	return nowMs(now.Add(-h.agentTimeout))
 }
@@ -273,14 +224,14 @@ func (h sourceHandlers) list(c *gin.Context) {
 		if st, ok := sourcestate.ParseState(s); ok && st != sourcestate.Unconnected {
 			f.State = string(st)
 		} else {
-			v.add("state", "must be one of "+strings.Join(stateValues, ", "), false)
+			v.invalid("state", "must be one of "+strings.Join(stateValues, ", "))
 		}
 	}
 	if s := c.Query("migration_cycle"); s != "" {
 		if cyc, ok := sourcestate.ParseCycle(s); ok {
 			f.MigrationCycle = string(cyc)
 		} else {
-			v.add("migration_cycle", "must be one of "+strings.Join(cycleValues, ", "), false)
+			v.invalid("migration_cycle", "must be one of "+strings.Join(cycleValues, ", "))
 		}
 	}
 	f.Connected = queryBool(c, &v, "connected")
@@ -360,113 +311,18 @@ func queryBool(c *gin.Context, v *checks, name string) *bool {
 	}
 	b, err := strconv.ParseBool(raw)
 	if err != nil {
-		v.add(name, "must be true or false", false)
+		v.invalid(name, "must be true or false")
 		return nil
 	}
 	return &b
 }
 
-// sourceJSON is ShowServerResponse (table 4-63) plus every registered fact,
-// so what an agent registered reads back unchanged.
-type sourceJSON struct {
-	ID                       string                   `json:"id"`
-	IP                       string                   `json:"ip"`
-	IPv6                     *string                  `json:"ipv6,omitempty"`
-	Name                     string                   `json:"name"`
-	Hostname                 string                   `json:"hostname"`
-	EnterpriseProjectID      string                   `json:"enterprise_project_id"`
-	MigProjectID             string                   `json:"migprojectid"`
-	AddDate                  int64                    `json:"add_date"`
-	OSType                   string                   `json:"os_type"`
-	OSVersion                string                   `json:"os_version"`
-	OEMSystem                *bool                    `json:"oem_system"`
-	State                    string                   `json:"state"`
-	Connected                bool                     `json:"connected"`
-	Firmware                 *string                  `json:"firmware"`
-	InitTargetServer         json.RawMessage          `json:"init_target_server"`
-	CPUQuantity              *int32                   `json:"cpu_quantity"`
-	Memory                   *int64                   `json:"memory"`
-	CurrentTask              any                      `json:"current_task"`
-	Disks                    []store.SourceDisk       `json:"disks"`
-	VolumeGroups             []store.VolumeGroup      `json:"volume_groups"`
-	BtrfsList                []store.BtrfsFileSystem  `json:"btrfs_list"`
-	Networks                 []store.Network          `json:"networks"`
-	Checks                   []store.EnvironmentCheck `json:"checks"`
-	MigrationCycle           string                   `json:"migration_cycle"`
-	StateActionTime          int64                    `json:"state_action_time"`
-	Replicatesize            int64                    `json:"replicatesize"`
-	Totalsize                int64                    `json:"totalsize"`
-	LastVisitTime            int64                    `json:"last_visit_time"`
-	StageActionTime          int64                    `json:"stage_action_time"`
-	AgentVersion             string                   `json:"agent_version"`
-	HasTc                    *bool                    `json:"has_tc"`
-	StartType                *string                  `json:"start_type"`
-	IsConsistencyResultExist bool                     `json:"is_consistency_result_exist"`
-	// Registered facts beyond table 4-63.
-	VirtualizationType *string  `json:"virtualization_type,omitempty"`
-	LinuxBlockCheck    *string  `json:"linux_block_check,omitempty"`
-	KernelVersion      *string  `json:"kernel_version,omitempty"`
-	HasRsync           *bool    `json:"has_rsync,omitempty"`
-	Paravirtualization *bool    `json:"paravirtualization,omitempty"`
-	RawDevices         *string  `json:"raw_devices,omitempty"`
-	DriverFiles        *bool    `json:"driver_files,omitempty"`
-	SystemServices     *bool    `json:"system_services,omitempty"`
-	AccountRights      *bool    `json:"account_rights,omitempty"`
-	BootLoader         *string  `json:"boot_loader,omitempty"`
-	SystemDir          *string  `json:"system_dir,omitempty"`
-	IOReadWait         *float64 `json:"io_read_wait,omitempty"`
-	Platform           *string  `json:"platform,omitempty"`
-	ErrorJSON          string   `json:"error_json,omitempty"`
-}
-
-func (h sourceHandlers) toJSON(s *store.Source, now time.Time) sourceJSON {
-	nz := func(x []store.EnvironmentCheck) []store.EnvironmentCheck {
-		if x == nil {
-			return []store.EnvironmentCheck{}
-		}
-		return x
-	}
-	out := sourceJSON{
-		ID: s.ID, IP: s.IP, IPv6: s.IPv6, Name: s.Name, Hostname: s.Hostname, EnterpriseProjectID: s.EnterpriseProjectID,
-		MigProjectID: s.MigProjectID, AddDate: s.AddDate, OSType: s.OSType, OSVersion: s.OSVersion,
-		OEMSystem: s.OEMSystem, State: s.State, Connected: s.LastVisitTime >= h.connectedSince(now), Firmware: s.Firmware,
-		InitTargetServer: rawOr(s.InitTargetServer, `{"disks":[],"volume_groups":[]}`), CPUQuantity: s.CPUQuantity,
-		Memory: s.Memory, Disks: s.Disks, VolumeGroups: s.VolumeGroups, BtrfsList: s.BtrfsList, Networks: s.Networks,
-		Checks: nz(s.Checks), MigrationCycle: s.MigrationCycle, StateActionTime: s.StateActionTime,
-		Replicatesize: s.Replicatesize, Totalsize: s.Totalsize, LastVisitTime: s.LastVisitTime,
-		StageActionTime: s.StageActionTime, AgentVersion: s.AgentVersion, HasTc: s.HasTc, StartType: s.StartType,
-		IsConsistencyResultExist: s.IsConsistencyResultExist, VirtualizationType: s.VirtualizationType,
-		LinuxBlockCheck: s.LinuxBlockCheck, KernelVersion: s.KernelVersion, HasRsync: s.HasRsync,
-		Paravirtualization: s.Paravirtualization, RawDevices: s.RawDevices, DriverFiles: s.DriverFiles,
-		SystemServices: s.SystemServices, AccountRights: s.AccountRights, BootLoader: s.BootLoader,
-		SystemDir: s.SystemDir, IOReadWait: s.IOReadWait, Platform: s.Platform, ErrorJSON: s.ErrorJSON,
-	}
-	if out.Disks == nil {
-		out.Disks = []store.SourceDisk{}
-	}
-	if out.VolumeGroups == nil {
-		out.VolumeGroups = []store.VolumeGroup{}
-	}
-	if out.BtrfsList == nil {
-		out.BtrfsList = []store.BtrfsFileSystem{}
-	}
-	if out.Networks == nil {
-		out.Networks = []store.Network{}
-	}
-	return out
-}
-
 // show: GET /v3/sources/{id}.
-func (h sourceHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "source_id")
+func (h sourceHandlers) show(c *gin.Context, r request) {
+	t := r.tenant
+	src, err := h.store.Source(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	t := mustPrincipal(c).Tenant()
-	src, err := h.store.Source(c.Request.Context(), t, id)
-	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	out := h.toJSON(src, h.now())
@@ -483,199 +339,29 @@ func (h sourceHandlers) show(c *gin.Context) {
 	ok(c, out)
 }
 
-// Update body (table 4-42). The spec names the volume group list
-// "volume_group_s", the SDK "volume_groups": both are read. relation_name
-// on a disk is our extension (the target disk a source disk maps to).
-type putVolumeBody struct {
-	ID            *string `json:"id"`
-	NeedMigration *bool   `json:"need_migration"`
-	AdjustSize    *int64  `json:"adjust_size"`
-}
-
-type putDiskBody struct {
-	ID              *string          `json:"id"`
-	NeedMigration   *bool            `json:"need_migration"`
-	AdjustSize      *int64           `json:"adjust_size"`
-	RelationName    *string          `json:"relation_name"`
-	PhysicalVolumes *[]putVolumeBody `json:"physical_volumes"`
-}
-
-type putVolumeGroupBody struct {
-	ID             *string          `json:"id"`
-	NeedMigration  *bool            `json:"need_migration"`
-	AdjustSize     *int64           `json:"adjust_size"`
-	LogicalVolumes *[]putVolumeBody `json:"logical_volumes"`
-}
-
-type updateSourceBody struct {
-	Name             *string               `json:"name"`
-	MigProjectID     *string               `json:"migprojectid"`
-	Disks            *[]putDiskBody        `json:"disks"`
-	VolumeGroups     *[]putVolumeGroupBody `json:"volume_groups"`
-	VolumeGroupsSpec *[]putVolumeGroupBody `json:"volume_group_s"`
-}
-
-func (b *updateSourceBody) validate() error {
-	var v checks
-	v.str("name", b.Name, false, 0, 255)
-	v.str("migprojectid", b.MigProjectID, false, 0, 255)
-	vol := func(path string, x putVolumeBody, idRequired bool) {
-		v.str(path+"id", x.ID, idRequired, 0, 255)
-		between(&v, path+"adjust_size", x.AdjustSize, false, 0, layout.MaxDiskSize)
-	}
-	if b.Disks != nil {
-		for i, d := range *b.Disks {
-			f := fmt.Sprintf("disks[%d].", i)
-			v.str(f+"id", d.ID, true, 0, 255)
-			between(&v, f+"adjust_size", d.AdjustSize, false, 0, layout.MaxDiskSize)
-			v.str(f+"relation_name", d.RelationName, false, 0, 255)
-			if d.PhysicalVolumes != nil {
-				for j, p := range *d.PhysicalVolumes {
-					vol(fmt.Sprintf("%sphysical_volumes[%d].", f, j), p, false)
-				}
-			}
-		}
-	}
-	for _, vgs := range []*[]putVolumeGroupBody{b.VolumeGroups, b.VolumeGroupsSpec} {
-		if vgs == nil {
-			continue
-		}
-		for i, g := range *vgs {
-			f := fmt.Sprintf("volume_groups[%d].", i)
-			v.str(f+"id", g.ID, true, 0, 255)
-			between(&v, f+"adjust_size", g.AdjustSize, false, 0, layout.MaxDiskSize)
-			if g.LogicalVolumes != nil {
-				for j, l := range *g.LogicalVolumes {
-					vol(fmt.Sprintf("%slogical_volumes[%d].", f, j), l, true)
-				}
-			}
-		}
-	}
-	return v.err()
-}
-
-// apply writes the operator's choices onto the stored facts; an id that
-// names nothing of this source is a 400 naming it.
-func (b *updateSourceBody) apply(src *store.Source) error {
-	if b.Name != nil {
-		src.Name = *b.Name
-	}
-	disks := map[string]*store.SourceDisk{}
-	pvs := map[string]*store.PhysicalVolume{}
-	for i := range src.Disks {
-		d := &src.Disks[i]
-		disks[deref(d.ID)] = d
-		for j := range d.PhysicalVolumes {
-			pvs[deref(d.PhysicalVolumes[j].ID)] = &d.PhysicalVolumes[j]
-		}
-	}
-	var unknown []string
-	if b.Disks != nil {
-		for _, pd := range *b.Disks {
-			d := disks[deref(pd.ID)]
-			if d == nil {
-				unknown = append(unknown, "disks.id="+deref(pd.ID))
-				continue
-			}
-			d.NeedMigration = firstPtr(pd.NeedMigration, d.NeedMigration)
-			d.AdjustSize = firstPtr(pd.AdjustSize, d.AdjustSize)
-			d.RelationName = firstPtr(pd.RelationName, d.RelationName)
-			if pd.PhysicalVolumes != nil {
-				for _, pv := range *pd.PhysicalVolumes {
-					p := pvs[deref(pv.ID)]
-					if p == nil {
-						unknown = append(unknown, "physical_volumes.id="+deref(pv.ID))
-						continue
-					}
-					p.NeedMigration = firstPtr(pv.NeedMigration, p.NeedMigration)
-					p.AdjustSize = firstPtr(pv.AdjustSize, p.AdjustSize)
-				}
-			}
-		}
-	}
-	vgs := map[string]*store.VolumeGroup{}
-	lvs := map[string]*store.LogicalVolume{}
-	for i := range src.VolumeGroups {
-		g := &src.VolumeGroups[i]
-		vgs[deref(g.ID)] = g
-		for j := range g.LogicalVolumes {
-			lvs[deref(g.LogicalVolumes[j].ID)] = &g.LogicalVolumes[j]
-		}
-	}
-	for _, list := range []*[]putVolumeGroupBody{b.VolumeGroups, b.VolumeGroupsSpec} {
-		if list == nil {
-			continue
-		}
-		for _, pg := range *list {
-			g := vgs[deref(pg.ID)]
-			if g == nil {
-				unknown = append(unknown, "volume_groups.id="+deref(pg.ID))
-				continue
-			}
-			g.NeedMigration = firstPtr(pg.NeedMigration, g.NeedMigration)
-			g.AdjustSize = firstPtr(pg.AdjustSize, g.AdjustSize)
-			if pg.LogicalVolumes != nil {
-				for _, pl := range *pg.LogicalVolumes {
-					l := lvs[deref(pl.ID)]
-					if l == nil {
-						unknown = append(unknown, "logical_volumes.id="+deref(pl.ID))
-						continue
-					}
-					l.NeedMigration = firstPtr(pl.NeedMigration, l.NeedMigration)
-					l.AdjustSize = firstPtr(pl.AdjustSize, l.AdjustSize)
-				}
-			}
-		}
-	}
-	if len(unknown) > 0 {
-		e := smserr.New(smserr.SMS9001, unknown...)
-		for _, u := range unknown {
-			e = e.WithDetail(u + ": no such item on this source (ids are in GET /v3/sources/{id})")
-		}
-		return e
-	}
-	return nil
-}
-
-func firstPtr[T any](a, b *T) *T {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
 // update: PUT /v3/sources/{id}.
-func (h sourceHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) update(c *gin.Context, r request) {
 	var b updateSourceBody
 	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	err = h.store.UpdateSource(c.Request.Context(), t, id, func(tx *gorm.DB, src *store.Source) error {
-		if b.MigProjectID != nil && *b.MigProjectID != src.MigProjectID {
-			exists, err := store.MigProjectExists(tx, t, *b.MigProjectID)
-			if err != nil {
-				return err
-			}
-			if !exists {
-				return notFound(smserr.SMS7301, *b.MigProjectID)
-			}
-			src.MigProjectID = *b.MigProjectID
-		}
+	t := r.tenant
+	apply := func(src *store.Source) error {
 		if err := b.apply(src); err != nil {
 			return err
 		}
 		refreshDerived(src)
 		return nil
-	})
+	}
+	var err error
+	if b.MigProjectID != nil {
+		err = h.store.MoveSource(c.Request.Context(), t, r.id, *b.MigProjectID, apply)
+	} else {
+		err = h.store.UpdateSource(c.Request.Context(), t, r.id, apply)
+	}
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -691,12 +377,7 @@ type diskInfoBody struct {
 	BtrfsList        *[]btrfsBody       `json:"btrfs_list"`
 }
 
-func (h sourceHandlers) diskInfo(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) diskInfo(c *gin.Context, r request) {
 	var b diskInfoBody
 	if err := bindJSON(c, &b); err != nil {
 		fail(c, err)
@@ -705,7 +386,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 	vgs := firstPtr(b.VolumeGroups, b.VolumeGroupsSnak)
 	var v checks
 	if b.Disks != nil {
-		checkDisks(&v, "disks", *b.Disks, false)
+		checkDisks(&v, "disks", *b.Disks, updating)
 	}
 	if vgs != nil {
 		checkVolumeGroups(&v, "volumegroups", *vgs)
@@ -717,7 +398,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, src *store.Source) error {
+	err := h.store.UpdateSource(c.Request.Context(), r.tenant, r.id, func(src *store.Source) error {
 		prevDisks, prevVGs := src.Disks, src.VolumeGroups
 		src.Disks, src.VolumeGroups, src.BtrfsList = []store.SourceDisk{}, []store.VolumeGroup{}, []store.BtrfsFileSystem{}
 		if b.Disks != nil {
@@ -734,7 +415,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -742,12 +423,7 @@ func (h sourceHandlers) diskInfo(c *gin.Context) {
 
 // changeState: PUT /v3/sources/{id}/changestate (§4.1.6). The pair must be
 // allowed by the SMS.7728 matrix; each change stamps its action time.
-func (h sourceHandlers) changeState(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h sourceHandlers) changeState(c *gin.Context, r request) {
 	var b struct {
 		CopyState      *string `json:"copystate"`
 		MigrationCycle *string `json:"migrationcycle"`
@@ -768,10 +444,10 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 	cyc, okC := sourcestate.ParseCycle(*b.MigrationCycle)
 	var v checks
 	if !okS {
-		v.add("copystate", "unknown state "+truncate(*b.CopyState, 32), false)
+		v.invalid("copystate", "unknown state "+truncate(*b.CopyState, 32))
 	}
 	if !okC {
-		v.add("migrationcycle", "unknown migration cycle "+truncate(*b.MigrationCycle, 32), false)
+		v.invalid("migrationcycle", "unknown migration cycle "+truncate(*b.MigrationCycle, 32))
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)
@@ -782,7 +458,7 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 		return
 	}
 	now := nowMs(h.now())
-	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, src *store.Source) error {
+	err := h.store.UpdateSource(c.Request.Context(), r.tenant, r.id, func(src *store.Source) error {
 		if src.State != string(st) {
 			src.State, src.StateActionTime = string(st), now
 		}
@@ -792,7 +468,7 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, sourceError(err, id))
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -801,14 +477,9 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 func busy(state string) bool { return sourcestate.Busy(sourcestate.State(state)) }
 
 // delete: DELETE /v3/sources/{id}.
-func (h sourceHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "source_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteSources(c.Request.Context(), mustPrincipal(c).Tenant(), []string{id}, busy); err != nil {
-		fail(c, sourceError(err, id))
+func (h sourceHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteSources(c.Request.Context(), r.tenant, []string{r.id}, busy); err != nil {
+		fail(c, sourceError(err, r.id))
 		return
 	}
 	okEmpty(c)

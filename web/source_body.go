@@ -169,39 +169,39 @@ func (b *registerBody) validate() error {
 	if b.Name == nil || *b.Name == "" {
 		return smsErrName()
 	}
-	v.str("name", b.Name, true, 1, 255)
-	v.str("id", b.ID, false, 0, 255)
-	v.str("ip", b.IP, true, 0, 255)
-	v.str("ipv6", b.IPv6, false, 0, 255)
+	v.str("name", b.Name, required, 1, 255)
+	v.str("id", b.ID, optional, 0, 255)
+	v.str("ip", b.IP, required, 0, 255)
+	v.str("ipv6", b.IPv6, optional, 0, 255)
 	// The spec marks hostname required at registration, but its own register
 	// example (and agents in the field) omit it; it defaults to empty.
-	v.str("hostname", b.Hostname, false, 0, 255)
+	v.str("hostname", b.Hostname, optional, 0, 255)
 	if b.OSType == nil {
 		v.required("os_type", false)
 	} else if !oneOf(*b.OSType, osTypes) {
 		return smsErrOSType(*b.OSType)
 	}
-	v.str("os_version", b.OSVersion, true, 0, 255)
-	v.str("virtualization_type", b.VirtualizationType, false, 0, 255)
-	v.str("linux_block_check", b.LinuxBlockCheck, false, 0, 1024)
-	v.enum("firmware", b.Firmware, false, false, firmwares...)
-	between(&v, "cpu_quantity", b.CPUQuantity, false, 0, 65535)
-	between(&v, "memory", b.Memory, false, 0, maxInt64)
-	v.str("domain_id", b.DomainID, false, 0, 255)
-	v.str("raw_devices", b.RawDevices, false, 0, 255)
-	v.enum("boot_loader", b.BootLoader, false, true, bootLoaders...)
-	v.str("system_dir", b.SystemDir, false, 0, 255)
-	v.str("agent_version", b.AgentVersion, false, 0, 255)
-	v.str("kernel_version", b.KernelVersion, false, 0, 255)
-	v.enum("migration_cycle", lower(b.MigrationCycle), false, false, cycleValues...)
-	v.enum("state", lower(b.State), false, false, stateValues...)
-	v.enum("start_type", b.StartType, false, true, startTypes...)
+	v.str("os_version", b.OSVersion, required, 0, 255)
+	v.str("virtualization_type", b.VirtualizationType, optional, 0, 255)
+	v.str("linux_block_check", b.LinuxBlockCheck, optional, 0, 1024)
+	v.enum("firmware", b.Firmware, optional, firmwares...)
+	between(&v, "cpu_quantity", b.CPUQuantity, optional, 0, 65535)
+	between(&v, "memory", b.Memory, optional, 0, maxInt64)
+	v.str("domain_id", b.DomainID, optional, 0, 255)
+	v.str("raw_devices", b.RawDevices, optional, 0, 255)
+	v.enumOrEmpty("boot_loader", b.BootLoader, optional, bootLoaders...)
+	v.str("system_dir", b.SystemDir, optional, 0, 255)
+	v.str("agent_version", b.AgentVersion, optional, 0, 255)
+	v.str("kernel_version", b.KernelVersion, optional, 0, 255)
+	v.enum("migration_cycle", lower(b.MigrationCycle), optional, cycleValues...)
+	v.enum("state", lower(b.State), optional, stateValues...)
+	v.enumOrEmpty("start_type", b.StartType, optional, startTypes...)
 	if b.IOReadWait != nil && (*b.IOReadWait < 0 || *b.IOReadWait > 10000) {
-		v.add("io_read_wait", "must be between 0.0 and 10000.0", false)
+		v.invalid("io_read_wait", "must be between 0.0 and 10000.0")
 	}
-	v.enum("platform", b.Platform, false, false, platforms...)
-	v.str("migprojectid", b.MigProjectID, false, 0, 255)
-	v.str("machine_id", b.MachineID, false, 1, 128)
+	v.enum("platform", b.Platform, optional, platforms...)
+	v.str("migprojectid", b.MigProjectID, optional, 0, 255)
+	v.str("machine_id", b.MachineID, optional, 1, 128)
 
 	linux := b.OSType != nil && *b.OSType == "LINUX"
 	windows := b.OSType != nil && *b.OSType == "WINDOWS"
@@ -222,7 +222,7 @@ func (b *registerBody) validate() error {
 		v.required("system_dir", b.SystemDir != nil)
 	}
 	if b.Disks != nil {
-		checkDisks(&v, "disks", *b.Disks, true)
+		checkDisks(&v, "disks", *b.Disks, creating)
 	}
 	if b.BtrfsList != nil {
 		checkBtrfs(&v, *b.BtrfsList)
@@ -233,14 +233,14 @@ func (b *registerBody) validate() error {
 	if b.Networks != nil {
 		for i, n := range *b.Networks {
 			f := fmt.Sprintf("networks[%d].", i)
-			v.str(f+"name", n.Name, true, 0, 255)
-			v.str(f+"ip", n.IP, true, 0, 255)
-			v.str(f+"ipv6", n.IPv6, false, 0, 255)
-			v.str(f+"netmask", n.Netmask, true, 0, 255)
-			v.str(f+"gateway", n.Gateway, true, 0, 255)
-			between(&v, f+"mtu", n.MTU, false, 0, maxInt32)
-			v.str(f+"mac", n.MAC, true, 0, 255)
-			v.str(f+"id", n.ID, false, 0, 255)
+			v.str(f+"name", n.Name, required, 0, 255)
+			v.str(f+"ip", n.IP, required, 0, 255)
+			v.str(f+"ipv6", n.IPv6, optional, 0, 255)
+			v.str(f+"netmask", n.Netmask, required, 0, 255)
+			v.str(f+"gateway", n.Gateway, required, 0, 255)
+			between(&v, f+"mtu", n.MTU, optional, 0, maxInt32)
+			v.str(f+"mac", n.MAC, required, 0, 255)
+			v.str(f+"id", n.ID, optional, 0, 255)
 		}
 	}
 	return v.err()
@@ -263,58 +263,59 @@ func oneOf(s string, set []string) bool {
 	return false
 }
 
-func flexBetween(v *checks, field string, n *FlexInt64, required bool, min, max int64) {
+func flexBetween(v *checks, field string, n *FlexInt64, p presence, min, max int64) {
 	if n == nil {
-		if required {
-			v.required(field, false)
+		if p == required {
+			v.absent(field)
 		}
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, required, min, max)
+	between(v, field, &x, p, min, max)
 }
 
-func sizeBetween(v *checks, field string, n *FlexSize, required bool, max int64) {
+func sizeBetween(v *checks, field string, n *FlexSize, p presence, max int64) {
 	if n == nil {
-		if required {
-			v.required(field, false)
+		if p == required {
+			v.absent(field)
 		}
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, required, 0, max)
+	between(v, field, &x, p, 0, max)
 }
 
-func checkDisks(v *checks, path string, disks []serverDiskBody, register bool) {
+func checkDisks(v *checks, path string, disks []serverDiskBody, use purpose) {
+	register := use == creating
 	for i, d := range disks {
 		f := fmt.Sprintf("%s[%d].", path, i)
-		v.str(f+"name", d.Name, true, 0, 255)
-		v.enum(f+"partition_style", d.PartitionStyle, register, false, partitionStyle...)
-		v.enum(f+"device_use", d.DeviceUse, true, false, diskUses...)
-		between(v, f+"size", d.Size, true, 0, layout.MaxDiskSize)
-		between(v, f+"used_size", d.UsedSize, true, 0, layout.MaxDiskSize)
+		v.str(f+"name", d.Name, required, 0, 255)
+		v.enum(f+"partition_style", d.PartitionStyle, requiredIf(register), partitionStyle...)
+		v.enum(f+"device_use", d.DeviceUse, required, diskUses...)
+		between(v, f+"size", d.Size, required, 0, layout.MaxDiskSize)
+		between(v, f+"used_size", d.UsedSize, required, 0, layout.MaxDiskSize)
 		if d.Size != nil && d.UsedSize != nil && *d.UsedSize > *d.Size {
-			v.add(f+"used_size", "must not exceed size", false)
+			v.invalid(f+"used_size", "must not exceed size")
 		}
 		v.required(f+"physical_volumes", d.PhysicalVolumes != nil)
-		v.str(f+"relation_name", d.RelationName, false, 0, 255)
-		flexBetween(v, f+"inode_size", d.InodeSize, false, 0, int64(maxInt32))
+		v.str(f+"relation_name", d.RelationName, optional, 0, 255)
+		flexBetween(v, f+"inode_size", d.InodeSize, optional, 0, int64(maxInt32))
 		if d.PhysicalVolumes == nil {
 			continue
 		}
 		for j, p := range *d.PhysicalVolumes {
 			g := fmt.Sprintf("%sphysical_volumes[%d].", f, j)
-			v.str(g+"device_use", p.DeviceUse, false, 0, 255)
-			v.str(g+"file_system", p.FileSystem, false, 0, 255)
-			between(v, g+"index", p.Index, false, 0, maxInt32)
-			v.str(g+"mount_point", p.MountPoint, false, 0, 255)
-			v.str(g+"name", p.Name, false, 0, 255)
-			between(v, g+"size", p.Size, false, 0, layout.MaxDiskSize)
-			between(v, g+"used_size", p.UsedSize, false, 0, layout.MaxDiskSize)
-			flexBetween(v, g+"inode_size", p.InodeSize, false, 0, int64(maxInt32))
-			between(v, g+"inode_nums", p.InodeNums, false, 0, maxInt64)
-			v.str(g+"uuid", p.UUID, false, 0, 255)
-			between(v, g+"size_per_cluster", p.SizePerCluster, false, 0, maxInt32)
+			v.str(g+"device_use", p.DeviceUse, optional, 0, 255)
+			v.str(g+"file_system", p.FileSystem, optional, 0, 255)
+			between(v, g+"index", p.Index, optional, 0, maxInt32)
+			v.str(g+"mount_point", p.MountPoint, optional, 0, 255)
+			v.str(g+"name", p.Name, optional, 0, 255)
+			between(v, g+"size", p.Size, optional, 0, layout.MaxDiskSize)
+			between(v, g+"used_size", p.UsedSize, optional, 0, layout.MaxDiskSize)
+			flexBetween(v, g+"inode_size", p.InodeSize, optional, 0, int64(maxInt32))
+			between(v, g+"inode_nums", p.InodeNums, optional, 0, maxInt64)
+			v.str(g+"uuid", p.UUID, optional, 0, 255)
+			between(v, g+"size_per_cluster", p.SizePerCluster, optional, 0, maxInt32)
 		}
 	}
 }
@@ -329,28 +330,28 @@ func checkBtrfs(v *checks, list []btrfsBody) {
 			{"data_profile", b.DataProfile}, {"system_profile", b.SystemProfile}, {"metadata_profile", b.MetadataProfile},
 			{"global_reserve1", b.GlobalReserve1}, {"default_subvol_name", b.DefaultSubvolName},
 			{"default_subvol_mountpath", b.DefaultSubvolMountpath}} {
-			v.str(f+fs.name, fs.s, true, 0, 255)
+			v.str(f+fs.name, fs.s, required, 0, 255)
 		}
 		if b.DefaultSubvolID == nil && b.DefaultSubvolIDSpec == nil {
 			v.required(f+"default_subvolid", false)
 		}
-		v.str(f+"default_subvolid", firstStr(b.DefaultSubvolID, b.DefaultSubvolIDSpec), false, 0, 255)
-		sizeBetween(v, f+"size", b.Size, true, maxInt64)
-		sizeBetween(v, f+"nodesize", b.Nodesize, true, maxInt64)
-		sizeBetween(v, f+"sectorsize", b.Sectorsize, true, int64(maxInt32))
-		sizeBetween(v, f+"g_vol_used_size", b.GVolUsedSize, true, maxInt64)
+		v.str(f+"default_subvolid", firstStr(b.DefaultSubvolID, b.DefaultSubvolIDSpec), optional, 0, 255)
+		sizeBetween(v, f+"size", b.Size, required, maxInt64)
+		sizeBetween(v, f+"nodesize", b.Nodesize, required, maxInt64)
+		sizeBetween(v, f+"sectorsize", b.Sectorsize, required, int64(maxInt32))
+		sizeBetween(v, f+"g_vol_used_size", b.GVolUsedSize, required, maxInt64)
 		v.required(f+"subvolumn", b.Subvolumn != nil)
 		if b.Subvolumn == nil {
 			continue
 		}
 		for j, s := range *b.Subvolumn {
 			g := fmt.Sprintf("%ssubvolumn[%d].", f, j)
-			v.str(g+"uuid", s.UUID, true, 0, 255)
-			v.str(g+"is_snapshot", s.IsSnapshot, true, 0, 255)
-			v.str(g+"subvol_id", s.SubvolID, true, 0, 255)
-			v.str(g+"parent_id", s.ParentID, true, 0, 255)
-			v.str(g+"subvol_name", s.SubvolName, true, 0, 255)
-			v.str(g+"subvol_mount_path", s.SubvolMountPath, true, 0, 255)
+			v.str(g+"uuid", s.UUID, required, 0, 255)
+			v.str(g+"is_snapshot", s.IsSnapshot, required, 0, 255)
+			v.str(g+"subvol_id", s.SubvolID, required, 0, 255)
+			v.str(g+"parent_id", s.ParentID, required, 0, 255)
+			v.str(g+"subvol_name", s.SubvolName, required, 0, 255)
+			v.str(g+"subvol_mount_path", s.SubvolMountPath, required, 0, 255)
 		}
 	}
 }
@@ -358,29 +359,29 @@ func checkBtrfs(v *checks, list []btrfsBody) {
 func checkVolumeGroups(v *checks, path string, vgs []volumeGroupBody) {
 	for i, g := range vgs {
 		f := fmt.Sprintf("%s[%d].", path, i)
-		v.str(f+"components", g.Components, false, 0, 255)
-		between(v, f+"free_size", g.FreeSize, false, 0, maxInt64)
-		v.str(f+"name", g.Name, false, 0, 255)
-		between(v, f+"size", g.Size, false, 0, maxInt64)
+		v.str(f+"components", g.Components, optional, 0, 255)
+		between(v, f+"free_size", g.FreeSize, optional, 0, maxInt64)
+		v.str(f+"name", g.Name, optional, 0, 255)
+		between(v, f+"size", g.Size, optional, 0, maxInt64)
 		if g.LogicalVolumes == nil {
 			continue
 		}
 		if len(*g.LogicalVolumes) > 255 {
-			v.add(f+"logical_volumes", "at most 255 logical volumes", false)
+			v.invalid(f+"logical_volumes", "at most 255 logical volumes")
 		}
 		for j, l := range *g.LogicalVolumes {
 			h := fmt.Sprintf("%slogical_volumes[%d].", f, j)
-			between(v, h+"block_count", l.BlockCount, false, 0, maxInt32)
-			between(v, h+"block_size", l.BlockSize, false, 0, 1048576)
-			v.str(h+"file_system", l.FileSystem, true, 0, 255)
-			flexBetween(v, h+"inode_size", l.InodeSize, true, 0, int64(maxInt32))
-			between(v, h+"inode_nums", l.InodeNums, false, 0, maxInt64)
-			v.str(h+"device_use", l.DeviceUse, false, 0, 255)
-			v.str(h+"mount_point", l.MountPoint, true, 0, 256)
-			v.str(h+"name", l.Name, true, 0, 1024)
-			between(v, h+"size", l.Size, true, 0, maxInt64)
-			between(v, h+"used_size", l.UsedSize, true, 0, maxInt64)
-			between(v, h+"free_size", l.FreeSize, true, 0, maxInt64)
+			between(v, h+"block_count", l.BlockCount, optional, 0, maxInt32)
+			between(v, h+"block_size", l.BlockSize, optional, 0, 1048576)
+			v.str(h+"file_system", l.FileSystem, required, 0, 255)
+			flexBetween(v, h+"inode_size", l.InodeSize, required, 0, int64(maxInt32))
+			between(v, h+"inode_nums", l.InodeNums, optional, 0, maxInt64)
+			v.str(h+"device_use", l.DeviceUse, optional, 0, 255)
+			v.str(h+"mount_point", l.MountPoint, required, 0, 256)
+			v.str(h+"name", l.Name, required, 0, 1024)
+			between(v, h+"size", l.Size, required, 0, maxInt64)
+			between(v, h+"used_size", l.UsedSize, required, 0, maxInt64)
+			between(v, h+"free_size", l.FreeSize, required, 0, maxInt64)
 		}
 	}
 }

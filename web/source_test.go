@@ -535,3 +535,23 @@ func TestSourceIsolation(t *testing.T) {
 		}(), "disk info untouched")
 	})
 }
+
+// TestSourceMoveToAnotherTenantsProject: a migration project of another
+// domain is answered like a missing one (SMS.7301, found inside the store's
+// transaction by MoveSource) and the source stays where it was, unrenamed.
+func TestSourceMoveToAnotherTenantsProject(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		id := register(t, e, e.token, linuxSource("mine", "fa:16:3e:00:00:01"))
+		home := e.do("GET", "/v3/sources/"+id, "", e.token).json(t)["migprojectid"]
+		theirs := createMigProject(t, e, e.other, "theirs")
+		for _, project := range []string{theirs, "00000000-0000-0000-0000-000000000000"} {
+			r := e.do("PUT", "/v3/sources/"+id, `{"name":"moved","migprojectid":`+q(project)+`}`, e.token)
+			assert.Equal(t, http.StatusNotFound, r.status, r.body)
+			code, _ := r.smsError(t)
+			assert.Equal(t, "SMS.7301", code)
+		}
+		m := e.do("GET", "/v3/sources/"+id, "", e.token).json(t)
+		assert.Equal(t, home, m["migprojectid"])
+		assert.Equal(t, "mine", m["name"])
+	})
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/store"
@@ -78,7 +77,7 @@ func TestExistingServerTenancy(t *testing.T) {
 		// is kept, free again for the domain, still not the other's.
 		tg, err := e.targets.Create(ctx, provider.Spec{DomainID: e.creds.DomainID, TaskID: bound, ExistVM: "free-1", Type: "MIGRATE_FILE"})
 		require.NoError(t, err)
-		require.NoError(t, e.store.UpdateTask(ctx, tenantOf(e), bound, func(_ *gorm.DB, task *store.Task) error {
+		require.NoError(t, e.store.UpdateTask(ctx, tenantOf(e), bound, func(task *store.Task) error {
 			task.TargetServer.Location = tg.Location
 			return nil
 		}))

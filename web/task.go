@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/layout"
@@ -26,7 +25,9 @@ type TaskStore interface {
 	CreateTask(ctx context.Context, t store.Tenant, task *store.Task) error
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
-	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(tx *gorm.DB, task *store.Task) error) error
+	UpdateTask(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error) error
+	UpdateTaskProgress(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error) error
+	SetConsistencyResults(ctx context.Context, t store.Tenant, taskID string, results []store.ConsistencyResult) error
 	DeleteTask(ctx context.Context, t store.Tenant, id string) error
 	TaskSummaries(ctx context.Context, t store.Tenant, ids []string) (map[string]store.TaskSummary, error)
 	TargetVMInUse(ctx context.Context, t store.Tenant, vmID, exceptTask string) (bool, error)
@@ -395,17 +396,12 @@ func nonNilConfig(c []store.ConfigItem) []store.ConfigItem {
 }
 
 // show: GET /v3/tasks/{id}.
-func (h taskHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) show(c *gin.Context, r request) {
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
-	task, err := h.store.Task(ctx, t, id)
+	t := r.tenant
+	task, err := h.store.Task(ctx, t, r.id)
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})
@@ -417,25 +413,19 @@ func (h taskHandlers) show(c *gin.Context) {
 }
 
 // update: PUT /v3/tasks/{id} (§4.2.6); answers {} (the SDK decodes an object).
-func (h taskHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) update(c *gin.Context, r request) {
 	var b updateTaskBody
 	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
-	if err := h.checkUpdate(ctx, t, id, &b); err != nil {
+	if err := h.checkUpdate(ctx, r.tenant, r.id, &b); err != nil {
 		fail(c, err)
 		return
 	}
 	var speed *workflows.SpeedUpdate
-	err = h.store.UpdateTask(ctx, t, id, func(_ *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTask(ctx, r.tenant, r.id, func(task *store.Task) error {
 		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
 			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
 		}
@@ -480,12 +470,12 @@ func (h taskHandlers) update(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	// A new default limit applies at once, like new speed windows do.
 	if speed != nil {
-		if err := h.engine.SpeedRules(ctx, id, *speed); err != nil && !errors.Is(err, engine.ErrNoRun) {
+		if err := h.engine.SpeedRules(ctx, r.id, *speed); err != nil && !errors.Is(err, engine.ErrNoRun) {
 			fail(c, err)
 			return
 		}
@@ -528,14 +518,9 @@ func (h taskHandlers) checkUpdate(ctx context.Context, t store.Tenant, id string
 // delete: DELETE /v3/tasks/{id}. A running task is stopped and cleaned up by
 // its workflow (the agent must be connected to be told, SMS.7723); a task
 // without a running workflow is removed at once.
-func (h taskHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.deleteOne(c.Request.Context(), mustPrincipal(c).Tenant(), id); err != nil {
-		fail(c, taskError(err, id))
+func (h taskHandlers) delete(c *gin.Context, r request) {
+	if err := h.deleteOne(c.Request.Context(), r.tenant, r.id); err != nil {
+		fail(c, taskError(err, r.id))
 		return
 	}
 	okEmpty(c)

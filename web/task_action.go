@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
@@ -21,12 +20,7 @@ var taskOperations = []string{workflows.OpStart, workflows.OpStop, workflows.OpT
 // action: POST /v3/tasks/{id}/action. The operation runs as an Update on the
 // task's workflow; the workflow's validator decides, with the SMS code of
 // the rule it applies (SMS.7713–SMS.7723).
-func (h taskHandlers) action(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) action(c *gin.Context, r request) {
 	var b struct {
 		Operation              *string `json:"operation"`
 		TemplateID             *string `json:"template_id"`
@@ -38,29 +32,29 @@ func (h taskHandlers) action(c *gin.Context) {
 		return
 	}
 	var v checks
-	v.enum("operation", b.Operation, true, false, taskOperations...)
-	v.str("template_id", b.TemplateID, false, 0, 2048)
+	v.enum("operation", b.Operation, required, taskOperations...)
+	v.str("template_id", b.TemplateID, optional, 0, 2048)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
-	if _, err := h.store.Task(ctx, t, id); err != nil {
-		fail(c, taskError(err, id))
+	t := r.tenant
+	if _, err := h.store.Task(ctx, t, r.id); err != nil {
+		fail(c, taskError(err, r.id))
 		return
 	}
-	err = h.engine.Action(ctx, id, workflows.ActionRequest{Operation: *b.Operation, TemplateID: deref(b.TemplateID),
+	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: *b.Operation, TemplateID: deref(b.TemplateID),
 		IsNeedConsistencyCheck: deref(b.IsNeedConsistencyCheck)})
 	if errors.Is(err, engine.ErrNoRun) {
-		fail(c, smserr.New(smserr.SMS7713, id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
+		fail(c, smserr.New(smserr.SMS7713, r.id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
 		return
 	}
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	logFor(c).InfoContext(ctx, "task action", "task", id, "operation", *b.Operation)
+	logFor(c).InfoContext(ctx, "task action", "task", r.id, "operation", *b.Operation)
 	okEmpty(c)
 }
 
@@ -115,19 +109,14 @@ func (p *progressThrottle) due(taskID string, now time.Time, subtask string, pro
 }
 
 // progress: PUT /v3/tasks/{id}/progress, from the agent.
-func (h taskHandlers) progress(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) progress(c *gin.Context, r request) {
 	var b progressBody
 	if err := bindValid(c, &b); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	now := h.now()
 	ms := now.UnixMilli()
 	sub := *b.SubtaskName
@@ -136,9 +125,9 @@ func (h taskHandlers) progress(c *gin.Context) {
 	}
 	var limit int32
 	var threshold float64
-	err = h.store.UpdateTask(ctx, t, id, func(tx *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTaskProgress(ctx, t, r.id, func(task *store.Task) error {
 		if task.State != store.TaskRunning && task.State != store.TaskSyncing {
-			return smserr.New(smserr.SMS0501, id).WithDetail("the task is " + task.State + ", not running")
+			return smserr.New(smserr.SMS0501, r.id).WithDetail("the task is " + task.State + ", not running")
 		}
 		found := false
 		for i := range task.SubTasks {
@@ -176,17 +165,16 @@ func (h taskHandlers) progress(c *gin.Context) {
 		task.LastProgressAt = ms
 		task.SubtaskInfo = sub
 		limit, threshold = task.CurrentLimit, task.CurrentThreshold
-		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
-			Updates(map[string]any{"replicatesize": *b.Replicatesize, "totalsize": *b.Totalsize}).Error
+		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	speed := deref(b.MigrateSpeed)
 	over := speedlimit.Over(speedlimit.Limit{Mbps: limit, Threshold: threshold}, speed)
-	if h.throttle.due(id, now, sub, *b.Progress, over) {
-		err := h.engine.Progress(ctx, id, workflows.Progress{Subtask: sub, Progress: *b.Progress, MigrateSpeed: speed, At: now})
+	if h.throttle.due(r.id, now, sub, *b.Progress, over) {
+		err := h.engine.Progress(ctx, r.id, workflows.Progress{Subtask: sub, Progress: *b.Progress, MigrateSpeed: speed, At: now})
 		if err != nil && !errors.Is(err, engine.ErrNoRun) {
 			fail(c, err)
 			return
@@ -204,15 +192,10 @@ type speedRuleBody struct {
 
 // showSpeed: GET /v3/tasks/{id}/speed-limit. Without rules of its own, a task
 // answers one all-day window at its (project-inherited) speed_limit.
-func (h taskHandlers) showSpeed(c *gin.Context) {
-	id, err := pathID(c, "task_id")
+func (h taskHandlers) showSpeed(c *gin.Context, r request) {
+	task, err := h.store.Task(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	task, err := h.store.Task(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	rules := task.SpeedRules
@@ -225,12 +208,7 @@ func (h taskHandlers) showSpeed(c *gin.Context) {
 
 // setSpeed: POST /v3/tasks/{id}/speed-limit replaces the rules; the running
 // workflow applies them at once.
-func (h taskHandlers) setSpeed(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) setSpeed(c *gin.Context, r request) {
 	var b struct {
 		SpeedLimit *[]speedRuleBody `json:"speed_limit"`
 	}
@@ -247,8 +225,8 @@ func (h taskHandlers) setSpeed(c *gin.Context) {
 	stored := make([]store.SpeedRule, len(*b.SpeedLimit))
 	for i, r := range *b.SpeedLimit {
 		f := "speed_limit[" + itoa(i) + "]."
-		v.str(f+"start", r.Start, true, 0, 255)
-		v.str(f+"end", r.End, true, 0, 255)
+		v.str(f+"start", r.Start, required, 0, 255)
+		v.str(f+"end", r.End, required, 0, 255)
 		v.required(f+"speed", r.Speed != nil)
 		rules[i] = speedlimit.Rule{Start: deref(r.Start), End: deref(r.End), Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
 		stored[i] = store.SpeedRule{Start: deref(r.Start), End: deref(r.End), Speed: r.Speed, OverSpeedThreshold: r.OverSpeedThreshold}
@@ -279,16 +257,16 @@ func (h taskHandlers) setSpeed(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var update workflows.SpeedUpdate
-	err = h.store.UpdateTask(ctx, mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTask(ctx, r.tenant, r.id, func(task *store.Task) error {
 		task.SpeedRules = stored
 		update = workflows.SpeedUpdate{Rules: rules, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold}
 		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
-	if err := h.engine.SpeedRules(ctx, id, update); err != nil && !errors.Is(err, engine.ErrNoRun) {
+	if err := h.engine.SpeedRules(ctx, r.id, update); err != nil && !errors.Is(err, engine.ErrNoRun) {
 		fail(c, err)
 		return
 	}

@@ -76,16 +76,16 @@ func (b *createTaskBody) validate() error {
 		return smserr.New(smserr.SMS7712, "type").WithDetail("type: MIGRATE_BLOCK or MIGRATE_FILE")
 	}
 	var v checks
-	v.str("name", b.Name, true, 0, 255)
+	v.str("name", b.Name, required, 0, 255)
 	v.required("type", b.Type != nil)
-	v.enum("os_type", b.OSType, false, false, osTypes...)
+	v.enum("os_type", b.OSType, optional, osTypes...)
 	if v.required("source_server", b.SourceServer != nil) {
-		v.str("source_server.id", b.SourceServer.ID, true, 0, 255)
+		v.str("source_server.id", b.SourceServer.ID, required, 0, 255)
 	}
 	if v.required("target_server", b.TargetServer != nil) {
 		ts := b.TargetServer
 		v.serverID("target_server.vm_id", ts.VMID)
-		v.str("target_server.name", ts.Name, false, 0, 255)
+		v.str("target_server.name", ts.Name, optional, 0, 255)
 		if ts.Disks != nil {
 			checkTargetDisks(&v, *ts.Disks)
 		}
@@ -96,19 +96,19 @@ func (b *createTaskBody) validate() error {
 			checkBtrfs(&v, *ts.BtrfsList)
 		}
 	}
-	v.str("migration_ip", b.MigrationIP, false, 0, 255)
-	v.str("region_name", b.RegionName, true, 0, 255)
-	v.str("region_id", b.RegionID, true, 0, 255)
-	v.str("project_name", b.ProjectName, true, 0, 255)
-	v.str("project_id", b.ProjectID, true, 0, 255)
+	v.str("migration_ip", b.MigrationIP, optional, 0, 255)
+	v.str("region_name", b.RegionName, required, 0, 255)
+	v.str("region_id", b.RegionID, required, 0, 255)
+	v.str("project_name", b.ProjectName, required, 0, 255)
+	v.str("project_id", b.ProjectID, required, 0, 255)
 	// The spec allows 0..65535; the SDK decodes priority as an enum of
 	// 0 (low), 1 (standard), 2 (high), so only those are accepted.
-	between(&v, "priority", b.Priority, false, 0, 2)
-	v.str("vm_template_id", b.VMTemplateID, false, 0, 255)
-	v.str("clonevm_template_id", b.CloneVMTemplateID, false, 0, 255)
-	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
+	between(&v, "priority", b.Priority, optional, 0, 2)
+	v.str("vm_template_id", b.VMTemplateID, optional, 0, 255)
+	v.str("clonevm_template_id", b.CloneVMTemplateID, optional, 0, 255)
+	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
 	if b.OverSpeedThreshold != nil && (*b.OverSpeedThreshold < 0 || *b.OverSpeedThreshold > 100) {
-		v.add("over_speed_threshold", "must be between 0 and 100", false)
+		v.invalid("over_speed_threshold", "must be between 0 and 100")
 	}
 	return v.err()
 }
@@ -118,26 +118,26 @@ var targetDiskUses = []string{"NORMAL", "OS", "BOOT"}
 func checkTargetDisks(v *checks, disks []targetDiskBody) {
 	for i, d := range disks {
 		f := fmt.Sprintf("target_server.disks[%d].", i)
-		v.enum(f+"device_use", d.DeviceUse, false, false, targetDiskUses...)
-		v.str(f+"disk_id", d.DiskID, false, 0, 255)
-		v.str(f+"name", d.Name, true, 0, 255)
-		between(v, f+"size", d.Size, true, 0, maxInt64)
-		between(v, f+"used_size", d.UsedSize, true, 0, maxInt64)
+		v.enum(f+"device_use", d.DeviceUse, optional, targetDiskUses...)
+		v.str(f+"disk_id", d.DiskID, optional, 0, 255)
+		v.str(f+"name", d.Name, required, 0, 255)
+		between(v, f+"size", d.Size, required, 0, maxInt64)
+		between(v, f+"used_size", d.UsedSize, required, 0, maxInt64)
 		v.required(f+"physical_volumes", d.PhysicalVolumes != nil)
 		if d.PhysicalVolumes == nil {
 			continue
 		}
 		for j, p := range *d.PhysicalVolumes {
 			g := fmt.Sprintf("%sphysical_volumes[%d].", f, j)
-			v.str(g+"device_use", p.DeviceUse, false, 0, 255)
-			v.str(g+"file_system", p.FileSystem, false, 0, 255)
-			between(v, g+"index", p.Index, false, 0, maxInt32)
-			v.str(g+"mount_point", p.MountPoint, false, 0, 255)
-			v.str(g+"name", p.Name, false, 0, 255)
-			between(v, g+"size", p.Size, false, 0, maxInt64)
-			between(v, g+"inode_size", p.InodeSize, false, 0, maxInt64)
-			between(v, g+"used_size", p.UsedSize, false, 0, maxInt64)
-			v.str(g+"uuid", p.UUID, false, 0, 255)
+			v.str(g+"device_use", p.DeviceUse, optional, 0, 255)
+			v.str(g+"file_system", p.FileSystem, optional, 0, 255)
+			between(v, g+"index", p.Index, optional, 0, maxInt32)
+			v.str(g+"mount_point", p.MountPoint, optional, 0, 255)
+			v.str(g+"name", p.Name, optional, 0, 255)
+			between(v, g+"size", p.Size, optional, 0, maxInt64)
+			between(v, g+"inode_size", p.InodeSize, optional, 0, maxInt64)
+			between(v, g+"used_size", p.UsedSize, optional, 0, maxInt64)
+			v.str(g+"uuid", p.UUID, optional, 0, 255)
 		}
 	}
 }
@@ -210,16 +210,16 @@ func (b *updateTaskBody) validate() error {
 		{"project_name", b.ProjectName}, {"project_id", b.ProjectID}, {"enterprise_project", b.EnterpriseProject},
 		{"image_disk_id", b.ImageDiskID}, {"vm_template_id", b.VMTemplateID}, {"target_disk_ids", b.TargetDiskIDs},
 		{"snapshot_ids", b.SnapshotIDs}, {"cutovered_snapshot_ids", b.CutoveredSnapshotIDs}} {
-		v.str(f.name, f.s, false, 0, 255)
+		v.str(f.name, f.s, optional, 0, 255)
 	}
-	between(&v, "speed_limit", b.SpeedLimit, false, 0, 10000)
+	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
 	if ts := b.TargetServer; ts != nil {
 		v.serverID("target_server.vm_id", ts.VMID)
-		v.str("target_server.name", ts.Name, false, 0, 255)
-		v.str("target_server.ip", ts.IP, false, 0, 255)
-		v.enum("target_server.os_type", ts.OSType, false, true, osTypes...)
-		v.str("target_server.os_version", ts.OSVersion, false, 0, 255)
-		v.str("target_server.flavor", ts.Flavor, false, 0, 255)
+		v.str("target_server.name", ts.Name, optional, 0, 255)
+		v.str("target_server.ip", ts.IP, optional, 0, 255)
+		v.enumOrEmpty("target_server.os_type", ts.OSType, optional, osTypes...)
+		v.str("target_server.os_version", ts.OSVersion, optional, 0, 255)
+		v.str("target_server.flavor", ts.Flavor, optional, 0, 255)
 		if ts.Disks != nil {
 			checkTargetDisks(&v, *ts.Disks)
 		}
@@ -249,7 +249,7 @@ type progressBody struct {
 
 func floatBetween(v *checks, field string, x *float64, min, max float64) {
 	if x != nil && (*x < min || *x > max) {
-		v.add(field, fmt.Sprintf("must be between %g and %g", min, max), false)
+		v.invalid(field, fmt.Sprintf("must be between %g and %g", min, max))
 	}
 }
 
@@ -258,20 +258,20 @@ func (b *progressBody) validate() error {
 		return smserr.New(smserr.SMS6101, "progress").WithDetail("progress: an integer from 0 to 100")
 	}
 	var v checks
-	v.str("subtask_name", b.SubtaskName, true, 0, 255)
+	v.str("subtask_name", b.SubtaskName, required, 0, 255)
 	v.required("progress", b.Progress != nil)
-	between(&v, "replicatesize", b.Replicatesize, true, 0, maxInt64)
-	between(&v, "totalsize", b.Totalsize, true, 0, maxInt64)
-	v.str("process_trace", b.ProcessTrace, true, 0, 2048)
+	between(&v, "replicatesize", b.Replicatesize, required, 0, maxInt64)
+	between(&v, "totalsize", b.Totalsize, required, 0, maxInt64)
+	v.str("process_trace", b.ProcessTrace, required, 0, 2048)
 	floatBetween(&v, "migrate_speed", b.MigrateSpeed, 0, 10000)
 	floatBetween(&v, "compress_rate", b.CompressRate, 0, 10000)
-	between(&v, "remain_time", b.RemainTime, false, 0, int64(maxInt32))
+	between(&v, "remain_time", b.RemainTime, optional, 0, int64(maxInt32))
 	floatBetween(&v, "total_cpu_usage", b.TotalCPUUsage, 0, 100)
 	floatBetween(&v, "agent_cpu_usage", b.AgentCPUUsage, 0, 100)
 	floatBetween(&v, "total_mem_usage", b.TotalMemUsage, 0, 1048576)
 	floatBetween(&v, "agent_mem_usage", b.AgentMemUsage, 0, 1048576)
 	floatBetween(&v, "total_disk_io", b.TotalDiskIO, 0, 10000)
 	floatBetween(&v, "agent_disk_io", b.AgentDiskIO, 0, 10000)
-	v.str("agent_time", b.AgentTime, false, 0, 30)
+	v.str("agent_time", b.AgentTime, optional, 0, 30)
 	return v.err()
 }

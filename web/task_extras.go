@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -32,23 +31,19 @@ func secretsReadable(task *store.Task) error {
 	return nil
 }
 
-func (h taskHandlers) loadTask(c *gin.Context) (*store.Task, bool) {
-	id, err := pathID(c, "task_id")
+// loadTask reads the request's task; false when it failed the request.
+func (h taskHandlers) loadTask(c *gin.Context, r request) (*store.Task, bool) {
+	task, err := h.store.Task(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	task, err := h.store.Task(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return nil, false
 	}
 	return task, true
 }
 
 // certKey: GET /v3/tasks/{id}/certkey.
-func (h taskHandlers) certKey(c *gin.Context, box *secret.Box) {
-	task, found := h.loadTask(c)
+func (h taskHandlers) certKey(c *gin.Context, r request, box *secret.Box) {
+	task, found := h.loadTask(c, r)
 	if !found {
 		return
 	}
@@ -61,15 +56,15 @@ func (h taskHandlers) certKey(c *gin.Context, box *secret.Box) {
 		fail(c, fmt.Errorf("task %s key: %w", task.ID, err))
 		return
 	}
-	logFor(c).InfoContext(c.Request.Context(), "task key read", "task", task.ID, "user", mustPrincipal(c).UserName)
+	logFor(c).InfoContext(c.Request.Context(), "task key read", "task", task.ID, "user", r.principal.UserName)
 	ok(c, gin.H{"cert": task.CertPEM, "private_key": key, "ca": task.CAPEM,
 		"target_mgmt_cert": task.CertPEM, "target_mgmt_private_key": key,
 		"target_data_cert": task.CertPEM, "target_data_private_key": key})
 }
 
 // passphrase: GET /v3/tasks/{id}/passphrase.
-func (h taskHandlers) passphrase(c *gin.Context, box *secret.Box) {
-	task, found := h.loadTask(c)
+func (h taskHandlers) passphrase(c *gin.Context, r request, box *secret.Box) {
+	task, found := h.loadTask(c, r)
 	if !found {
 		return
 	}
@@ -91,8 +86,8 @@ var configKeys = []string{"MIGRATE_EXCLUDE_DIR", "SYNC_EXCLUDE_DIR", "ONLY_SYNC_
 
 // showConfig: GET /v3/tasks/{id}/configuration-setting[?config_key=K] (the
 // SDK's ConfigKey selects one item).
-func (h taskHandlers) showConfig(c *gin.Context) {
-	task, found := h.loadTask(c)
+func (h taskHandlers) showConfig(c *gin.Context, r request) {
+	task, found := h.loadTask(c, r)
 	if !found {
 		return
 	}
@@ -110,12 +105,7 @@ func (h taskHandlers) showConfig(c *gin.Context) {
 
 // setConfig: POST /v3/tasks/{id}/configuration-setting — sets the given keys,
 // keeping the others.
-func (h taskHandlers) setConfig(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) setConfig(c *gin.Context, r request) {
 	var b struct {
 		Configurations *[]struct {
 			ConfigKey    *string `json:"config_key"`
@@ -134,15 +124,15 @@ func (h taskHandlers) setConfig(c *gin.Context) {
 	}
 	for i, item := range *b.Configurations {
 		f := "configurations[" + strconv.Itoa(i) + "]."
-		v.enum(f+"config_key", item.ConfigKey, true, false, configKeys...)
-		v.str(f+"config_value", item.ConfigValue, true, 0, 4096)
-		v.str(f+"config_status", item.ConfigStatus, false, 0, 255)
+		v.enum(f+"config_key", item.ConfigKey, required, configKeys...)
+		v.str(f+"config_value", item.ConfigValue, required, 0, 4096)
+		v.str(f+"config_status", item.ConfigStatus, optional, 0, 255)
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
-	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTask(c.Request.Context(), r.tenant, r.id, func(task *store.Task) error {
 		for _, item := range *b.Configurations {
 			ci := store.ConfigItem{ConfigKey: *item.ConfigKey, ConfigValue: *item.ConfigValue, ConfigStatus: item.ConfigStatus}
 			replaced := false
@@ -158,7 +148,7 @@ func (h taskHandlers) setConfig(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -166,8 +156,8 @@ func (h taskHandlers) setConfig(c *gin.Context) {
 
 // showConsistency: GET /v3/tasks/{id}/consistency-result — each result as a
 // JSON string (the SDK declares result_list an array of strings).
-func (h taskHandlers) showConsistency(c *gin.Context) {
-	task, found := h.loadTask(c)
+func (h taskHandlers) showConsistency(c *gin.Context, r request) {
+	task, found := h.loadTask(c, r)
 	if !found {
 		return
 	}
@@ -181,12 +171,7 @@ func (h taskHandlers) showConsistency(c *gin.Context) {
 
 // setConsistency: POST /v3/tasks/{id}/consistency-result, from the agent
 // after a verification pass.
-func (h taskHandlers) setConsistency(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) setConsistency(c *gin.Context, r request) {
 	var b struct {
 		ConsistencyResult *[]struct {
 			DirCheck           *string `json:"dir_check"`
@@ -205,13 +190,13 @@ func (h taskHandlers) setConsistency(c *gin.Context) {
 	if b.ConsistencyResult != nil {
 		for i, r := range *b.ConsistencyResult {
 			f := "consistency_result[" + strconv.Itoa(i) + "]."
-			v.str(f+"dir_check", r.DirCheck, true, 0, 4096)
+			v.str(f+"dir_check", r.DirCheck, required, 0, 4096)
 			for _, n := range []struct {
 				name string
 				v    *int32
 			}{{"num_total_files", r.NumTotalFiles}, {"num_different_files", r.NumDifferentFiles},
 				{"num_target_miss_files", r.NumTargetMissFiles}, {"num_target_more_files", r.NumTargetMoreFiles}} {
-				between(&v, f+n.name, n.v, true, 0, maxInt32)
+				between(&v, f+n.name, n.v, required, 0, maxInt32)
 			}
 			results = append(results, store.ConsistencyResult{DirCheck: deref(r.DirCheck), NumTotalFiles: deref(r.NumTotalFiles),
 				NumDifferentFiles: deref(r.NumDifferentFiles), NumTargetMissFiles: deref(r.NumTargetMissFiles),
@@ -222,14 +207,10 @@ func (h taskHandlers) setConsistency(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	err = h.store.UpdateTask(c.Request.Context(), t, id, func(tx *gorm.DB, task *store.Task) error {
-		task.ConsistencyResults = results
-		return tx.Model(&store.Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
-			Update("is_consistency_result_exist", len(results) > 0).Error
-	})
+	t := r.tenant
+	err := h.store.SetConsistencyResults(c.Request.Context(), t, r.id, results)
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -255,7 +236,7 @@ func (h taskHandlers) exportConsistency(c *gin.Context) {
 		return
 	}
 	for i, ti := range *b.TaskInfo {
-		v.str("task_info["+strconv.Itoa(i)+"].task_id", ti.TaskID, true, 1, 255)
+		v.str("task_info["+strconv.Itoa(i)+"].task_id", ti.TaskID, required, 1, 255)
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)
@@ -285,12 +266,7 @@ func (h taskHandlers) exportConsistency(c *gin.Context) {
 // collectLog: POST /v3/tasks/{id}/log — asks the agent to upload its log
 // (UPLOAD_LOG); one collection at a time (SMS.7716), not before the task
 // started (SMS.7717).
-func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) collectLog(c *gin.Context, r request, queue Enqueuer) {
 	var b struct {
 		LogBucket *string `json:"log_bucket"`
 	}
@@ -299,15 +275,15 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 		return
 	}
 	var v checks
-	v.str("log_bucket", b.LogBucket, true, 0, 255)
+	v.str("log_bucket", b.LogBucket, required, 0, 255)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
+	t := r.tenant
 	var sourceID string
-	err = h.store.UpdateTask(ctx, t, id, func(_ *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTask(ctx, t, r.id, func(task *store.Task) error {
 		if task.State == store.TaskReady {
 			return smserr.New(smserr.SMS7717)
 		}
@@ -318,10 +294,10 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
-	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: "UPLOAD_LOG", TaskID: id, Bucket: *b.LogBucket}); err != nil {
+	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: "UPLOAD_LOG", TaskID: r.id, Bucket: *b.LogBucket}); err != nil {
 		fail(c, err)
 		return
 	}
@@ -330,12 +306,7 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 
 // networkCheckInfo: POST /v3/{task_id}/update-network-check-info, from the
 // agent.
-func (h taskHandlers) networkCheckInfo(c *gin.Context) {
-	id, err := pathID(c, "task_id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h taskHandlers) networkCheckInfo(c *gin.Context, r request) {
 	var b struct {
 		DomainConnectivity      *bool    `json:"domain_connectivity"`
 		DestinationConnectivity *bool    `json:"destination_connectivity"`
@@ -361,7 +332,7 @@ func (h taskHandlers) networkCheckInfo(c *gin.Context) {
 		v.required(f.name, f.x != nil)
 		floatBetween(&v, f.name, f.x, 0, f.max)
 	}
-	v.str("evaluation_result", b.EvaluationResult, true, 0, 255)
+	v.str("evaluation_result", b.EvaluationResult, required, 0, 255)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
@@ -369,13 +340,13 @@ func (h taskHandlers) networkCheckInfo(c *gin.Context) {
 	info := &store.NetworkCheckInfo{DomainConnectivity: b.DomainConnectivity, DestinationConnectivity: b.DestinationConnectivity,
 		NetworkDelay: *b.NetworkDelay, NetworkJitter: *b.NetworkJitter, MigrationSpeed: *b.MigrationSpeed,
 		LossPercentage: *b.LossPercentage, CPUUsage: *b.CPUUsage, MemUsage: *b.MemUsage, EvaluationResult: *b.EvaluationResult}
-	err = h.store.UpdateTask(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, task *store.Task) error {
+	err := h.store.UpdateTask(c.Request.Context(), r.tenant, r.id, func(task *store.Task) error {
 		task.NetworkCheckInfo = info
 		return nil
 	})
 	if err != nil {
-		fail(c, taskError(err, id))
+		fail(c, taskError(err, r.id))
 		return
 	}
-	ok(c, gin.H{"task_id": id})
+	ok(c, gin.H{"task_id": r.id})
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
@@ -33,7 +32,7 @@ import (
 // workflows.ValidateAction / ValidateDelete on the task's state: the row's,
 // or the workflow's own when a test sets one that differs.
 type fakeEngine struct {
-	db *gorm.DB
+	db *store.Store
 
 	mu         sync.Mutex
 	starts     []workflows.Input
@@ -68,7 +67,7 @@ type speedCall struct {
 var _ web.TaskEngine = (*fakeEngine)(nil)
 
 func newFakeEngine(s *store.Store) *fakeEngine {
-	return &fakeEngine{db: s.DB(), noRun: map[string]bool{}, wfState: map[string]string{},
+	return &fakeEngine{db: s, noRun: map[string]bool{}, wfState: map[string]string{},
 		inSyncLoop: map[string]bool{}, uiBase: "http://temporal.test"}
 }
 
@@ -102,7 +101,7 @@ func (f *fakeEngine) workflowState(ctx context.Context, taskID string) (string, 
 	override := f.wfState[taskID]
 	f.mu.Unlock()
 	var task store.Task
-	if err := f.db.WithContext(ctx).Select("id", "state", "target_started").Where("id = ?", taskID).Take(&task).Error; err != nil {
+	if err := f.db.DB().WithContext(ctx).Select("id", "state", "target_started").Where("id = ?", taskID).Take(&task).Error; err != nil {
 		return "", false, fmt.Errorf("fake engine: task %s: %w", taskID, err)
 	}
 	if override != "" {

@@ -88,59 +88,60 @@ type templateRequest struct {
 // validate applies the rules of tables 4-211..4-216 (create) and 4-255..4-260
 // (update: only the fields present are checked and changed; the required
 // fields of a nested object apply whenever that object is sent).
-func (b *templateBody) validate(create bool) error {
+func (b *templateBody) validate(use purpose) error {
+	create := use == creating
 	var v checks
 	p := "template."
-	v.str(p+"name", b.Name, create, 0, 255)
+	v.str(p+"name", b.Name, requiredIf(create), 0, 255)
 	if create {
 		v.required(p+"is_template", b.IsTemplate != nil)
 	}
-	v.str(p+"region", b.Region, create, 0, 255)
-	v.str(p+"projectid", b.ProjectID, create, 0, 255)
-	v.str(p+"target_server_name", b.TargetServerName, false, 0, 255)
-	v.str(p+"availability_zone", b.AvailabilityZone, false, 0, 255)
-	v.enum(p+"volumetype", b.VolumeType, false, true, volumeTypes...)
-	v.str(p+"flavor", b.Flavor, false, 0, 255)
+	v.str(p+"region", b.Region, requiredIf(create), 0, 255)
+	v.str(p+"projectid", b.ProjectID, requiredIf(create), 0, 255)
+	v.str(p+"target_server_name", b.TargetServerName, optional, 0, 255)
+	v.str(p+"availability_zone", b.AvailabilityZone, optional, 0, 255)
+	v.enumOrEmpty(p+"volumetype", b.VolumeType, optional, volumeTypes...)
+	v.str(p+"flavor", b.Flavor, optional, 0, 255)
 	if b.VPC != nil {
-		v.str(p+"vpc.id", b.VPC.ID, true, 1, 255)
-		v.str(p+"vpc.name", b.VPC.Name, true, 1, 255)
-		v.str(p+"vpc.cidr", b.VPC.CIDR, false, 1, 255)
+		v.str(p+"vpc.id", b.VPC.ID, required, 1, 255)
+		v.str(p+"vpc.name", b.VPC.Name, required, 1, 255)
+		v.str(p+"vpc.cidr", b.VPC.CIDR, optional, 1, 255)
 	}
 	if b.NICs != nil {
 		for i, n := range *b.NICs {
 			f := fmt.Sprintf("%snics[%d].", p, i)
-			v.str(f+"id", n.ID, true, 0, 255)
-			v.str(f+"name", n.Name, true, 0, 255)
-			v.str(f+"cidr", n.CIDR, true, 0, 255)
-			v.str(f+"ip", n.IP, false, 0, 255)
+			v.str(f+"id", n.ID, required, 0, 255)
+			v.str(f+"name", n.Name, required, 0, 255)
+			v.str(f+"cidr", n.CIDR, required, 0, 255)
+			v.str(f+"ip", n.IP, optional, 0, 255)
 		}
 	}
 	if b.SecurityGroups != nil {
 		for i, sg := range *b.SecurityGroups {
 			f := fmt.Sprintf("%ssecurity_groups[%d].", p, i)
-			v.str(f+"id", sg.ID, true, 0, 255)
-			v.str(f+"name", sg.Name, true, 0, 255)
+			v.str(f+"id", sg.ID, required, 0, 255)
+			v.str(f+"name", sg.Name, required, 0, 255)
 		}
 	}
 	if b.PublicIP != nil {
-		v.str(p+"publicip.type", b.PublicIP.Type, true, 0, 255)
-		between(&v, p+"publicip.bandwidth_size", b.PublicIP.BandwidthSize, true, 1, 2000)
-		v.str(p+"publicip.bandwidth_share_type", b.PublicIP.BandwidthShareType, false, 0, 255)
+		v.str(p+"publicip.type", b.PublicIP.Type, required, 0, 255)
+		between(&v, p+"publicip.bandwidth_size", b.PublicIP.BandwidthSize, required, 1, 2000)
+		v.str(p+"publicip.bandwidth_share_type", b.PublicIP.BandwidthShareType, optional, 0, 255)
 	}
 	if b.Disks != nil {
 		for i, d := range *b.Disks {
 			f := fmt.Sprintf("%sdisk[%d].", p, i)
-			between(&v, f+"id", d.ID, false, 0, 1<<63-1)
-			between(&v, f+"index", d.Index, true, 0, 1<<31-1)
-			v.str(f+"name", d.Name, true, 0, 255)
-			v.str(f+"disktype", d.DiskType, true, 0, 255)
-			between(&v, f+"size", d.Size, true, 0, 1<<63-1)
-			v.str(f+"device_use", d.DeviceUse, false, 0, 255)
+			between(&v, f+"id", d.ID, optional, 0, 1<<63-1)
+			between(&v, f+"index", d.Index, required, 0, 1<<31-1)
+			v.str(f+"name", d.Name, required, 0, 255)
+			v.str(f+"disktype", d.DiskType, required, 0, 255)
+			between(&v, f+"size", d.Size, required, 0, 1<<63-1)
+			v.str(f+"device_use", d.DeviceUse, optional, 0, 255)
 		}
 	}
-	v.enum(p+"data_volume_type", b.DataVolumeType, false, true, volumeTypes...)
-	v.str(p+"target_password", b.TargetPassword, false, 0, 1024)
-	v.str(p+"image_id", b.ImageID, false, 0, 255)
+	v.enumOrEmpty(p+"data_volume_type", b.DataVolumeType, optional, volumeTypes...)
+	v.str(p+"target_password", b.TargetPassword, optional, 0, 1024)
+	v.str(p+"image_id", b.ImageID, optional, 0, 255)
 	return v.err()
 }
 
@@ -270,7 +271,7 @@ func (h templateHandlers) create(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS6013, "template").WithDetail("template: is required"))
 		return
 	}
-	if err := req.Template.validate(true); err != nil {
+	if err := req.Template.validate(creating); err != nil {
 		fail(c, err)
 		return
 	}
@@ -314,15 +315,10 @@ func (h templateHandlers) list(c *gin.Context) {
 }
 
 // show: GET /v3/vm/templates/{id} → {"template"}.
-func (h templateHandlers) show(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (h templateHandlers) show(c *gin.Context, r request) {
+	tpl, err := h.store.TemplateDoc(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	tpl, err := h.store.TemplateDoc(c.Request.Context(), mustPrincipal(c).Tenant(), id)
-	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	ok(c, gin.H{"template": toTemplateJSON(tpl)})
@@ -330,50 +326,40 @@ func (h templateHandlers) show(c *gin.Context) {
 
 // targetPassword: GET /v3/vm/templates/{id}/target-password (SDK
 // ShowTargetPassword), the one way to read a stored password back.
-func (h templateHandlers) targetPassword(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (h templateHandlers) targetPassword(c *gin.Context, r request) {
+	p := r.principal
+	tpl, err := h.store.Template(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	p := mustPrincipal(c)
-	tpl, err := h.store.Template(c.Request.Context(), p.Tenant(), id)
-	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	pw, err := h.box.Open(tpl.TargetPasswordEnc)
 	if err != nil {
-		fail(c, fmt.Errorf("template %s: %w", id, err))
+		fail(c, fmt.Errorf("template %s: %w", r.id, err))
 		return
 	}
-	logFor(c).InfoContext(c.Request.Context(), "target password read", "template", id, "user", p.UserName)
+	logFor(c).InfoContext(c.Request.Context(), "target password read", "template", r.id, "user", p.UserName)
 	ok(c, gin.H{"template_id": tpl.ID, "target_password": pw})
 }
 
 // update: PUT /v3/vm/templates/{id}; fields absent from the body keep their value.
-func (h templateHandlers) update(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
+func (h templateHandlers) update(c *gin.Context, r request) {
 	var req templateRequest
 	if err := bindJSON(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t := mustPrincipal(c).Tenant()
-	tpl, err := h.store.Template(c.Request.Context(), t, id)
+	t := r.tenant
+	tpl, err := h.store.Template(c.Request.Context(), t, r.id)
 	if err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	if req.Template == nil {
 		okEmpty(c) // the spec makes "template" optional: nothing to change
 		return
 	}
-	if err := req.Template.validate(false); err != nil {
+	if err := req.Template.validate(updating); err != nil {
 		fail(c, err)
 		return
 	}
@@ -382,21 +368,16 @@ func (h templateHandlers) update(c *gin.Context) {
 		return
 	}
 	if err := h.store.UpdateTemplate(c.Request.Context(), t, tpl); err != nil {
-		fail(c, templateError(err, id))
+		fail(c, templateError(err, r.id))
 		return
 	}
 	okEmpty(c)
 }
 
 // delete: DELETE /v3/vm/templates/{id}.
-func (h templateHandlers) delete(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := h.store.DeleteTemplates(c.Request.Context(), mustPrincipal(c).Tenant(), []string{id}); err != nil {
-		fail(c, templateError(err, id))
+func (h templateHandlers) delete(c *gin.Context, r request) {
+	if err := h.store.DeleteTemplates(c.Request.Context(), r.tenant, []string{r.id}); err != nil {
+		fail(c, templateError(err, r.id))
 		return
 	}
 	okEmpty(c)
@@ -417,10 +398,10 @@ func (h templateHandlers) batchDelete(c *gin.Context) {
 	}
 	var v checks
 	if len(ids) > 65535 {
-		v.add("ids", "at most 65535 ids", false)
+		v.invalid("ids", "at most 65535 ids")
 	}
 	for i := range ids {
-		v.str(fmt.Sprintf("ids[%d]", i), &ids[i], true, 0, 255)
+		v.str(fmt.Sprintf("ids[%d]", i), &ids[i], required, 0, 255)
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)

@@ -22,14 +22,51 @@ type checks struct {
 	missing bool
 }
 
-func (v *checks) add(field, msg string, missing bool) {
+// invalid records a field whose value breaks a rule (SMS.9001).
+func (v *checks) invalid(field, msg string) { v.note(field, msg, smserr.SMS9001) }
+
+// absent records a required field that is missing (SMS.6013).
+func (v *checks) absent(field string) { v.note(field, "is required", smserr.SMS6013) }
+
+// note records a problem; the first one decides the answer's code.
+func (v *checks) note(field, msg string, code smserr.Code) {
 	if len(v.fields) == 0 {
-		v.missing = missing
+		v.missing = code == smserr.SMS6013
 	}
 	if len(v.fields) < 20 {
 		v.fields = append(v.fields, field)
 		v.msgs = append(v.msgs, field+": "+msg)
 	}
+}
+
+// presence is a validator's rule for an absent field (a nil pointer).
+type presence uint8
+
+const (
+	// optional: an absent field passes.
+	optional presence = iota
+	// required: an absent field is SMS.6013.
+	required
+)
+
+// purpose says what a body is sent for: fields required to create a
+// resource are optional in an update, which changes only what it carries.
+type purpose uint8
+
+const (
+	// creating: a create or a registration.
+	creating purpose = iota + 1
+	// updating: a PUT of some fields.
+	updating
+)
+
+// requiredIf is required when cond holds (a create, a registration) and
+// optional otherwise (an update, a refresh).
+func requiredIf(cond bool) presence {
+	if cond {
+		return required
+	}
+	return optional
 }
 
 // err is nil when every check passed.
@@ -48,29 +85,30 @@ func (v *checks) err() error {
 	return e
 }
 
+// required records field as absent unless present, and tells whether it is.
 func (v *checks) required(field string, present bool) bool {
 	if !present {
-		v.add(field, "is required", true)
+		v.absent(field)
 	}
 	return present
 }
 
 // str checks a string's length in characters (the spec's min/max length).
-func (v *checks) str(field string, s *string, required bool, min, max int) {
+func (v *checks) str(field string, s *string, p presence, min, max int) {
 	if s == nil {
-		if required {
-			v.required(field, false)
+		if p == required {
+			v.absent(field)
 		}
 		return
 	}
 	n := utf8.RuneCountInString(*s)
 	switch {
 	case n < min:
-		v.add(field, fmt.Sprintf("must have at least %d characters", min), false)
+		v.invalid(field, fmt.Sprintf("must have at least %d characters", min))
 	case n > max:
-		v.add(field, fmt.Sprintf("must have at most %d characters", max), false)
+		v.invalid(field, fmt.Sprintf("must have at most %d characters", max))
 	case strings.ContainsRune(*s, 0):
-		v.add(field, "must not contain NUL characters", false)
+		v.invalid(field, "must not contain NUL characters")
 	}
 }
 
@@ -82,20 +120,16 @@ func (v *checks) serverID(field string, s *string) {
 		return
 	}
 	if err := provider.CheckServerID(*s); err != nil {
-		v.add(field, err.Error(), false)
+		v.invalid(field, err.Error())
 	}
 }
 
-// enum checks a string against the allowed values (allowEmpty for fields the
-// spec's own examples send as "").
-func (v *checks) enum(field string, s *string, required, allowEmpty bool, allowed ...string) {
+// enum checks a string against the allowed values.
+func (v *checks) enum(field string, s *string, p presence, allowed ...string) {
 	if s == nil {
-		if required {
-			v.required(field, false)
+		if p == required {
+			v.absent(field)
 		}
-		return
-	}
-	if *s == "" && allowEmpty {
 		return
 	}
 	for _, a := range allowed {
@@ -103,19 +137,28 @@ func (v *checks) enum(field string, s *string, required, allowEmpty bool, allowe
 			return
 		}
 	}
-	v.add(field, "must be one of "+strings.Join(allowed, ", "), false)
+	v.invalid(field, "must be one of "+strings.Join(allowed, ", "))
+}
+
+// enumOrEmpty is enum that also accepts "", for fields the spec's own
+// examples send empty.
+func (v *checks) enumOrEmpty(field string, s *string, p presence, allowed ...string) {
+	if s != nil && *s == "" {
+		return
+	}
+	v.enum(field, s, p, allowed...)
 }
 
 // between checks an integer range.
-func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, required bool, min, max T) {
+func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, p presence, min, max T) {
 	if n == nil {
-		if required {
-			v.required(field, false)
+		if p == required {
+			v.absent(field)
 		}
 		return
 	}
 	if *n < min || *n > max {
-		v.add(field, fmt.Sprintf("must be between %d and %d", min, max), false)
+		v.invalid(field, fmt.Sprintf("must be between %d and %d", min, max))
 	}
 }
 
@@ -135,11 +178,11 @@ func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil {
-		v.add(name, "must be an integer", false)
+		v.invalid(name, "must be an integer")
 		return def
 	}
 	if n < min || n > max {
-		v.add(name, fmt.Sprintf("must be between %d and %d", min, max), false)
+		v.invalid(name, fmt.Sprintf("must be between %d and %d", min, max))
 		return def
 	}
 	return n
@@ -149,7 +192,7 @@ func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
 func queryString(c *gin.Context, v *checks, name string, max int) string {
 	s := c.Query(name)
 	if utf8.RuneCountInString(s) > max {
-		v.add(name, fmt.Sprintf("must have at most %d characters", max), false)
+		v.invalid(name, fmt.Sprintf("must have at most %d characters", max))
 		return ""
 	}
 	return s

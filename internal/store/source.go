@@ -470,13 +470,42 @@ func (s *Store) targetMigProject(tx *gorm.DB, t Tenant, id string) (*MigProject,
 
 // UpdateSource loads a source in a transaction, lets fn change it and
 // saves every column fn may touch.
-func (s *Store) UpdateSource(ctx context.Context, t Tenant, id string, fn func(tx *gorm.DB, src *Source) error) error {
+func (s *Store) UpdateSource(ctx context.Context, t Tenant, id string, fn func(src *Source) error) error {
+	return s.updateSource(ctx, t, id, nil, fn)
+}
+
+// MoveSource is UpdateSource that first moves the source to the tenant's
+// migration project migProjectID (nothing to move when it is there
+// already). A project the tenant does not have is a *MigProjectMissingError,
+// returned before fn runs.
+func (s *Store) MoveSource(ctx context.Context, t Tenant, id, migProjectID string, fn func(src *Source) error) error {
+	return s.updateSource(ctx, t, id, &migProjectID, fn)
+}
+
+// MigProjectMissingError: the migration project a source is moved to is
+// not the tenant's. It does not match ErrNotFound, which callers read as
+// "no such source".
+type MigProjectMissingError struct{ ID string }
+
+func (e *MigProjectMissingError) Error() string { return "store: no such migration project: " + e.ID }
+
+func (s *Store) updateSource(ctx context.Context, t Tenant, id string, migProjectID *string, fn func(src *Source) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		src, err := s.sourceTx(tx, t, id, true)
 		if err != nil {
 			return err
 		}
-		if err := fn(tx, src); err != nil {
+		if migProjectID != nil && *migProjectID != src.MigProjectID {
+			var n int64
+			if err := tx.Model(&MigProject{}).Where("domain_id = ? AND id = ?", t.DomainID, *migProjectID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return &MigProjectMissingError{ID: *migProjectID}
+			}
+			src.MigProjectID = *migProjectID
+		}
+		if err := fn(src); err != nil {
 			return err
 		}
 		src.UpdatedAt = time.Now().UTC()
@@ -488,14 +517,6 @@ func (s *Store) UpdateSource(ctx context.Context, t Tenant, id string, fn func(t
 		}
 		return saveFacts(tx, src)
 	})
-}
-
-// MigProjectExists tells whether a migration project is the tenant's
-// (inside an UpdateSource callback).
-func MigProjectExists(tx *gorm.DB, t Tenant, id string) (bool, error) {
-	var n int64
-	err := tx.Model(&MigProject{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Count(&n).Error
-	return n > 0, err
 }
 
 // BusyError names sources a task is working on.

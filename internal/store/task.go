@@ -304,23 +304,87 @@ func (s *Store) Tasks(ctx context.Context, t Tenant, f TaskFilter, pg Page) ([]T
 }
 
 // UpdateTask loads a task in a transaction, lets fn change it, and saves it
-// whole. fn may also change the task's source through tx.
-func (s *Store) UpdateTask(ctx context.Context, t Tenant, id string, fn func(tx *gorm.DB, task *Task) error) error {
+// whole.
+func (s *Store) UpdateTask(ctx context.Context, t Tenant, id string, fn func(task *Task) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		var task Task
-		q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
-		if s.dialect == MySQL {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		if err := q.First(&task).Error; err != nil {
-			return notFound(err)
-		}
-		if err := fn(tx, &task); err != nil {
+		_, err := s.updateTaskTx(tx, t, id, fn)
+		return err
+	})
+}
+
+// SourceCycleChange moves a task's source to a state within a migration
+// cycle at AtMs, stamping the action times of what changes; an empty State
+// or Cycle keeps it, a nil ErrorJSON keeps the source's error.
+type SourceCycleChange struct {
+	State, Cycle string
+	ErrorJSON    *string
+	AtMs         int64
+}
+
+func (c SourceCycleChange) isZero() bool { return c.State == "" && c.Cycle == "" && c.ErrorJSON == nil }
+
+// TransitionTask is UpdateTask that also applies change to the task's
+// source in the same transaction (the workflow's transitions move both;
+// nothing happens to the source when change is zero). The caller checks the
+// source's state matrix (sourcestate.Check) first.
+func (s *Store) TransitionTask(ctx context.Context, t Tenant, id string, fn func(task *Task) error, change SourceCycleChange) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		task, err := s.updateTaskTx(tx, t, id, fn)
+		if err != nil || change.isZero() {
 			return err
 		}
-		task.UpdatedAt = time.Now().UTC()
-		return tx.Model(&Task{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Select("*").Omit("id", "domain_id").Updates(&task).Error
+		return setSourceCycle(tx, t, task.SourceID, change)
 	})
+}
+
+// SetConsistencyResults replaces a task's consistency check results and
+// sets its source's is_consistency_result_exist flag to match, in one
+// transaction.
+func (s *Store) SetConsistencyResults(ctx context.Context, t Tenant, taskID string, results []ConsistencyResult) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		task, err := s.updateTaskTx(tx, t, taskID, func(task *Task) error {
+			task.ConsistencyResults = results
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
+			Update("is_consistency_result_exist", len(results) > 0).Error
+	})
+}
+
+// UpdateTaskProgress is UpdateTask that also copies the task's replicated
+// and total sizes, as fn leaves them, to its source in the same transaction
+// (the sources list shows them).
+func (s *Store) UpdateTaskProgress(ctx context.Context, t Tenant, id string, fn func(task *Task) error) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		task, err := s.updateTaskTx(tx, t, id, fn)
+		if err != nil {
+			return err
+		}
+		return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
+			Updates(map[string]any{"replicatesize": task.Replicatesize, "totalsize": task.Totalsize}).Error
+	})
+}
+
+// updateTaskTx loads a task (locked on MySQL), lets fn change it and saves
+// it whole within tx.
+func (s *Store) updateTaskTx(tx *gorm.DB, t Tenant, id string, fn func(task *Task) error) (*Task, error) {
+	var task Task
+	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
+	if s.dialect == MySQL {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.First(&task).Error; err != nil {
+		return nil, notFound(err)
+	}
+	if err := fn(&task); err != nil {
+		return nil, err
+	}
+	task.UpdatedAt = time.Now().UTC()
+	err := tx.Model(&Task{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Select("*").Omit("id", "domain_id").Updates(&task).Error
+	return &task, err
 }
 
 // DeleteTask removes a task and frees its source.
@@ -341,23 +405,21 @@ func (s *Store) DeleteTask(ctx context.Context, t Tenant, id string) error {
 	})
 }
 
-// SetSourceCycle moves a task's source to a state within a migration cycle,
-// stamping the action times (used by the workflow's activities, through
-// sourcestate.Check first).
-func SetSourceCycle(tx *gorm.DB, t Tenant, sourceID, state, cycle string, nowMs int64, errorJSON *string) error {
+// setSourceCycle applies a SourceCycleChange to a source within tx.
+func setSourceCycle(tx *gorm.DB, t Tenant, sourceID string, c SourceCycleChange) error {
 	var src Source
 	if err := tx.Select("id", "state", "migration_cycle").Where("domain_id = ? AND id = ?", t.DomainID, sourceID).First(&src).Error; err != nil {
 		return notFound(err)
 	}
 	upd := map[string]any{"updated_at": time.Now().UTC()}
-	if state != "" && src.State != state {
-		upd["state"], upd["state_action_time"] = state, nowMs
+	if c.State != "" && src.State != c.State {
+		upd["state"], upd["state_action_time"] = c.State, c.AtMs
 	}
-	if cycle != "" && src.MigrationCycle != cycle {
-		upd["migration_cycle"], upd["stage_action_time"] = cycle, nowMs
+	if c.Cycle != "" && src.MigrationCycle != c.Cycle {
+		upd["migration_cycle"], upd["stage_action_time"] = c.Cycle, c.AtMs
 	}
-	if errorJSON != nil {
-		upd["error_json"] = *errorJSON
+	if c.ErrorJSON != nil {
+		upd["error_json"] = *c.ErrorJSON
 	}
 	return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, sourceID).Updates(upd).Error
 }
