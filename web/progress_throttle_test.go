@@ -1,6 +1,8 @@
 package web
 
 import (
+	"github.com/smsflow/smsflow/internal/sms"
+
 	"fmt"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ func TestProgressThrottle(t *testing.T) {
 	type report struct {
 		after    time.Duration // since t0
 		task     string
-		subtask  string
+		subtask  sms.Subtask
 		progress int32
 		over     bool
 		want     bool

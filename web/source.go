@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -138,7 +139,7 @@ func sourceError(err error, id string) error {
 func (h sourceHandlers) facts(b *registerBody) *store.Source {
 	src := &store.Source{
 		Name: deref(b.Name), Hostname: deref(b.Hostname), IP: deref(b.IP), IPv6: b.IPv6,
-		OSType: deref(b.OSType), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
+		OSType: sms.OSType(deref(b.OSType)), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
 		LinuxBlockCheck: b.LinuxBlockCheck, Firmware: b.Firmware, CPUQuantity: b.CPUQuantity, Memory: b.Memory,
 		HasRsync: b.HasRsync, Paravirtualization: b.Paravirtualization, RawDevices: b.RawDevices,
 		DriverFiles: b.DriverFiles, SystemServices: b.SystemServices, AccountRights: b.AccountRights,
@@ -187,7 +188,7 @@ func (h sourceHandlers) register(c *gin.Context) {
 	now := h.now()
 	src := h.facts(&b)
 	src.MachineKey = machineKey(c.GetHeader(HeaderMachineID), &b)
-	src.State, src.MigrationCycle = string(sourcestate.Waiting), string(sourcestate.Checking)
+	src.State, src.MigrationCycle = sms.SourceWaiting, sms.CycleChecking
 	if b.MigrationCycle != nil || b.State != nil {
 		cyc, okC := sourcestate.ParseCycle(deref(b.MigrationCycle))
 		st, okS := sourcestate.ParseState(deref(b.State))
@@ -199,11 +200,11 @@ func (h sourceHandlers) register(c *gin.Context) {
 			fail(c, smserr.New(smserr.SMS7728).WithDetail(err.Error()))
 			return
 		}
-		src.State, src.MigrationCycle = string(st), string(cyc)
+		src.State, src.MigrationCycle = st, cyc
 	}
 	refreshDerived(src)
-	if envcheck.Failed(src.Checks) && src.State == string(sourcestate.Waiting) {
-		src.State = string(sourcestate.Unavailable)
+	if envcheck.Failed(src.Checks) && src.State == sms.SourceWaiting {
+		src.State = sms.SourceUnavailable
 	}
 	ms := nowMs(now)
 	src.AddDate, src.StateActionTime, src.StageActionTime, src.LastVisitTime = ms, ms, ms, ms
@@ -227,28 +228,28 @@ func (h sourceHandlers) register(c *gin.Context) {
 // sourceListJSON is SourceServersResponseBody (table 4-22) but for checks
 // and init_target_server, which list appends from their stored JSON.
 type sourceListJSON struct {
-	ID                       string  `json:"id"`
-	IP                       string  `json:"ip"`
-	Name                     string  `json:"name"`
-	EnterpriseProjectID      string  `json:"enterprise_project_id"`
-	AddDate                  int64   `json:"add_date"`
-	OSType                   string  `json:"os_type"`
-	OSVersion                string  `json:"os_version"`
-	OEMSystem                *bool   `json:"oem_system"`
-	State                    string  `json:"state"`
-	Connected                bool    `json:"connected"`
-	CPUQuantity              *int32  `json:"cpu_quantity"`
-	Memory                   *int64  `json:"memory"`
-	CurrentTask              any     `json:"current_task"`
-	Replicatesize            int64   `json:"replicatesize"`
-	StageActionTime          int64   `json:"stage_action_time"`
-	Totalsize                int64   `json:"totalsize"`
-	LastVisitTime            int64   `json:"last_visit_time"`
-	MigrationCycle           string  `json:"migration_cycle"`
-	StateActionTime          int64   `json:"state_action_time"`
-	IsConsistencyResultExist bool    `json:"is_consistency_result_exist"`
-	HasTc                    *bool   `json:"has_tc"`
-	StartType                *string `json:"start_type"`
+	ID                       string          `json:"id"`
+	IP                       string          `json:"ip"`
+	Name                     string          `json:"name"`
+	EnterpriseProjectID      string          `json:"enterprise_project_id"`
+	AddDate                  int64           `json:"add_date"`
+	OSType                   sms.OSType      `json:"os_type"`
+	OSVersion                string          `json:"os_version"`
+	OEMSystem                *bool           `json:"oem_system"`
+	State                    sms.SourceState `json:"state"`
+	Connected                bool            `json:"connected"`
+	CPUQuantity              *int32          `json:"cpu_quantity"`
+	Memory                   *int64          `json:"memory"`
+	CurrentTask              any             `json:"current_task"`
+	Replicatesize            int64           `json:"replicatesize"`
+	StageActionTime          int64           `json:"stage_action_time"`
+	Totalsize                int64           `json:"totalsize"`
+	LastVisitTime            int64           `json:"last_visit_time"`
+	MigrationCycle           sms.Cycle       `json:"migration_cycle"`
+	StateActionTime          int64           `json:"state_action_time"`
+	IsConsistencyResultExist bool            `json:"is_consistency_result_exist"`
+	HasTc                    *bool           `json:"has_tc"`
+	StartType                *string         `json:"start_type"`
 }
 
 func rawOr(s, def string) json.RawMessage {
@@ -270,7 +271,7 @@ func (h sourceHandlers) list(c *gin.Context) {
 		MigProjectID: queryString(c, &v, "migproject", 255), EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255),
 	}
 	if s := c.Query("state"); s != "" {
-		if st, ok := sourcestate.ParseState(s); ok && st != sourcestate.Unconnected {
+		if st, ok := sourcestate.ParseState(s); ok && st != sms.SourceUnconnected {
 			f.State = string(st)
 		} else {
 			v.add("state", "must be one of "+strings.Join(stateValues, ", "), false)
@@ -377,10 +378,10 @@ type sourceJSON struct {
 	EnterpriseProjectID      string                   `json:"enterprise_project_id"`
 	MigProjectID             string                   `json:"migprojectid"`
 	AddDate                  int64                    `json:"add_date"`
-	OSType                   string                   `json:"os_type"`
+	OSType                   sms.OSType               `json:"os_type"`
 	OSVersion                string                   `json:"os_version"`
 	OEMSystem                *bool                    `json:"oem_system"`
-	State                    string                   `json:"state"`
+	State                    sms.SourceState          `json:"state"`
 	Connected                bool                     `json:"connected"`
 	Firmware                 *string                  `json:"firmware"`
 	InitTargetServer         json.RawMessage          `json:"init_target_server"`
@@ -392,7 +393,7 @@ type sourceJSON struct {
 	BtrfsList                []store.BtrfsFileSystem  `json:"btrfs_list"`
 	Networks                 []store.Network          `json:"networks"`
 	Checks                   []store.EnvironmentCheck `json:"checks"`
-	MigrationCycle           string                   `json:"migration_cycle"`
+	MigrationCycle           sms.Cycle                `json:"migration_cycle"`
 	StateActionTime          int64                    `json:"state_action_time"`
 	Replicatesize            int64                    `json:"replicatesize"`
 	Totalsize                int64                    `json:"totalsize"`
@@ -783,11 +784,11 @@ func (h sourceHandlers) changeState(c *gin.Context) {
 	}
 	now := nowMs(h.now())
 	err = h.store.UpdateSource(c.Request.Context(), mustPrincipal(c).Tenant(), id, func(_ *gorm.DB, src *store.Source) error {
-		if src.State != string(st) {
-			src.State, src.StateActionTime = string(st), now
+		if src.State != st {
+			src.State, src.StateActionTime = st, now
 		}
-		if src.MigrationCycle != string(cyc) {
-			src.MigrationCycle, src.StageActionTime = string(cyc), now
+		if src.MigrationCycle != cyc {
+			src.MigrationCycle, src.StageActionTime = cyc, now
 		}
 		return nil
 	})
@@ -837,7 +838,7 @@ func (h sourceHandlers) overview(c *gin.Context) {
 		return
 	}
 	out := map[string]int64{"unconfigured": 0, "skipping": 0}
-	for _, s := range sourcestate.States {
+	for _, s := range sms.SourceStates {
 		out[string(s)] = 0
 	}
 	for _, r := range rows {

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -23,8 +24,8 @@ import (
 // secretsReadable: the TLS key and passphrase are handed out only while a
 // copy runs (SMS.9905).
 func secretsReadable(task *store.Task) error {
-	if task.State != store.TaskRunning && task.State != store.TaskSyncing {
-		return smserr.New(smserr.SMS9905).WithDetail("the task is " + task.State)
+	if task.State != sms.TaskRunning && task.State != sms.TaskSyncing {
+		return smserr.New(smserr.SMS9905).WithDetail("the task is " + string(task.State))
 	}
 	if task.KeyPEMEnc == "" || task.PassphraseEnc == "" {
 		return smserr.New(smserr.SMS0521, "not configured yet").WithDetail("SSL_CONFIG has not run for this task yet")
@@ -308,7 +309,7 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 	t := mustPrincipal(c).Tenant()
 	var sourceID string
 	err = h.store.UpdateTask(ctx, t, id, func(_ *gorm.DB, task *store.Task) error {
-		if task.State == store.TaskReady {
+		if task.State == sms.TaskReady {
 			return smserr.New(smserr.SMS7717)
 		}
 		if task.LogCollectStatus == "UPLOADING" {

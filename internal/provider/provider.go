@@ -5,6 +5,8 @@
 package provider
 
 import (
+	"github.com/smsflow/smsflow/internal/sms"
+
 	"context"
 	"errors"
 
@@ -33,8 +35,8 @@ type Partition struct {
 type Spec struct {
 	TaskID   string
 	Name     string
-	OSType   string
-	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
+	OSType   sms.OSType
+	Type     sms.TaskType
 	Disks    []Disk
 	ExistVM  string // an existing target to bind instead of creating one
 	Template string // template id (flavor, network) when the provider uses one
@@ -84,7 +86,7 @@ var ErrNotFound = errors.New("provider: target server not found")
 type ReceiverTask struct {
 	TaskID   string
 	DomainID string
-	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
+	Type     sms.TaskType
 	Creds    transport.Creds
 }
 

@@ -34,3 +34,6 @@ const (
 	ResultSuccess CommandResult = "success"
 	ResultFail    CommandResult = "fail"
 )
+
+// Valid tells whether r is ResultSuccess or ResultFail.
+func (r CommandResult) Valid() bool { return r == ResultSuccess || r == ResultFail }

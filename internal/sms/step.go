@@ -38,6 +38,19 @@ type Subtask string
 // SubtaskCloneVM is the sub-task of a clone_test.
 const SubtaskCloneVM Subtask = "CLONE_VM"
 
+// subtaskDetachSpec is the spec's spelling of StepDetach's sub-task; agents
+// may report progress under either.
+const subtaskDetachSpec Subtask = "DETACH_AGENT_IMAGE"
+
+// ParseSubtask reads a sub-task name an agent reports, mapping the spec's
+// spelling of the detach step to the SDK's, which is the one stored.
+func ParseSubtask(s string) Subtask {
+	if Subtask(s) == subtaskDetachSpec {
+		return Subtask(StepDetach)
+	}
+	return Subtask(s)
+}
+
 // SubtaskName is the API name of a step for a task type and OS, "" for steps
 // with no sub-task of their own.
 func SubtaskName(step Step, taskType TaskType, osType OSType) Subtask {

@@ -5,6 +5,8 @@
 package local
 
 import (
+	"github.com/smsflow/smsflow/internal/sms"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,7 +109,7 @@ func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spe
 	if err := p.exists(t); err != nil {
 		return err
 	}
-	if s.Type == "MIGRATE_FILE" {
+	if s.Type == sms.MigrateFile {
 		return os.MkdirAll(RootDir(t.Location), 0o755)
 	}
 	var need int64
@@ -156,7 +158,7 @@ func (p *Provider) Start(ctx context.Context, t provider.Target) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("local provider: %s: %w", mp, err)
 	}
-	if m.Spec.Type != "MIGRATE_FILE" {
+	if m.Spec.Type != sms.MigrateFile {
 		for i, d := range t.Disks {
 			var want provider.Disk
 			if i < len(m.Spec.Disks) {

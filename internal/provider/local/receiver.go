@@ -1,6 +1,8 @@
 package local
 
 import (
+	"github.com/smsflow/smsflow/internal/sms"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,7 +38,7 @@ type receiverRecord struct {
 	Port     int    `json:"port"`
 	TaskID   string `json:"task_id"`
 	DomainID string `json:"domain_id"`
-	Type     string `json:"type"`
+	Type     sms.TaskType `json:"type"`
 }
 
 // Receiver starts the target's receiver (or finds it running) and returns
@@ -108,8 +110,8 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	return r.addr, nil
 }
 
-func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ string) error {
-	file := typ == "MIGRATE_FILE"
+func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ sms.TaskType) error {
+	file := typ == sms.MigrateFile
 	switch {
 	case c.Kind() == transport.KindProbe:
 		return netcheck.Serve(ctx, c)
