@@ -6,6 +6,7 @@ import (
 
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/workflows"
@@ -160,7 +161,7 @@ func (h commandHandlers) result(c *gin.Context) {
 		return
 	}
 	if b.Result == nil || !sms.CommandResult(*b.Result).Valid() {
-		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(`result: "success" or "fail"`))
+		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(fmt.Sprintf("result: %q or %q", sms.ResultSuccess, sms.ResultFail)))
 		return
 	}
 	// result_detail is free JSON (the SDK may send null); only its shape is checked.

@@ -1,13 +1,13 @@
 package web
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // TestProgressThrottle: the workflow hears of what it acts on at once and

@@ -203,8 +203,8 @@ func (b *registerBody) validate() error {
 	v.str("migprojectid", b.MigProjectID, false, 0, 255)
 	v.str("machine_id", b.MachineID, false, 1, 128)
 
-	linux := b.OSType != nil && *b.OSType == "LINUX"
-	windows := b.OSType != nil && *b.OSType == "WINDOWS"
+	linux := b.OSType != nil && sms.OSType(*b.OSType) == sms.Linux
+	windows := b.OSType != nil && sms.OSType(*b.OSType) == sms.Windows
 	// Linux-required fields. The spec also marks raw_devices, has_tc and a
 	// network's mtu "Linux必选", yet its own Linux register example sends
 	// none of them: they stay optional (unknown) so real agents register.

@@ -312,17 +312,17 @@ func (h taskHandlers) collectLog(c *gin.Context, queue Enqueuer) {
 		if task.State == sms.TaskReady {
 			return smserr.New(smserr.SMS7717)
 		}
-		if task.LogCollectStatus == "UPLOADING" {
+		if task.LogCollectStatus == sms.LogUploading {
 			return smserr.New(smserr.SMS7716)
 		}
-		task.LogCollectStatus, sourceID = "UPLOADING", task.SourceID
+		task.LogCollectStatus, sourceID = sms.LogUploading, task.SourceID
 		return nil
 	})
 	if err != nil {
 		fail(c, taskError(err, id))
 		return
 	}
-	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: "UPLOAD_LOG", TaskID: id, Bucket: *b.LogBucket}); err != nil {
+	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: sms.CmdUploadLog, TaskID: id, Bucket: *b.LogBucket}); err != nil {
 		fail(c, err)
 		return
 	}

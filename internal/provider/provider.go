@@ -5,12 +5,11 @@
 package provider
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"errors"
 
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Disk is a target disk to create.

@@ -1,14 +1,14 @@
 package store
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Command states.

@@ -1,13 +1,13 @@
 package store
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // MigProject is a migration project (§4.5): default settings for the sources

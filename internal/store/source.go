@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Source is a source server registered by its agent (§4.1).

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // SubTask is one step of a task as the API shows it (table "SubTask").

@@ -5,8 +5,6 @@
 package local
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Provider lays targets out under Root.

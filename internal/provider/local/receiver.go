@@ -1,8 +1,6 @@
 package local
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // receivers are the running receiving ends, one per target folder. Each
@@ -35,9 +34,9 @@ type receiver struct {
 }
 
 type receiverRecord struct {
-	Port     int    `json:"port"`
-	TaskID   string `json:"task_id"`
-	DomainID string `json:"domain_id"`
+	Port     int          `json:"port"`
+	TaskID   string       `json:"task_id"`
+	DomainID string       `json:"domain_id"`
 	Type     sms.TaskType `json:"type"`
 }
 
