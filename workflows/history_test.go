@@ -282,10 +282,10 @@ func (s *migrationSuite) TestMonthOfSyncKeepsHistoriesBounded() {
 			s.Equal(pct, c.AgentProgress, "the agent's last report the run received")
 			if c.AgentCommand == "START" {
 				midCopy++
-				s.Equal("MIGRATE_LINUX_BLOCK", c.AgentSubtask)
+				s.Equal(sms.Subtask("MIGRATE_LINUX_BLOCK"), c.AgentSubtask)
 			} else {
 				midPass++
-				s.Equal("SYNC_LINUX_BLOCK", c.AgentSubtask)
+				s.Equal(sms.Subtask("SYNC_LINUX_BLOCK"), c.AgentSubtask)
 				s.True(c.InSyncLoop)
 			}
 		case c.ResumeSync:
@@ -381,12 +381,12 @@ func (s *migrationSuite) TestContinueAsNewSettlesFirst() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	c := s.carried()
 	s.True(c.ResumeSteps && c.ResumeAgent)
-	s.Equal("START", c.AgentCommand)
+	s.Equal(sms.CmdStart, c.AgentCommand)
 	s.Equal(int32(45), c.AgentProgress)
 	s.Equal(rules, c.Speed.Rules)
 	s.Equal(int32(30), c.Limit.Mbps)
 	s.False(c.NetworkCheck, "the check was sent, not carried")
-	s.Equal([]string{"START", "NETWORK_CHECK"}, s.commands)
+	s.Equal([]sms.Command{"START", "NETWORK_CHECK"}, s.commands)
 	s.Require().NotEmpty(s.speeds)
 	s.Equal(int32(30), s.speeds[len(s.speeds)-1].Mbps, "the agent has the new limit")
 
@@ -409,7 +409,7 @@ func (s *migrationSuite) TestContinueAsNewSettlesFirst() {
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, next)
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]string{"START", "NETWORK_CHECK", "SYNC"}, s.commands, "no second START")
+	s.Equal([]sms.Command{"START", "NETWORK_CHECK", "SYNC"}, s.commands, "no second START")
 	s.Len(s.limits, pushes, "the carried limit is not pushed again")
 	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
 }
@@ -432,5 +432,5 @@ func (s *migrationSuite) TestStopAsARunContinuesAsNew() {
 	s.Equal(sms.TaskAbort, c.TaskState)
 	s.Equal(sms.StepMigrate, c.Step)
 	s.False(c.StopRequested)
-	s.Equal([]string{"START", "STOP"}, s.commands)
+	s.Equal([]sms.Command{"START", "STOP"}, s.commands)
 }

@@ -821,7 +821,7 @@ func (m *migration) stop(ctx workflow.Context) error {
 	return errStopped
 }
 
-// cycleForStop keeps the cycle where sms.SourceStopped is allowed (SMS.7728).
+// cycleForStop keeps the cycle where a stopped source is allowed (SMS.7728).
 func (m *migration) cycleForStop() sms.Cycle {
 	switch m.st.SourceCycle {
 	case sms.CycleReplicating, sms.CycleSyncing, sms.CycleCutovering, sms.CycleCutovered:

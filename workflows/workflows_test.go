@@ -214,11 +214,11 @@ func (s *migrationSuite) TestHappyPath() {
 	s.Require().NoError(s.env.GetWorkflowResult(&st))
 	s.True(st.Deleted)
 	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
-	s.Equal([]string{"START", "SYNC"}, s.commands)
+	s.Equal([]sms.Command{"START", "SYNC"}, s.commands)
 	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
 	last := s.transitions[len(s.transitions)-2] // before DELETING
-	s.Equal("finished", last.SourceState)
-	s.Equal("cutovered", last.SourceCycle)
+	s.Equal(sms.SourceFinished, last.SourceState)
+	s.Equal(sms.CycleCutovered, last.SourceCycle)
 	s.True(last.Finished)
 	s.Require().NotNil(last.TargetStarted)
 	s.True(*last.TargetStarted)
@@ -254,7 +254,7 @@ func (s *migrationSuite) TestWaitsForStartWhenNotAutoStart() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Contains(s.commands, "START")
+	s.Contains(s.commands, sms.CmdStart)
 	s.Require().Len(s.cleanups, 1)
 	s.True(s.cleanups[0].AgentRunning, "deleted mid-copy: the agent is told to stop")
 }
@@ -320,7 +320,7 @@ func (s *migrationSuite) TestStopAndResume() {
 	s.at(6*time.Minute, func() { s.deleteTask() })
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]string{"START", "STOP", "START", "SYNC"}, s.commands, "resumes the copy (the agent continues from its checkpoint)")
+	s.Equal([]sms.Command{"START", "STOP", "START", "SYNC"}, s.commands, "resumes the copy (the agent continues from its checkpoint)")
 	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskAborting, sms.TaskAbort, sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
 }
 
@@ -458,7 +458,7 @@ func (s *migrationSuite) TestOverSpeedStopsTheTask() {
 	fail := s.lastFailure()
 	s.Equal("SMS.1802", fail.Code)
 	s.Contains(fail.Msg, "over the limit")
-	s.Contains(s.commands, "STOP")
+	s.Contains(s.commands, sms.CmdStop)
 }
 
 func (s *migrationSuite) TestSilentAgentFailsTheStep() {
