@@ -29,6 +29,7 @@ import (
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -67,8 +68,8 @@ type Ref struct {
 	TaskID   string
 	DomainID string
 	SourceID string
-	Type     string
-	OSType   string
+	Type     sms.TaskType
+	OSType   sms.OSType
 }
 
 func (r Ref) tenant() store.Tenant { return store.Tenant{DomainID: r.DomainID} }
@@ -106,21 +107,22 @@ func failure(code smserr.Code, err error, params ...string) error {
 // Transition is a set of database changes the workflow makes at once.
 type Transition struct {
 	Ref
-	TaskState string
-	// Source state and cycle, checked against the SMS.7728 matrix.
-	SourceState string
-	SourceCycle string
+	TaskState sms.TaskState
+	// Source state and cycle, checked against the SMS.7728 matrix: they
+	// come together, and an unknown one is refused.
+	SourceState sms.SourceState
+	SourceCycle sms.Cycle
 	// Subtask progress marks.
-	BeginSubtask  string
-	FinishSubtask string
+	BeginSubtask  sms.Subtask
+	FinishSubtask sms.Subtask
 	// ResetSubtasks clears progress from this sub-task on (restart).
-	ResetSubtasks []string
-	Started       bool   // stamp start_date (first start)
-	Finished      bool   // stamp finish_date and total_time
-	Failure       *Fail  // record a failure (error_json, failed step)
-	ClearFailure  bool   // a restart clears the last failure
-	TargetStarted *bool  // the target was booted
-	Command       string // queue this agent command afterwards
+	ResetSubtasks []sms.Subtask
+	Started       bool        // stamp start_date (first start)
+	Finished      bool        // stamp finish_date and total_time
+	Failure       *Fail       // record a failure (error_json, failed step)
+	ClearFailure  bool        // a restart clears the last failure
+	TargetStarted *bool       // the target was booted
+	Command       sms.Command // queue this agent command afterwards
 	CommandParams map[string]any
 }
 
@@ -128,7 +130,7 @@ type Transition struct {
 type Fail struct {
 	Code  string
 	Msg   string
-	Step  string
+	Step  sms.Step
 	Param []string
 }
 
@@ -150,12 +152,10 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 	ms := now.UnixMilli()
 	t := in.tenant()
 	if in.SourceState != "" || in.SourceCycle != "" {
-		st, ok1 := sourcestate.ParseState(in.SourceState)
-		cyc, ok2 := sourcestate.ParseCycle(in.SourceCycle)
-		if ok1 && ok2 {
-			if err := sourcestate.Check(cyc, st); err != nil {
-				return temporal.NewNonRetryableApplicationError(err.Error(), string(smserr.SMS7728), err)
-			}
+		// Check refuses an unknown cycle or state, and an empty one when
+		// only the other was given: nothing reaches the row unchecked.
+		if err := sourcestate.Check(in.SourceCycle, in.SourceState); err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), string(smserr.SMS7728), err)
 		}
 	}
 	change := store.SourceCycleChange{State: in.SourceState, Cycle: in.SourceCycle, AtMs: ms}
@@ -213,7 +213,7 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 	return nil
 }
 
-func markSubtask(task *store.Task, name string, ms int64, done bool) {
+func markSubtask(task *store.Task, name sms.Subtask, ms int64, done bool) {
 	for i := range task.SubTasks {
 		st := &task.SubTasks[i]
 		if st.Name != name {
@@ -242,14 +242,14 @@ func markSubtask(task *store.Task, name string, ms int64, done bool) {
 // commandNS is the UUID namespace of command ids derived from activities.
 var commandNS = uuid.MustParse("6c1d8f0e-2b7a-4f59-9a43-0d5e2f6b8c11")
 
-func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[string]any) error {
+func (a *Activities) queue(ctx context.Context, r Ref, name sms.Command, params map[string]any) error {
 	switch name {
-	case "START", "SYNC":
+	case sms.CmdStart, sms.CmdSync:
 		var err error
 		if params, err = a.dataPlane(ctx, r, params); err != nil {
 			return err
 		}
-	case "NETWORK_CHECK":
+	case sms.CmdNetworkCheck:
 		// The check measures the link to the target's receiver when there
 		// is one; before the target exists (or has its certificate) the
 		// agent checks the API link alone.
@@ -276,7 +276,7 @@ func (a *Activities) queue(ctx context.Context, r Ref, name string, params map[s
 		// The same activity retried (its first attempt queued, then timed
 		// out) names its command the same: the agent gets it once.
 		info := activity.GetInfo(ctx)
-		key := r.TaskID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID + "/" + name
+		key := r.TaskID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID + "/" + string(name)
 		c.ID = uuid.NewSHA1(commandNS, []byte(key)).String()
 	}
 	err := a.Queue.Enqueue(ctx, r.tenant(), c)
@@ -361,8 +361,8 @@ func (a *Activities) TaskCreds(ctx context.Context, domainID, taskID string) (tr
 // StepInput runs one non-agent step.
 type StepInput struct {
 	Ref
-	Step    string
-	Subtask string
+	Step    sms.Step
+	Subtask sms.Subtask
 	// Target is the provider's target (set by CREATE_CLOUD_SERVER).
 	Target *provider.Target
 	// ExistServer binds the given VM instead of creating one.
@@ -417,9 +417,9 @@ func targetRecord(p provider.Target) store.TargetServer {
 
 func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, error) {
 	switch in.Step {
-	case "CHECK":
+	case sms.StepCheck:
 		return StepOutput{}, a.check(ctx, in)
-	case "CREATE_CLOUD_SERVER":
+	case sms.StepCreate:
 		spec, err := a.spec(ctx, in)
 		if err != nil {
 			return StepOutput{}, err
@@ -435,11 +435,11 @@ func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, err
 			return StepOutput{}, failure(smserr.SMS0601, err, err.Error())
 		}
 		return StepOutput{Target: &tg}, nil
-	case "SSL_CONFIG":
+	case sms.StepSSL:
 		return StepOutput{}, a.tls(ctx, in)
-	case "ATTACH_AGENT_IMAGE":
+	case sms.StepAttach:
 		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Prepare)
-	case "FORMAT_DISK":
+	case sms.StepFormat:
 		spec, err := a.spec(ctx, in)
 		if err != nil {
 			return StepOutput{}, err
@@ -454,17 +454,17 @@ func (a *Activities) runStep(ctx context.Context, in StepInput) (StepOutput, err
 			return StepOutput{}, fmt.Errorf("format target disks: %w", err)
 		}
 		return StepOutput{}, nil
-	case "CONFIGURE":
+	case sms.StepConfigure:
 		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Configure)
-	case "DETTACH_AGENT_IMAGE":
+	case sms.StepDetach:
 		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Detach)
-	case "START_TARGET":
+	case sms.StepStart:
 		if !in.StartTarget {
 			return StepOutput{}, nil
 		}
 		return StepOutput{}, a.onTarget(ctx, in, a.Provider.Start)
 	}
-	return StepOutput{}, temporal.NewNonRetryableApplicationError("unknown step "+in.Step, string(smserr.SMS6004), nil)
+	return StepOutput{}, temporal.NewNonRetryableApplicationError("unknown step "+string(in.Step), string(smserr.SMS6004), nil)
 }
 
 func (a *Activities) onTarget(ctx context.Context, in StepInput, fn func(context.Context, provider.Target) error) error {
@@ -490,7 +490,7 @@ func (a *Activities) check(ctx context.Context, in StepInput) error {
 	if src.OSType != in.OSType {
 		return failure(smserr.SMS6610, nil)
 	}
-	if in.OSType == "WINDOWS" && in.Type == "MIGRATE_FILE" {
+	if in.OSType == sms.Windows && in.Type == sms.MigrateFile {
 		return failure(smserr.SMS7712, nil)
 	}
 	checks := envcheck.Run(envcheck.Facts{OSType: src.OSType, LinuxBlockCheck: deref(src.LinuxBlockCheck),
@@ -502,7 +502,7 @@ func (a *Activities) check(ctx context.Context, in StepInput) error {
 	}
 	// The hosted service's agent copies files with rsync; smsflow's agent
 	// copies them itself (agent/filesync), so only other agents need it.
-	if in.Type == "MIGRATE_FILE" && (src.HasRsync == nil || !*src.HasRsync) && !strings.HasPrefix(src.AgentVersion, discover.AgentVersionPrefix) {
+	if in.Type == sms.MigrateFile && (src.HasRsync == nil || !*src.HasRsync) && !strings.HasPrefix(src.AgentVersion, discover.AgentVersionPrefix) {
 		return failure(smserr.SMS6517, nil)
 	}
 	return nil

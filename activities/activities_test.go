@@ -27,6 +27,7 @@ import (
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/provider/local"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
@@ -141,17 +142,17 @@ func TestApply(t *testing.T) {
 			SourceState: "replicate", SourceCycle: "replicating", BeginSubtask: "MIGRATE_LINUX_BLOCK",
 			Command: "NETWORK_CHECK", CommandParams: map[string]any{"speed_limit": 40}}, nil))
 		tk := f.task()
-		assert.Equal(t, "RUNNING", tk.State)
+		assert.Equal(t, sms.TaskRunning, tk.State)
 		assert.NotZero(t, tk.StartDate)
 		require.Len(t, tk.SubTasks, 1)
-		assert.Equal(t, "MIGRATE_LINUX_BLOCK", tk.SubTasks[0].Name)
+		assert.Equal(t, sms.Subtask("MIGRATE_LINUX_BLOCK"), tk.SubTasks[0].Name)
 		assert.NotNil(t, tk.SubTasks[0].StartDate)
 		src := f.source()
-		assert.Equal(t, "replicate", src.State)
-		assert.Equal(t, "replicating", src.MigrationCycle)
+		assert.Equal(t, sms.SourceReplicate, src.State)
+		assert.Equal(t, sms.CycleReplicating, src.MigrationCycle)
 		cs := f.commands()
 		require.Len(t, cs, 1)
-		assert.Equal(t, "NETWORK_CHECK", cs[0].Name)
+		assert.Equal(t, sms.CmdNetworkCheck, cs[0].Name)
 		assert.Equal(t, f.ref.TaskID, cs[0].TaskID)
 		assert.JSONEq(t, `{"speed_limit":40}`, cs[0].Params)
 
@@ -173,11 +174,11 @@ func TestApply(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(tk.ErrorJSON), &ej))
 		assert.Equal(t, "SMS.1801", ej["error_code"])
 		assert.JSONEq(t, `["/dev/vda"]`, ej["error_param"], "error_param is a JSON array in a string")
-		assert.Equal(t, "MIGRATE", tk.FailedStep)
+		assert.Equal(t, sms.StepMigrate, tk.FailedStep)
 		assert.Equal(t, tk.ErrorJSON, f.source().ErrorJSON, "the source shows the error too")
 
 		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", ClearFailure: true,
-			ResetSubtasks: []string{"MIGRATE_LINUX_BLOCK"}}, nil))
+			ResetSubtasks: []sms.Subtask{"MIGRATE_LINUX_BLOCK"}}, nil))
 		tk = f.task()
 		assert.Empty(t, tk.ErrorJSON)
 		assert.Equal(t, int32(0), tk.SubTasks[0].Progress, "a restart redoes the failed step")
@@ -189,12 +190,28 @@ func TestApplyRefuses(t *testing.T) {
 		f := newFixture(t, s)
 		a := (*activities.Activities)(nil)
 		// A pair the SMS.7728 matrix forbids.
-		require.Error(t, sourcestate.Check(sourcestate.Cycle("cutovered"), sourcestate.State("replicate")))
+		require.Error(t, sourcestate.Check(sms.CycleCutovered, sms.SourceReplicate))
 		err := f.run(a.Apply, activities.Transition{Ref: f.ref, TaskState: "RUNNING", SourceState: "replicate", SourceCycle: "cutovered"}, nil)
 		code, retry := smsCode(err)
 		assert.Equal(t, "SMS.7728", code)
 		assert.False(t, retry, "a state-machine violation is not retried")
-		assert.Equal(t, "READY", f.task().State, "nothing was written")
+		assert.Equal(t, sms.TaskReady, f.task().State, "nothing was written")
+
+		// An unknown state or cycle, or one without the other, is refused
+		// too: the matrix is never skipped.
+		for _, tr := range []activities.Transition{
+			{SourceState: "paused", SourceCycle: sms.CycleReplicating},
+			{SourceState: sms.SourceReplicate, SourceCycle: "done"},
+			{SourceState: sms.SourceStopped},
+			{SourceCycle: sms.CycleCutovered},
+		} {
+			tr.Ref, tr.TaskState = f.ref, sms.TaskRunning
+			code, retry := smsCode(f.run(a.Apply, tr, nil))
+			assert.Equal(t, "SMS.7728", code, "%+v", tr)
+			assert.False(t, retry, "%+v", tr)
+		}
+		assert.Equal(t, sms.TaskReady, f.task().State, "nothing was written")
+		assert.Equal(t, sms.SourceWaiting, f.source().State, "nothing was written")
 
 		other := f.ref
 		other.TaskID = uuid.NewString()
@@ -206,7 +223,7 @@ func TestApplyRefuses(t *testing.T) {
 		wrongTenant.DomainID = uuid.NewString()
 		code, _ = smsCode(f.run(a.Apply, activities.Transition{Ref: wrongTenant, TaskState: "ABORT"}, nil))
 		assert.Equal(t, "SMS.7703", code, "another tenant's task is not found")
-		assert.Equal(t, "READY", f.task().State)
+		assert.Equal(t, sms.TaskReady, f.task().State)
 	})
 }
 
@@ -214,7 +231,7 @@ func TestRunStepsLayOutTheTarget(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
 		a := (*activities.Activities)(nil)
-		step := func(name, sub string, target *provider.Target) (activities.StepOutput, error) {
+		step := func(name sms.Step, sub sms.Subtask, target *provider.Target) (activities.StepOutput, error) {
 			var out activities.StepOutput
 			err := f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: name, Subtask: sub, Target: target}, &out)
 			return out, err
@@ -309,11 +326,11 @@ func TestCleanup(t *testing.T) {
 			out.Target.Created = created
 			require.NoError(t, f.run(a.Cleanup, activities.CleanupInput{Ref: f.ref, Target: out.Target,
 				DeleteTarget: created, AgentRunning: true}, nil))
-			var names []string
+			var names []sms.Command
 			for _, c := range f.commands() {
 				names = append(names, c.Name)
 			}
-			assert.Equal(t, []string{"STOP", "DELETE"}, names)
+			assert.Equal(t, []sms.Command{sms.CmdStop, sms.CmdDelete}, names)
 			_, err := s.Task(context.Background(), f.tenant, f.ref.TaskID)
 			assert.ErrorIs(t, err, store.ErrNotFound)
 			assert.Nil(t, f.source().CurrentTaskID, "the source is free for a new task")
@@ -378,7 +395,7 @@ func TestPushSpeedLimit(t *testing.T) {
 		require.NoError(t, f.run(a.PushSpeedLimit, activities.SpeedInput{Ref: f.ref, Mbps: 20, Notify: true}, nil))
 		cs := f.commands()
 		require.Len(t, cs, 1)
-		assert.Equal(t, "SPEED_LIMIT", cs[0].Name)
+		assert.Equal(t, sms.CmdSpeedLimit, cs[0].Name)
 		assert.JSONEq(t, `{"speed_limit":20,"over_speed_threshold":0}`, cs[0].Params)
 	})
 }
@@ -474,7 +491,7 @@ func TestNetworkCheckCommand(t *testing.T) {
 			}
 			cs := f.commands()
 			require.Len(t, cs, 1)
-			assert.Equal(t, "NETWORK_CHECK", cs[0].Name)
+			assert.Equal(t, sms.CmdNetworkCheck, cs[0].Name)
 			if cs[0].Params != "" {
 				require.NoError(t, json.Unmarshal([]byte(cs[0].Params), &p))
 			}

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -41,7 +42,7 @@ func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
 	if !in.Notify {
 		return nil
 	}
-	return a.queue(ctx, in.Ref, "SPEED_LIMIT", map[string]any{"speed_limit": in.Mbps, "over_speed_threshold": in.Threshold})
+	return a.queue(ctx, in.Ref, sms.CmdSpeedLimit, map[string]any{"speed_limit": in.Mbps, "over_speed_threshold": in.Threshold})
 }
 
 // WaitAgent returns once the task's agent is connected (it polled within
@@ -118,11 +119,11 @@ type CleanupInput struct {
 // created target is removed, then the task row (which frees the source).
 func (a *Activities) Cleanup(ctx context.Context, in CleanupInput) error {
 	if in.AgentRunning {
-		if err := a.queue(ctx, in.Ref, "STOP", nil); err != nil {
+		if err := a.queue(ctx, in.Ref, sms.CmdStop, nil); err != nil {
 			return err
 		}
 	}
-	if err := a.queue(ctx, in.Ref, "DELETE", nil); err != nil {
+	if err := a.queue(ctx, in.Ref, sms.CmdDelete, nil); err != nil {
 		return err
 	}
 	if in.DeleteTarget && in.Target != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/workflows"
 )
@@ -33,10 +34,10 @@ const boundedQueue = "e2e-bounded-history"
 // the agent commands the workflow queues.
 type stubActivities struct {
 	mu       sync.Mutex
-	commands []string
+	commands []sms.Command
 }
 
-func (a *stubActivities) count(cmd string) int {
+func (a *stubActivities) count(cmd sms.Command) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
@@ -59,7 +60,7 @@ func (a *stubActivities) register(w worker.Worker) {
 		return nil
 	}, "Apply")
 	reg(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
-		if in.Step == workflows.StepCreate {
+		if in.Step == sms.StepCreate {
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-rec", Location: "/nowhere", Created: true}}, nil
 		}
 		return activities.StepOutput{}, nil
@@ -124,11 +125,11 @@ func TestBoundedHistoryOnTheServer(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	progress := func(sub string, pct int) {
+	progress := func(sub sms.Subtask, pct int) {
 		err := c.SignalWorkflow(ctx, id, "", workflows.SignalProgress, workflows.Progress{Subtask: sub, Progress: int32(pct), MigrateSpeed: 10})
 		require.NoError(t, err)
 	}
-	action := func(op string) error {
+	action := func(op sms.Action) error {
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateAction,
 			Args: []any{workflows.ActionRequest{Operation: op}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		if err == nil {
@@ -153,17 +154,17 @@ func TestBoundedHistoryOnTheServer(t *testing.T) {
 	waitFor("between passes", func() bool { return state().SyncRounds == 1 })
 	checks := 0
 	fill("between passes", func(int) {
-		require.NoError(t, action(workflows.OpNetworkCheck))
+		require.NoError(t, action(sms.ActionNetworkCheck))
 		checks++
 	})
-	require.NoError(t, action(workflows.OpCloneTest))
+	require.NoError(t, action(sms.ActionCloneTest))
 	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalSpeed, workflows.SpeedUpdate{SpeedLimit: 100,
 		Rules: []speedlimit.Rule{{Start: "00:00", End: "23:59", Speed: 60, OverSpeedThreshold: 20}}}))
-	require.NoError(t, action(workflows.OpTest))
+	require.NoError(t, action(sms.ActionTest))
 	waitFor("final pass", func() bool { return stubs.count("SYNC") == 2 })
 	fill("final pass", func(i int) { progress("SYNC_LINUX_BLOCK", min(1+i, 99)) })
 	progress("SYNC_LINUX_BLOCK", 100)
-	waitFor("success", func() bool { return state().TaskState == workflows.StateMigrateSuccess })
+	waitFor("success", func() bool { return state().TaskState == sms.TaskMigrateSuccess })
 	fill("idle", func(i int) {
 		require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalSpeed, workflows.SpeedUpdate{SpeedLimit: 100 - int32(i%2)*10}))
 	})
@@ -196,18 +197,18 @@ func TestBoundedHistoryOnTheServer(t *testing.T) {
 		return next.Resume
 	}
 	r := resume(1)
-	assert.True(t, r.ResumeAgent && r.AgentCommand == "START" && r.Step == workflows.StepMigrate, "%+v", r)
+	assert.True(t, r.ResumeAgent && r.AgentCommand == "START" && r.Step == sms.StepMigrate, "%+v", r)
 	assert.Positive(t, r.AgentProgress)
 	r = resume(2)
 	assert.True(t, r.ResumeAgent && r.AgentCommand == "SYNC" && !r.FinalPass && r.InSyncLoop, "%+v", r)
 	r = resume(3)
-	assert.True(t, r.ResumeSync && r.SyncRounds == 1 && r.TaskState == workflows.StateSyncing, "%+v", r)
+	assert.True(t, r.ResumeSync && r.SyncRounds == 1 && r.TaskState == sms.TaskSyncing, "%+v", r)
 	r = resume(4)
 	assert.True(t, r.ResumeAgent && r.FinalPass, "%+v", r)
 	assert.Equal(t, int32(60), r.Limit.Mbps, "the changed rules are in force")
 	r = resume(5)
 	assert.False(t, r.ResumeSteps, "idle")
-	assert.Equal(t, workflows.StateMigrateSuccess, r.TaskState)
+	assert.Equal(t, sms.TaskMigrateSuccess, r.TaskState)
 
 	dir := os.Getenv(recordEnv)
 	if dir == "" || t.Failed() {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/web"
@@ -42,14 +43,17 @@ func realisticSource(e *env, i int, now time.Time) store.Source {
 		{Name: p("eth0"), IP: p(fmt.Sprintf("10.%d.%d.1", i/250, i%250)), Netmask: p("255.255.255.0"), Gateway: p("10.0.0.254"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:01", i/256, i%256))},
 		{Name: p("eth1"), IP: p(fmt.Sprintf("172.16.%d.%d", i/250, i%250)), Netmask: p("255.255.0.0"), Gateway: p("172.16.0.1"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:02", i/256, i%256))},
 	}
-	states := []struct{ state, cycle string }{{"waiting", "checking"}, {"replicate", "replicating"}, {"syncing", "syncing"}, {"finished", "cutovered"}, {"error", "replicating"}}
+	states := []struct {
+		state sms.SourceState
+		cycle sms.Cycle
+	}{{"waiting", "checking"}, {"replicate", "replicating"}, {"syncing", "syncing"}, {"finished", "cutovered"}, {"error", "replicating"}}
 	st := states[i%len(states)]
 	visit := now.UnixMilli()
 	if i%7 == 0 {
 		visit = now.Add(-time.Hour).UnixMilli()
 	}
 	src := store.Source{ID: uuid.NewString(), DomainID: e.creds.DomainID, ProjectID: e.creds.ProjectID, MigProjectID: "mp",
-		Name: fmt.Sprintf("srv-%05d", i), Hostname: fmt.Sprintf("srv-%05d", i), IP: *nets[0].IP, OSType: "LINUX", OSVersion: "CENTOS7.9",
+		Name: fmt.Sprintf("srv-%05d", i), Hostname: fmt.Sprintf("srv-%05d", i), IP: *nets[0].IP, OSType: sms.Linux, OSVersion: "CENTOS7.9",
 		AgentVersion: "1", EnterpriseProjectID: "0", State: st.state, MigrationCycle: st.cycle, AddDate: now.UnixMilli() + int64(i), RegSeq: now.UnixNano() + int64(i),
 		StateActionTime: visit, StageActionTime: visit, LastVisitTime: visit, Disks: disks, Networks: nets,
 		VolumeGroups: []store.VolumeGroup{}, BtrfsList: []store.BtrfsFileSystem{}, UpdatedAt: now}

@@ -5,6 +5,8 @@ import (
 
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/workflows"
 	"strconv"
@@ -24,7 +26,7 @@ type CommandQueue interface {
 
 // CommandStore records command results.
 type CommandStore interface {
-	CompleteCommand(ctx context.Context, t store.Tenant, sourceID, id, name, result, detail string, now time.Time) (*store.Command, error)
+	CompleteCommand(ctx context.Context, t store.Tenant, sourceID, id string, name sms.Command, result sms.CommandResult, detail string, now time.Time) (*store.Command, error)
 }
 
 // MaxCommandWait bounds the long-poll extension of GET .../command.
@@ -33,10 +35,6 @@ const MaxCommandWait = 30 * time.Second
 // visitStampEvery: a poll stamps last_visit_time at most this often per
 // source, so frequent polls do not turn into a write each.
 const visitStampEvery = 5 * time.Second
-
-// commandNames: the spec's six, and smsflow's SPEED_LIMIT and NETWORK_CHECK
-// (agents that do not know them ignore them).
-var commandNames = []string{"START", "STOP", "DELETE", "SYNC", "UPLOAD_LOG", "RSET_LOG_ACL", "SPEED_LIMIT", "NETWORK_CHECK"}
 
 type commandHandlers struct {
 	sources  SourceStore
@@ -162,12 +160,12 @@ func (h commandHandlers) result(c *gin.Context, r request) {
 		fail(c, smserr.New(smserr.SMS6020, "command_name"))
 		return
 	}
-	if !oneOf(*b.CommandName, commandNames) {
-		fail(c, smserr.New(smserr.SMS9001, "command_name").WithDetail("command_name: one of START, STOP, DELETE, SYNC, UPLOAD_LOG, RSET_LOG_ACL"))
+	if !sms.Command(*b.CommandName).Valid() {
+		fail(c, smserr.New(smserr.SMS9001, "command_name").WithDetail("command_name: one of "+joinNames(sms.Commands)))
 		return
 	}
-	if b.Result == nil || (*b.Result != "success" && *b.Result != "fail") {
-		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(`result: "success" or "fail"`))
+	if b.Result == nil || !sms.CommandResult(*b.Result).Valid() {
+		fail(c, smserr.New(smserr.SMS6022, "result").WithDetail(fmt.Sprintf("result: %q or %q", sms.ResultSuccess, sms.ResultFail)))
 		return
 	}
 	var cmdID string
@@ -198,7 +196,7 @@ func (h commandHandlers) result(c *gin.Context, r request) {
 		fail(c, sourceNotFound(r.id))
 		return
 	}
-	cmd, err := h.commands.CompleteCommand(ctx, t, r.id, cmdID, *b.CommandName, *b.Result, detail, h.now())
+	cmd, err := h.commands.CompleteCommand(ctx, t, r.id, cmdID, sms.Command(*b.CommandName), sms.CommandResult(*b.Result), detail, h.now())
 	if errors.Is(err, store.ErrNotIssued) {
 		what := "no " + *b.CommandName + " command"
 		if cmdID != "" {
@@ -225,10 +223,10 @@ func (h commandHandlers) result(c *gin.Context, r request) {
 // STOP and SYNC; a log upload's result is the task's log_collect_status.
 func (h commandHandlers) toTask(c *gin.Context, t store.Tenant, cmd *store.Command) error {
 	ctx := c.Request.Context()
-	if cmd.Name == "UPLOAD_LOG" {
-		status := "UPLOADED"
-		if cmd.Result != "success" {
-			status = "UPLOAD_FAIL"
+	if cmd.Name == sms.CmdUploadLog {
+		status := sms.LogUploaded
+		if cmd.Result != sms.ResultSuccess {
+			status = sms.LogUploadFail
 		}
 		err := h.tasks.UpdateTask(ctx, t, cmd.TaskID, func(task *store.Task) error {
 			task.LogCollectStatus = status
@@ -242,7 +240,7 @@ func (h commandHandlers) toTask(c *gin.Context, t store.Tenant, cmd *store.Comma
 	if h.engine == nil {
 		return nil
 	}
-	err := h.engine.CommandResult(ctx, cmd.TaskID, workflows.CommandResult{Command: cmd.Name, Success: cmd.Result == "success",
+	err := h.engine.CommandResult(ctx, cmd.TaskID, workflows.CommandResult{Command: cmd.Name, Success: cmd.Result == sms.ResultSuccess,
 		Detail: cmd.ResultDetail})
 	if errors.Is(err, engine.ErrNoRun) {
 		return nil // the task is gone or its run ended: nothing waits

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -20,12 +21,6 @@ type MigProjectStore interface {
 	SetDefaultMigProject(ctx context.Context, t store.Tenant, id string) error
 	DeleteMigProject(ctx context.Context, t store.Tenant, id string) error
 }
-
-// Migration project types (§4.5, SDK PostMigProjectBody / MigProject).
-const (
-	MigrateBlock = "MIGRATE_BLOCK"
-	MigrateFile  = "MIGRATE_FILE"
-)
 
 // migProjectBody is the create (and update) request; pointers tell absent
 // fields from zero values.
@@ -57,7 +52,7 @@ func (b *migProjectBody) validate(use purpose) error {
 	v.str("description", b.Description, optional, 0, 255)
 	v.str("region", b.Region, requiredIf(create), 0, 255)
 	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
-	v.enum("type", b.Type, requiredIf(create), MigrateBlock, MigrateFile)
+	v.enum("type", b.Type, requiredIf(create), taskTypes...)
 	v.str("enterprise_project", b.EnterpriseProject, optional, 0, 255)
 	return v.err()
 }
@@ -72,7 +67,9 @@ func (b *migProjectBody) apply(p *store.MigProject) {
 	set(&p.SpeedLimit, b.SpeedLimit)
 	set(&p.UsePublicIP, b.UsePublicIP)
 	set(&p.ExistServer, b.ExistServer)
-	set(&p.Type, b.Type)
+	if b.Type != nil {
+		p.Type = sms.TaskType(*b.Type)
+	}
 	set(&p.EnterpriseProject, b.EnterpriseProject)
 	set(&p.Syncing, b.Syncing)
 	set(&p.StartNetworkCheck, b.StartNetworkCheck)
@@ -86,19 +83,19 @@ func set[T any](dst *T, src *T) {
 
 // migProjectJSON is one project in answers (tables 4-272 / 4-277).
 type migProjectJSON struct {
-	ID                string `json:"id"`
-	Name              string `json:"name"`
-	Description       string `json:"description"`
-	IsDefault         bool   `json:"isdefault"`
-	Region            string `json:"region"`
-	StartTargetServer bool   `json:"start_target_server"`
-	SpeedLimit        int32  `json:"speed_limit"`
-	UsePublicIP       bool   `json:"use_public_ip"`
-	ExistServer       bool   `json:"exist_server"`
-	Type              string `json:"type"`
-	EnterpriseProject string `json:"enterprise_project"`
-	Syncing           bool   `json:"syncing"`
-	StartNetworkCheck bool   `json:"start_network_check"`
+	ID                string       `json:"id"`
+	Name              string       `json:"name"`
+	Description       string       `json:"description"`
+	IsDefault         bool         `json:"isdefault"`
+	Region            string       `json:"region"`
+	StartTargetServer bool         `json:"start_target_server"`
+	SpeedLimit        int32        `json:"speed_limit"`
+	UsePublicIP       bool         `json:"use_public_ip"`
+	ExistServer       bool         `json:"exist_server"`
+	Type              sms.TaskType `json:"type"`
+	EnterpriseProject string       `json:"enterprise_project"`
+	Syncing           bool         `json:"syncing"`
+	StartNetworkCheck bool         `json:"start_network_check"`
 }
 
 func toMigProjectJSON(p *store.MigProject) migProjectJSON {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // TestProgressThrottle: the workflow hears of what it acts on at once and
@@ -16,7 +18,7 @@ func TestProgressThrottle(t *testing.T) {
 	type report struct {
 		after    time.Duration // since t0
 		task     string
-		subtask  string
+		subtask  sms.Subtask
 		progress int32
 		over     bool
 		want     bool

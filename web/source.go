@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -123,7 +124,7 @@ func sourceError(err error, id string) error {
 func (h sourceHandlers) facts(b *registerBody) *store.Source {
 	src := &store.Source{
 		Name: deref(b.Name), Hostname: deref(b.Hostname), IP: deref(b.IP), IPv6: b.IPv6,
-		OSType: deref(b.OSType), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
+		OSType: sms.OSType(deref(b.OSType)), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
 		LinuxBlockCheck: b.LinuxBlockCheck, Firmware: b.Firmware, CPUQuantity: b.CPUQuantity, Memory: b.Memory,
 		HasRsync: b.HasRsync, Paravirtualization: b.Paravirtualization, RawDevices: b.RawDevices,
 		DriverFiles: b.DriverFiles, SystemServices: b.SystemServices, AccountRights: b.AccountRights,
@@ -172,7 +173,7 @@ func (h sourceHandlers) register(c *gin.Context) {
 	now := h.now()
 	src := h.facts(&b)
 	src.MachineKey = machineKey(c.GetHeader(HeaderMachineID), &b)
-	src.State, src.MigrationCycle = string(sourcestate.Waiting), string(sourcestate.Checking)
+	src.State, src.MigrationCycle = sms.SourceWaiting, sms.CycleChecking
 	if b.MigrationCycle != nil || b.State != nil {
 		cyc, okC := sourcestate.ParseCycle(deref(b.MigrationCycle))
 		st, okS := sourcestate.ParseState(deref(b.State))
@@ -184,11 +185,11 @@ func (h sourceHandlers) register(c *gin.Context) {
 			fail(c, smserr.New(smserr.SMS7728).WithDetail(err.Error()))
 			return
 		}
-		src.State, src.MigrationCycle = string(st), string(cyc)
+		src.State, src.MigrationCycle = st, cyc
 	}
 	refreshDerived(src)
-	if envcheck.Failed(src.Checks) && src.State == string(sourcestate.Waiting) {
-		src.State = string(sourcestate.Unavailable)
+	if envcheck.Failed(src.Checks) && src.State == sms.SourceWaiting {
+		src.State = sms.SourceUnavailable
 	}
 	ms := nowMs(now)
 	src.AddDate, src.StateActionTime, src.StageActionTime, src.LastVisitTime = ms, ms, ms, ms
@@ -221,7 +222,7 @@ func (h sourceHandlers) list(c *gin.Context) {
 		MigProjectID: queryString(c, &v, "migproject", 255), EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255),
 	}
 	if s := c.Query("state"); s != "" {
-		if st, ok := sourcestate.ParseState(s); ok && st != sourcestate.Unconnected {
+		if st, ok := sourcestate.ParseState(s); ok && st != sms.SourceUnconnected {
 			f.State = string(st)
 		} else {
 			v.invalid("state", "must be one of "+strings.Join(stateValues, ", "))
@@ -459,11 +460,11 @@ func (h sourceHandlers) changeState(c *gin.Context, r request) {
 	}
 	now := nowMs(h.now())
 	err := h.store.UpdateSource(c.Request.Context(), r.tenant, r.id, func(src *store.Source) error {
-		if src.State != string(st) {
-			src.State, src.StateActionTime = string(st), now
+		if src.State != st {
+			src.State, src.StateActionTime = st, now
 		}
-		if src.MigrationCycle != string(cyc) {
-			src.MigrationCycle, src.StageActionTime = string(cyc), now
+		if src.MigrationCycle != cyc {
+			src.MigrationCycle, src.StageActionTime = cyc, now
 		}
 		return nil
 	})
@@ -508,7 +509,7 @@ func (h sourceHandlers) overview(c *gin.Context) {
 		return
 	}
 	out := map[string]int64{"unconfigured": 0, "skipping": 0}
-	for _, s := range sourcestate.States {
+	for _, s := range sms.SourceStates {
 		out[string(s)] = 0
 	}
 	for _, r := range rows {

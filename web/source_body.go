@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
@@ -149,7 +150,7 @@ const maxInt64 = int64(1<<63 - 1)
 const maxInt32 = int32(1<<31 - 1)
 
 var (
-	osTypes        = []string{"WINDOWS", "LINUX"}
+	osTypes        = names(sms.OSTypes)
 	firmwares      = []string{"BIOS", "UEFI"}
 	bootLoaders    = []string{"GRUB", "LILO"}
 	startTypes     = []string{"MANUAL", "MGC"}
@@ -158,8 +159,8 @@ var (
 	// The spec's enum is BOOT and OS; its own register example also sends
 	// NORMAL and VOLUME_GROUP for data disks, which agents do.
 	diskUses    = []string{"BOOT", "OS", "NORMAL", "VOLUME_GROUP", "BTRFS"}
-	cycleValues = []string{"cutovering", "cutovered", "checking", "setting", "replicating", "syncing"}
-	stateValues = []string{"unavailable", "waiting", "initialize", "replicate", "syncing", "stopping", "stopped", "deleting", "error", "cloning", "cutovering", "finished"}
+	cycleValues = names(sms.Cycles)
+	stateValues = names(sms.SourceStates)
 )
 
 // validate applies the §4.1.2 rules: fields required for every registration,
@@ -203,8 +204,8 @@ func (b *registerBody) validate() error {
 	v.str("migprojectid", b.MigProjectID, optional, 0, 255)
 	v.str("machine_id", b.MachineID, optional, 1, 128)
 
-	linux := b.OSType != nil && *b.OSType == "LINUX"
-	windows := b.OSType != nil && *b.OSType == "WINDOWS"
+	linux := b.OSType != nil && sms.OSType(*b.OSType) == sms.Linux
+	windows := b.OSType != nil && sms.OSType(*b.OSType) == sms.Windows
 	// Linux-required fields. The spec also marks raw_devices, has_tc and a
 	// network's mtu "Linux必选", yet its own Linux register example sends
 	// none of them: they stay optional (unknown) so real agents register.
@@ -253,6 +254,19 @@ func lower(s *string) *string {
 	l := strings.ToLower(*s)
 	return &l
 }
+
+// names spells a list of the vocabulary's words as strings, for the
+// validators and their messages.
+func names[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
+}
+
+// joinNames lists the vocabulary's words for an error message.
+func joinNames[T ~string](xs []T) string { return strings.Join(names(xs), ", ") }
 
 func oneOf(s string, set []string) bool {
 	for _, x := range set {

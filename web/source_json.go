@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
 	"github.com/smsflow/smsflow/internal/store"
@@ -27,28 +28,28 @@ func currentTask(ts store.TaskSummary) map[string]any {
 // sourceListJSON is SourceServersResponseBody (table 4-22) but for checks
 // and init_target_server, which list appends from their stored JSON.
 type sourceListJSON struct {
-	ID                       string  `json:"id"`
-	IP                       string  `json:"ip"`
-	Name                     string  `json:"name"`
-	EnterpriseProjectID      string  `json:"enterprise_project_id"`
-	AddDate                  int64   `json:"add_date"`
-	OSType                   string  `json:"os_type"`
-	OSVersion                string  `json:"os_version"`
-	OEMSystem                *bool   `json:"oem_system"`
-	State                    string  `json:"state"`
-	Connected                bool    `json:"connected"`
-	CPUQuantity              *int32  `json:"cpu_quantity"`
-	Memory                   *int64  `json:"memory"`
-	CurrentTask              any     `json:"current_task"`
-	Replicatesize            int64   `json:"replicatesize"`
-	StageActionTime          int64   `json:"stage_action_time"`
-	Totalsize                int64   `json:"totalsize"`
-	LastVisitTime            int64   `json:"last_visit_time"`
-	MigrationCycle           string  `json:"migration_cycle"`
-	StateActionTime          int64   `json:"state_action_time"`
-	IsConsistencyResultExist bool    `json:"is_consistency_result_exist"`
-	HasTc                    *bool   `json:"has_tc"`
-	StartType                *string `json:"start_type"`
+	ID                       string          `json:"id"`
+	IP                       string          `json:"ip"`
+	Name                     string          `json:"name"`
+	EnterpriseProjectID      string          `json:"enterprise_project_id"`
+	AddDate                  int64           `json:"add_date"`
+	OSType                   sms.OSType      `json:"os_type"`
+	OSVersion                string          `json:"os_version"`
+	OEMSystem                *bool           `json:"oem_system"`
+	State                    sms.SourceState `json:"state"`
+	Connected                bool            `json:"connected"`
+	CPUQuantity              *int32          `json:"cpu_quantity"`
+	Memory                   *int64          `json:"memory"`
+	CurrentTask              any             `json:"current_task"`
+	Replicatesize            int64           `json:"replicatesize"`
+	StageActionTime          int64           `json:"stage_action_time"`
+	Totalsize                int64           `json:"totalsize"`
+	LastVisitTime            int64           `json:"last_visit_time"`
+	MigrationCycle           sms.Cycle       `json:"migration_cycle"`
+	StateActionTime          int64           `json:"state_action_time"`
+	IsConsistencyResultExist bool            `json:"is_consistency_result_exist"`
+	HasTc                    *bool           `json:"has_tc"`
+	StartType                *string         `json:"start_type"`
 }
 
 func rawOr(s, def string) json.RawMessage {
@@ -69,10 +70,10 @@ type sourceJSON struct {
 	EnterpriseProjectID      string                   `json:"enterprise_project_id"`
 	MigProjectID             string                   `json:"migprojectid"`
 	AddDate                  int64                    `json:"add_date"`
-	OSType                   string                   `json:"os_type"`
+	OSType                   sms.OSType               `json:"os_type"`
 	OSVersion                string                   `json:"os_version"`
 	OEMSystem                *bool                    `json:"oem_system"`
-	State                    string                   `json:"state"`
+	State                    sms.SourceState          `json:"state"`
 	Connected                bool                     `json:"connected"`
 	Firmware                 *string                  `json:"firmware"`
 	InitTargetServer         json.RawMessage          `json:"init_target_server"`
@@ -84,7 +85,7 @@ type sourceJSON struct {
 	BtrfsList                []store.BtrfsFileSystem  `json:"btrfs_list"`
 	Networks                 []store.Network          `json:"networks"`
 	Checks                   []store.EnvironmentCheck `json:"checks"`
-	MigrationCycle           string                   `json:"migration_cycle"`
+	MigrationCycle           sms.Cycle                `json:"migration_cycle"`
 	StateActionTime          int64                    `json:"state_action_time"`
 	Replicatesize            int64                    `json:"replicatesize"`
 	Totalsize                int64                    `json:"totalsize"`

@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
@@ -99,17 +99,17 @@ func (h taskHandlers) create(c *gin.Context) {
 	}
 	osType := src.OSType
 	if b.OSType != nil {
-		if *b.OSType != src.OSType {
-			fail(c, smserr.New(smserr.SMS6610, "os_type").WithDetail("os_type "+*b.OSType+" but the source runs "+src.OSType))
+		if sms.OSType(*b.OSType) != src.OSType {
+			fail(c, smserr.New(smserr.SMS6610, "os_type").WithDetail("os_type "+*b.OSType+" but the source runs "+string(src.OSType)))
 			return
 		}
-		osType = *b.OSType
+		osType = sms.OSType(*b.OSType)
 	}
-	if osType == "WINDOWS" && *b.Type == "MIGRATE_FILE" {
+	if osType == sms.Windows && sms.TaskType(*b.Type) == sms.MigrateFile {
 		fail(c, smserr.New(smserr.SMS7712, "type").WithDetail("file-level migration is for Linux sources"))
 		return
 	}
-	if sourcestate.State(src.State) == sourcestate.Unavailable {
+	if src.State == sms.SourceUnavailable {
 		fail(c, smserr.New(smserr.SMS6005, "source_server.id").WithDetail("the source failed its environment checks; see its checks"))
 		return
 	}
@@ -186,13 +186,13 @@ func (h taskHandlers) checkBind(ctx context.Context, t store.Tenant, vmID, taskI
 }
 
 // newTask applies the request over the migration project's defaults.
-func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.MigProject, osType string) *store.Task {
+func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.MigProject, osType sms.OSType) *store.Task {
 	now := h.now().UnixMilli()
 	task := &store.Task{
-		ID: uuid.NewString(), SourceID: src.ID, Name: *b.Name, Type: *b.Type, OSType: osType, State: store.TaskReady,
+		ID: uuid.NewString(), SourceID: src.ID, Name: *b.Name, Type: sms.TaskType(*b.Type), OSType: osType, State: sms.TaskReady,
 		Priority: 1, StartTargetServer: true, UsePublicIP: true, AutoStart: true,
 		RegionName: *b.RegionName, RegionID: *b.RegionID, ProjectName: *b.ProjectName, ProjectID: *b.ProjectID,
-		EnterpriseProjectID: src.EnterpriseProjectID, CreateDate: now, LogCollectStatus: "INIT", UpdatedAt: h.now().UTC(),
+		EnterpriseProjectID: src.EnterpriseProjectID, CreateDate: now, LogCollectStatus: sms.LogInit, UpdatedAt: h.now().UTC(),
 	}
 	if mp != nil {
 		task.StartTargetServer, task.UsePublicIP, task.ExistServer = mp.StartTargetServer, mp.UsePublicIP, mp.ExistServer
@@ -251,7 +251,7 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 		}
 	}
 	task.TargetServer = ts
-	for i, name := range workflows.Subtasks(task.Type, task.OSType) {
+	for i, name := range sms.Subtasks(task.Type, task.OSType) {
 		task.SubTasks = append(task.SubTasks, store.SubTask{ID: int64(i + 1), Name: name})
 	}
 	return task
@@ -311,9 +311,12 @@ func (h taskHandlers) list(c *gin.Context) {
 }
 
 type sourceBrief struct {
-	ID, IP, Name, OSType, OSVersion, State, MigrationCycle string
-	OEMSystem                                              *bool
-	LastVisitTime                                          int64
+	ID, IP, Name, OSVersion string
+	OSType                  sms.OSType
+	State                   sms.SourceState
+	MigrationCycle          sms.Cycle
+	OEMSystem               *bool
+	LastVisitTime           int64
 }
 
 // sourceBriefs reads the sources of a page of tasks in one query.
@@ -426,11 +429,13 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 	}
 	var speed *workflows.SpeedUpdate
 	err := h.store.UpdateTask(ctx, r.tenant, r.id, func(task *store.Task) error {
-		if b.Type != nil && *b.Type != task.Type && task.State != store.TaskReady {
+		if b.Type != nil && sms.TaskType(*b.Type) != task.Type && task.State != sms.TaskReady {
 			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
 		}
 		set(&task.Name, b.Name)
-		set(&task.Type, b.Type)
+		if b.Type != nil {
+			task.Type = sms.TaskType(*b.Type)
+		}
 		set(&task.RegionID, b.RegionID)
 		set(&task.RegionName, b.RegionName)
 		set(&task.ExistServer, b.ExistServer)
@@ -450,11 +455,13 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 			set(&task.TargetServer.VMID, ts.VMID)
 			set(&task.TargetServer.Name, ts.Name)
 			set(&task.TargetServer.IP, ts.IP)
-			set(&task.TargetServer.OSType, ts.OSType)
+			if ts.OSType != nil {
+				task.TargetServer.OSType = sms.OSType(*ts.OSType)
+			}
 			set(&task.TargetServer.OSVersion, ts.OSVersion)
 			set(&task.TargetServer.Flavor, ts.Flavor)
 			if ts.Disks != nil {
-				if task.State != store.TaskReady {
+				if task.State != sms.TaskReady {
 					return smserr.New(smserr.SMS8106, "target_server.disks").WithDetail("target disks can change only before the task starts")
 				}
 				task.TargetServer.Disks = toTargetDisks(*ts.Disks)
@@ -534,7 +541,7 @@ func (h taskHandlers) deletable(ctx context.Context, t store.Tenant, id string) 
 	if err := workflows.ValidateDelete(task.State); err != nil {
 		return nil, smserr.New(smserr.SMS7719, id).WithDetail("task " + id + " is already being deleted")
 	}
-	if task.State == store.TaskRunning || task.State == store.TaskSyncing {
+	if task.State == sms.TaskRunning || task.State == sms.TaskSyncing {
 		srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})
 		if err != nil {
 			return nil, err

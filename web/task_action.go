@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
@@ -14,8 +15,7 @@ import (
 	"github.com/smsflow/smsflow/workflows"
 )
 
-var taskOperations = []string{workflows.OpStart, workflows.OpStop, workflows.OpTest, workflows.OpCloneTest,
-	workflows.OpRestart, workflows.OpNetworkCheck}
+var taskOperations = names(sms.Actions)
 
 // action: POST /v3/tasks/{id}/action. The operation runs as an Update on the
 // task's workflow; the workflow's validator decides, with the SMS code of
@@ -44,7 +44,7 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 		fail(c, taskError(err, r.id))
 		return
 	}
-	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: *b.Operation, TemplateID: deref(b.TemplateID),
+	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: deref(b.TemplateID),
 		IsNeedConsistencyCheck: deref(b.IsNeedConsistencyCheck)})
 	if errors.Is(err, engine.ErrNoRun) {
 		fail(c, smserr.New(smserr.SMS7713, r.id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
@@ -75,7 +75,7 @@ type progressThrottle struct {
 // forwardedReport is what the workflow last heard from a task's agent.
 type forwardedReport struct {
 	at      time.Time
-	subtask string
+	subtask sms.Subtask
 	over    bool
 }
 
@@ -93,7 +93,7 @@ func progressKeepAlive(stepTimeout time.Duration) time.Duration {
 	return min(stepTimeout/4, 5*time.Minute)
 }
 
-func (p *progressThrottle) due(taskID string, now time.Time, subtask string, progress int32, over bool) bool {
+func (p *progressThrottle) due(taskID string, now time.Time, subtask sms.Subtask, progress int32, over bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last, seen := p.last[taskID]
@@ -119,15 +119,12 @@ func (h taskHandlers) progress(c *gin.Context, r request) {
 	t := r.tenant
 	now := h.now()
 	ms := now.UnixMilli()
-	sub := *b.SubtaskName
-	if sub == "DETACH_AGENT_IMAGE" {
-		sub = "DETTACH_AGENT_IMAGE" // the SDK's spelling is the one stored
-	}
+	sub := sms.ParseSubtask(*b.SubtaskName)
 	var limit int32
 	var threshold float64
 	err := h.store.UpdateTaskProgress(ctx, t, r.id, func(task *store.Task) error {
-		if task.State != store.TaskRunning && task.State != store.TaskSyncing {
-			return smserr.New(smserr.SMS0501, r.id).WithDetail("the task is " + task.State + ", not running")
+		if task.State != sms.TaskRunning && task.State != sms.TaskSyncing {
+			return smserr.New(smserr.SMS0501, r.id).WithDetail("the task is " + string(task.State) + ", not running")
 		}
 		found := false
 		for i := range task.SubTasks {
@@ -145,7 +142,7 @@ func (h taskHandlers) progress(c *gin.Context, r request) {
 			}
 		}
 		if !found {
-			return smserr.New(smserr.SMS6004, "subtask_name").WithDetail(sub + " is not a step of this task")
+			return smserr.New(smserr.SMS6004, "subtask_name").WithDetail(string(sub) + " is not a step of this task")
 		}
 		task.Replicatesize, task.Totalsize = *b.Replicatesize, *b.Totalsize
 		set(&task.MigrateSpeed, b.MigrateSpeed)
@@ -163,7 +160,7 @@ func (h taskHandlers) progress(c *gin.Context, r request) {
 			task.EstimateCompleteTime = ms + *b.RemainTime*1000
 		}
 		task.LastProgressAt = ms
-		task.SubtaskInfo = sub
+		task.SubtaskInfo = string(sub)
 		limit, threshold = task.CurrentLimit, task.CurrentThreshold
 		return nil
 	})

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -68,7 +69,7 @@ type createTaskBody struct {
 	NeedMigrationTest      *bool             `json:"need_migration_test"`
 }
 
-var taskTypes = []string{"MIGRATE_BLOCK", "MIGRATE_FILE"}
+var taskTypes = names(sms.TaskTypes)
 
 // validate applies the rules of table 4-117 and its nested tables.
 func (b *createTaskBody) validate() error {

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -22,8 +23,8 @@ import (
 // secretsReadable: the TLS key and passphrase are handed out only while a
 // copy runs (SMS.9905).
 func secretsReadable(task *store.Task) error {
-	if task.State != store.TaskRunning && task.State != store.TaskSyncing {
-		return smserr.New(smserr.SMS9905).WithDetail("the task is " + task.State)
+	if task.State != sms.TaskRunning && task.State != sms.TaskSyncing {
+		return smserr.New(smserr.SMS9905).WithDetail("the task is " + string(task.State))
 	}
 	if task.KeyPEMEnc == "" || task.PassphraseEnc == "" {
 		return smserr.New(smserr.SMS0521, "not configured yet").WithDetail("SSL_CONFIG has not run for this task yet")
@@ -284,20 +285,20 @@ func (h taskHandlers) collectLog(c *gin.Context, r request, queue Enqueuer) {
 	t := r.tenant
 	var sourceID string
 	err := h.store.UpdateTask(ctx, t, r.id, func(task *store.Task) error {
-		if task.State == store.TaskReady {
+		if task.State == sms.TaskReady {
 			return smserr.New(smserr.SMS7717)
 		}
-		if task.LogCollectStatus == "UPLOADING" {
+		if task.LogCollectStatus == sms.LogUploading {
 			return smserr.New(smserr.SMS7716)
 		}
-		task.LogCollectStatus, sourceID = "UPLOADING", task.SourceID
+		task.LogCollectStatus, sourceID = sms.LogUploading, task.SourceID
 		return nil
 	})
 	if err != nil {
 		fail(c, taskError(err, r.id))
 		return
 	}
-	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: "UPLOAD_LOG", TaskID: r.id, Bucket: *b.LogBucket}); err != nil {
+	if err := queue.Enqueue(ctx, t, &store.Command{SourceID: sourceID, Name: sms.CmdUploadLog, TaskID: r.id, Bucket: *b.LogBucket}); err != nil {
 		fail(c, err)
 		return
 	}

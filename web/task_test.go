@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
@@ -41,10 +42,10 @@ type fakeEngine struct {
 	progress   []progressCall
 	speeds     []speedCall
 	results    []string
-	startErr   error             // Start fails with it
-	callErr    error             // Progress and SpeedRules fail with it
-	noRun      map[string]bool   // tasks whose workflow is gone (engine.ErrNoRun)
-	wfState    map[string]string // the workflow's state, where it differs from the row's
+	startErr   error                    // Start fails with it
+	callErr    error                    // Progress and SpeedRules fail with it
+	noRun      map[string]bool          // tasks whose workflow is gone (engine.ErrNoRun)
+	wfState    map[string]sms.TaskState // the workflow's state, where it differs from the row's
 	inSyncLoop map[string]bool
 	uiBase     string
 }
@@ -67,7 +68,7 @@ type speedCall struct {
 var _ web.TaskEngine = (*fakeEngine)(nil)
 
 func newFakeEngine(s *store.Store) *fakeEngine {
-	return &fakeEngine{db: s, noRun: map[string]bool{}, wfState: map[string]string{},
+	return &fakeEngine{db: s, noRun: map[string]bool{}, wfState: map[string]sms.TaskState{},
 		inSyncLoop: map[string]bool{}, uiBase: "http://temporal.test"}
 }
 
@@ -96,7 +97,7 @@ func (f *fakeEngine) calls() engineCalls {
 
 // workflowState is what the task's workflow knows: its state (the row's
 // unless overridden) and whether its target started.
-func (f *fakeEngine) workflowState(ctx context.Context, taskID string) (string, bool, error) {
+func (f *fakeEngine) workflowState(ctx context.Context, taskID string) (sms.TaskState, bool, error) {
 	f.mu.Lock()
 	override := f.wfState[taskID]
 	f.mu.Unlock()
@@ -165,7 +166,7 @@ func (f *fakeEngine) Progress(_ context.Context, taskID string, p workflows.Prog
 func (f *fakeEngine) CommandResult(_ context.Context, taskID string, r workflows.CommandResult) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.results = append(f.results, taskID+":"+r.Command)
+	f.results = append(f.results, taskID+":"+string(r.Command))
 	return nil
 }
 
@@ -327,10 +328,10 @@ func TestTaskCreate(t *testing.T) {
 			m["target_server"] = map[string]any{"vm_id": "vm-1", "name": ""}
 		}))
 		task := taskRow(t, e, id)
-		assert.Equal(t, store.TaskReady, task.State)
+		assert.Equal(t, sms.TaskReady, task.State)
 		assert.Equal(t, "t1", task.Name)
-		assert.Equal(t, "MIGRATE_FILE", task.Type)
-		assert.Equal(t, "LINUX", task.OSType)
+		assert.Equal(t, sms.MigrateFile, task.Type)
+		assert.Equal(t, sms.Linux, task.OSType)
 		assert.Equal(t, src, task.SourceID)
 		assert.Equal(t, def, task.MigProjectID)
 		assert.Equal(t, int32(100), task.SpeedLimit, "the project's speed limit")
@@ -343,19 +344,19 @@ func TestTaskCreate(t *testing.T) {
 		assert.Equal(t, tpl, task.VMTemplateID)
 		assert.Equal(t, "region-1", task.RegionID)
 		assert.Equal(t, "p-1", task.ProjectID)
-		assert.Equal(t, "INIT", task.LogCollectStatus)
+		assert.Equal(t, sms.LogInit, task.LogCollectStatus)
 		require.NotNil(t, task.TargetServer)
 		assert.Equal(t, "ggg-win16-t", task.TargetServer.Name, "the template names the target")
 		assert.Equal(t, "c3.medium.2", task.TargetServer.Flavor, "the template's flavor")
 		assert.Equal(t, "vm-1", task.TargetServer.VMID)
 		require.NotEmpty(t, task.TargetServer.Disks, "the source's recommended layout")
 		assert.Equal(t, "/dev/vda", *task.TargetServer.Disks[0].Name)
-		var subs []string
+		var subs []sms.Subtask
 		for _, st := range task.SubTasks {
 			subs = append(subs, st.Name)
 			assert.Zero(t, st.Progress)
 		}
-		assert.Equal(t, workflows.Subtasks("MIGRATE_FILE", "LINUX"), subs)
+		assert.Equal(t, sms.Subtasks("MIGRATE_FILE", "LINUX"), subs)
 		assert.Equal(t, id, currentTaskOf(t, e, src), "the task is its source's current task")
 
 		calls := eng.calls()
@@ -366,8 +367,8 @@ func TestTaskCreate(t *testing.T) {
 		assert.Equal(t, "p-1", in.ProjectID)
 		assert.Equal(t, src, in.SourceID)
 		assert.Equal(t, def, in.MigProjectID)
-		assert.Equal(t, "MIGRATE_FILE", in.Type)
-		assert.Equal(t, "LINUX", in.OSType)
+		assert.Equal(t, sms.MigrateFile, in.Type)
+		assert.Equal(t, sms.Linux, in.OSType)
 		assert.True(t, in.AutoStart)
 		assert.True(t, in.Syncing)
 		assert.True(t, in.ExistServer)
@@ -510,7 +511,7 @@ func TestTaskList(t *testing.T) {
 		for i := range ids {
 			ids[i], srcs[i] = newSourceTask(t, e, fmt.Sprintf("t%d", i))
 		}
-		setTask(t, e, ids[1], map[string]any{"state": store.TaskRunning})
+		setTask(t, e, ids[1], map[string]any{"state": sms.TaskRunning})
 		setTask(t, e, ids[2], map[string]any{"enterprise_project_id": "ep-2"})
 		theirs := createTask(t, e, e.other, taskBody("t0", register(t, e, e.other, linuxSource("theirs", nextMAC()))))
 
@@ -624,13 +625,13 @@ func TestTaskShow(t *testing.T) {
 		assert.NotEmpty(t, ts["disks"])
 		assert.Equal(t, []any{}, ts["btrfs_list"], "an array of strings for the SDK")
 		subs := m["sub_tasks"].([]any)
-		require.Len(t, subs, len(workflows.Subtasks("MIGRATE_FILE", "LINUX")))
+		require.Len(t, subs, len(sms.Subtasks("MIGRATE_FILE", "LINUX")))
 		assert.Equal(t, "CREATE_CLOUD_SERVER", subs[0].(map[string]any)["name"])
 		assert.Equal(t, float64(1), subs[0].(map[string]any)["id"])
 		assert.Equal(t, []any{}, m["special_config"])
 
 		// The workflow's figures show up.
-		setTask(t, e, id, map[string]any{"state": store.TaskRunning, "total_time": 3600, "start_date": 1700000000000})
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning, "total_time": 3600, "start_date": 1700000000000})
 		before := time.Now().UnixMilli()
 		r = e.do("PUT", "/v3/tasks/"+id+"/progress", `{"subtask_name":"MIGRATE_LINUX_FILE","progress":40,"replicatesize":400,
 			"totalsize":1000,"process_trace":"copying","migrate_speed":50.5,"remain_time":120}`, e.token)
@@ -684,7 +685,7 @@ func TestTaskUpdate(t *testing.T) {
 		assert.JSONEq(t, `{}`, r.body, "the SDK decodes an object")
 		task := taskRow(t, e, id)
 		assert.Equal(t, "renamed", task.Name)
-		assert.Equal(t, "MIGRATE_BLOCK", task.Type)
+		assert.Equal(t, sms.MigrateBlock, task.Type)
 		assert.Equal(t, int32(300), task.SpeedLimit)
 		assert.Equal(t, "10.0.0.9", task.MigrationIP)
 		assert.Equal(t, "r-2", task.RegionID)
@@ -717,7 +718,7 @@ func TestTaskUpdate(t *testing.T) {
 		assert.Len(t, eng.calls().speeds, 1)
 
 		// Once started, the type and the target disks are fixed.
-		setTask(t, e, id, map[string]any{"state": store.TaskRunning})
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning})
 		wantError(t, e.do("PUT", "/v3/tasks/"+id, `{"type":"MIGRATE_FILE"}`, e.token), http.StatusBadRequest, "SMS.7712")
 		wantError(t, e.do("PUT", "/v3/tasks/"+id, `{"target_server":{"disks":[]}}`, e.token), http.StatusBadRequest, "SMS.8106")
 		r = e.do("PUT", "/v3/tasks/"+id, `{"name":"running-renamed","type":"MIGRATE_BLOCK"}`, e.token)
@@ -774,20 +775,20 @@ func TestTaskDelete(t *testing.T) {
 
 		// Being deleted already: the API refuses before asking (SMS.7719)...
 		c, _ := newSourceTask(t, e, "c")
-		setTask(t, e, c, map[string]any{"state": store.TaskDeleting})
+		setTask(t, e, c, map[string]any{"state": sms.TaskDeleting})
 		params := wantError(t, e.do("DELETE", "/v3/tasks/"+c, "", e.token), http.StatusBadRequest, "SMS.7719")
 		assert.Equal(t, []string{c}, params)
 		assert.Len(t, deletes(), 2, "the engine is not asked")
 		// ...and the workflow's own refusal comes through the same way.
 		d, _ := newSourceTask(t, e, "d")
-		eng.set(func(f *fakeEngine) { f.wfState[d] = workflows.StateDeleting })
+		eng.set(func(f *fakeEngine) { f.wfState[d] = sms.TaskDeleting })
 		wantError(t, e.do("DELETE", "/v3/tasks/"+d, "", e.token), http.StatusBadRequest, "SMS.7719")
 		assert.Equal(t, d, deletes()[len(deletes())-1])
 		assert.True(t, taskExists(t, e, d))
 
 		// A running task needs its agent to be told (SMS.7723).
 		run, srcRun := newSourceTask(t, e, "run")
-		setTask(t, e, run, map[string]any{"state": store.TaskRunning})
+		setTask(t, e, run, map[string]any{"state": sms.TaskRunning})
 		setSource(t, e, srcRun, map[string]any{"last_visit_time": time.Now().Add(-10 * time.Minute).UnixMilli()})
 		n := len(deletes())
 		wantError(t, e.do("DELETE", "/v3/tasks/"+run, "", e.token), http.StatusBadRequest, "SMS.7723")
@@ -811,7 +812,7 @@ func TestTaskBatchDelete(t *testing.T) {
 		y, _ := newSourceTask(t, e, "y")
 		z, _ := newSourceTask(t, e, "z")
 		eng.set(func(f *fakeEngine) { f.noRun[x], f.noRun[y] = true, true })
-		setTask(t, e, z, map[string]any{"state": store.TaskDeleting})
+		setTask(t, e, z, map[string]any{"state": sms.TaskDeleting})
 
 		for _, tc := range []struct{ name, body, code string }{
 			{"no ids", `{}`, "SMS.6013"},
@@ -849,26 +850,27 @@ func TestTaskAction(t *testing.T) {
 	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
 		id, _ := newSourceTask(t, e, "web-1")
 		const (
-			ready, running, syncing, success  = store.TaskReady, store.TaskRunning, store.TaskSyncing, store.TaskMigrateSuccess
-			failed, aborting, abort, deleting = store.TaskMigrateFail, store.TaskAborting, store.TaskAbort, store.TaskDeleting
+			ready, running, syncing, success  = sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess
+			failed, aborting, abort, deleting = sms.TaskMigrateFail, sms.TaskAborting, sms.TaskAbort, sms.TaskDeleting
 		)
-		states := []string{ready, running, syncing, success, failed, aborting, abort, deleting}
+		states := []sms.TaskState{ready, running, syncing, success, failed, aborting, abort, deleting}
 		// The states that accept each operation (no sync loop, no started
 		// target), and the refusal's code elsewhere.
 		ops := []struct {
-			op      string
-			allowed []string
+			op      sms.Action
+			allowed []sms.TaskState
 			refusal string
 		}{
-			{"start", []string{ready, abort, failed}, "SMS.7713"},
-			{"stop", []string{running, syncing}, "SMS.7714"},
+			{"start", []sms.TaskState{ready, abort, failed}, "SMS.7713"},
+			{"stop", []sms.TaskState{running, syncing}, "SMS.7714"},
 			{"test", nil, "SMS.7721"},
 			{"clone_test", nil, "SMS.7721"},
-			{"restart", []string{failed}, "SMS.7722"},
-			{"network_check", []string{ready, running, syncing, abort}, "SMS.7713"},
+			{"restart", []sms.TaskState{failed}, "SMS.7722"},
+			{"network_check", []sms.TaskState{ready, running, syncing, abort}, "SMS.7713"},
 		}
 		type tcase struct {
-			state, op            string
+			state                sms.TaskState
+			op                   sms.Action
 			inSyncLoop, tStarted bool
 			want                 string // "" accepted
 		}
@@ -895,7 +897,7 @@ func TestTaskAction(t *testing.T) {
 			setTask(t, e, id, map[string]any{"state": tc.state, "target_started": tc.tStarted})
 			eng.set(func(f *fakeEngine) { f.inSyncLoop[id] = tc.inSyncLoop })
 			n := len(eng.calls().actions)
-			r := e.do("POST", "/v3/tasks/"+id+"/action", `{"operation":`+q(tc.op)+`,"template_id":"tpl-9","is_need_consistency_check":true,"switch_hce":false}`, e.token)
+			r := e.do("POST", "/v3/tasks/"+id+"/action", `{"operation":`+q(string(tc.op))+`,"template_id":"tpl-9","is_need_consistency_check":true,"switch_hce":false}`, e.token)
 			if tc.want == "" {
 				assert.Equal(t, http.StatusOK, r.status, name+": "+r.body)
 				assert.JSONEq(t, `{}`, r.body, name)
@@ -957,7 +959,7 @@ func TestTaskProgress(t *testing.T) {
 		id, src := newSourceTask(t, e, "web-1")
 		path := "/v3/tasks/" + id + "/progress"
 		forwarded := func() []progressCall { return eng.calls().progress }
-		subtask := func(name string) store.SubTask {
+		subtask := func(name sms.Subtask) store.SubTask {
 			for _, st := range taskRow(t, e, id).SubTasks {
 				if st.Name == name {
 					return st
@@ -968,7 +970,7 @@ func TestTaskProgress(t *testing.T) {
 		}
 
 		// Not running: refused (SMS.0501), nothing recorded or forwarded.
-		for _, state := range []string{store.TaskReady, store.TaskMigrateSuccess, store.TaskAbort} {
+		for _, state := range []sms.TaskState{sms.TaskReady, sms.TaskMigrateSuccess, sms.TaskAbort} {
 			setTask(t, e, id, map[string]any{"state": state})
 			params := wantError(t, e.do("PUT", path, progressBody, e.token), http.StatusBadRequest, "SMS.0501", state)
 			assert.Equal(t, []string{id}, params)
@@ -978,7 +980,7 @@ func TestTaskProgress(t *testing.T) {
 		assert.Zero(t, taskRow(t, e, id).Replicatesize)
 
 		// Running: recorded, and forwarded to the workflow.
-		setTask(t, e, id, map[string]any{"state": store.TaskRunning})
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning})
 		before := time.Now()
 		r := e.do("PUT", path, progressBody, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
@@ -1001,7 +1003,7 @@ func TestTaskProgress(t *testing.T) {
 		calls := forwarded()
 		require.Len(t, calls, 1)
 		assert.Equal(t, id, calls[0].TaskID)
-		assert.Equal(t, "MIGRATE_LINUX_FILE", calls[0].P.Subtask)
+		assert.Equal(t, sms.Subtask("MIGRATE_LINUX_FILE"), calls[0].P.Subtask)
 		assert.Equal(t, int32(40), calls[0].P.Progress)
 		assert.Equal(t, 5.0, calls[0].P.MigrateSpeed)
 		assert.False(t, calls[0].P.At.Before(before.Truncate(time.Millisecond)))
@@ -1032,10 +1034,10 @@ func TestTaskProgress(t *testing.T) {
 		}), e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		assert.Equal(t, int32(100), subtask("DETTACH_AGENT_IMAGE").Progress)
-		assert.Equal(t, "DETTACH_AGENT_IMAGE", forwarded()[3].P.Subtask)
+		assert.Equal(t, sms.Subtask("DETTACH_AGENT_IMAGE"), forwarded()[3].P.Subtask)
 
 		// A syncing task reports too; a closed run is no error.
-		setTask(t, e, id, map[string]any{"state": store.TaskSyncing})
+		setTask(t, e, id, map[string]any{"state": sms.TaskSyncing})
 		eng.set(func(f *fakeEngine) { f.noRun[id] = true })
 		r = e.do("PUT", path, withJSON(t, progressBody, func(m map[string]any) {
 			m["subtask_name"], m["progress"] = "SYNC_LINUX_FILE", 100
@@ -1198,7 +1200,7 @@ func TestTaskSecrets(t *testing.T) {
 		// Not before the copy starts (SMS.9905), nor before SSL_CONFIG ran (SMS.0521).
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/certkey", "", e.token), http.StatusBadRequest, "SMS.9905")
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/passphrase", "", e.token), http.StatusBadRequest, "SMS.9905")
-		setTask(t, e, id, map[string]any{"state": store.TaskRunning})
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning})
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/certkey", "", e.token), http.StatusBadRequest, "SMS.0521")
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/passphrase", "", e.token), http.StatusBadRequest, "SMS.0521")
 
@@ -1210,7 +1212,7 @@ func TestTaskSecrets(t *testing.T) {
 			Updates(store.Task{CertPEM: cert, CAPEM: ca, KeyPEMEnc: sealedKey, PassphraseEnc: sealedPass}).Error)
 		assert.NotContains(t, sealedKey, "c2VjcmV0LWtleQ", "stored sealed")
 
-		for _, state := range []string{store.TaskRunning, store.TaskSyncing} {
+		for _, state := range []sms.TaskState{sms.TaskRunning, sms.TaskSyncing} {
 			setTask(t, e, id, map[string]any{"state": state})
 			r := e.do("GET", "/v3/tasks/"+id+"/certkey", "", e.token)
 			require.Equal(t, http.StatusOK, r.status, r.body)
@@ -1238,7 +1240,7 @@ func TestTaskSecrets(t *testing.T) {
 			wantError(t, e.do("GET", "/v3/tasks/nope"+p, "", e.token), http.StatusNotFound, "SMS.7703", p)
 		}
 		// Once the copy is over, no longer.
-		setTask(t, e, id, map[string]any{"state": store.TaskMigrateSuccess})
+		setTask(t, e, id, map[string]any{"state": sms.TaskMigrateSuccess})
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/certkey", "", e.token), http.StatusBadRequest, "SMS.9905")
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/passphrase", "", e.token), http.StatusBadRequest, "SMS.9905")
 
@@ -1382,7 +1384,7 @@ func TestTaskCollectLog(t *testing.T) {
 		wantError(t, e.do("POST", path, `{"log_bucket":"logs"}`, e.token), http.StatusBadRequest, "SMS.7717")
 		assert.Empty(t, commands())
 
-		setTask(t, e, id, map[string]any{"state": store.TaskRunning})
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning})
 		for _, tc := range []struct{ name, body, code, param string }{
 			{"no bucket", `{}`, "SMS.6013", "log_bucket"},
 			{"bucket name too long", `{"log_bucket":` + q(strings.Repeat("b", 256)) + `}`, "SMS.9001", "log_bucket"},
@@ -1395,14 +1397,14 @@ func TestTaskCollectLog(t *testing.T) {
 		}
 		wantError(t, e.do("POST", path, `{"log_bucket":"logs"}`, e.other), http.StatusNotFound, "SMS.7703")
 		assert.Empty(t, commands())
-		assert.Equal(t, "INIT", taskRow(t, e, id).LogCollectStatus)
+		assert.Equal(t, sms.LogInit, taskRow(t, e, id).LogCollectStatus)
 
 		r := e.do("POST", path, `{"log_bucket":"logs"}`, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
-		assert.Equal(t, "UPLOADING", taskRow(t, e, id).LogCollectStatus)
+		assert.Equal(t, sms.LogUploading, taskRow(t, e, id).LogCollectStatus)
 		cmds := commands()
 		require.Len(t, cmds, 1)
-		assert.Equal(t, "UPLOAD_LOG", cmds[0].Name)
+		assert.Equal(t, sms.CmdUploadLog, cmds[0].Name)
 		assert.Equal(t, "logs", cmds[0].Bucket)
 		assert.Equal(t, id, cmds[0].TaskID)
 		// One collection at a time (SMS.7716).

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
@@ -137,8 +138,8 @@ func (s *migrationSuite) driveLongSync(days int, ops bool, prepare func(*testsui
 	total := time.Duration(days) * day
 
 	var (
-		seen     int    // commands the agent has taken up
-		cmd      string // the one it works on
+		seen     int         // commands the agent has taken up
+		cmd      sms.Command // the one it works on
 		cmdAt    time.Time
 		pct      int32      // its last report
 		outbox   []Progress // reports sent and not yet delivered
@@ -158,7 +159,7 @@ func (s *migrationSuite) driveLongSync(days int, ops bool, prepare func(*testsui
 	// takeUp: the agent starts on commands queued since it last looked.
 	takeUp := func(now time.Time) {
 		s.mu.Lock()
-		cmds := append([]string(nil), s.commands...)
+		cmds := append([]sms.Command(nil), s.commands...)
 		s.mu.Unlock()
 		for ; seen < len(cmds); seen++ {
 			if c := cmds[seen]; c == "START" || c == "SYNC" {
@@ -192,20 +193,20 @@ func (s *migrationSuite) driveLongSync(days int, ops bool, prepare func(*testsui
 		switch {
 		case ops && phase == 0 && elapsed >= total/3:
 			phase++
-			clone = s.action(OpCloneTest)
+			clone = s.action(sms.ActionCloneTest)
 		case ops && phase == 1 && elapsed >= total/2:
 			phase++
 			s.Require().True(clone.done)
 			s.Equal("", s.code(clone))
-			s.action(OpNetworkCheck)
+			s.action(sms.ActionNetworkCheck)
 		case ops && phase == 2 && elapsed >= 2*total/3:
 			phase++
 			rules = []speedlimit.Rule{{Start: "08:00", End: "18:00", Speed: 20, OverSpeedThreshold: 50}}
 			s.env.SignalWorkflow(SignalSpeed, SpeedUpdate{SpeedLimit: 100, Rules: rules})
 		case !launched && elapsed >= total && cmd == "":
 			launched = true
-			s.action(OpTest)
-		case launched && !deleted && s.state().TaskState == StateMigrateSuccess:
+			s.action(sms.ActionTest)
+		case launched && !deleted && s.state().TaskState == sms.TaskMigrateSuccess:
 			deleted = true
 			s.deleteTask()
 		}
@@ -269,11 +270,11 @@ func (s *migrationSuite) TestMonthOfSyncKeepsHistoriesBounded() {
 		s.Equal(rules, c.Speed.Rules, "the speed rules in force")
 		s.Equal(limit, c.Limit, "the limit in force")
 		s.Equal(rounds, c.SyncRounds)
-		if c.Step == StepMigrate {
-			s.Equal(StateRunning, c.TaskState)
+		if c.Step == sms.StepMigrate {
+			s.Equal(sms.TaskRunning, c.TaskState)
 		} else {
-			s.Equal(StepSync, c.Step)
-			s.Equal(StateSyncing, c.TaskState)
+			s.Equal(sms.StepSync, c.Step)
+			s.Equal(sms.TaskSyncing, c.TaskState)
 		}
 		switch {
 		case c.ResumeAgent:
@@ -281,15 +282,15 @@ func (s *migrationSuite) TestMonthOfSyncKeepsHistoriesBounded() {
 			s.Equal(pct, c.AgentProgress, "the agent's last report the run received")
 			if c.AgentCommand == "START" {
 				midCopy++
-				s.Equal("MIGRATE_LINUX_BLOCK", c.AgentSubtask)
+				s.Equal(sms.Subtask("MIGRATE_LINUX_BLOCK"), c.AgentSubtask)
 			} else {
 				midPass++
-				s.Equal("SYNC_LINUX_BLOCK", c.AgentSubtask)
+				s.Equal(sms.Subtask("SYNC_LINUX_BLOCK"), c.AgentSubtask)
 				s.True(c.InSyncLoop)
 			}
 		case c.ResumeSync:
 			between++
-			s.Equal(StateSyncing, c.TaskState)
+			s.Equal(sms.TaskSyncing, c.TaskState)
 			s.True(c.InSyncLoop, "test and clone_test stay allowed")
 			s.False(c.NextSyncAt.IsZero())
 		default:
@@ -313,7 +314,7 @@ func (s *migrationSuite) TestMonthOfSyncKeepsHistoriesBounded() {
 	rounds := run.last.SyncRounds
 	s.Greater(rounds, 900, "27 days of a pass every 40 minutes")
 	s.Equal(rounds+1, s.count("SYNC"), "each pass once, and the launch's final pass")
-	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
 	s.Equal(1, s.clones)
 	s.Equal(1, s.count("NETWORK_CHECK"))
 	// Two window boundaries a day, each pushed once: a new run does not push
@@ -374,18 +375,18 @@ func (s *migrationSuite) TestContinueAsNewSettlesFirst() {
 		// runs a task after a callback: the suggestion is queued last).
 		s.env.SignalWorkflowSkippingWorkflowTask(SignalProgress, Progress{Subtask: "MIGRATE_LINUX_BLOCK", Progress: 45, MigrateSpeed: 10})
 		s.env.SignalWorkflowSkippingWorkflowTask(SignalSpeed, SpeedUpdate{SpeedLimit: 100, Rules: rules})
-		s.action(OpNetworkCheck)
+		s.action(sms.ActionNetworkCheck)
 		s.env.RegisterDelayedCallback(func() { s.env.SetContinueAsNewSuggested(true) }, 0)
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	c := s.carried()
 	s.True(c.ResumeSteps && c.ResumeAgent)
-	s.Equal("START", c.AgentCommand)
+	s.Equal(sms.CmdStart, c.AgentCommand)
 	s.Equal(int32(45), c.AgentProgress)
 	s.Equal(rules, c.Speed.Rules)
 	s.Equal(int32(30), c.Limit.Mbps)
 	s.False(c.NetworkCheck, "the check was sent, not carried")
-	s.Equal([]string{"START", "NETWORK_CHECK"}, s.commands)
+	s.Equal([]sms.Command{"START", "NETWORK_CHECK"}, s.commands)
 	s.Require().NotEmpty(s.speeds)
 	s.Equal(int32(30), s.speeds[len(s.speeds)-1].Mbps, "the agent has the new limit")
 
@@ -397,29 +398,29 @@ func (s *migrationSuite) TestContinueAsNewSettlesFirst() {
 	s.env.SetStartTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	s.at(time.Minute, func() {
 		st := s.state()
-		s.Equal(StateRunning, st.TaskState)
-		s.Equal(StepMigrate, st.Step)
+		s.Equal(sms.TaskRunning, st.TaskState)
+		s.Equal(sms.StepMigrate, st.Step)
 		s.progress("MIGRATE_LINUX_BLOCK", 100, 10)
 	})
 	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 10) })
 	s.at(3*time.Minute, func() {
-		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, next)
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]string{"START", "NETWORK_CHECK", "SYNC"}, s.commands, "no second START")
+	s.Equal([]sms.Command{"START", "NETWORK_CHECK", "SYNC"}, s.commands, "no second START")
 	s.Len(s.limits, pushes, "the carried limit is not pushed again")
-	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
 }
 
 // TestStopAsARunContinuesAsNew: a stop under way when a fresh history is
 // suggested is finished first (the agent's answer awaited, the task
 // ABORT); the stopped task then continues as new while idle.
 func (s *migrationSuite) TestStopAsARunContinuesAsNew() {
-	s.at(time.Minute, func() { s.action(OpStop) })
+	s.at(time.Minute, func() { s.action(sms.ActionStop) })
 	s.at(time.Minute+time.Second, func() {
-		s.Equal(StateAborting, s.state().TaskState)
+		s.Equal(sms.TaskAborting, s.state().TaskState)
 		s.env.SetContinueAsNewSuggested(true)
 	})
 	s.at(time.Minute+2*time.Second, func() {
@@ -428,8 +429,8 @@ func (s *migrationSuite) TestStopAsARunContinuesAsNew() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	c := s.carried()
 	s.False(c.ResumeSteps, "idle: the next run waits for start")
-	s.Equal(StateAbort, c.TaskState)
-	s.Equal(StepMigrate, c.Step)
+	s.Equal(sms.TaskAbort, c.TaskState)
+	s.Equal(sms.StepMigrate, c.Step)
 	s.False(c.StopRequested)
-	s.Equal([]string{"START", "STOP"}, s.commands)
+	s.Equal([]sms.Command{"START", "STOP"}, s.commands)
 }

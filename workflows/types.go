@@ -6,6 +6,7 @@ package workflows
 import (
 	"time"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
@@ -29,29 +30,6 @@ const (
 	SearchTaskState = "SmsTaskState"
 )
 
-// Operations of POST /v3/tasks/{id}/action.
-const (
-	OpStart        = "start"
-	OpStop         = "stop"
-	OpTest         = "test"       // launch the target: final sync and cutover
-	OpCloneTest    = "clone_test" // clone the target to test it; sync goes on
-	OpRestart      = "restart"
-	OpNetworkCheck = "network_check"
-)
-
-// Task states the workflow sets (the store's constants, repeated so this
-// package does not import the store).
-const (
-	StateReady          = "READY"
-	StateRunning        = "RUNNING"
-	StateSyncing        = "SYNCING"
-	StateMigrateSuccess = "MIGRATE_SUCCESS"
-	StateMigrateFail    = "MIGRATE_FAIL"
-	StateAborting       = "ABORTING"
-	StateAbort          = "ABORT"
-	StateDeleting       = "DELETING"
-)
-
 // Input starts a MigrationWorkflow.
 type Input struct {
 	TaskID            string
@@ -59,8 +37,8 @@ type Input struct {
 	ProjectID         string
 	SourceID          string
 	MigProjectID      string
-	Type              string // MIGRATE_BLOCK or MIGRATE_FILE
-	OSType            string // LINUX or WINDOWS
+	Type              sms.TaskType
+	OSType            sms.OSType
 	AutoStart         bool
 	Syncing           bool
 	StartTargetServer bool
@@ -85,14 +63,14 @@ type Input struct {
 
 // ActionRequest is an operator action.
 type ActionRequest struct {
-	Operation              string
+	Operation              sms.Action
 	TemplateID             string
 	IsNeedConsistencyCheck bool
 }
 
 // Progress is an agent's report, forwarded by the API.
 type Progress struct {
-	Subtask      string
+	Subtask      sms.Subtask
 	Progress     int32
 	MigrateSpeed float64 // Mbit/s
 	At           time.Time
@@ -100,7 +78,7 @@ type Progress struct {
 
 // CommandResult is an agent's answer to a command.
 type CommandResult struct {
-	Command string // START, STOP, SYNC ...
+	Command sms.Command
 	Success bool
 	Detail  string
 }
@@ -114,9 +92,9 @@ type SpeedUpdate struct {
 
 // Status is what the state query returns (for operators and tests).
 type Status struct {
-	TaskState  string
-	Step       string
-	FailedStep string
+	TaskState  sms.TaskState
+	Step       sms.Step
+	FailedStep sms.Step
 	SyncRounds int
 	Limit      speedlimit.Limit
 	Deleted    bool

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
@@ -36,11 +37,11 @@ var (
 // RunState is everything the workflow knows; it is one serializable struct
 // so a continue-as-new can carry it.
 type RunState struct {
-	TaskState     string
-	SourceState   string
-	SourceCycle   string
-	Step          string // the step to run next (resume point)
-	FailedStep    string
+	TaskState     sms.TaskState
+	SourceState   sms.SourceState
+	SourceCycle   sms.Cycle
+	Step          sms.Step // the step to run next (resume point)
+	FailedStep    sms.Step
 	Target        *provider.Target
 	TargetStarted bool
 	SyncRounds    int
@@ -58,8 +59,8 @@ type RunState struct {
 
 	// Agent step bookkeeping, set by signal handlers.
 	AgentActive    bool
-	AgentSubtask   string
-	AgentCommand   string
+	AgentSubtask   sms.Subtask
+	AgentCommand   sms.Command
 	AgentProgress  int32
 	LastProgressAt time.Time
 	CommandFailed  string
@@ -118,7 +119,7 @@ const OverSpeedGrace = 30 * time.Second
 // Updates, agent progress as signals; what retries cannot fix ends the task
 // in MIGRATE_FAIL, and start or restart resumes from the failed step.
 func MigrationWorkflow(ctx workflow.Context, in Input) (Status, error) {
-	m := &migration{in: in, st: &RunState{TaskState: StateReady, Step: StepCheck,
+	m := &migration{in: in, st: &RunState{TaskState: sms.TaskReady, Step: sms.StepCheck,
 		Speed: SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold}}}
 	if in.Resume != nil {
 		m.st = in.Resume
@@ -136,7 +137,7 @@ func MigrationWorkflow(ctx workflow.Context, in Input) (Status, error) {
 
 func (m *migration) status() Status {
 	return Status{TaskState: m.st.TaskState, Step: m.st.Step, FailedStep: m.st.FailedStep, SyncRounds: m.st.SyncRounds,
-		Limit: m.st.Limit, Deleted: m.st.TaskState == StateDeleting}
+		Limit: m.st.Limit, Deleted: m.st.TaskState == sms.TaskDeleting}
 }
 
 // setup registers the query, update and signal handlers.
@@ -196,67 +197,67 @@ func (m *migration) setup(ctx workflow.Context) error {
 
 // ValidateAction enforces the action rules of SMS.7713–SMS.7723 on the
 // workflow's own state (the API answers with the code it returns).
-func ValidateAction(taskState string, inSyncLoop, targetStarted bool, req ActionRequest) error {
+func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req ActionRequest) error {
 	reject := func(code smserr.Code) error {
-		return temporal.NewApplicationError(smserr.New(code).Message+" (task is "+taskState+")", string(code))
+		return temporal.NewApplicationError(smserr.New(code).Message+" (task is "+string(taskState)+")", string(code))
 	}
 	switch req.Operation {
-	case OpStart:
+	case sms.ActionStart:
 		switch taskState {
-		case StateReady, StateAbort, StateMigrateFail:
+		case sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail:
 			return nil
 		}
 		return reject(smserr.SMS7713)
-	case OpStop:
-		if taskState == StateRunning || taskState == StateSyncing {
+	case sms.ActionStop:
+		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing {
 			return nil
 		}
 		return reject(smserr.SMS7714)
-	case OpTest, OpCloneTest:
-		if taskState == StateSyncing && inSyncLoop {
+	case sms.ActionTest, sms.ActionCloneTest:
+		if taskState == sms.TaskSyncing && inSyncLoop {
 			return nil
 		}
 		return reject(smserr.SMS7721)
-	case OpRestart:
-		if taskState == StateMigrateFail || (taskState == StateMigrateSuccess && targetStarted) {
+	case sms.ActionRestart:
+		if taskState == sms.TaskMigrateFail || (taskState == sms.TaskMigrateSuccess && targetStarted) {
 			return nil
 		}
 		return reject(smserr.SMS7722)
-	case OpNetworkCheck:
+	case sms.ActionNetworkCheck:
 		switch taskState {
-		case StateReady, StateRunning, StateSyncing, StateAbort:
+		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort:
 			return nil
 		}
 		return reject(smserr.SMS7713)
 	}
-	return temporal.NewApplicationError("unknown operation "+req.Operation, string(smserr.SMS9001), "operation")
+	return temporal.NewApplicationError("unknown operation "+string(req.Operation), string(smserr.SMS9001), "operation")
 }
 
 // ValidateDelete refuses a second delete (SMS.7719).
-func ValidateDelete(taskState string) error {
-	if taskState == StateDeleting {
-		return temporal.NewApplicationError(smserr.New(smserr.SMS7719).Message+" (task is "+taskState+")", string(smserr.SMS7719))
+func ValidateDelete(taskState sms.TaskState) error {
+	if taskState == sms.TaskDeleting {
+		return temporal.NewApplicationError(smserr.New(smserr.SMS7719).Message+" (task is "+string(taskState)+")", string(smserr.SMS7719))
 	}
 	return nil
 }
 
 func (m *migration) accept(req ActionRequest) {
 	switch req.Operation {
-	case OpStart, OpRestart:
+	case sms.ActionStart, sms.ActionRestart:
 		m.st.StartRequested = true
-		if req.Operation == OpRestart && m.st.TaskState == StateMigrateSuccess {
+		if req.Operation == sms.ActionRestart && m.st.TaskState == sms.TaskMigrateSuccess {
 			// A finished migration is run again from the copy, into the
 			// same target.
-			m.st.Step, m.st.TargetStarted = StepMigrate, false
+			m.st.Step, m.st.TargetStarted = sms.StepMigrate, false
 		}
-	case OpStop:
+	case sms.ActionStop:
 		m.st.StopRequested = true
-	case OpTest:
+	case sms.ActionTest:
 		m.st.CutoverRequested = true
-	case OpCloneTest:
+	case sms.ActionCloneTest:
 		r := req
 		m.st.CloneRequest = &r
-	case OpNetworkCheck:
+	case sms.ActionNetworkCheck:
 		m.st.NetworkCheck = true
 	}
 }
@@ -282,12 +283,12 @@ func (m *migration) onProgress(ctx workflow.Context, p Progress) {
 
 func (m *migration) onResult(r CommandResult) {
 	switch {
-	case r.Command == "STOP":
+	case r.Command == sms.CmdStop:
 		m.st.StopAcked = true
 	case r.Command == m.st.AgentCommand && !r.Success:
 		m.st.CommandFailed = r.Detail
 		if m.st.CommandFailed == "" {
-			m.st.CommandFailed = r.Command + " failed on the agent"
+			m.st.CommandFailed = string(r.Command) + " failed on the agent"
 		}
 	}
 }
@@ -324,7 +325,7 @@ func (m *migration) apply(ctx workflow.Context, tr activities.Transition) error 
 		return err
 	}
 	if changed {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(tr.TaskState))
+		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(string(tr.TaskState)))
 	}
 	if tr.SourceState != "" {
 		m.st.SourceState = tr.SourceState
@@ -340,7 +341,7 @@ func (m *migration) apply(ctx workflow.Context, tr activities.Transition) error 
 
 func (m *migration) run(ctx workflow.Context) (Status, error) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, saTaskID.ValueSet(m.in.TaskID), saSourceID.ValueSet(m.in.SourceID),
-		saProject.ValueSet(m.in.MigProjectID), saState.ValueSet(m.st.TaskState))
+		saProject.ValueSet(m.in.MigProjectID), saState.ValueSet(string(m.st.TaskState)))
 	if m.in.Resume == nil && m.in.AutoStart {
 		m.st.StartRequested = true
 	}
@@ -395,7 +396,7 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 				return m.delete(ctx)
 			}
 			m.st.StartRequested, m.st.StopRequested = false, false
-			if err := m.apply(ctx, activities.Transition{TaskState: StateRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
+			if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
 				return m.canceled(ctx, err)
 			}
 			m.st.Started = true
@@ -404,7 +405,7 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 		var carry *carryOver
 		switch {
 		case err == nil:
-			m.st.Step = StepMigrate // a restart copies again into the same target
+			m.st.Step = sms.StepMigrate // a restart copies again into the same target
 		case errors.As(err, &carry):
 			in := m.in
 			in.Resume = &carry.st
@@ -425,8 +426,8 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 
 // runSteps runs the plan from the resume point.
 func (m *migration) runSteps(ctx workflow.Context) error {
-	for i := StepIndex(m.st.Step); i >= 0 && i < len(Plan); i++ {
-		step := Plan[i]
+	for i := m.st.Step.Index(); i >= 0 && i < len(sms.Plan); i++ {
+		step := sms.Plan[i]
 		m.st.Step = step
 		if m.st.DeleteRequested {
 			return errDeleted
@@ -436,9 +437,9 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		}
 		var err error
 		switch step {
-		case StepMigrate:
+		case sms.StepMigrate:
 			err = m.replicate(ctx)
-		case StepSync:
+		case sms.StepSync:
 			err = m.sync(ctx)
 			// The agent verified the target after its last pass (block or
 			// file checksums, both sides): a mismatch fails the task
@@ -455,34 +456,34 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		}
 	}
 	started := m.in.StartTargetServer
-	return m.apply(ctx, activities.Transition{TaskState: StateMigrateSuccess, SourceState: "finished", SourceCycle: "cutovered",
+	return m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished, SourceCycle: sms.CycleCutovered,
 		Finished: true, TargetStarted: &started})
 }
 
 // cycleOf is the source's migration cycle and state during a step.
-func cycleOf(step string) (state, cycle string) {
+func cycleOf(step sms.Step) (sms.SourceState, sms.Cycle) {
 	switch step {
-	case StepCheck:
-		return "waiting", "checking"
-	case StepCreate, StepSSL, StepAttach, StepFormat:
-		return "waiting", "setting"
-	case StepMigrate:
-		return "replicate", "replicating"
-	case StepSync:
-		return "syncing", "syncing"
+	case sms.StepCheck:
+		return sms.SourceWaiting, sms.CycleChecking
+	case sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat:
+		return sms.SourceWaiting, sms.CycleSetting
+	case sms.StepMigrate:
+		return sms.SourceReplicate, sms.CycleReplicating
+	case sms.StepSync:
+		return sms.SourceSyncing, sms.CycleSyncing
 	default:
-		return "cutovering", "cutovering"
+		return sms.SourceCutovering, sms.CycleCutovering
 	}
 }
 
-func (m *migration) simpleStep(ctx workflow.Context, step string) error {
+func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 	st, cyc := cycleOf(step)
 	if st != m.st.SourceState || cyc != m.st.SourceCycle {
 		if err := m.apply(ctx, activities.Transition{SourceState: st, SourceCycle: cyc}); err != nil {
 			return err
 		}
 	}
-	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: SubtaskName(step, m.in.Type, m.in.OSType),
+	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
 		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.in.StartTargetServer}
 	var out activities.StepOutput
 	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
@@ -497,11 +498,11 @@ func (m *migration) simpleStep(ctx workflow.Context, step string) error {
 // replicate is the full copy: START to the agent, then its progress.
 func (m *migration) replicate(ctx workflow.Context) error {
 	if !m.st.ResumeAgent {
-		if err := m.apply(ctx, activities.Transition{SourceState: "initialize", SourceCycle: "replicating"}); err != nil {
+		if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceInitialize, SourceCycle: sms.CycleReplicating}); err != nil {
 			return err
 		}
 	}
-	return m.agentStep(ctx, StepMigrate, "START", "replicate", "replicating")
+	return m.agentStep(ctx, sms.StepMigrate, sms.CmdStart, sms.SourceReplicate, sms.CycleReplicating)
 }
 
 // sync copies what changed. A continuous-sync task repeats it every
@@ -509,12 +510,12 @@ func (m *migration) replicate(ctx workflow.Context) error {
 // clones meanwhile; any other task makes one final pass before cutover.
 func (m *migration) sync(ctx workflow.Context) error {
 	if !m.in.Syncing {
-		return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+		return m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 	}
 	if m.bounded {
 		return m.syncLoop(ctx)
 	}
-	if err := m.apply(ctx, activities.Transition{TaskState: StateSyncing, SourceState: "syncing", SourceCycle: "syncing"}); err != nil {
+	if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing}); err != nil {
 		return err
 	}
 	m.st.InSyncLoop = true
@@ -524,7 +525,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 		interval = 10 * time.Minute
 	}
 	for {
-		if err := m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing"); err != nil {
+		if err := m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing); err != nil {
 			return err
 		}
 		m.st.SyncRounds++
@@ -550,7 +551,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 			if m.st.CutoverRequested {
 				m.st.CutoverRequested = false
 				// Launch: a last pass, then configure and start the target.
-				return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+				return m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 			}
 			if !ok {
 				break // time for the next pass
@@ -565,7 +566,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 // anywhere in it and the next run picks up at that point.
 func (m *migration) syncLoop(ctx workflow.Context) error {
 	if !m.st.ResumeAgent && !m.st.ResumeSync {
-		if err := m.apply(ctx, activities.Transition{TaskState: StateSyncing, SourceState: "syncing", SourceCycle: "syncing"}); err != nil {
+		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing}); err != nil {
 			return err
 		}
 	}
@@ -581,7 +582,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 		if m.st.ResumeSync {
 			m.st.ResumeSync = false
 		} else {
-			err := m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
+			err := m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 			if err != nil || m.st.FinalPass {
 				m.st.FinalPass = false
 				return err
@@ -696,8 +697,8 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if m.st.Target == nil {
 		return nil
 	}
-	if err := m.apply(ctx, activities.Transition{SourceState: "cloning", SourceCycle: "syncing",
-		BeginSubtask: "CLONE_VM"}); err != nil {
+	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceCloning, SourceCycle: sms.CycleSyncing,
+		BeginSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
 	name := fmt.Sprintf("clone-%d", workflow.Now(ctx).Unix())
@@ -715,14 +716,14 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
 		return err
 	}
-	return m.apply(ctx, activities.Transition{SourceState: "syncing", SourceCycle: "syncing", FinishSubtask: "CLONE_VM"})
+	return m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM})
 }
 
 // agentStep queues a command and follows the agent's progress on it until
 // it reports 100%, fails, goes silent for AgentStepTimeout, breaks the speed
 // limit, or the operator stops or deletes the task.
-func (m *migration) agentStep(ctx workflow.Context, step, command, srcState, srcCycle string) error {
-	sub := SubtaskName(step, m.in.Type, m.in.OSType)
+func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.Command, srcState sms.SourceState, srcCycle sms.Cycle) error {
+	sub := sms.SubtaskName(step, m.in.Type, m.in.OSType)
 	// A run that continued as new mid-step waits for the command the last
 	// one sent: the agent is working on it, a second one would restart it.
 	resume := m.st.ResumeAgent && m.st.AgentSubtask == sub && m.st.AgentCommand == command
@@ -774,7 +775,7 @@ func (m *migration) agentStep(ctx workflow.Context, step, command, srcState, src
 		case m.st.StopRequested:
 			return m.stop(ctx)
 		case m.st.OverSpeed:
-			_ = m.apply(ctx, activities.Transition{Command: "STOP"})
+			_ = m.apply(ctx, activities.Transition{Command: sms.CmdStop})
 			return temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("the agent sent %.0f Mbit/s for %s, over the limit of %d Mbit/s + %.0f%%: stopped",
 					m.st.OverSpeedMbps, OverSpeedGrace, m.st.Limit.Mbps, m.st.Limit.Threshold),
@@ -802,9 +803,9 @@ func (m *migration) stepTimeout() time.Duration {
 func (m *migration) stop(ctx workflow.Context) error {
 	m.st.StopRequested, m.st.StopAcked = false, false
 	agent := m.st.AgentActive
-	tr := activities.Transition{TaskState: StateAborting}
+	tr := activities.Transition{TaskState: sms.TaskAborting}
 	if agent {
-		tr.Command = "STOP"
+		tr.Command = sms.CmdStop
 	}
 	if err := m.apply(ctx, tr); err != nil {
 		return err
@@ -814,19 +815,19 @@ func (m *migration) stop(ctx workflow.Context) error {
 			return err
 		}
 	}
-	if err := m.apply(ctx, activities.Transition{TaskState: StateAbort, SourceState: "stopped", SourceCycle: m.cycleForStop()}); err != nil {
+	if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskAbort, SourceState: sms.SourceStopped, SourceCycle: m.cycleForStop()}); err != nil {
 		return err
 	}
 	return errStopped
 }
 
-// cycleForStop keeps the cycle where "stopped" is allowed (SMS.7728).
-func (m *migration) cycleForStop() string {
+// cycleForStop keeps the cycle where a stopped source is allowed (SMS.7728).
+func (m *migration) cycleForStop() sms.Cycle {
 	switch m.st.SourceCycle {
-	case "replicating", "syncing", "cutovering", "cutovered":
+	case sms.CycleReplicating, sms.CycleSyncing, sms.CycleCutovering, sms.CycleCutovered:
 		return m.st.SourceCycle
 	}
-	return "replicating"
+	return sms.CycleReplicating
 }
 
 // fail records what stopped the run: MIGRATE_FAIL with error_json, the
@@ -846,7 +847,7 @@ func (m *migration) fail(ctx workflow.Context, cause error) error {
 	}
 	m.st.FailedStep = m.st.Step
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
-	return m.apply(ctx, activities.Transition{TaskState: StateMigrateFail, SourceState: "error",
+	return m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateFail, SourceState: sms.SourceError,
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})
 }
 
@@ -855,11 +856,11 @@ func (m *migration) fail(ctx workflow.Context, cause error) error {
 // cancellation cannot leave half a deletion.
 func (m *migration) delete(ctx workflow.Context) (Status, error) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := m.apply(dctx, activities.Transition{TaskState: StateDeleting}); err != nil {
+	if err := m.apply(dctx, activities.Transition{TaskState: sms.TaskDeleting}); err != nil {
 		return m.status(), err
 	}
 	in := activities.CleanupInput{Ref: m.ref(), Target: m.st.Target, DeleteTarget: m.st.Target != nil && m.st.Target.Created,
-		AgentRunning: m.st.AgentActive || m.st.Step == StepMigrate || m.st.Step == StepSync}
+		AgentRunning: m.st.AgentActive || m.st.Step == sms.StepMigrate || m.st.Step == sms.StepSync}
 	if err := workflow.ExecuteActivity(activityCtx(dctx, 10*time.Minute), acts.Cleanup, in).Get(dctx, nil); err != nil {
 		return m.status(), err
 	}
@@ -875,12 +876,12 @@ func (m *migration) canceled(ctx workflow.Context, cause error) (Status, error) 
 		return m.status(), cause
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	_ = m.apply(dctx, activities.Transition{TaskState: StateAbort})
+	_ = m.apply(dctx, activities.Transition{TaskState: sms.TaskAbort})
 	return m.status(), cause
 }
 
 func (m *migration) networkCheck(ctx workflow.Context) error {
-	return m.apply(ctx, activities.Transition{Command: "NETWORK_CHECK"})
+	return m.apply(ctx, activities.Transition{Command: sms.CmdNetworkCheck})
 }
 
 // networkChecks sends the agent a NETWORK_CHECK for each one asked for;

@@ -17,6 +17,7 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 
@@ -27,8 +28,8 @@ type migrationSuite struct {
 
 	mu          sync.Mutex
 	transitions []activities.Transition
-	steps       []string
-	commands    []string
+	steps       []sms.Step
+	commands    []sms.Command
 	speeds      []activities.SpeedInput
 	checks      int                     // consistency checks run
 	checkErr    error                   // what the consistency check answers
@@ -36,7 +37,7 @@ type migrationSuite struct {
 	cleanups    []activities.CleanupInput
 	clones      int
 	updates     int
-	stepErr     map[string][]error // errors RunStep returns for a step, in turn
+	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 }
 
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
@@ -44,7 +45,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.checks, s.checkErr = 0, nil
-	s.stepErr = map[string][]error{}
+	s.stepErr = map[sms.Step][]error{}
 	s.env = s.newEnv()
 }
 
@@ -73,7 +74,7 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 			}
 		}
 		s.steps = append(s.steps, in.Step)
-		if in.Step == StepCreate {
+		if in.Step == sms.StepCreate {
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}
 		return activities.StepOutput{}, nil
@@ -117,7 +118,7 @@ func input() Input {
 // at schedules fn after d of workflow time.
 func (s *migrationSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
 
-func (s *migrationSuite) progress(sub string, pct int32, speed float64) {
+func (s *migrationSuite) progress(sub sms.Subtask, pct int32, speed float64) {
 	s.env.SignalWorkflow(SignalProgress, Progress{Subtask: sub, Progress: pct, MigrateSpeed: speed})
 }
 
@@ -129,7 +130,7 @@ type verdict struct {
 
 // action sends an operator action; its verdict is filled in when the
 // workflow has processed it (check it in a later callback).
-func (s *migrationSuite) action(op string) *verdict {
+func (s *migrationSuite) action(op sms.Action) *verdict {
 	v := &verdict{}
 	s.updates++
 	s.env.UpdateWorkflow(UpdateAction, fmt.Sprintf("%s-%d", op, s.updates), &testsuite.TestUpdateCallback{
@@ -160,8 +161,8 @@ func (s *migrationSuite) state() Status {
 	return st
 }
 
-func (s *migrationSuite) taskStates() []string {
-	var out []string
+func (s *migrationSuite) taskStates() []sms.TaskState {
+	var out []sms.TaskState
 	for _, t := range s.transitions {
 		if t.TaskState != "" {
 			out = append(out, t.TaskState)
@@ -193,18 +194,18 @@ func smsCode(err error) string {
 
 func (s *migrationSuite) TestHappyPath() {
 	s.at(time.Minute, func() {
-		s.Equal(StateRunning, s.state().TaskState)
-		s.Equal(StepMigrate, s.state().Step)
+		s.Equal(sms.TaskRunning, s.state().TaskState)
+		s.Equal(sms.StepMigrate, s.state().Step)
 		s.progress("MIGRATE_LINUX_BLOCK", 40, 0)
 		s.progress("SYNC_LINUX_BLOCK", 100, 0) // another step's report is ignored
 	})
 	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(3*time.Minute, func() {
-		s.Equal(StepSync, s.state().Step, "the final sync pass")
+		s.Equal(sms.StepSync, s.state().Step, "the final sync pass")
 		s.progress("SYNC_LINUX_BLOCK", 100, 0)
 	})
 	s.at(4*time.Minute, func() {
-		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
@@ -212,12 +213,12 @@ func (s *migrationSuite) TestHappyPath() {
 	var st Status
 	s.Require().NoError(s.env.GetWorkflowResult(&st))
 	s.True(st.Deleted)
-	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
-	s.Equal([]string{"START", "SYNC"}, s.commands)
-	s.Equal([]string{StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
+	s.Equal([]sms.Command{"START", "SYNC"}, s.commands)
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
 	last := s.transitions[len(s.transitions)-2] // before DELETING
-	s.Equal("finished", last.SourceState)
-	s.Equal("cutovered", last.SourceCycle)
+	s.Equal(sms.SourceFinished, last.SourceState)
+	s.Equal(sms.CycleCutovered, last.SourceCycle)
 	s.True(last.Finished)
 	s.Require().NotNil(last.TargetStarted)
 	s.True(*last.TargetStarted)
@@ -231,8 +232,8 @@ func (s *migrationSuite) TestWaitsForStartWhenNotAutoStart() {
 	in.AutoStart = false
 	var stop, test, restart, reboot, start, again *verdict
 	s.at(time.Minute, func() {
-		s.Equal(StateReady, s.state().TaskState)
-		stop, test, restart, reboot = s.action(OpStop), s.action(OpTest), s.action(OpRestart), s.action("reboot")
+		s.Equal(sms.TaskReady, s.state().TaskState)
+		stop, test, restart, reboot = s.action(sms.ActionStop), s.action(sms.ActionTest), s.action(sms.ActionRestart), s.action("reboot")
 	})
 	s.at(time.Minute+time.Second, func() {
 		s.Equal("SMS.7714", s.code(stop), "only running tasks stop")
@@ -240,11 +241,11 @@ func (s *migrationSuite) TestWaitsForStartWhenNotAutoStart() {
 		s.Equal("SMS.7722", s.code(restart))
 		s.Equal("SMS.9001", s.code(reboot))
 		s.Empty(s.steps, "nothing ran before start")
-		start = s.action(OpStart)
+		start = s.action(sms.ActionStart)
 	})
 	s.at(2*time.Minute, func() {
 		s.Equal("", s.code(start))
-		again = s.action(OpStart)
+		again = s.action(sms.ActionStart)
 	})
 	s.at(2*time.Minute+time.Second, func() {
 		s.Equal("SMS.7713", s.code(again), "already running")
@@ -253,74 +254,74 @@ func (s *migrationSuite) TestWaitsForStartWhenNotAutoStart() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Contains(s.commands, "START")
+	s.Contains(s.commands, sms.CmdStart)
 	s.Require().Len(s.cleanups, 1)
 	s.True(s.cleanups[0].AgentRunning, "deleted mid-copy: the agent is told to stop")
 }
 
 func (s *migrationSuite) TestFailureAndRestartResumesFailedStep() {
-	s.stepErr[StepFormat] = []error{temporal.NewNonRetryableApplicationError("disk full", "SMS.0519", nil)}
+	s.stepErr[sms.StepFormat] = []error{temporal.NewNonRetryableApplicationError("disk full", "SMS.0519", nil)}
 	var stop *verdict
 	s.at(time.Minute, func() {
 		st := s.state()
-		s.Equal(StateMigrateFail, st.TaskState)
-		s.Equal(StepFormat, st.FailedStep)
-		stop = s.action(OpStop)
+		s.Equal(sms.TaskMigrateFail, st.TaskState)
+		s.Equal(sms.StepFormat, st.FailedStep)
+		stop = s.action(sms.ActionStop)
 	})
 	s.at(time.Minute+time.Second, func() {
 		s.Equal("SMS.7714", s.code(stop))
-		s.action(OpRestart) // restart a failed task
+		s.action(sms.ActionRestart) // restart a failed task
 	})
 	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(3*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
 	s.at(4*time.Minute, func() {
-		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().NoError(s.env.GetWorkflowError())
 	// CHECK..ATTACH ran once; FORMAT failed, then ran on the restart.
-	s.Equal([]string{StepCheck, StepCreate, StepSSL, StepAttach, StepFormat, StepConfigure, StepDetach, StepStart}, s.steps)
+	s.Equal([]sms.Step{sms.StepCheck, sms.StepCreate, sms.StepSSL, sms.StepAttach, sms.StepFormat, sms.StepConfigure, sms.StepDetach, sms.StepStart}, s.steps)
 	fail := s.lastFailure()
 	s.Equal("SMS.0519", fail.Code)
-	s.Equal(StepFormat, fail.Step)
-	s.Equal([]string{StateRunning, StateMigrateFail, StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+	s.Equal(sms.StepFormat, fail.Step)
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateFail, sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
 }
 
 func (s *migrationSuite) TestRetryableStepErrorsAreRetried() {
-	s.stepErr[StepCreate] = []error{errors.New("cloud busy"), errors.New("cloud busy")}
+	s.stepErr[sms.StepCreate] = []error{errors.New("cloud busy"), errors.New("cloud busy")}
 	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
 	s.at(3*time.Minute, func() {
-		s.Equal(StateMigrateSuccess, s.state().TaskState)
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.NotContains(s.taskStates(), StateMigrateFail)
+	s.NotContains(s.taskStates(), sms.TaskMigrateFail)
 }
 
 func (s *migrationSuite) TestStopAndResume() {
 	s.at(time.Minute, func() {
 		s.progress("MIGRATE_LINUX_BLOCK", 30, 0)
-		s.action(OpStop)
+		s.action(sms.ActionStop)
 	})
 	s.at(2*time.Minute, func() {
-		s.Equal(StateAborting, s.state().TaskState, "waits for the agent")
+		s.Equal(sms.TaskAborting, s.state().TaskState, "waits for the agent")
 		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "STOP", Success: true})
 	})
 	s.at(3*time.Minute, func() {
-		s.Equal(StateAbort, s.state().TaskState)
-		s.Equal(StepMigrate, s.state().Step)
-		s.action(OpStart)
+		s.Equal(sms.TaskAbort, s.state().TaskState)
+		s.Equal(sms.StepMigrate, s.state().Step)
+		s.action(sms.ActionStart)
 	})
 	s.at(4*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(5*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
 	s.at(6*time.Minute, func() { s.deleteTask() })
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]string{"START", "STOP", "START", "SYNC"}, s.commands, "resumes the copy (the agent continues from its checkpoint)")
-	s.Equal([]string{StateRunning, StateAborting, StateAbort, StateRunning, StateMigrateSuccess, StateDeleting}, s.taskStates())
+	s.Equal([]sms.Command{"START", "STOP", "START", "SYNC"}, s.commands, "resumes the copy (the agent continues from its checkpoint)")
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskAborting, sms.TaskAbort, sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
 }
 
 func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
@@ -328,7 +329,7 @@ func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
 	in.Syncing = true
 	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(2*time.Minute, func() {
-		s.Equal(StateSyncing, s.state().TaskState)
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
 		s.progress("SYNC_LINUX_BLOCK", 100, 0)
 	})
 	// The next pass starts after SyncInterval (10 min).
@@ -339,20 +340,20 @@ func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
 	var clone, launch, restart *verdict
 	s.at(14*time.Minute, func() {
 		s.Equal(2, s.state().SyncRounds)
-		clone = s.action(OpCloneTest)
+		clone = s.action(sms.ActionCloneTest)
 	})
 	s.at(15*time.Minute, func() {
 		s.Equal("", s.code(clone))
 		s.Equal(1, s.clones)
-		launch = s.action(OpTest)
+		launch = s.action(sms.ActionTest)
 	})
 	s.at(16*time.Minute, func() {
 		s.Equal("", s.code(launch))
 		s.progress("SYNC_LINUX_BLOCK", 100, 0)
 	})
 	s.at(17*time.Minute, func() {
-		s.Equal(StateMigrateSuccess, s.state().TaskState)
-		restart = s.action(OpRestart)
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		restart = s.action(sms.ActionRestart)
 	})
 	s.at(17*time.Minute+time.Second, func() { s.Equal("", s.code(restart), "a started target may be restarted") })
 	s.at(18*time.Minute, func() { s.deleteTask() })
@@ -370,8 +371,8 @@ func (s *migrationSuite) TestNetworkCheckWhileCopyingAndSyncing() {
 	in.Syncing = true
 	var during, syncing *verdict
 	s.at(30*time.Second, func() {
-		s.Equal(StateRunning, s.state().TaskState)
-		during = s.action(OpNetworkCheck)
+		s.Equal(sms.TaskRunning, s.state().TaskState)
+		during = s.action(sms.ActionNetworkCheck)
 	})
 	s.at(40*time.Second, func() {
 		s.Equal("", s.code(during))
@@ -380,13 +381,13 @@ func (s *migrationSuite) TestNetworkCheckWhileCopyingAndSyncing() {
 	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
 	s.at(3*time.Minute, func() {
-		s.Equal(StateSyncing, s.state().TaskState)
-		syncing = s.action(OpNetworkCheck)
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
+		syncing = s.action(sms.ActionNetworkCheck)
 	})
 	s.at(3*time.Minute+10*time.Second, func() {
 		s.Equal("", s.code(syncing))
 		s.Equal(2, s.count("NETWORK_CHECK"), "sent between sync passes")
-		s.Equal(StateSyncing, s.state().TaskState)
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
@@ -394,7 +395,7 @@ func (s *migrationSuite) TestNetworkCheckWhileCopyingAndSyncing() {
 	s.Equal(1, s.count("START"), "the copy was not disturbed")
 }
 
-func (s *migrationSuite) count(cmd string) int {
+func (s *migrationSuite) count(cmd sms.Command) int {
 	n := 0
 	for _, c := range s.commands {
 		if c == cmd {
@@ -444,12 +445,12 @@ func (s *migrationSuite) TestOverSpeedStopsTheTask() {
 	s.at(time.Minute+10*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 11, 105) }) // back under: reset
 	s.at(time.Minute+20*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 12, 150) })
 	s.at(time.Minute+40*time.Second, func() {
-		s.Equal(StateRunning, s.state().TaskState, "20 s over is tolerated")
+		s.Equal(sms.TaskRunning, s.state().TaskState, "20 s over is tolerated")
 		s.progress("MIGRATE_LINUX_BLOCK", 13, 150)
 	})
 	s.at(time.Minute+55*time.Second, func() { s.progress("MIGRATE_LINUX_BLOCK", 14, 160) })
 	s.at(3*time.Minute, func() {
-		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
@@ -457,16 +458,16 @@ func (s *migrationSuite) TestOverSpeedStopsTheTask() {
 	fail := s.lastFailure()
 	s.Equal("SMS.1802", fail.Code)
 	s.Contains(fail.Msg, "over the limit")
-	s.Contains(s.commands, "STOP")
+	s.Contains(s.commands, sms.CmdStop)
 }
 
 func (s *migrationSuite) TestSilentAgentFailsTheStep() {
 	in := input()
 	in.AgentStepTimeout = 10 * time.Minute
 	s.at(5*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 10, 0) })
-	s.at(14*time.Minute, func() { s.Equal(StateRunning, s.state().TaskState, "progress reset the clock") })
+	s.at(14*time.Minute, func() { s.Equal(sms.TaskRunning, s.state().TaskState, "progress reset the clock") })
 	s.at(16*time.Minute, func() {
-		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
@@ -480,8 +481,8 @@ func (s *migrationSuite) TestAgentCommandFailure() {
 		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "START", Success: false, Detail: "disk /dev/vdb vanished"})
 	})
 	s.at(2*time.Minute, func() {
-		s.Equal(StateMigrateFail, s.state().TaskState)
-		s.Equal(StepMigrate, s.state().FailedStep)
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
+		s.Equal(sms.StepMigrate, s.state().FailedStep)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
@@ -489,17 +490,17 @@ func (s *migrationSuite) TestAgentCommandFailure() {
 }
 
 func TestValidateAction(t *testing.T) {
-	states := []string{StateReady, StateRunning, StateSyncing, StateMigrateSuccess, StateMigrateFail, StateAborting, StateAbort, StateDeleting}
-	allowed := map[string][]string{
-		OpStart:        {StateReady, StateAbort, StateMigrateFail},
-		OpStop:         {StateRunning, StateSyncing},
-		OpTest:         {StateSyncing},
-		OpCloneTest:    {StateSyncing},
-		OpRestart:      {StateMigrateFail, StateMigrateSuccess},
-		OpNetworkCheck: {StateReady, StateRunning, StateSyncing, StateAbort},
+	states := []sms.TaskState{sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess, sms.TaskMigrateFail, sms.TaskAborting, sms.TaskAbort, sms.TaskDeleting}
+	allowed := map[sms.Action][]sms.TaskState{
+		sms.ActionStart:        {sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail},
+		sms.ActionStop:         {sms.TaskRunning, sms.TaskSyncing},
+		sms.ActionTest:         {sms.TaskSyncing},
+		sms.ActionCloneTest:    {sms.TaskSyncing},
+		sms.ActionRestart:      {sms.TaskMigrateFail, sms.TaskMigrateSuccess},
+		sms.ActionNetworkCheck: {sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort},
 	}
-	codes := map[string]string{OpStart: "SMS.7713", OpStop: "SMS.7714", OpTest: "SMS.7721", OpCloneTest: "SMS.7721",
-		OpRestart: "SMS.7722", OpNetworkCheck: "SMS.7713"}
+	codes := map[sms.Action]string{sms.ActionStart: "SMS.7713", sms.ActionStop: "SMS.7714", sms.ActionTest: "SMS.7721", sms.ActionCloneTest: "SMS.7721",
+		sms.ActionRestart: "SMS.7722", sms.ActionNetworkCheck: "SMS.7713"}
 	for op, ok := range allowed {
 		for _, st := range states {
 			err := ValidateAction(st, true, true, ActionRequest{Operation: op})
@@ -510,28 +511,19 @@ func TestValidateAction(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(StateSyncing, false, true, ActionRequest{Operation: OpTest})), "not in continuous sync")
-	assert.Equal(t, "SMS.7722", smsCode(ValidateAction(StateMigrateSuccess, false, false, ActionRequest{Operation: OpRestart})), "target not started")
-	assert.Equal(t, "SMS.7719", smsCode(ValidateDelete(StateDeleting)))
-	require.NoError(t, ValidateDelete(StateRunning))
+	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(sms.TaskSyncing, false, true, ActionRequest{Operation: sms.ActionTest})), "not in continuous sync")
+	assert.Equal(t, "SMS.7722", smsCode(ValidateAction(sms.TaskMigrateSuccess, false, false, ActionRequest{Operation: sms.ActionRestart})), "target not started")
+	assert.Equal(t, "SMS.7719", smsCode(ValidateDelete(sms.TaskDeleting)))
+	require.NoError(t, ValidateDelete(sms.TaskRunning))
 }
 
-func contains(xs []string, x string) bool {
+func contains[T comparable](xs []T, x T) bool {
 	for _, y := range xs {
 		if y == x {
 			return true
 		}
 	}
 	return false
-}
-
-func TestSubtasks(t *testing.T) {
-	assert.Equal(t, []string{"CREATE_CLOUD_SERVER", "SSL_CONFIG", "ATTACH_AGENT_IMAGE", "FORMAT_DISK_LINUX_BLOCK", "MIGRATE_LINUX_BLOCK",
-		"SYNC_LINUX_BLOCK", "CONFIGURE_LINUX_BLOCK", "DETTACH_AGENT_IMAGE"}, Subtasks("MIGRATE_BLOCK", "LINUX"))
-	assert.Equal(t, "MIGRATE_LINUX_FILE", SubtaskName(StepMigrate, "MIGRATE_FILE", "LINUX"))
-	assert.Equal(t, "FORMAT_DISK_WINDOWS", SubtaskName(StepFormat, "MIGRATE_BLOCK", "WINDOWS"))
-	assert.Equal(t, "CONFIGURE_WINDOWS", SubtaskName(StepConfigure, "MIGRATE_BLOCK", "WINDOWS"))
-	assert.Equal(t, "SYNC_WINDOWS_BLOCK", SubtaskName(StepSync, "MIGRATE_BLOCK", "WINDOWS"))
 }
 
 // TestMismatchFailsBeforeCutover: the agent's verification found blocks that
@@ -543,7 +535,7 @@ func (s *migrationSuite) TestMismatchFailsBeforeCutover() {
 	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
 	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
 	s.at(5*time.Minute, func() {
-		s.Equal(StateMigrateFail, s.state().TaskState)
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
 		s.deleteTask()
 	})
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
@@ -551,8 +543,8 @@ func (s *migrationSuite) TestMismatchFailsBeforeCutover() {
 	s.Equal(1, s.checks)
 	fail := s.lastFailure()
 	s.Equal("SMS.1511", fail.Code)
-	s.NotContains(s.steps, StepConfigure, "a target that differs is not configured")
-	s.NotContains(s.steps, StepStart)
+	s.NotContains(s.steps, sms.StepConfigure, "a target that differs is not configured")
+	s.NotContains(s.steps, sms.StepStart)
 }
 
 func TestAgentFailure(t *testing.T) {

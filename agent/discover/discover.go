@@ -26,6 +26,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // AgentVersionPrefix starts the agent_version smsflow's own agent reports:
@@ -66,7 +68,7 @@ func Discover(ctx context.Context, opts Options) (*Source, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("discover: root %s is not a directory", e.root)
 	}
-	s := &Source{OSType: "LINUX", AgentVersion: opts.AgentVersion}
+	s := &Source{OSType: sms.Linux, AgentVersion: opts.AgentVersion}
 
 	s.Hostname = e.line("/proc/sys/kernel/hostname")
 	if s.Hostname == "" {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // These tests run Discover on the machine that runs them and compare with
@@ -47,7 +49,7 @@ func TestLiveBodyShape(t *testing.T) {
 	body, err := json.Marshal(s)
 	require.NoError(t, err)
 	checkRegisterBody(t, body)
-	assert.Equal(t, "LINUX", s.OSType)
+	assert.Equal(t, sms.Linux, s.OSType)
 	assert.Equal(t, "test", s.AgentVersion)
 	assert.NotEmpty(t, s.Name)
 }

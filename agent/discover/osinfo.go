@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // parseOSRelease reads os-release(5): KEY=value lines, the value optionally
@@ -206,7 +208,7 @@ var releaseTypes = map[string]string{
 
 func releaseType(id string) string {
 	if id == "" {
-		return "LINUX"
+		return string(sms.Linux) // the OS family stands for an unknown distribution
 	}
 	if t, ok := releaseTypes[strings.ToLower(id)]; ok {
 		return t
@@ -218,7 +220,7 @@ func releaseType(id string) string {
 		}
 	}
 	if b.Len() == 0 {
-		return "LINUX"
+		return string(sms.Linux) // the OS family stands for an unknown distribution
 	}
 	return b.String()
 }

@@ -1,5 +1,7 @@
 package discover
 
+import "github.com/smsflow/smsflow/internal/sms"
+
 // The register body of POST /v3/sources (spec §4.1.2, tables 4-8 .. 4-15) as
 // an agent on a Linux source fills it. Fields the server requires are always
 // present in the JSON (slices marshal as [] even when empty); fields that are
@@ -13,7 +15,7 @@ type Source struct {
 	IPv6               string        `json:"ipv6,omitempty"`
 	Name               string        `json:"name"`
 	Hostname           string        `json:"hostname"`
-	OSType             string        `json:"os_type"`    // always LINUX
+	OSType             sms.OSType    `json:"os_type"`    // always Linux
 	OSVersion          string        `json:"os_version"` // e.g. CENTOS_7_9_64BIT, UBUNTU_22_4_64BIT
 	VirtualizationType string        `json:"virtualization_type,omitempty"`
 	LinuxBlockCheck    string        `json:"linux_block_check"` // JSON text, see BlockCheck

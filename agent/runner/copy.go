@@ -16,6 +16,7 @@ import (
 	"github.com/smsflow/smsflow/agent/blocksync"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // copy runs one pass (START: full copy, resumed; SYNC: changes only), then
@@ -111,7 +112,7 @@ func ackStopped(err error) bool {
 
 // pass is one attempt: copy, verify, report the verification.
 func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, rep *reporter, down *outage) error {
-	file := spec.Type == "MIGRATE_FILE"
+	file := spec.Type == sms.MigrateFile
 	kind := transport.KindBlock
 	if file {
 		if r.cfg.Files == nil {
@@ -150,7 +151,7 @@ func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, 
 			conn.Close()
 			return err
 		}
-		st, err := blocksync.Send(ctx, conn, blocksync.Options{Disks: disks, Sync: spec.Command == "SYNC",
+		st, err := blocksync.Send(ctx, conn, blocksync.Options{Disks: disks, Sync: spec.Command == sms.CmdSync,
 			StateDir: filepath.Join(r.taskDir(spec.TaskID), "blocks"),
 			Progress: func(p blocksync.Progress) { rep.update(p.BytesDone, p.BytesTotal, p.WireSent, p.RawSent) }})
 		conn.Close()

@@ -25,6 +25,7 @@ import (
 	"github.com/smsflow/smsflow/agent/internal/testcert"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // blockTarget is a real block receiver for task t3 on loopback, and the
@@ -60,7 +61,7 @@ func blockTarget(t *testing.T, f *fakeAPI, size int64) (addr, src, dst string) {
 	return l.Addr().String(), src, dst
 }
 
-func copyCommand(name, id, addr string, size int64) smsapi.Command {
+func copyCommand(name sms.Command, id, addr string, size int64) smsapi.Command {
 	p := fmt.Sprintf(`{"task_id":"t3","migrate_type":"MIGRATE_BLOCK","target_addr":%q,"disks":[{"index":0,"name":"/dev/vda","size":%d}]}`, addr, size)
 	return smsapi.Command{Name: name, ID: id, Param: json.RawMessage(p)}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // networkCheck measures the link to the task's target (agent/netcheck) and
@@ -44,12 +45,12 @@ func (r *Runner) networkCheck(ctx context.Context, spec jobSpec) {
 	}
 	info.EvaluationResult = netcheck.Evaluation(reached, res, limit)
 	if err := r.cfg.API.UpdateNetworkCheckInfo(ctx, spec.TaskID, info); err != nil {
-		r.result(ctx, spec.CommandID, spec.Command, "fail", "SMS.1801", "report the network check: "+err.Error())
+		r.result(ctx, spec.CommandID, spec.Command, sms.ResultFail, "SMS.1801", "report the network check: "+err.Error())
 		return
 	}
 	r.log.Info("network check", "task", spec.TaskID, "evaluation", info.EvaluationResult, "delay_ms", info.NetworkDelay,
 		"jitter_ms", info.NetworkJitter, "mbps", info.MigrationSpeed, "loss_pct", info.LossPercentage)
-	r.result(ctx, spec.CommandID, spec.Command, "success", "", "")
+	r.result(ctx, spec.CommandID, spec.Command, sms.ResultSuccess, "", "")
 }
 
 // probe runs the measurement over one connection of kind Probe, paced by

@@ -24,6 +24,7 @@ import (
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/throttle"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Config is what the runner needs.
@@ -105,19 +106,19 @@ func jobKey(spec jobSpec) string {
 	if spec.CommandID != "" {
 		return "id:" + spec.CommandID
 	}
-	return "task:" + spec.TaskID + "/" + spec.Command
+	return "task:" + spec.TaskID + "/" + string(spec.Command)
 }
 
 // jobSpec is a copy command as received (and as recorded in job.json).
 type jobSpec struct {
-	Command    string     `json:"command"`
-	CommandID  string     `json:"command_id,omitempty"` // the server's id of the command
-	TaskID     string     `json:"task_id"`
-	Subtask    string     `json:"subtask"`
-	Type       string     `json:"migrate_type"`
-	SpeedLimit int32      `json:"speed_limit"`
-	TargetAddr string     `json:"target_addr"`
-	Disks      []diskSpec `json:"disks"`
+	Command    sms.Command  `json:"command"`
+	CommandID  string       `json:"command_id,omitempty"` // the server's id of the command
+	TaskID     string       `json:"task_id"`
+	Subtask    sms.Subtask  `json:"subtask"`
+	Type       sms.TaskType `json:"migrate_type"`
+	SpeedLimit int32        `json:"speed_limit"`
+	TargetAddr string       `json:"target_addr"`
+	Disks      []diskSpec   `json:"disks"`
 }
 
 type diskSpec struct {
@@ -257,7 +258,7 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	}
 	if len(cmd.Param) > 0 {
 		if err := json.Unmarshal(cmd.Param, &p); err != nil {
-			r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", "bad command parameters: "+err.Error())
+			r.result(ctx, cmd.ID, cmd.Name, sms.ResultFail, "SMS.6004", "bad command parameters: "+err.Error())
 			return
 		}
 	}
@@ -266,59 +267,59 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 	// The task id names a folder of the state dir: nothing else than an id
 	// ("..", "/") may reach the file system, whoever sent it.
 	if spec.TaskID != "" && !taskIDPattern.MatchString(spec.TaskID) {
-		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultFail, "SMS.6004", fmt.Sprintf("bad task id %q", spec.TaskID))
 		return
 	}
 	// These act on one task: without its id they would act on the state
 	// dir's root and ask the server about no task.
 	if spec.TaskID == "" && taskCommands[cmd.Name] {
-		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", cmd.Name+" names no task")
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultFail, "SMS.6004", string(cmd.Name)+" names no task")
 		return
 	}
 	log := r.log.With("command", cmd.Name, "task", spec.TaskID, "command_id", cmd.ID)
 	switch cmd.Name {
-	case "START", "SYNC":
+	case sms.CmdStart, sms.CmdSync:
 		if r.running(jobKey(spec)) {
 			log.Info("command handed out again while it runs; carrying on")
 			return
 		}
 		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
 		r.startJob(ctx, spec)
-	case "SPEED_LIMIT":
+	case sms.CmdSpeedLimit:
 		r.bucket(spec.TaskID).Set(spec.SpeedLimit)
 		log.Info("speed limit set", "mbps", spec.SpeedLimit)
-		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
-	case "STOP":
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultSuccess, "", "")
+	case sms.CmdStop:
 		r.stopJob(spec.TaskID)
-		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
-	case "DELETE":
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultSuccess, "", "")
+	case sms.CmdDelete:
 		r.stopJob(spec.TaskID)
 		if spec.TaskID != "" {
 			_ = os.RemoveAll(r.taskDir(spec.TaskID))
 		}
-		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
-	case "NETWORK_CHECK":
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultSuccess, "", "")
+	case sms.CmdNetworkCheck:
 		// Several seconds of measuring: the polling goes on meanwhile.
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			r.networkCheck(ctx, spec)
 		}()
-	case "UPLOAD_LOG":
+	case sms.CmdUploadLog:
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			r.uploadLog(ctx, cmd.ID, spec.TaskID, p.Bucket)
 		}()
-	case "RSET_LOG_ACL":
+	case sms.CmdResetLogACL:
 		// The hosted service has the agent revoke the access it granted to
 		// the log bucket after an upload. Here logs go to the server over the
 		// agent's own signed calls: no grant was made, so none is left open.
 		log.Info("log ACL reset: nothing granted to revoke")
-		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultSuccess, "", "")
 	default:
 		log.Warn("unknown command")
-		r.result(ctx, cmd.ID, cmd.Name, "fail", "SMS.6004", "unknown command "+cmd.Name)
+		r.result(ctx, cmd.ID, cmd.Name, sms.ResultFail, "SMS.6004", "unknown command "+string(cmd.Name))
 	}
 }
 
@@ -326,7 +327,7 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 // the operator downloads it (GET /v3/tasks/{id}/agent-log).
 func (r *Runner) uploadLog(ctx context.Context, cmdID, taskID, bucket string) {
 	if r.cfg.Logs == nil {
-		r.result(ctx, cmdID, "UPLOAD_LOG", "fail", "SMS.7707", "this agent keeps no log to upload")
+		r.result(ctx, cmdID, sms.CmdUploadLog, sms.ResultFail, "SMS.7707", "this agent keeps no log to upload")
 		return
 	}
 	text := r.cfg.Logs()
@@ -335,22 +336,22 @@ func (r *Runner) uploadLog(ctx context.Context, cmdID, taskID, bucket string) {
 	}
 	if err := r.cfg.API.UploadLog(ctx, taskID, bucket, text); err != nil {
 		r.log.Warn("log upload failed", "task", taskID, "err", err)
-		r.result(ctx, cmdID, "UPLOAD_LOG", "fail", "SMS.1801", "upload the log: "+err.Error())
+		r.result(ctx, cmdID, sms.CmdUploadLog, sms.ResultFail, "SMS.1801", "upload the log: "+err.Error())
 		return
 	}
 	r.log.Info("log uploaded", "task", taskID, "bytes", len(text))
-	r.result(ctx, cmdID, "UPLOAD_LOG", "success", "", "")
+	r.result(ctx, cmdID, sms.CmdUploadLog, sms.ResultSuccess, "", "")
 }
 
-var taskCommands = map[string]bool{"START": true, "SYNC": true, "STOP": true, "DELETE": true, "SPEED_LIMIT": true,
-	"NETWORK_CHECK": true, "UPLOAD_LOG": true}
+var taskCommands = map[sms.Command]bool{sms.CmdStart: true, sms.CmdSync: true, sms.CmdStop: true, sms.CmdDelete: true,
+	sms.CmdSpeedLimit: true, sms.CmdNetworkCheck: true, sms.CmdUploadLog: true}
 
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 
 // result reports a command's result, retrying while the server is out of
 // reach (up to LinkRetryFor): a result lost means the command is handed out
 // again and run again.
-func (r *Runner) result(ctx context.Context, id, name, result, code, msg string) {
+func (r *Runner) result(ctx context.Context, id string, name sms.Command, result sms.CommandResult, code, msg string) {
 	detail := map[string]string{}
 	if code != "" {
 		detail["error_code"] = code
@@ -453,7 +454,7 @@ func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
 		switch {
 		case err == nil:
 			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
-			r.result(ctx, spec.CommandID, spec.Command, "success", "", "")
+			r.result(ctx, spec.CommandID, spec.Command, sms.ResultSuccess, "", "")
 		case jctx.Err() != nil:
 			// Stopped (STOP, DELETE or shutdown): the job file stays for a
 			// shutdown, so a restarted agent resumes; STOP and DELETE
@@ -462,7 +463,7 @@ func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
 			_ = os.Remove(filepath.Join(r.taskDir(spec.TaskID), "job.json"))
 			code, msg := classify(err)
 			r.log.Error("copy failed", "task", spec.TaskID, "command", spec.Command, "err", err)
-			r.result(ctx, spec.CommandID, spec.Command, "fail", code, msg)
+			r.result(ctx, spec.CommandID, spec.Command, sms.ResultFail, code, msg)
 		}
 	}()
 }

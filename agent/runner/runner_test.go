@@ -26,6 +26,7 @@ import (
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/identity/signer"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
@@ -226,12 +227,13 @@ func TestCommands(t *testing.T) {
 	r, logs := startRunner(t, srv, state)
 	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
 
-	send := func(name, param string) commandResult {
+	send := func(name sms.Command, param string) commandResult {
 		f.commands <- smsapi.Command{Name: name, Param: json.RawMessage(param)}
 		return f.next(t)
 	}
 	for _, tc := range []struct {
-		name, param  string
+		name         sms.Command
+		param        string
 		result, code string
 		check        func(t *testing.T)
 	}{
@@ -267,9 +269,9 @@ func TestCommands(t *testing.T) {
 			assert.True(t, os.IsNotExist(err), "DELETE removes the task's state")
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(string(tc.name), func(t *testing.T) {
 			got := send(tc.name, tc.param)
-			assert.Equal(t, tc.name, got.Name)
+			assert.Equal(t, string(tc.name), got.Name)
 			assert.Equal(t, tc.result, got.Result, "%+v", got)
 			assert.Equal(t, tc.code, got.Detail["error_code"], "%+v", got)
 			if tc.check != nil {

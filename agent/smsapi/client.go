@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/smsflow/smsflow/internal/identity/signer"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Client calls one SMS endpoint as one AK/SK.
@@ -131,7 +132,7 @@ func (c *Client) SignPrivacy(ctx context.Context) error {
 
 // Command is a command for the agent.
 type Command struct {
-	Name string `json:"command_name"`
+	Name sms.Command `json:"command_name"`
 	// ID tells this command from others of the same name (smsflow's
 	// extension; empty from a server without it).
 	ID    string          `json:"command_id,omitempty"`
@@ -149,7 +150,7 @@ func (c *Client) NextCommand(ctx context.Context, sourceID string, wait time.Dur
 
 // CommandResult reports how a command went; id is the command's command_id
 // (empty: the server closes the oldest open command of the name).
-func (c *Client) CommandResult(ctx context.Context, sourceID, id, name, result string, detail map[string]string) error {
+func (c *Client) CommandResult(ctx context.Context, sourceID, id string, name sms.Command, result sms.CommandResult, detail map[string]string) error {
 	body := map[string]any{"command_name": name, "result": result, "result_detail": detail}
 	if id != "" {
 		body["command_id"] = id
@@ -176,21 +177,21 @@ func (c *Client) AgentTimeout(ctx context.Context) (time.Duration, error) {
 
 // Progress is PUT /v3/tasks/{id}/progress.
 type Progress struct {
-	Subtask       string  `json:"subtask_name"`
-	Progress      int32   `json:"progress"`
-	Replicatesize int64   `json:"replicatesize"`
-	Totalsize     int64   `json:"totalsize"`
-	ProcessTrace  string  `json:"process_trace"`
-	MigrateSpeed  float64 `json:"migrate_speed"`
-	CompressRate  float64 `json:"compress_rate"`
-	RemainTime    int64   `json:"remain_time"`
-	TotalCPU      float64 `json:"total_cpu_usage"`
-	AgentCPU      float64 `json:"agent_cpu_usage"`
-	TotalMem      float64 `json:"total_mem_usage"`
-	AgentMem      float64 `json:"agent_mem_usage"`
-	TotalDiskIO   float64 `json:"total_disk_io"`
-	AgentDiskIO   float64 `json:"agent_disk_io"`
-	AgentTime     string  `json:"agent_time"`
+	Subtask       sms.Subtask `json:"subtask_name"`
+	Progress      int32       `json:"progress"`
+	Replicatesize int64       `json:"replicatesize"`
+	Totalsize     int64       `json:"totalsize"`
+	ProcessTrace  string      `json:"process_trace"`
+	MigrateSpeed  float64     `json:"migrate_speed"`
+	CompressRate  float64     `json:"compress_rate"`
+	RemainTime    int64       `json:"remain_time"`
+	TotalCPU      float64     `json:"total_cpu_usage"`
+	AgentCPU      float64     `json:"agent_cpu_usage"`
+	TotalMem      float64     `json:"total_mem_usage"`
+	AgentMem      float64     `json:"agent_mem_usage"`
+	TotalDiskIO   float64     `json:"total_disk_io"`
+	AgentDiskIO   float64     `json:"agent_disk_io"`
+	AgentTime     string      `json:"agent_time"`
 }
 
 // ReportProgress sends a progress report.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Disk is a target disk to create.
@@ -36,8 +37,8 @@ type Spec struct {
 	TaskID   string
 	DomainID string // the tenant the target belongs to
 	Name     string
-	OSType   string
-	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
+	OSType   sms.OSType
+	Type     sms.TaskType
 	Disks    []Disk
 	ExistVM  string // an existing target to bind instead of creating one (CheckServerID)
 	Template string // template id (flavor, network) when the provider uses one
@@ -130,7 +131,7 @@ type Binder interface {
 type ReceiverTask struct {
 	TaskID   string
 	DomainID string
-	Type     string // MIGRATE_BLOCK or MIGRATE_FILE
+	Type     sms.TaskType
 	Creds    transport.Creds
 }
 

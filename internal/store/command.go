@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Command states.
@@ -20,22 +22,22 @@ const (
 // handed out by GET /v3/sources/{id}/command, closed by command_result.
 // Seq orders them and lets pollers ask "anything new since".
 type Command struct {
-	Seq      int64  `gorm:"primaryKey;autoIncrement"`
-	ID       string `gorm:"size:64;not null"`
-	DomainID string `gorm:"size:64;not null"`
-	SourceID string `gorm:"size:64;not null"`
-	Name     string `gorm:"size:32;not null"`
-	TaskID   string `gorm:"size:64;not null"`
-	Bucket   string `gorm:"size:255;not null"`
+	Seq      int64       `gorm:"primaryKey;autoIncrement"`
+	ID       string      `gorm:"size:64;not null"`
+	DomainID string      `gorm:"size:64;not null"`
+	SourceID string      `gorm:"size:64;not null"`
+	Name     sms.Command `gorm:"size:32;not null"`
+	TaskID   string      `gorm:"size:64;not null"`
+	Bucket   string      `gorm:"size:255;not null"`
 	// Params is extra JSON for the agent (speed limit, target address...).
-	Params       string     `gorm:"type:longtext"`
-	State        string     `gorm:"size:16;not null"`
-	Deliveries   int32      `gorm:"not null"`
-	Result       string     `gorm:"size:16;not null"`
-	ResultDetail string     `gorm:"type:longtext"`
-	CreatedAt    time.Time  `gorm:"not null"`
-	IssuedAt     *time.Time `gorm:""`
-	DoneAt       *time.Time `gorm:""`
+	Params       string            `gorm:"type:longtext"`
+	State        string            `gorm:"size:16;not null"`
+	Deliveries   int32             `gorm:"not null"`
+	Result       sms.CommandResult `gorm:"size:16;not null"`
+	ResultDetail string            `gorm:"type:longtext"`
+	CreatedAt    time.Time         `gorm:"not null"`
+	IssuedAt     *time.Time        `gorm:""`
+	DoneAt       *time.Time        `gorm:""`
 }
 
 // ErrNotIssued: a result for a command the server did not hand out (SMS.6021).
@@ -105,7 +107,7 @@ func (s *Store) NextCommand(ctx context.Context, t Tenant, sourceID string, now 
 //
 // The id matters when two commands of one name are open: a SYNC queued while
 // the previous SYNC finishes must not be closed by the previous one's result.
-func (s *Store) CompleteCommand(ctx context.Context, t Tenant, sourceID, id, name, result, detail string, now time.Time) (*Command, error) {
+func (s *Store) CompleteCommand(ctx context.Context, t Tenant, sourceID, id string, name sms.Command, result sms.CommandResult, detail string, now time.Time) (*Command, error) {
 	var out *Command
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		mine := func() *gorm.DB {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // MigProject is a migration project (§4.5): default settings for the sources
@@ -19,18 +21,18 @@ type MigProject struct {
 	// DefaultFor holds the domain id while this is the domain's default and
 	// NULL otherwise: a unique index on it lets the database itself refuse a
 	// second default, on SQLite and MySQL alike.
-	DefaultFor        *string   `gorm:"size:64;uniqueIndex"`
-	Region            string    `gorm:"size:1024;not null"`
-	StartTargetServer bool      `gorm:"not null"`
-	SpeedLimit        int32     `gorm:"not null"`
-	UsePublicIP       bool      `gorm:"column:use_public_ip;not null"`
-	ExistServer       bool      `gorm:"not null"`
-	Type              string    `gorm:"size:32;not null"`
-	EnterpriseProject string    `gorm:"size:1024;not null"`
-	Syncing           bool      `gorm:"not null"`
-	StartNetworkCheck bool      `gorm:"not null"`
-	CreatedAt         time.Time `gorm:"not null"`
-	UpdatedAt         time.Time `gorm:"not null"`
+	DefaultFor        *string      `gorm:"size:64;uniqueIndex"`
+	Region            string       `gorm:"size:1024;not null"`
+	StartTargetServer bool         `gorm:"not null"`
+	SpeedLimit        int32        `gorm:"not null"`
+	UsePublicIP       bool         `gorm:"column:use_public_ip;not null"`
+	ExistServer       bool         `gorm:"not null"`
+	Type              sms.TaskType `gorm:"size:32;not null"`
+	EnterpriseProject string       `gorm:"size:1024;not null"`
+	Syncing           bool         `gorm:"not null"`
+	StartNetworkCheck bool         `gorm:"not null"`
+	CreatedAt         time.Time    `gorm:"not null"`
+	UpdatedAt         time.Time    `gorm:"not null"`
 }
 
 // CreateMigProject inserts a migration project. The domain's first project

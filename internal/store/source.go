@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Source is a source server registered by its agent (§4.1).
@@ -22,36 +24,36 @@ type Source struct {
 	// web/source.go for how it is derived). NULL when nothing identifies it.
 	MachineKey *string `gorm:"size:128"`
 
-	Name                string   `gorm:"size:255;not null"`
-	Hostname            string   `gorm:"size:255;not null"`
-	IP                  string   `gorm:"column:ip;size:255;not null"`
-	IPv6                *string  `gorm:"column:ipv6;size:255"`
-	OSType              string   `gorm:"column:os_type;size:16;not null"`
-	OSVersion           string   `gorm:"column:os_version;size:255;not null"`
-	VirtualizationType  *string  `gorm:"size:255"`
-	LinuxBlockCheck     *string  `gorm:"size:1024"`
-	Firmware            *string  `gorm:"size:16"`
-	CPUQuantity         *int32   `gorm:"column:cpu_quantity"`
-	Memory              *int64   `gorm:""`
-	HasRsync            *bool    `gorm:""`
-	Paravirtualization  *bool    `gorm:""`
-	RawDevices          *string  `gorm:"size:255"`
-	DriverFiles         *bool    `gorm:""`
-	SystemServices      *bool    `gorm:""`
-	AccountRights       *bool    `gorm:""`
-	BootLoader          *string  `gorm:"size:16"`
-	SystemDir           *string  `gorm:"size:255"`
-	AgentVersion        string   `gorm:"size:255;not null"`
-	KernelVersion       *string  `gorm:"size:255"`
-	OEMSystem           *bool    `gorm:"column:oem_system"`
-	StartType           *string  `gorm:"size:16"`
-	IOReadWait          *float64 `gorm:"column:io_read_wait"`
-	HasTc               *bool    `gorm:""`
-	Platform            *string  `gorm:"size:16"`
-	EnterpriseProjectID string   `gorm:"size:255;not null"`
+	Name                string     `gorm:"size:255;not null"`
+	Hostname            string     `gorm:"size:255;not null"`
+	IP                  string     `gorm:"column:ip;size:255;not null"`
+	IPv6                *string    `gorm:"column:ipv6;size:255"`
+	OSType              sms.OSType `gorm:"column:os_type;size:16;not null"`
+	OSVersion           string     `gorm:"column:os_version;size:255;not null"`
+	VirtualizationType  *string    `gorm:"size:255"`
+	LinuxBlockCheck     *string    `gorm:"size:1024"`
+	Firmware            *string    `gorm:"size:16"`
+	CPUQuantity         *int32     `gorm:"column:cpu_quantity"`
+	Memory              *int64     `gorm:""`
+	HasRsync            *bool      `gorm:""`
+	Paravirtualization  *bool      `gorm:""`
+	RawDevices          *string    `gorm:"size:255"`
+	DriverFiles         *bool      `gorm:""`
+	SystemServices      *bool      `gorm:""`
+	AccountRights       *bool      `gorm:""`
+	BootLoader          *string    `gorm:"size:16"`
+	SystemDir           *string    `gorm:"size:255"`
+	AgentVersion        string     `gorm:"size:255;not null"`
+	KernelVersion       *string    `gorm:"size:255"`
+	OEMSystem           *bool      `gorm:"column:oem_system"`
+	StartType           *string    `gorm:"size:16"`
+	IOReadWait          *float64   `gorm:"column:io_read_wait"`
+	HasTc               *bool      `gorm:""`
+	Platform            *string    `gorm:"size:16"`
+	EnterpriseProjectID string     `gorm:"size:255;not null"`
 
-	State          string `gorm:"size:32;not null"`
-	MigrationCycle string `gorm:"size:32;not null"`
+	State          sms.SourceState `gorm:"size:32;not null"`
+	MigrationCycle sms.Cycle       `gorm:"size:32;not null"`
 	// Times are epoch milliseconds, as the API answers them.
 	StateActionTime int64 `gorm:"not null"`
 	StageActionTime int64 `gorm:"not null"`
@@ -142,10 +144,10 @@ type SourceListRow struct {
 	Name                     string
 	EnterpriseProjectID      string
 	AddDate                  int64
-	OSType                   string
+	OSType                   sms.OSType
 	OSVersion                string
 	OEMSystem                *bool
-	State                    string
+	State                    sms.SourceState
 	LastVisitTime            int64
 	CPUQuantity              *int32
 	Memory                   *int64
@@ -154,7 +156,7 @@ type SourceListRow struct {
 	Replicatesize            int64
 	StageActionTime          int64
 	Totalsize                int64
-	MigrationCycle           string
+	MigrationCycle           sms.Cycle
 	StateActionTime          int64
 	IsConsistencyResultExist bool
 	HasTc                    *bool
@@ -194,7 +196,7 @@ func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
 		q = q.Where("state = ?", f.State)
 	}
 	if f.ErrorsOnly {
-		q = q.Where("state = ?", "error")
+		q = q.Where("state = ?", sms.SourceError)
 	}
 	if f.MigProjectID != "" {
 		q = q.Where("mig_project_id = ?", f.MigProjectID)
@@ -460,7 +462,7 @@ func (s *Store) targetMigProject(tx *gorm.DB, t Tenant, id string) (*MigProject,
 	}
 	// First source of a tenant without projects: create its default project.
 	mp = MigProject{ID: uuid.NewString(), Name: "default", Description: "created for the first registered source",
-		Region: "", StartTargetServer: true, UsePublicIP: true, ExistServer: true, Type: "MIGRATE_BLOCK",
+		Region: "", StartTargetServer: true, UsePublicIP: true, ExistServer: true, Type: sms.MigrateBlock,
 		EnterpriseProject: "default"}
 	if err := s.createMigProjectTx(tx, t, &mp); err != nil {
 		return nil, err

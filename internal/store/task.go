@@ -8,33 +8,20 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-)
 
-// Task states (the SDK's enum; the spec's READY/RUNNING/... plus the ones the
-// hosted service added).
-const (
-	TaskReady          = "READY"
-	TaskRunning        = "RUNNING"
-	TaskSyncing        = "SYNCING"
-	TaskMigrateSuccess = "MIGRATE_SUCCESS"
-	TaskSyncSuccess    = "SYNC_SUCCESS"
-	TaskMigrateFail    = "MIGRATE_FAIL"
-	TaskSyncFail       = "SYNC_FAIL"
-	TaskAborting       = "ABORTING"
-	TaskAbort          = "ABORT"
-	TaskDeleting       = "DELETING"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // SubTask is one step of a task as the API shows it (table "SubTask").
 type SubTask struct {
-	ID           int64    `json:"id"`
-	Name         string   `json:"name"`
-	Progress     int32    `json:"progress"`
-	StartDate    *int64   `json:"start_date,omitempty"`
-	EndDate      *int64   `json:"end_date,omitempty"`
-	MigrateSpeed *float64 `json:"migrate_speed,omitempty"`
-	UserOp       *string  `json:"user_op,omitempty"`
-	ProcessTrace *string  `json:"process_trace,omitempty"`
+	ID           int64       `json:"id"`
+	Name         sms.Subtask `json:"name"`
+	Progress     int32       `json:"progress"`
+	StartDate    *int64      `json:"start_date,omitempty"`
+	EndDate      *int64      `json:"end_date,omitempty"`
+	MigrateSpeed *float64    `json:"migrate_speed,omitempty"`
+	UserOp       *string     `json:"user_op,omitempty"`
+	ProcessTrace *string     `json:"process_trace,omitempty"`
 }
 
 // TargetDisk is a disk of the task's target server.
@@ -75,7 +62,7 @@ type TargetServer struct {
 	VMID                 string        `json:"vm_id"`
 	Name                 string        `json:"name"`
 	IP                   string        `json:"ip"`
-	OSType               string        `json:"os_type"`
+	OSType               sms.OSType    `json:"os_type"`
 	OSVersion            string        `json:"os_version"`
 	SystemDir            string        `json:"system_dir"`
 	Disks                []TargetDisk  `json:"disks"`
@@ -141,12 +128,12 @@ type Task struct {
 	SourceID     string `gorm:"size:64;not null"`
 	MigProjectID string `gorm:"size:64;not null"`
 
-	Name       string `gorm:"size:255;not null"`
-	Type       string `gorm:"size:32;not null"`
-	OSType     string `gorm:"column:os_type;size:16;not null"`
-	State      string `gorm:"size:32;not null"`
-	Priority   int32  `gorm:"not null"`
-	SpeedLimit int32  `gorm:"not null"`
+	Name       string        `gorm:"size:255;not null"`
+	Type       sms.TaskType  `gorm:"size:32;not null"`
+	OSType     sms.OSType    `gorm:"column:os_type;size:16;not null"`
+	State      sms.TaskState `gorm:"size:32;not null"`
+	Priority   int32         `gorm:"not null"`
+	SpeedLimit int32         `gorm:"not null"`
 	// CurrentLimit and CurrentThreshold are the limit in force now (speed
 	// windows over SpeedLimit), as the workflow last computed it; progress
 	// reports over it reach the workflow at once.
@@ -192,13 +179,13 @@ type Task struct {
 	TotalDiskIO   float64 `gorm:"column:total_disk_io;not null"`
 	AgentDiskIO   float64 `gorm:"column:agent_disk_io;not null"`
 
-	ErrorJSON        string `gorm:"column:error_json;type:longtext"`
-	LogCollectStatus string `gorm:"size:32;not null"`
-	SubtaskInfo      string `gorm:"type:longtext"`
+	ErrorJSON        string               `gorm:"column:error_json;type:longtext"`
+	LogCollectStatus sms.LogCollectStatus `gorm:"size:32;not null"`
+	SubtaskInfo      string               `gorm:"type:longtext"`
 	// FailedStep is where a failed run stopped: start/restart resume there.
-	FailedStep    string `gorm:"size:64;not null"`
-	TargetStarted bool   `gorm:"not null"`
-	WorkflowID    string `gorm:"size:255;not null"`
+	FailedStep    sms.Step `gorm:"size:64;not null"`
+	TargetStarted bool     `gorm:"not null"`
+	WorkflowID    string   `gorm:"size:255;not null"`
 
 	TargetServer       *TargetServer       `gorm:"type:longtext;serializer:json"`
 	CloneServer        *CloneServer        `gorm:"type:longtext;serializer:json"`
@@ -316,7 +303,8 @@ func (s *Store) UpdateTask(ctx context.Context, t Tenant, id string, fn func(tas
 // cycle at AtMs, stamping the action times of what changes; an empty State
 // or Cycle keeps it, a nil ErrorJSON keeps the source's error.
 type SourceCycleChange struct {
-	State, Cycle string
+	State        sms.SourceState
+	Cycle        sms.Cycle
 	ErrorJSON    *string
 	AtMs         int64
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Limits of a wave spec, checked by Validate.
@@ -33,23 +35,17 @@ const (
 	MaxDisks = 64
 )
 
-// Task types a wave's members may run (POST /v3/tasks' type).
-const (
-	TaskMigrateBlock = "MIGRATE_BLOCK"
-	TaskMigrateFile  = "MIGRATE_FILE"
-)
-
 // TaskDefaults is what every member's task gets unless the member
 // overrides it: the fields of POST /v3/tasks a wave can set once for all.
 // Empty or nil fields are left to the source's migration project, as a
 // task leaves them. A task's own speed_limit has no place here: the wave's
 // bandwidth budget sets each member's limit.
 type TaskDefaults struct {
-	Type               string   `json:"type,omitempty"`
-	VMTemplateID       string   `json:"vm_template_id,omitempty"`
-	Syncing            *bool    `json:"syncing,omitempty"`
-	StartTargetServer  *bool    `json:"start_target_server,omitempty"`
-	OverSpeedThreshold *float64 `json:"over_speed_threshold,omitempty"`
+	Type               sms.TaskType `json:"type,omitempty"`
+	VMTemplateID       string       `json:"vm_template_id,omitempty"`
+	Syncing            *bool        `json:"syncing,omitempty"`
+	StartTargetServer  *bool        `json:"start_target_server,omitempty"`
+	OverSpeedThreshold *float64     `json:"over_speed_threshold,omitempty"`
 }
 
 // Member is one source server of a wave, named by SourceID, Name or IP (the
@@ -121,8 +117,8 @@ func Validate(s Spec, now time.Time) []Problem {
 		add("project_id", ErrInvalid, "is required")
 	}
 	td := s.TaskDefaults
-	if td.Type != "" && td.Type != TaskMigrateBlock && td.Type != TaskMigrateFile {
-		add("task_defaults.type", ErrInvalid, "must be %s or %s", TaskMigrateBlock, TaskMigrateFile)
+	if td.Type != "" && !td.Type.Valid() {
+		add("task_defaults.type", ErrInvalid, "must be %s or %s", sms.MigrateBlock, sms.MigrateFile)
 	}
 	if td.OverSpeedThreshold != nil && (*td.OverSpeedThreshold < 0 || *td.OverSpeedThreshold > 100) {
 		add("task_defaults.over_speed_threshold", ErrInvalid, "must be between 0 and 100")

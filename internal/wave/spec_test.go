@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 )
 
@@ -20,7 +21,7 @@ func goodSpec() Spec {
 	return Spec{
 		Name:         "wave 1: web tier",
 		ProjectID:    "proj-1",
-		TaskDefaults: TaskDefaults{Type: TaskMigrateBlock, Syncing: ptr(true), StartTargetServer: ptr(false), OverSpeedThreshold: ptr(10.0)},
+		TaskDefaults: TaskDefaults{Type: sms.MigrateBlock, Syncing: ptr(true), StartTargetServer: ptr(false), OverSpeedThreshold: ptr(10.0)},
 		Members: []Member{
 			{SourceID: "src-1"},
 			{Name: "web-02", TargetName: "web-02-new", Priority: ptr(int32(2)), DiskSizesGiB: []int64{40, 100}},

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // Provider lays targets out under Root.
@@ -149,7 +150,7 @@ func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spe
 	if err := p.exists(t); err != nil {
 		return err
 	}
-	if s.Type == "MIGRATE_FILE" {
+	if s.Type == sms.MigrateFile {
 		return os.MkdirAll(RootDir(t.Location), 0o755)
 	}
 	var need int64
@@ -198,7 +199,7 @@ func (p *Provider) Start(ctx context.Context, t provider.Target) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("local provider: %s: %w", mp, err)
 	}
-	if m.Spec.Type != "MIGRATE_FILE" {
+	if m.Spec.Type != sms.MigrateFile {
 		for i, d := range t.Disks {
 			var want provider.Disk
 			if i < len(m.Spec.Disks) {

@@ -16,6 +16,7 @@ import (
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // ReceiverNet is where receivers listen and what agents are told to dial.
@@ -94,10 +95,10 @@ type receiver struct {
 }
 
 type receiverRecord struct {
-	Port     int    `json:"port"`
-	TaskID   string `json:"task_id"`
-	DomainID string `json:"domain_id"`
-	Type     string `json:"type"`
+	Port     int          `json:"port"`
+	TaskID   string       `json:"task_id"`
+	DomainID string       `json:"domain_id"`
+	Type     sms.TaskType `json:"type"`
 }
 
 // Receiver starts the task's receiver on its target (or finds it running)
@@ -194,8 +195,8 @@ func (p *Provider) treeCap(loc string) int64 {
 	return sum
 }
 
-func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ string, maxBytes int64) error {
-	file := typ == "MIGRATE_FILE"
+func (p *Provider) serveConn(ctx context.Context, c *transport.Conn, t provider.Target, typ sms.TaskType, maxBytes int64) error {
+	file := typ == sms.MigrateFile
 	switch {
 	case c.Kind() == transport.KindProbe:
 		return netcheck.Serve(ctx, c)

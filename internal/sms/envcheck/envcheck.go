@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -20,7 +21,7 @@ const (
 
 // Facts are what the checks read.
 type Facts struct {
-	OSType          string
+	OSType          sms.OSType
 	LinuxBlockCheck string
 	Firmware        string
 	HasRsync        *bool
@@ -46,16 +47,16 @@ func Run(f Facts) []store.EnvironmentCheck {
 		out = append(out, c)
 	}
 
-	switch f.OSType {
-	case "LINUX", "WINDOWS":
+	switch {
+	case f.OSType.Valid():
 		add(1, "os_type", OK, "", "")
 	default:
-		add(1, "os_type", Error, "SMS.6601", "Invalid OS type.", f.OSType)
+		add(1, "os_type", Error, "SMS.6601", "Invalid OS type.", string(f.OSType))
 	}
 
 	arch := architecture(f.LinuxBlockCheck)
 	switch {
-	case arch == "" && f.OSType == "LINUX":
+	case arch == "" && f.OSType == sms.Linux:
 		add(2, "architecture", Warn, "SMS.0206", "architecture not reported; only x86 servers can be migrated")
 	case arch == "" || arch == "x86_64" || arch == "amd64" || arch == "i686" || arch == "i386":
 		add(2, "architecture", OK, "", "")
@@ -88,7 +89,7 @@ func Run(f Facts) []store.EnvironmentCheck {
 		add(4, "partition_style", Error, "SMS.6508", "Incompatible disk format on the source server. Only GPT and MBR are compatible.", bad)
 	}
 
-	if f.OSType == "LINUX" {
+	if f.OSType == sms.Linux {
 		if f.HasRsync != nil && *f.HasRsync {
 			add(5, "rsync", OK, "", "")
 		} else {

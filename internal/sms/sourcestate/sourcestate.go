@@ -8,56 +8,26 @@ package sourcestate
 import (
 	"fmt"
 	"strings"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
-// State is a source's state (the spec's state / copystate), lower case.
-type State string
-
-const (
-	Unavailable State = "unavailable" // environment checks failed
-	Waiting     State = "waiting"
-	Initialize  State = "initialize"
-	Replicate   State = "replicate"
-	Syncing     State = "syncing"
-	Stopping    State = "stopping"
-	Stopped     State = "stopped"
-	Deleting    State = "deleting"
-	Error       State = "error"
-	Cloning     State = "cloning"
-	Cutovering  State = "cutovering"
-	Finished    State = "finished"
-	// Unconnected is allowed by the SMS.7728 matrix in every cycle (the agent
-	// lost its connection) although the enums of §4.1 do not list it.
-	Unconnected State = "unconnected"
+// State and Cycle are the vocabulary's types, named here for brevity; the
+// words themselves are declared once, in package sms.
+type (
+	State = sms.SourceState
+	Cycle = sms.Cycle
 )
-
-// States lists the states of the spec's enums (for validation and overview).
-var States = []State{Unavailable, Waiting, Initialize, Replicate, Syncing, Stopping, Stopped, Deleting, Error, Cloning, Cutovering, Finished}
-
-// Cycle is a source's migration cycle.
-type Cycle string
-
-const (
-	Checking    Cycle = "checking"
-	Setting     Cycle = "setting"
-	Replicating Cycle = "replicating"
-	SyncingC    Cycle = "syncing"
-	CutoveringC Cycle = "cutovering"
-	Cutovered   Cycle = "cutovered"
-)
-
-// Cycles lists every migration cycle.
-var Cycles = []Cycle{Checking, Setting, Replicating, SyncingC, CutoveringC, Cutovered}
 
 // allowed is the SMS.7728 matrix: the states a source may be in during each
 // cycle (spec §5.1, SMS.7728, "处理措施").
 var allowed = map[Cycle][]State{
-	Checking:    {Unavailable, Waiting, Unconnected},
-	Setting:     {Waiting, Unconnected},
-	Replicating: {Initialize, Replicate, Deleting, Stopping, Error, Stopped, Unconnected},
-	SyncingC:    {Syncing, Cloning, Deleting, Stopping, Error, Stopped, Unconnected},
-	CutoveringC: {Cutovering, Deleting, Stopping, Error, Stopped, Unconnected},
-	Cutovered:   {Finished, Deleting, Stopping, Error, Stopped, Unconnected},
+	sms.CycleChecking:    {sms.SourceUnavailable, sms.SourceWaiting, sms.SourceUnconnected},
+	sms.CycleSetting:     {sms.SourceWaiting, sms.SourceUnconnected},
+	sms.CycleReplicating: {sms.SourceInitialize, sms.SourceReplicate, sms.SourceDeleting, sms.SourceStopping, sms.SourceError, sms.SourceStopped, sms.SourceUnconnected},
+	sms.CycleSyncing:     {sms.SourceSyncing, sms.SourceCloning, sms.SourceDeleting, sms.SourceStopping, sms.SourceError, sms.SourceStopped, sms.SourceUnconnected},
+	sms.CycleCutovering:  {sms.SourceCutovering, sms.SourceDeleting, sms.SourceStopping, sms.SourceError, sms.SourceStopped, sms.SourceUnconnected},
+	sms.CycleCutovered:   {sms.SourceFinished, sms.SourceDeleting, sms.SourceStopping, sms.SourceError, sms.SourceStopped, sms.SourceUnconnected},
 }
 
 // Allowed lists the states permitted in a cycle.
@@ -67,26 +37,23 @@ func Allowed(c Cycle) []State { return append([]State(nil), allowed[c]...) }
 // (INIT for initialize), lower case from the SDK.
 func ParseState(s string) (State, bool) {
 	l := strings.ToLower(strings.TrimSpace(s))
-	if l == "init" {
-		l = string(Initialize)
+	if l == "init" { // the spec's upper-case spelling of initialize
+		l = string(sms.SourceInitialize)
 	}
 	st := State(l)
-	if st == Unconnected {
-		return st, true
+	if !st.Valid() {
+		return "", false
 	}
-	for _, k := range States {
-		if k == st {
-			return st, true
-		}
-	}
-	return "", false
+	return st, true
 }
 
 // ParseCycle reads a migration cycle, case-insensitively.
 func ParseCycle(s string) (Cycle, bool) {
 	c := Cycle(strings.ToLower(strings.TrimSpace(s)))
-	_, ok := allowed[c]
-	return c, ok
+	if !c.Valid() {
+		return "", false
+	}
+	return c, true
 }
 
 // MismatchError says a state is not allowed in a cycle (SMS.7728).
@@ -104,11 +71,15 @@ func (e *MismatchError) Error() string {
 		e.State, e.Cycle, strings.Join(names, ", "))
 }
 
-// Check tells whether a source may be in state s during cycle c.
+// Check tells whether a source may be in state s during cycle c. An unknown
+// cycle or state is refused, never let through unchecked.
 func Check(c Cycle, s State) error {
 	states, ok := allowed[c]
 	if !ok {
 		return fmt.Errorf("unknown migration cycle %q", c)
+	}
+	if !s.Valid() {
+		return fmt.Errorf("unknown source state %q", s)
 	}
 	for _, a := range states {
 		if a == s {
@@ -122,7 +93,8 @@ func Check(c Cycle, s State) error {
 // source may not be deleted (SMS.7601).
 func Busy(s State) bool {
 	switch s {
-	case Initialize, Replicate, Syncing, Stopping, Deleting, Cloning, Cutovering:
+	case sms.SourceInitialize, sms.SourceReplicate, sms.SourceSyncing, sms.SourceStopping, sms.SourceDeleting,
+		sms.SourceCloning, sms.SourceCutovering:
 		return true
 	}
 	return false

@@ -6,20 +6,22 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // TestMatrix walks every cycle × every state against the SMS.7728 table.
 func TestMatrix(t *testing.T) {
 	want := map[Cycle]string{
-		Checking:    "unavailable waiting unconnected",
-		Setting:     "waiting unconnected",
-		Replicating: "initialize replicate deleting stopping error stopped unconnected",
-		SyncingC:    "syncing cloning deleting stopping error stopped unconnected",
-		CutoveringC: "cutovering deleting stopping error stopped unconnected",
-		Cutovered:   "finished deleting stopping error stopped unconnected",
+		sms.CycleChecking:    "unavailable waiting unconnected",
+		sms.CycleSetting:     "waiting unconnected",
+		sms.CycleReplicating: "initialize replicate deleting stopping error stopped unconnected",
+		sms.CycleSyncing:     "syncing cloning deleting stopping error stopped unconnected",
+		sms.CycleCutovering:  "cutovering deleting stopping error stopped unconnected",
+		sms.CycleCutovered:   "finished deleting stopping error stopped unconnected",
 	}
-	all := append(append([]State(nil), States...), Unconnected)
-	for _, c := range Cycles {
+	all := append(append([]State(nil), sms.SourceStates...), sms.SourceUnconnected)
+	for _, c := range sms.Cycles {
 		for _, s := range all {
 			ok := false
 			for _, w := range strings.Fields(want[c]) {
@@ -34,7 +36,12 @@ func TestMatrix(t *testing.T) {
 			}
 		}
 	}
-	assert.Error(t, Check("nonsense", Waiting))
+	assert.Error(t, Check("nonsense", sms.SourceWaiting))
+	// An unknown state is refused in every cycle, not let through.
+	for _, c := range sms.Cycles {
+		assert.ErrorContains(t, Check(c, "paused"), "unknown source state", c)
+		assert.Error(t, Check(c, ""), c)
+	}
 }
 
 func TestParse(t *testing.T) {
@@ -43,8 +50,8 @@ func TestParse(t *testing.T) {
 		want State
 		ok   bool
 	}{
-		{"WAITING", Waiting, true}, {"waiting", Waiting, true}, {"INIT", Initialize, true},
-		{"initialize", Initialize, true}, {"UNCONNECTED", Unconnected, true}, {" Finished ", Finished, true},
+		{"WAITING", sms.SourceWaiting, true}, {"waiting", sms.SourceWaiting, true}, {"INIT", sms.SourceInitialize, true},
+		{"initialize", sms.SourceInitialize, true}, {"UNCONNECTED", sms.SourceUnconnected, true}, {" Finished ", sms.SourceFinished, true},
 		{"", "", false}, {"paused", "", false},
 	}
 	for _, tc := range cases {
@@ -54,16 +61,16 @@ func TestParse(t *testing.T) {
 	}
 	c, ok := ParseCycle("CUTOVERED")
 	assert.True(t, ok)
-	assert.Equal(t, Cutovered, c)
+	assert.Equal(t, sms.CycleCutovered, c)
 	_, ok = ParseCycle("done")
 	assert.False(t, ok)
 }
 
 func TestBusy(t *testing.T) {
-	for _, s := range []State{Initialize, Replicate, Syncing, Cloning, Cutovering, Stopping, Deleting} {
+	for _, s := range []State{sms.SourceInitialize, sms.SourceReplicate, sms.SourceSyncing, sms.SourceCloning, sms.SourceCutovering, sms.SourceStopping, sms.SourceDeleting} {
 		assert.True(t, Busy(s), s)
 	}
-	for _, s := range []State{Waiting, Unavailable, Stopped, Error, Finished, Unconnected} {
+	for _, s := range []State{sms.SourceWaiting, sms.SourceUnavailable, sms.SourceStopped, sms.SourceError, sms.SourceFinished, sms.SourceUnconnected} {
 		assert.False(t, Busy(s), s)
 	}
 }

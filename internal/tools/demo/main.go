@@ -28,6 +28,7 @@ import (
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/runner"
 	"github.com/smsflow/smsflow/agent/smsapi"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 type credentials struct {
@@ -109,7 +110,7 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 	var task struct {
 		ID string `json:"id"`
 	}
-	body := map[string]any{"name": name, "type": "MIGRATE_BLOCK", "os_type": "LINUX",
+	body := map[string]any{"name": name, "type": sms.MigrateBlock, "os_type": sms.Linux,
 		"source_server": map[string]any{"id": r.SourceID()}, "target_server": map[string]any{"vm_id": "", "name": name + "-target"},
 		"region_name": "local", "region_id": "local", "project_name": "default", "project_id": c.ProjectID, "syncing": false}
 	if mbps > 0 {
@@ -120,10 +121,10 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 	}
 	fmt.Println("3/4 migration task", task.ID)
 	var show struct {
-		State        string  `json:"state"`
-		MigrateSpeed float64 `json:"migrate_speed"`
-		ErrorJSON    string  `json:"error_json"`
-		WorkflowURL  string  `json:"workflow_url"`
+		State        sms.TaskState `json:"state"`
+		MigrateSpeed float64       `json:"migrate_speed"`
+		ErrorJSON    string        `json:"error_json"`
+		WorkflowURL  string        `json:"workflow_url"`
 		SubTasks     []struct {
 			Name     string `json:"name"`
 			Progress int    `json:"progress"`
@@ -145,12 +146,12 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 				break
 			}
 		}
-		if show.State == "MIGRATE_SUCCESS" {
+		if show.State == sms.TaskMigrateSuccess {
 			pct = 100
 		}
 		fmt.Printf("\r    %-16s %-26s [%-30s] %3d%% %7.1f Mbit/s ", show.State, step,
 			strings.Repeat("#", pct*30/100), pct, show.MigrateSpeed)
-		if show.State == "MIGRATE_SUCCESS" || show.State == "MIGRATE_FAIL" {
+		if show.State == sms.TaskMigrateSuccess || show.State == sms.TaskMigrateFail {
 			fmt.Println()
 			break
 		}
@@ -160,7 +161,7 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if show.State == "MIGRATE_FAIL" {
+	if show.State == sms.TaskMigrateFail {
 		return fmt.Errorf("the task failed: %s", show.ErrorJSON)
 	}
 	target := filepath.Join(show.TargetServer.Location, "disk-0.img")

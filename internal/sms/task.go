@@ -1,0 +1,95 @@
+package sms
+
+// TaskState is a migration task's state (the SDK's task state enum).
+type TaskState string
+
+// Task states. The spec names READY to DELETING; the hosted service and the
+// SDK add the SYNC_* outcomes.
+const (
+	TaskReady          TaskState = "READY"
+	TaskRunning        TaskState = "RUNNING"
+	TaskSyncing        TaskState = "SYNCING"
+	TaskMigrateSuccess TaskState = "MIGRATE_SUCCESS"
+	TaskSyncSuccess    TaskState = "SYNC_SUCCESS"
+	TaskMigrateFail    TaskState = "MIGRATE_FAIL"
+	TaskSyncFail       TaskState = "SYNC_FAIL"
+	TaskAborting       TaskState = "ABORTING"
+	TaskAbort          TaskState = "ABORT"
+	TaskDeleting       TaskState = "DELETING"
+)
+
+// TaskStates lists every task state smsflow sets, for validation.
+var TaskStates = []TaskState{TaskReady, TaskRunning, TaskSyncing, TaskMigrateSuccess, TaskSyncSuccess,
+	TaskMigrateFail, TaskSyncFail, TaskAborting, TaskAbort, TaskDeleting}
+
+// Valid tells whether s is one of TaskStates.
+func (s TaskState) Valid() bool { return contains(TaskStates, s) }
+
+// TaskType is a task's migration type.
+type TaskType string
+
+// Task types.
+const (
+	MigrateBlock TaskType = "MIGRATE_BLOCK"
+	MigrateFile  TaskType = "MIGRATE_FILE"
+)
+
+// TaskTypes lists the task types.
+var TaskTypes = []TaskType{MigrateBlock, MigrateFile}
+
+// Valid tells whether t is one of TaskTypes.
+func (t TaskType) Valid() bool { return contains(TaskTypes, t) }
+
+// OSType is a source's (and a task's) operating system family.
+type OSType string
+
+// OS types.
+const (
+	Linux   OSType = "LINUX"
+	Windows OSType = "WINDOWS"
+)
+
+// OSTypes lists the OS types.
+var OSTypes = []OSType{Linux, Windows}
+
+// Valid tells whether o is one of OSTypes.
+func (o OSType) Valid() bool { return contains(OSTypes, o) }
+
+// Action is an operation of POST /v3/tasks/{id}/action.
+type Action string
+
+// Task actions.
+const (
+	ActionStart        Action = "start"
+	ActionStop         Action = "stop"
+	ActionTest         Action = "test"       // launch the target: final sync and cutover
+	ActionCloneTest    Action = "clone_test" // clone the target to test it; sync goes on
+	ActionRestart      Action = "restart"
+	ActionNetworkCheck Action = "network_check"
+)
+
+// Actions lists the task actions smsflow accepts.
+var Actions = []Action{ActionStart, ActionStop, ActionTest, ActionCloneTest, ActionRestart, ActionNetworkCheck}
+
+// Valid tells whether a is one of Actions.
+func (a Action) Valid() bool { return contains(Actions, a) }
+
+// LogCollectStatus is a task's log_collect_status.
+type LogCollectStatus string
+
+// Log collection states.
+const (
+	LogInit       LogCollectStatus = "INIT"
+	LogUploading  LogCollectStatus = "UPLOADING"
+	LogUploaded   LogCollectStatus = "UPLOADED"
+	LogUploadFail LogCollectStatus = "UPLOAD_FAIL"
+)
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
