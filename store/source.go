@@ -506,7 +506,8 @@ func (e *BusyError) Is(target error) bool { return target == ErrInUse }
 
 // DeleteSources deletes the tenant's sources, all or none: an unknown id
 // fails with *MissingError, a source in a busy state (isBusy) with
-// *BusyError. Their queued commands go with them.
+// *BusyError, a member of a running wave with *SourceInWaveError (members
+// of other waves leave them). Their queued commands go with them.
 func (s *Store) DeleteSources(ctx context.Context, t Tenant, ids []string, isBusy func(state string) bool) error {
 	uniq := dedupe(ids)
 	if len(uniq) == 0 {
@@ -540,6 +541,9 @@ func (s *Store) DeleteSources(ctx context.Context, t Tenant, ids []string, isBus
 		}
 		if len(busy) > 0 {
 			return &BusyError{IDs: busy}
+		}
+		if err := dropMemberships(tx, t, uniq); err != nil {
+			return err
 		}
 		if err := tx.Where("domain_id = ? AND source_id IN ?", t.DomainID, uniq).Delete(&Command{}).Error; err != nil {
 			return fmt.Errorf("delete commands: %w", err)

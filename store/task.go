@@ -214,6 +214,10 @@ type Task struct {
 	CAPEM         string `gorm:"type:longtext"`
 	PassphraseEnc string `gorm:"size:1024;not null"`
 
+	// WaveID is the wave the task was created for (nil for a task of its
+	// own): its workflow is then a child of the wave's.
+	WaveID *string `gorm:"size:64"`
+
 	UpdatedAt time.Time `gorm:"not null"`
 }
 
