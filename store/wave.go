@@ -540,8 +540,9 @@ func (s *Store) AddWaveMembers(ctx context.Context, t Tenant, waveID string, ms 
 }
 
 // RemoveWaveMembers removes members (by member id) from an editable wave,
-// all or none: an unknown id is *MissingError, a member whose task exists
-// or that is past PENDING *MemberBusyError.
+// all or none: an unknown id is *MissingError, a member past PENDING
+// *MemberBusyError. A PENDING member's task (made when the wave was
+// scheduled, never started) is the caller's to delete.
 func (s *Store) RemoveWaveMembers(ctx context.Context, t Tenant, waveID string, ids []string) error {
 	uniq := dedupe(ids)
 	if len(uniq) == 0 {
@@ -579,7 +580,7 @@ func (s *Store) RemoveWaveMembers(ctx context.Context, t Tenant, waveID string, 
 				missing = append(missing, id)
 				continue
 			}
-			if m.State != wave.MemberPending || m.TaskID != nil {
+			if m.State != wave.MemberPending {
 				return &MemberBusyError{ID: id, State: m.State}
 			}
 		}
@@ -748,4 +749,42 @@ func dropMemberships(tx *gorm.DB, t Tenant, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// SourceRef is a source as a wave's member list names it.
+type SourceRef struct {
+	ID, Name, IP, State, OSType string
+	CurrentTaskID               *string
+	LastVisitTime               int64
+	Totalsize                   int64
+}
+
+// FindSources reads the tenant's sources whose id, name or IP is among the
+// given ones, in a few queries (members named in a wave or a CSV file).
+// A name or IP may match several sources; the caller decides.
+func (s *Store) FindSources(ctx context.Context, t Tenant, ids, names, ips []string) ([]SourceRef, error) {
+	db := s.db.WithContext(ctx)
+	seen := map[string]bool{}
+	var out []SourceRef
+	for _, q := range []struct {
+		col  string
+		vals []string
+	}{{"id", dedupe(ids)}, {"name", dedupe(names)}, {"ip", dedupe(ips)}} {
+		for start := 0; start < len(q.vals); start += 500 {
+			var rows []SourceRef
+			if err := db.Model(&Source{}).
+				Select("id", "name", "ip", "state", "os_type", "current_task_id", "last_visit_time", "totalsize").
+				Where("domain_id = ? AND "+q.col+" IN ?", t.DomainID, q.vals[start:min(start+500, len(q.vals))]).
+				Order("reg_seq").Scan(&rows).Error; err != nil {
+				return nil, fmt.Errorf("find sources by %s: %w", q.col, err)
+			}
+			for _, r := range rows {
+				if !seen[r.ID] {
+					seen[r.ID] = true
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -30,6 +30,7 @@ type Store interface {
 	CommandStore
 	AgentStore
 	TaskStore
+	WaveStore
 	Ping(ctx context.Context) error
 }
 
@@ -54,6 +55,11 @@ type Deps struct {
 	// Engine runs tasks as workflows; TaskOptions tune them.
 	Engine      TaskEngine
 	TaskOptions TaskOptions
+	// Waves runs waves (nil: waves can be planned but not run); Capacity
+	// tells the targets' free space to a wave's preflight (nil: not
+	// checked).
+	Waves    WaveEngine
+	Capacity CapacityChecker
 	Logger      *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/smsflow/smsflow/envcheck"
 	"github.com/smsflow/smsflow/layout"
+	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/smserr"
 	"github.com/smsflow/smsflow/sourcestate"
 	"github.com/smsflow/smsflow/store"
@@ -115,7 +116,13 @@ func sourceNotFound(id string) error { return notFound(smserr.SMS7602, id) }
 func sourceError(err error, id string) error {
 	var miss *store.MissingError
 	var busy *store.BusyError
+	var inWave *store.SourceInWaveError
 	switch {
+	case errors.As(err, &inWave):
+		// Deleting a running wave's member would pull a server out from
+		// under its migration: SMS.8523, cancel the wave first.
+		return wave.ErrSourceInWave.New(inWave.SourceID, inWave.WaveID).
+			WithDetail("cancel wave " + inWave.WaveID + " before deleting source " + inWave.SourceID)
 	case errors.As(err, &miss):
 		e := smserr.New(smserr.SMS7602, miss.IDs...).WithStatus(http.StatusNotFound)
 		for _, m := range miss.IDs {
