@@ -441,8 +441,8 @@ func (s *Store) UpdateWave(ctx context.Context, t Tenant, id string, fn func(tx 
 
 // SetWaveState moves a wave to state with a reason, as its life cycle
 // allows (wave.CheckWaveMove; *WaveStateError otherwise). Moving to the
-// state it is in only updates the reason. Leaving DRAFT or SCHEDULED for a
-// running state stamps started_at, a terminal state finished_at. Moving to
+// state it is in only updates the reason. The first move to REPLICATING
+// or later (not PAUSED) stamps started_at, a terminal state finished_at. Moving to
 // an active state refuses members that another active wave holds
 // (*SourceInWaveError).
 func (s *Store) SetWaveState(ctx context.Context, t Tenant, id string, state wave.WaveState, reason string) error {
@@ -474,7 +474,9 @@ func (s *Store) SetWaveState(ctx context.Context, t Tenant, id string, state wav
 			}
 		}
 		now := time.Now().UTC()
-		if state.Running() && w.StartedAt == nil {
+		// PAUSED and FAILED count as running, but a wave paused before
+		// its start has not started.
+		if state.Running() && state != wave.WavePaused && state != wave.WaveFailed && w.StartedAt == nil {
 			w.StartedAt = &now
 		}
 		if state.Terminal() && w.FinishedAt == nil {

@@ -48,6 +48,8 @@ type envOptions struct {
 	engine      web.TaskEngine
 	taskOptions web.TaskOptions
 	logger      *slog.Logger
+	waves       web.WaveEngine
+	capacity    web.CapacityChecker
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -74,7 +76,7 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	t.Cleanup(stop)
 	go queue.Run(qctx)
 	h := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: 90 * time.Second,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger}).Handler()
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Waves: o.waves, Capacity: o.capacity}).Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds}

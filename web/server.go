@@ -60,7 +60,7 @@ type Deps struct {
 	// checked).
 	Waves    WaveEngine
 	Capacity CapacityChecker
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).
 	AgentTimeout time.Duration

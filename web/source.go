@@ -18,8 +18,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/smsflow/smsflow/envcheck"
-	"github.com/smsflow/smsflow/layout"
 	"github.com/smsflow/smsflow/internal/wave"
+	"github.com/smsflow/smsflow/layout"
 	"github.com/smsflow/smsflow/smserr"
 	"github.com/smsflow/smsflow/sourcestate"
 	"github.com/smsflow/smsflow/store"
