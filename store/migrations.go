@@ -452,35 +452,37 @@ type m0005Wave struct {
 func (m0005Wave) TableName() string { return "waves" }
 
 type m0005WaveMember struct {
-	ID               string     `gorm:"primaryKey;size:64"`
-	DomainID         string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:1;index:ix_wave_members_source,priority:1"`
-	WaveID           string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:2;uniqueIndex:uq_wave_members_source,priority:1"`
-	Position         int        `gorm:"not null;index:ix_wave_members_wave,priority:3"`
-	SourceID         string     `gorm:"size:64;not null;uniqueIndex:uq_wave_members_source,priority:2;index:ix_wave_members_source,priority:2"`
-	SourceName       string     `gorm:"size:255;not null"`
-	TargetName       string     `gorm:"size:255;not null"`
-	TemplateID       string     `gorm:"size:64;not null"`
-	DiskSizesGiB     string     `gorm:"column:disk_sizes_gib;type:longtext"`
-	Priority         int32      `gorm:"not null"`
-	State            string     `gorm:"size:32;not null"`
-	FailedFrom       string     `gorm:"size:32;not null"`
-	TaskID           *string    `gorm:"size:64"`
-	ErrorCode        string     `gorm:"size:32;not null"`
-	ErrorMsg         string     `gorm:"size:1024;not null"`
-	CopyStartedAt    *time.Time `gorm:""`
-	CopyEndedAt      *time.Time `gorm:""`
-	SyncedAt         *time.Time `gorm:""`
-	CutoverStartedAt *time.Time `gorm:""`
-	TargetStartedAt  *time.Time `gorm:""`
-	DowntimeSeconds  *float64   `gorm:""`
-	BytesMoved       int64      `gorm:"not null"`
-	BytesTotal       int64      `gorm:"not null"`
-	Verification     string     `gorm:"size:32;not null"`
-	Churn            string     `gorm:"type:longtext"`
-	ShareMbps        int32      `gorm:"not null"`
-	LastSpeedMbps    float64    `gorm:"not null"`
-	CreatedAt        time.Time  `gorm:"not null"`
-	UpdatedAt        time.Time  `gorm:"not null"`
+	ID                   string     `gorm:"primaryKey;size:64"`
+	DomainID             string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:1;index:ix_wave_members_source,priority:1"`
+	WaveID               string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:2;uniqueIndex:uq_wave_members_source,priority:1"`
+	Position             int        `gorm:"not null;index:ix_wave_members_wave,priority:3"`
+	SourceID             string     `gorm:"size:64;not null;uniqueIndex:uq_wave_members_source,priority:2;index:ix_wave_members_source,priority:2"`
+	SourceName           string     `gorm:"size:255;not null"`
+	TargetName           string     `gorm:"size:255;not null"`
+	TemplateID           string     `gorm:"size:64;not null"`
+	DiskSizesGiB         string     `gorm:"column:disk_sizes_gib;type:longtext"`
+	Priority             int32      `gorm:"not null"`
+	State                string     `gorm:"size:32;not null"`
+	FailedFrom           string     `gorm:"size:32;not null"`
+	TaskID               *string    `gorm:"size:64"`
+	ErrorCode            string     `gorm:"size:32;not null"`
+	ErrorMsg             string     `gorm:"size:1024;not null"`
+	CopyStartedAt        *time.Time `gorm:""`
+	CopyEndedAt          *time.Time `gorm:""`
+	SyncedAt             *time.Time `gorm:""`
+	CutoverStartedAt     *time.Time `gorm:""`
+	TargetStartedAt      *time.Time `gorm:""`
+	DowntimeSeconds      *float64   `gorm:""`
+	BytesMoved           int64      `gorm:"not null"`
+	BytesTotal           int64      `gorm:"not null"`
+	Verification         string     `gorm:"size:32;not null"`
+	Churn                string     `gorm:"type:longtext"`
+	ChurnBytesPerHour    *float64   `gorm:""`
+	ChurnIntervalSeconds *float64   `gorm:""`
+	ShareMbps            int32      `gorm:"not null"`
+	LastSpeedMbps        float64    `gorm:"not null"`
+	CreatedAt            time.Time  `gorm:"not null"`
+	UpdatedAt            time.Time  `gorm:"not null"`
 }
 
 func (m0005WaveMember) TableName() string { return "wave_members" }

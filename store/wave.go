@@ -113,14 +113,30 @@ type WaveMember struct {
 	BytesTotal       int64      `gorm:"not null"`
 	// Verification is the consistency check's result (empty: not run).
 	Verification string `gorm:"size:32;not null"`
-	// Churn holds the member's recent sync passes (MeasureChurn's input).
+	// Churn holds the member's recent sync passes (MeasureChurn's input);
+	// WaveMembers leaves it out, UpdateWaveMember has it.
 	Churn []wave.SyncPass `gorm:"type:longtext;serializer:json"`
+	// ChurnBytesPerHour and ChurnIntervalSeconds are MeasureChurn of
+	// Churn, kept by UpdateWaveMember so a 1,000-member show reads two
+	// numbers a member instead of decoding its samples (nil: fewer than
+	// two passes).
+	ChurnBytesPerHour    *float64 `gorm:""`
+	ChurnIntervalSeconds *float64 `gorm:""`
 	// ShareMbps is the member's share of the budget last pushed (0: none
 	// or unlimited); LastSpeedMbps its last measured speed.
 	ShareMbps     int32     `gorm:"not null"`
 	LastSpeedMbps float64   `gorm:"not null"`
 	CreatedAt     time.Time `gorm:"not null"`
 	UpdatedAt     time.Time `gorm:"not null"`
+}
+
+// MeasuredChurn is the churn UpdateWaveMember measured, if any.
+func (m *WaveMember) MeasuredChurn() (wave.Churn, bool) {
+	if m.ChurnBytesPerHour == nil || m.ChurnIntervalSeconds == nil {
+		return wave.Churn{}, false
+	}
+	return wave.Churn{BytesPerHour: *m.ChurnBytesPerHour,
+		Interval: time.Duration(*m.ChurnIntervalSeconds * float64(time.Second))}, true
 }
 
 // Member is the planned part of m.
@@ -602,7 +618,8 @@ func (s *Store) RemoveWaveMembers(ctx context.Context, t Tenant, waveID string, 
 }
 
 // WaveMembers lists a wave's members in the order they were added (an
-// unknown wave is ErrNotFound; one of another tenant too).
+// unknown wave is ErrNotFound; one of another tenant too), without their
+// churn samples (ChurnBytesPerHour has what they say).
 func (s *Store) WaveMembers(ctx context.Context, t Tenant, waveID string) ([]WaveMember, error) {
 	var n int64
 	db := s.db.WithContext(ctx)
@@ -613,7 +630,25 @@ func (s *Store) WaveMembers(ctx context.Context, t Tenant, waveID string) ([]Wav
 		return nil, ErrNotFound
 	}
 	out := []WaveMember{}
-	if err := db.Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Order("position").Find(&out).Error; err != nil {
+	if err := db.Omit("churn").Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Order("position").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("wave members: %w", err)
+	}
+	return out, nil
+}
+
+// waveMemberBriefColumns are what a wave's show needs of each member.
+var waveMemberBriefColumns = []string{"id", "wave_id", "position", "source_id", "source_name", "target_name",
+	"template_id", "disk_sizes_gib", "priority", "state", "failed_from", "task_id", "error_code", "error_msg",
+	"downtime_seconds", "bytes_moved", "bytes_total", "churn_bytes_per_hour", "churn_interval_seconds",
+	"share_mbps", "last_speed_mbps"}
+
+// WaveMembersBrief is WaveMembers with only the columns a wave's show
+// reads (no timestamps, no samples): a 1,000-member show is mostly this
+// query.
+func (s *Store) WaveMembersBrief(ctx context.Context, t Tenant, waveID string) ([]WaveMember, error) {
+	out := []WaveMember{}
+	if err := s.db.WithContext(ctx).Select(waveMemberBriefColumns).Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).
+		Order("position").Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("wave members: %w", err)
 	}
 	return out, nil
@@ -648,6 +683,11 @@ func (s *Store) UpdateWaveMember(ctx context.Context, t Tenant, waveID, memberID
 		}
 		if len(m.Churn) > MaxChurnSamples {
 			m.Churn = append([]wave.SyncPass(nil), m.Churn[len(m.Churn)-MaxChurnSamples:]...)
+		}
+		m.ChurnBytesPerHour, m.ChurnIntervalSeconds = nil, nil
+		if c, ok := wave.MeasureChurn(m.Churn); ok {
+			iv := c.Interval.Seconds()
+			m.ChurnBytesPerHour, m.ChurnIntervalSeconds = &c.BytesPerHour, &iv
 		}
 		m.ErrorMsg = truncate(m.ErrorMsg, 1024)
 		m.UpdatedAt = time.Now().UTC()
@@ -689,25 +729,17 @@ func (s *Store) ActiveWavesOfSources(ctx context.Context, t Tenant, sourceIDs []
 
 // WaveTask is what a wave's show reads of each member's task.
 type WaveTask struct {
-	ID, SourceID, State                   string
-	Replicatesize, Totalsize              int64
-	MigrateSpeed                          float64
-	RemainSeconds, EstimateCompleteTime   int64
-	StartDate, FinishDate                 int64
-	FailedStep, ErrorJSON                 string
-	SubTasks                              []SubTask           `gorm:"serializer:json"`
-	ConsistencyResults                    []ConsistencyResult `gorm:"serializer:json"`
-	TargetStarted, IsNeedConsistencyCheck bool
+	ID, State                string
+	Replicatesize, Totalsize int64
+	MigrateSpeed             float64
 }
 
 // WaveTasks reads the tasks of a wave in one query, by task id.
 func (s *Store) WaveTasks(ctx context.Context, t Tenant, waveID string) (map[string]WaveTask, error) {
 	var rows []WaveTask
 	err := s.db.WithContext(ctx).Model(&Task{}).
-		Select("id", "source_id", "state", "replicatesize", "totalsize", "migrate_speed", "remain_seconds",
-			"estimate_complete_time", "start_date", "finish_date", "failed_step", "error_json", "sub_tasks",
-			"consistency_results", "target_started", "is_need_consistency_check").
-		Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Find(&rows).Error
+		Select("id", "state", "replicatesize", "totalsize", "migrate_speed").
+		Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("wave tasks: %w", err)
 	}

@@ -36,6 +36,7 @@ type WaveStore interface {
 	AddWaveMembers(ctx context.Context, t store.Tenant, waveID string, ms []store.WaveMember) error
 	RemoveWaveMembers(ctx context.Context, t store.Tenant, waveID string, ids []string) error
 	WaveMembers(ctx context.Context, t store.Tenant, waveID string) ([]store.WaveMember, error)
+	WaveMembersBrief(ctx context.Context, t store.Tenant, waveID string) ([]store.WaveMember, error)
 	UpdateWaveMember(ctx context.Context, t store.Tenant, waveID, memberID string, fn func(m *store.WaveMember) error) error
 	ActiveWavesOfSources(ctx context.Context, t store.Tenant, sourceIDs []string, except string) (map[string]string, error)
 	WaveDependencies(ctx context.Context, t store.Tenant) (map[string]string, error)
@@ -419,8 +420,12 @@ type memberView struct {
 
 // view reads a wave's members and their tasks (two queries whatever the
 // size) and works out each member's progress and estimates.
-func (h waveHandlers) view(ctx context.Context, t store.Tenant, w *store.Wave) ([]memberView, error) {
-	ms, err := h.store.WaveMembers(ctx, t, w.ID)
+func (h waveHandlers) view(ctx context.Context, t store.Tenant, w *store.Wave, full bool) ([]memberView, error) {
+	list := h.store.WaveMembersBrief
+	if full {
+		list = h.store.WaveMembers
+	}
+	ms, err := list(ctx, t, w.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +457,7 @@ func (h waveHandlers) view(ctx context.Context, t store.Tenant, w *store.Wave) (
 		if m.State.Synced() || left < 0 {
 			left = 0
 		}
-		v.est = wave.EstimateMember(wave.MemberInput{ID: m.ID, BytesLeft: left, Mbps: v.rateMbps, Passes: m.Churn}, now)
+		v.est = estimate(m, left, v.rateMbps, now)
 		if left == 0 || v.total == 0 || m.State == wave.MemberPending || m.State.Terminal() || m.State == wave.MemberFailed {
 			// Nothing copying: no copy end to show (a pending member's end
 			// is the wave simulation's business).
@@ -461,6 +466,24 @@ func (h waveHandlers) view(ctx context.Context, t store.Tenant, w *store.Wave) (
 		out[i] = v
 	}
 	return out, nil
+}
+
+// estimate is wave.EstimateMember over the churn the store measured when
+// the samples came in (show does not decode every member's samples).
+func estimate(m *store.WaveMember, left int64, mbps float64, now time.Time) wave.MemberEstimate {
+	e := wave.MemberEstimate{ID: m.ID}
+	if t, ok := wave.CopyEnd(left, mbps, now); ok {
+		e.CopyEnd = &t
+	}
+	if c, ok := m.MeasuredChurn(); ok {
+		e.ChurnBytesPerHour = &c.BytesPerHour
+		e.NotConverging = !wave.Converging(c, mbps)
+		if d, ok := wave.FinalPass(c, mbps); ok {
+			s := d.Seconds()
+			e.DowntimeSeconds = &s
+		}
+	}
+	return e
 }
 
 func percent(done, total int64) float64 {
@@ -474,22 +497,49 @@ func percent(done, total int64) float64 {
 	return float64(int(p*10)) / 10
 }
 
-func (v memberView) json() gin.H {
+// memberJSON is a member as show answers it.
+type memberJSON struct {
+	ID               string           `json:"id"`
+	SourceID         string           `json:"source_id"`
+	SourceName       string           `json:"source_name"`
+	TargetName       string           `json:"target_name"`
+	TemplateID       string           `json:"template_id"`
+	DiskSizesGiB     []int64          `json:"disk_sizes_gib"`
+	Priority         int32            `json:"priority"`
+	State            wave.MemberState `json:"state"`
+	FailedFrom       wave.MemberState `json:"failed_from,omitempty"`
+	TaskID           *string          `json:"task_id"`
+	TaskState        *string          `json:"task_state"`
+	ErrorCode        string           `json:"error_code"`
+	ErrorMsg         string           `json:"error_msg"`
+	Percent          float64          `json:"percent"`
+	BytesDone        int64            `json:"bytes_done"`
+	BytesTotal       int64            `json:"bytes_total"`
+	SpeedMbps        float64          `json:"speed_mbps"`
+	ShareMbps        int32            `json:"share_mbps"`
+	ETA              any              `json:"eta"`
+	ExpectedDowntime *float64         `json:"expected_downtime_seconds"`
+	ChurnBytesPerH   *float64         `json:"churn_bytes_per_hour"`
+	NotConverging    bool             `json:"not_converging"`
+	DowntimeSeconds  *float64         `json:"downtime_seconds"`
+}
+
+func (v memberView) json() memberJSON {
 	m := v.m
-	out := gin.H{
-		"id": m.ID, "source_id": m.SourceID, "source_name": m.SourceName, "target_name": m.TargetName,
-		"template_id": m.TemplateID, "disk_sizes_gib": nonNilInts(m.DiskSizesGiB), "priority": m.Priority,
-		"state": m.State, "task_id": m.TaskID, "task_state": nil, "error_code": m.ErrorCode, "error_msg": m.ErrorMsg,
-		"percent": percent(v.done, v.total), "bytes_done": v.done, "bytes_total": v.total,
-		"speed_mbps": v.speedMbps, "share_mbps": m.ShareMbps, "eta": timeOrNil(v.est.CopyEnd),
-		"expected_downtime_seconds": v.est.DowntimeSeconds, "churn_bytes_per_hour": v.est.ChurnBytesPerHour,
-		"not_converging": v.est.NotConverging, "downtime_seconds": m.DowntimeSeconds,
+	out := memberJSON{
+		ID: m.ID, SourceID: m.SourceID, SourceName: m.SourceName, TargetName: m.TargetName,
+		TemplateID: m.TemplateID, DiskSizesGiB: nonNilInts(m.DiskSizesGiB), Priority: m.Priority,
+		State: m.State, TaskID: m.TaskID, ErrorCode: m.ErrorCode, ErrorMsg: m.ErrorMsg,
+		Percent: percent(v.done, v.total), BytesDone: v.done, BytesTotal: v.total,
+		SpeedMbps: v.speedMbps, ShareMbps: m.ShareMbps, ETA: timeOrNil(v.est.CopyEnd),
+		ExpectedDowntime: v.est.DowntimeSeconds, ChurnBytesPerH: v.est.ChurnBytesPerHour,
+		NotConverging: v.est.NotConverging, DowntimeSeconds: m.DowntimeSeconds,
 	}
 	if m.State == wave.MemberFailed {
-		out["failed_from"] = m.FailedFrom
+		out.FailedFrom = m.FailedFrom
 	}
 	if v.task != nil {
-		out["task_state"] = v.task.State
+		out.TaskState = &v.task.State
 	}
 	return out
 }
@@ -555,13 +605,13 @@ func (h waveHandlers) show(c *gin.Context) {
 	if !ok {
 		return
 	}
-	vs, err := h.view(c.Request.Context(), t, w)
+	vs, err := h.view(c.Request.Context(), t, w, false)
 	if err != nil {
 		fail(c, waveError(err, w.ID))
 		return
 	}
 	out := h.waveJSON(w)
-	members := make([]gin.H, len(vs))
+	members := make([]memberJSON, len(vs))
 	for i := range vs {
 		members[i] = vs[i].json()
 	}
@@ -1449,7 +1499,7 @@ func (h waveHandlers) report(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS9001, "format").WithDetail("format: json or csv"))
 		return
 	}
-	vs, err := h.view(c.Request.Context(), t, w)
+	vs, err := h.view(c.Request.Context(), t, w, true)
 	if err != nil {
 		fail(c, waveError(err, w.ID))
 		return
