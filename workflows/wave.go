@@ -21,6 +21,11 @@ import (
 // server's own suggestion (4,096 events by default) is switched off.
 const WaveOpsPerRun = 1000
 
+// CapAckTimeout is how long the wave waits for members to apply lowered
+// caps before it hands the bandwidth to others anyway (a member whose run
+// is gone never answers).
+const CapAckTimeout = 2 * time.Minute
+
 // WaveHistoryLimit: a run whose history is longer continues as new, whatever
 // the server suggests.
 const WaveHistoryLimit = 8000
@@ -67,8 +72,10 @@ type WaveMember struct {
 	// Started: its MigrationWorkflow was started (a retry restarts it
 	// rather than start a second one).
 	Started bool
-	// Cap is the bandwidth share last pushed to it (0: none).
+	// Cap is the bandwidth share last pushed to it (0: none); Acked the
+	// last one it said it applied.
 	Cap         int32
+	Acked       int32
 	FinalPassAt time.Time
 	DoneAt      time.Time
 	ErrorCode   string
@@ -150,12 +157,14 @@ func (w *waveRun) setup(ctx workflow.Context) error {
 				var ev WaveMemberEvent
 				c.Receive(ctx, &ev)
 				w.st.Events = append(w.st.Events, ev)
+				w.ops++
 			})
 			// Fixed order: the selector's cases must not follow map order.
 			for _, name := range []string{SignalWavePause, SignalWaveResume, SignalWaveRetryFailed} {
 				a := signals[name]
 				sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(c workflow.ReceiveChannel, _ bool) {
 					c.Receive(ctx, nil)
+					w.ops++
 					if err := w.validate(a); err != nil {
 						workflow.GetLogger(ctx).Warn("wave signal refused", "action", a, "err", err)
 						return
@@ -444,6 +453,7 @@ func (w *waveRun) pause(ctx workflow.Context, reason string) error {
 
 // applyEvents moves members by their events.
 func (w *waveRun) applyEvents() {
+	w.takeCapAcks()
 	evs := w.st.Events
 	w.st.Events = nil
 	for _, ev := range evs {
@@ -612,10 +622,11 @@ func (w *waveRun) fill(ctx workflow.Context) error {
 	for _, i := range launch {
 		w.setMember(i, wave.MemberCopying, activities.WaveMemberChange{CopyStarted: now, ClearError: true})
 	}
-	// The new copying set's shares: the others' lowered first, the new
-	// members start with theirs, so the budget holds at every moment.
+	// The new copying set's shares: the others' lowered (and applied)
+	// first, then the new members start with theirs, so the limits queued
+	// for the agents never sum above the budget.
 	shares := w.shares(ctx)
-	if err := w.pushCaps(ctx, shares, true); err != nil {
+	if err := w.lowerCaps(ctx, shares); err != nil {
 		return err
 	}
 	return w.launch(ctx, launch, shares)
@@ -665,7 +676,9 @@ func (w *waveRun) launch(ctx workflow.Context, idx []int, shares map[string]int3
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: MigrationWorkflowID(m.TaskID), TaskQueue: TaskQueue,
 			// A continue-as-new closes this run: the members must live on.
-			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			// A cancel waits for the member to stop its agent.
+			WaitForCancellation:   true,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 			TypedSearchAttributes: temporal.NewSearchAttributes(saWaveID.ValueSet(w.in.WaveID),
 				saTaskID.ValueSet(m.TaskID), saSourceID.ValueSet(spec.SourceID), saProject.ValueSet(spec.MigProjectID)),
@@ -773,17 +786,57 @@ func (w *waveRun) shares(ctx workflow.Context) map[string]int32 {
 // budget pushes each started member its share (none when not copying).
 func (w *waveRun) budget(ctx workflow.Context) error {
 	shares := w.shares(ctx)
-	if err := w.pushCaps(ctx, shares, true); err != nil {
+	if err := w.lowerCaps(ctx, shares); err != nil {
 		return err
 	}
-	return w.pushCaps(ctx, shares, false)
+	_, err := w.pushCaps(ctx, shares, false)
+	return err
+}
+
+// lowerCaps pushes the lowered caps and waits until the members applied
+// them (CapAckTimeout at most).
+func (w *waveRun) lowerCaps(ctx workflow.Context, shares map[string]int32) error {
+	lowered, err := w.pushCaps(ctx, shares, true)
+	if err != nil || len(lowered) == 0 {
+		return err
+	}
+	w.ops++
+	ok, err := workflow.AwaitWithTimeout(ctx, CapAckTimeout, func() bool {
+		w.takeCapAcks()
+		for _, i := range lowered {
+			if m := w.st.Members[i]; m.Acked != m.Cap {
+				return false
+			}
+		}
+		return true
+	})
+	if err == nil && !ok {
+		workflow.GetLogger(ctx).Warn("wave: members did not apply their lowered caps in time", "members", len(lowered))
+	}
+	return err
+}
+
+// takeCapAcks applies the cap acknowledgements among the events waiting.
+func (w *waveRun) takeCapAcks() {
+	kept := w.st.Events[:0]
+	for _, ev := range w.st.Events {
+		if ev.Kind != WaveEventCap {
+			kept = append(kept, ev)
+			continue
+		}
+		if i := w.member(ev.TaskID); i >= 0 {
+			w.st.Members[i].Acked = ev.CapMbps
+		}
+	}
+	w.st.Events = kept
 }
 
 // pushCaps sends changed caps to started members: the lowered ones (down)
 // or the raised ones. A member leaving the copy window loses its cap (0):
 // that is a raise, sent after every lowering.
-func (w *waveRun) pushCaps(ctx workflow.Context, shares map[string]int32, down bool) error {
+func (w *waveRun) pushCaps(ctx workflow.Context, shares map[string]int32, down bool) ([]int, error) {
 	var sends []workflow.Future
+	var pushed []int
 	for i := range w.st.Members {
 		m := &w.st.Members[i]
 		want := shares[m.TaskID]
@@ -795,12 +848,13 @@ func (w *waveRun) pushCaps(ctx workflow.Context, shares map[string]int32, down b
 			continue
 		}
 		m.Cap = want
+		pushed = append(pushed, i)
 		c := want
 		w.changes = append(w.changes, activities.WaveMemberChange{MemberID: m.ID, ShareMbps: &c})
 		w.ops++
 		sends = append(sends, workflow.SignalExternalWorkflow(ctx, MigrationWorkflowID(m.TaskID), "", SignalWaveCap, WaveCap{Mbps: want}))
 	}
-	return waitAll(ctx, sends)
+	return pushed, waitAll(ctx, sends)
 }
 
 // nextWake is the next moment the wave must look again by itself: a budget

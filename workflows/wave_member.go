@@ -31,6 +31,8 @@ type WaveMemberState struct {
 	// FinalPassAt is when the final sync pass before the target launch
 	// began.
 	FinalPassAt time.Time
+	// Acked is the last cap the wave was told is applied.
+	Acked int32
 }
 
 // TaskInput builds a task's MigrationWorkflow input from its TaskSpec: the
@@ -103,6 +105,19 @@ func (m *migration) waveCapped(l speedlimit.Limit) speedlimit.Limit {
 		l.Mbps = c
 	}
 	return l
+}
+
+// ackWaveCap tells the wave its cap is applied: the limit it gives is
+// recorded and, while the agent works, queued for it.
+func (m *migration) ackWaveCap(ctx workflow.Context) {
+	if !m.waveMember || m.st.Wave.Cap == m.st.Wave.Acked {
+		return
+	}
+	m.st.Wave.Acked = m.st.Wave.Cap
+	ev := WaveMemberEvent{TaskID: m.in.TaskID, Kind: WaveEventCap, At: workflow.Now(ctx), CapMbps: m.st.Wave.Cap}
+	if err := workflow.SignalExternalWorkflow(ctx, WaveWorkflowID(m.in.WaveID), "", SignalWaveMember, ev).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("wave cap ack not delivered", "wave", m.in.WaveID, "err", err)
+	}
 }
 
 // waveEvent tells the wave what happened to this member. A wave that is

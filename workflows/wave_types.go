@@ -79,6 +79,10 @@ const (
 	WaveEventDone WaveEventKind = "done"
 	// WaveEventFailed: the task failed (MIGRATE_FAIL).
 	WaveEventFailed WaveEventKind = "failed"
+	// WaveEventCap: the member applied the wave's cap CapMbps (its limit
+	// was recorded and queued for its agent). The wave waits for it
+	// before it gives the bandwidth a member gave up to another.
+	WaveEventCap WaveEventKind = "cap"
 )
 
 // WaveMemberEvent is a member's event, signalled to its wave.
@@ -90,6 +94,8 @@ type WaveMemberEvent struct {
 	Step string
 	Code string
 	Msg  string
+	// CapMbps is the cap a WaveEventCap acknowledges.
+	CapMbps int32
 }
 
 // WaveCap is the wave's bandwidth share for one member in Mbit/s; 0 lifts

@@ -745,6 +745,7 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
 		}
+		m.ackWaveCap(ctx)
 		if !clearFirst {
 			m.st.SpeedChanged = false
 		}
