@@ -341,8 +341,55 @@ func (w *waveRun) load(ctx workflow.Context) error {
 			Started: st != wave.MemberPending})
 	}
 	w.st.Spec = plan.Spec
+	if w.st.Spec.MaxConcurrent < 1 {
+		w.st.Spec.MaxConcurrent = 1 // refused by Validate; a wave that never starts a member would hang
+	}
 	w.st.Loaded = true
 	return w.setState(ctx, wave.WaveReplicating, "", true, false)
+}
+
+// reload reads the wave again on resume: a PAUSED wave may have been
+// edited. The new settings apply from now on; members added join the
+// queue (in their priority order, after the ones known), members removed
+// that had not started leave it.
+func (w *waveRun) reload(ctx workflow.Context) error {
+	if workflow.GetVersion(ctx, "wave-reload-on-resume", workflow.DefaultVersion, 1) != 1 {
+		return nil
+	}
+	var plan activities.WavePlan
+	if err := workflow.ExecuteActivity(waveActivityCtx(ctx), acts.LoadWave, w.ref()).Get(ctx, &plan); err != nil {
+		return err
+	}
+	w.ops++
+	spec := plan.Spec
+	spec.MaxConcurrent = max(spec.MaxConcurrent, 1)
+	w.st.Spec = spec
+	inPlan := map[string]bool{}
+	for _, m := range plan.Members {
+		inPlan[m.ID] = true
+	}
+	known := map[string]bool{}
+	kept := w.st.Members[:0]
+	for _, m := range w.st.Members {
+		known[m.ID] = true
+		if !inPlan[m.ID] && !m.Started && m.State == wave.MemberPending {
+			continue
+		}
+		kept = append(kept, m)
+	}
+	w.st.Members = kept
+	ms := make([]wave.Member, len(plan.Members))
+	for i, m := range plan.Members {
+		p := m.Priority
+		ms[i] = wave.Member{SourceID: m.SourceID, Priority: &p}
+	}
+	for _, i := range wave.OrderMembers(ms) {
+		if m := plan.Members[i]; !known[m.ID] {
+			w.st.Members = append(w.st.Members, WaveMember{ID: m.ID, TaskID: m.TaskID, SourceID: m.SourceID,
+				State: wave.MemberPending})
+		}
+	}
+	return nil
 }
 
 func waveActivityCtx(ctx workflow.Context) workflow.Context {
@@ -411,6 +458,9 @@ func (w *waveRun) advance(ctx workflow.Context) error {
 	if w.st.ResumeRequested {
 		w.st.ResumeRequested = false
 		if w.st.State == wave.WavePaused || w.st.State == wave.WaveFailed {
+			if err := w.reload(ctx); err != nil {
+				return err
+			}
 			if err := w.setState(ctx, w.st.Before, "", false, false); err != nil {
 				return err
 			}

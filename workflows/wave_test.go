@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 
@@ -194,8 +195,9 @@ func TestWaveApproveCutoverRefusedInAutoMode(t *testing.T) {
 }
 
 // Pause stops new members from starting (the copying ones go on), a second
-// pause is refused, resume (here the Temporal UI's signal) goes on, cancel
-// cancels every started member and ends the wave CANCELED.
+// pause is refused, the wave edited while paused runs with its new settings
+// and members after resume (here the Temporal UI's signal), cancel cancels
+// every started member and ends the wave CANCELED.
 func TestWavePauseResumeCancel(t *testing.T) {
 	h := newWaveHarness(t, wavePlan(6, 2, 100))
 	h.copyTime = func(string) time.Duration { return time.Hour }
@@ -207,6 +209,12 @@ func TestWavePauseResumeCancel(t *testing.T) {
 		assert.Equal(t, wave.WavePaused, st.State)
 		assert.Len(t, h.launches, 2, "nothing starts while paused")
 		again = h.action(wave.ActionPause)
+		// Edited while paused: one more slot, m0005 removed, m0006 added.
+		h.mu.Lock()
+		h.plan.Spec.MaxConcurrent = 3
+		h.plan.Members = append(h.plan.Members[:5:5], activities.WavePlanMember{ID: "m0006", TaskID: "t0006",
+			Priority: 2, State: wave.MemberPending})
+		h.mu.Unlock()
 	})
 	h.at(monday.Add(2*time.Hour), func() {
 		assert.Equal(t, string(wave.ErrBadTransition.Code), smsCode(again.err))
@@ -214,19 +222,22 @@ func TestWavePauseResumeCancel(t *testing.T) {
 	})
 	h.at(monday.Add(2*time.Hour+time.Minute), func() {
 		assert.Equal(t, wave.WaveReplicating, h.status().State)
-		assert.Len(t, h.launches, 4, "resumed: the window fills")
+		assert.Equal(t, []string{"t0000", "t0001", "t0002", "t0003", "t0004"}, sortedKeys(h.launches),
+			"resumed: the wider window fills, new members queue after the known ones")
 		cancel = h.action(wave.ActionCancel)
 	})
 	require.NoError(t, h.run(waveInput("UTC"), monday))
 	assert.NoError(t, cancel.err)
-	assert.Equal(t, []string{"t0000", "t0001", "t0002", "t0003"}, sortedKeys(h.cancels), "every started member is canceled")
-	assert.Len(t, h.launches, 4)
+	assert.Equal(t, []string{"t0000", "t0001", "t0002", "t0003", "t0004"}, sortedKeys(h.cancels),
+		"every started member is canceled")
+	assert.Len(t, h.launches, 5)
 	assert.Equal(t, wave.WaveCanceled, h.states[len(h.states)-1].State)
 	assert.True(t, h.states[len(h.states)-1].Finished)
 	for id, st := range h.finalMembers() {
 		assert.Equal(t, wave.MemberCanceled, st, id)
 	}
-	assert.Len(t, h.finalMembers(), 6)
+	assert.Equal(t, []string{"m0000", "m0001", "m0002", "m0003", "m0004", "m0006"}, sortedKeys(h.finalMembers()),
+		"m0005 left the wave before it started")
 }
 
 // Cancelling the wave's run in the Temporal UI does what cancel does.
