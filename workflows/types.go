@@ -75,6 +75,11 @@ type Input struct {
 	SyncInterval time.Duration
 	// AgentStepTimeout fails an agent step that reports nothing this long.
 	AgentStepTimeout time.Duration
+	// WaveID is the wave the task is a member of ("" for none): the run
+	// takes the wave's bandwidth cap and commands and reports its events to
+	// the wave (wave_member.go). WaveCap is the cap it starts with.
+	WaveID  string
+	WaveCap int32
 	// Resume carries the state across a continue-as-new.
 	Resume *RunState
 }

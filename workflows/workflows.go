@@ -69,6 +69,9 @@ type RunState struct {
 	OverSpeedMbps  float64
 	SpeedChanged   bool
 	InSyncLoop     bool
+
+	// Wave is a wave member's part (wave_member.go).
+	Wave WaveMemberState
 }
 
 type migration struct {
@@ -78,6 +81,9 @@ type migration struct {
 	// anytimeChecks: network checks have their own coroutine (runs that
 	// started before it answer them only when idle).
 	anytimeChecks bool
+	// waveMember: the run belongs to a wave (Input.WaveID, version
+	// "wave-member").
+	waveMember bool
 }
 
 // OverSpeedGrace: reports above the limit for this long stop the task.
@@ -160,6 +166,7 @@ func (m *migration) setup(ctx workflow.Context) error {
 			sel.Select(ctx)
 		}
 	})
+	m.setupWave(ctx)
 	workflow.Go(ctx, m.speedLoop)
 	return nil
 }
@@ -403,8 +410,12 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		}
 	}
 	started := m.in.StartTargetServer
-	return m.apply(ctx, activities.Transition{TaskState: StateMigrateSuccess, SourceState: "finished", SourceCycle: "cutovered",
-		Finished: true, TargetStarted: &started})
+	if err := m.apply(ctx, activities.Transition{TaskState: StateMigrateSuccess, SourceState: "finished", SourceCycle: "cutovered",
+		Finished: true, TargetStarted: &started}); err != nil {
+		return err
+	}
+	m.waveEvent(ctx, WaveEventDone)
+	return nil
 }
 
 // cycleOf is the source's migration cycle and state during a step.
@@ -462,6 +473,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 	}
 	m.st.InSyncLoop = true
 	defer func() { m.st.InSyncLoop = false }()
+	m.waveEvent(ctx, WaveEventSyncing)
 	interval := m.in.SyncInterval
 	if interval <= 0 {
 		interval = 10 * time.Minute
@@ -492,6 +504,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 			}
 			if m.st.CutoverRequested {
 				m.st.CutoverRequested = false
+				m.waveEvent(ctx, WaveEventFinalPass)
 				// Launch: a last pass, then configure and start the target.
 				return m.agentStep(ctx, StepSync, "SYNC", "syncing", "syncing")
 			}
@@ -527,7 +540,11 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
 		return err
 	}
-	return m.apply(ctx, activities.Transition{SourceState: "syncing", SourceCycle: "syncing", FinishSubtask: "CLONE_VM"})
+	if err := m.apply(ctx, activities.Transition{SourceState: "syncing", SourceCycle: "syncing", FinishSubtask: "CLONE_VM"}); err != nil {
+		return err
+	}
+	m.waveEvent(ctx, WaveEventTested)
+	return nil
 }
 
 // agentStep queues a command and follows the agent's progress on it until
@@ -638,8 +655,12 @@ func (m *migration) fail(ctx workflow.Context, cause error) error {
 	}
 	m.st.FailedStep = m.st.Step
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
-	return m.apply(ctx, activities.Transition{TaskState: StateMigrateFail, SourceState: "error",
+	err := m.apply(ctx, activities.Transition{TaskState: StateMigrateFail, SourceState: "error",
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})
+	if err == nil {
+		m.waveEvent(ctx, WaveEventFailed, code, msg)
+	}
+	return err
 }
 
 // delete cleans the task up: the agent stops and forgets, the created
@@ -667,7 +688,12 @@ func (m *migration) canceled(ctx workflow.Context, cause error) (Status, error) 
 		return m.status(), cause
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	_ = m.apply(dctx, activities.Transition{TaskState: StateAbort})
+	tr := activities.Transition{TaskState: StateAbort}
+	if m.waveMember && (m.st.Step == StepMigrate || m.st.Step == StepSync) {
+		// A canceled wave leaves nothing running: the agent stops too.
+		tr.Command = "STOP"
+	}
+	_ = m.apply(dctx, tr)
 	return m.status(), cause
 }
 
@@ -710,6 +736,7 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 		}
 		now := workflow.Now(ctx)
 		lim, next := speedlimit.At(ws, speedlimit.Limit{Mbps: s.SpeedLimit, Threshold: s.OverSpeedThreshold}, now, m.loc)
+		lim = m.waveCapped(lim)
 		if lim != m.st.Limit {
 			m.st.Limit = lim
 			m.st.OverSince = time.Time{}
@@ -718,6 +745,7 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			in := activities.SpeedInput{Ref: m.ref(), Mbps: lim.Mbps, Threshold: lim.Threshold, Notify: m.st.AgentActive}
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
 		}
+		m.ackWaveCap(ctx)
 		if !clearFirst {
 			m.st.SpeedChanged = false
 		}

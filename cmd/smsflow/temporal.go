@@ -80,12 +80,12 @@ func openTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, embe
 	}
 	t.client = c
 	t.engine = &engine.Engine{Client: c, Namespace: cfg.TemporalNamespace, UIBase: uiBase}
-	if t.server == nil {
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := t.engine.EnsureSearchAttributes(sctx); err != nil {
-			log.Warn("the Temporal UI cannot filter tasks by their attributes", "err", err)
-		}
+	// Also for the embedded server: its namespace got the attributes of
+	// the smsflow that created it, and a later one adds its own (SmsWaveId).
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := t.engine.EnsureSearchAttributes(sctx); err != nil {
+		log.Warn("the Temporal UI cannot filter tasks and waves by their attributes", "err", err)
 	}
 	return t, nil
 }
