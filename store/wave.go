@@ -661,55 +661,107 @@ func (s *Store) WaveMembersBrief(ctx context.Context, t Tenant, waveID string) (
 // follow.
 func (s *Store) UpdateWaveMember(ctx context.Context, t Tenant, waveID, memberID string, fn func(m *WaveMember) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		var m WaveMember
-		q := tx.Where("domain_id = ? AND wave_id = ? AND id = ?", t.DomainID, waveID, memberID)
-		if s.dialect == MySQL {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		return s.updateMember(tx, t, waveID, memberID, true, fn)
+	})
+}
+
+// RecordWaveMembers is UpdateWaveMember for the wave's workflow, which is
+// the source of truth of a running wave: every change in one transaction,
+// states recorded as the workflow has them (no move check), counters,
+// FailedFrom and the churn measure kept the same way.
+func (s *Store) RecordWaveMembers(ctx context.Context, t Tenant, waveID string, changes []MemberChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		for _, ch := range changes {
+			if err := s.updateMember(tx, t, waveID, ch.MemberID, false, ch.Apply); err != nil {
+				return fmt.Errorf("member %s: %w", ch.MemberID, err)
+			}
 		}
-		if err := q.First(&m).Error; err != nil {
-			return notFound(err)
-		}
-		before := m.State
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.State != before {
+		return nil
+	})
+}
+
+// MemberChange is one member's change for RecordWaveMembers.
+type MemberChange struct {
+	MemberID string
+	Apply    func(m *WaveMember) error
+}
+
+func (s *Store) updateMember(tx *gorm.DB, t Tenant, waveID, memberID string, checkMove bool, fn func(m *WaveMember) error) error {
+	var m WaveMember
+	q := tx.Where("domain_id = ? AND wave_id = ? AND id = ?", t.DomainID, waveID, memberID)
+	if s.dialect == MySQL {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.First(&m).Error; err != nil {
+		return notFound(err)
+	}
+	before := m.State
+	if err := fn(&m); err != nil {
+		return err
+	}
+	if m.State != before {
+		if checkMove {
 			if err := wave.CheckMemberMove(before, m.State); err != nil {
 				return err
 			}
-			if m.State == wave.MemberFailed {
-				m.FailedFrom = before
-			}
 		}
-		if len(m.Churn) > MaxChurnSamples {
-			m.Churn = append([]wave.SyncPass(nil), m.Churn[len(m.Churn)-MaxChurnSamples:]...)
+		if m.State == wave.MemberFailed {
+			m.FailedFrom = before
 		}
-		m.ChurnBytesPerHour, m.ChurnIntervalSeconds = nil, nil
-		if c, ok := wave.MeasureChurn(m.Churn); ok {
-			iv := c.Interval.Seconds()
-			m.ChurnBytesPerHour, m.ChurnIntervalSeconds = &c.BytesPerHour, &iv
+	}
+	if len(m.Churn) > MaxChurnSamples {
+		m.Churn = append([]wave.SyncPass(nil), m.Churn[len(m.Churn)-MaxChurnSamples:]...)
+	}
+	m.ChurnBytesPerHour, m.ChurnIntervalSeconds = nil, nil
+	if c, ok := wave.MeasureChurn(m.Churn); ok {
+		iv := c.Interval.Seconds()
+		m.ChurnBytesPerHour, m.ChurnIntervalSeconds = &c.BytesPerHour, &iv
+	}
+	m.ErrorMsg = truncate(m.ErrorMsg, 1024)
+	m.UpdatedAt = time.Now().UTC()
+	if err := tx.Model(&WaveMember{}).Where("domain_id = ? AND id = ?", t.DomainID, memberID).
+		Select("*").Omit("id", "domain_id", "wave_id", "created_at").Updates(&m).Error; err != nil {
+		return fmt.Errorf("update wave member: %w", err)
+	}
+	delta := map[string]any{}
+	count := func(col string, st wave.MemberState) {
+		switch {
+		case before != st && m.State == st:
+			delta[col] = gorm.Expr(col + " + 1")
+		case before == st && m.State != st:
+			delta[col] = gorm.Expr(col + " - 1")
 		}
-		m.ErrorMsg = truncate(m.ErrorMsg, 1024)
-		m.UpdatedAt = time.Now().UTC()
-		if err := tx.Model(&WaveMember{}).Where("domain_id = ? AND id = ?", t.DomainID, memberID).
-			Select("*").Omit("id", "domain_id", "wave_id", "created_at").Updates(&m).Error; err != nil {
-			return fmt.Errorf("update wave member: %w", err)
+	}
+	count("done_count", wave.MemberDone)
+	count("failed_count", wave.MemberFailed)
+	if len(delta) == 0 {
+		return nil
+	}
+	return tx.Model(&Wave{}).Where("domain_id = ? AND id = ?", t.DomainID, waveID).Updates(delta).Error
+}
+
+// RecordWaveState records the state the wave's workflow is in, as it says
+// (no life-cycle check: the workflow is the source of truth once it runs),
+// stamping started_at and finished_at at at when asked (once).
+func (s *Store) RecordWaveState(ctx context.Context, t Tenant, id string, state wave.WaveState, reason string,
+	at time.Time, started, finished bool) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		w, err := s.lockWave(tx, t, id)
+		if err != nil {
+			return err
 		}
-		delta := map[string]any{}
-		count := func(col string, st wave.MemberState) {
-			switch {
-			case before != st && m.State == st:
-				delta[col] = gorm.Expr(col + " + 1")
-			case before == st && m.State != st:
-				delta[col] = gorm.Expr(col + " - 1")
-			}
+		at := at.UTC()
+		if started && w.StartedAt == nil {
+			w.StartedAt = &at
 		}
-		count("done_count", wave.MemberDone)
-		count("failed_count", wave.MemberFailed)
-		if len(delta) == 0 {
-			return nil
+		if finished && w.FinishedAt == nil {
+			w.FinishedAt = &at
 		}
-		return tx.Model(&Wave{}).Where("domain_id = ? AND id = ?", t.DomainID, waveID).Updates(delta).Error
+		w.State, w.StateReason = state, truncate(reason, 1024)
+		return saveWave(tx, t, w)
 	})
 }
 

@@ -306,3 +306,51 @@ func TestWaveConcurrentMembership(t *testing.T) {
 		assert.Equal(t, 1, ok)
 	})
 }
+
+// TestWaveRecord: the workflow's writes are recorded as it says them (a
+// member skipping a state, the wave moving as its run moved), in one
+// transaction, with the counters and stamps kept.
+func TestWaveRecord(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		a, b := tenant(), tenant()
+		mp := newMigProject("p")
+		require.NoError(t, s.CreateMigProject(ctx, a, mp))
+		src := seedSources(t, s, a, mp.ID, 2)
+		w := newWave("w", mp.ID)
+		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
+		ms, err := s.WaveMembers(ctx, a, w.ID)
+		require.NoError(t, err)
+		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		require.NoError(t, s.RecordWaveState(ctx, a, w.ID, wave.WaveReplicating, "", at, true, false))
+		// PENDING straight to SYNCING (an event the API would refuse) and a
+		// failure, in one go.
+		require.NoError(t, s.RecordWaveMembers(ctx, a, w.ID, []store.MemberChange{
+			{MemberID: ms[0].ID, Apply: func(m *store.WaveMember) error { m.State = wave.MemberSyncing; m.SyncedAt = &at; return nil }},
+			{MemberID: ms[1].ID, Apply: func(m *store.WaveMember) error { m.State, m.ErrorCode = wave.MemberFailed, "SMS.1"; return nil }},
+		}))
+		// All or none: an unknown member rolls the batch back.
+		err = s.RecordWaveMembers(ctx, a, w.ID, []store.MemberChange{
+			{MemberID: ms[0].ID, Apply: func(m *store.WaveMember) error { m.State = wave.MemberDone; return nil }},
+			{MemberID: "nope", Apply: func(m *store.WaveMember) error { return nil }},
+		})
+		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, s.RecordWaveMembers(ctx, b, w.ID, []store.MemberChange{
+			{MemberID: ms[0].ID, Apply: func(m *store.WaveMember) error { return nil }}}), store.ErrNotFound, "another tenant")
+		got, err := s.WaveMembers(ctx, a, w.ID)
+		require.NoError(t, err)
+		assert.Equal(t, wave.MemberSyncing, got[0].State, "the failed batch changed nothing")
+		assert.Equal(t, wave.MemberFailed, got[1].State)
+		assert.Equal(t, wave.MemberPending, got[1].FailedFrom)
+		gw, err := s.Wave(ctx, a, w.ID)
+		require.NoError(t, err)
+		assert.Equal(t, wave.WaveReplicating, gw.State)
+		require.NotNil(t, gw.StartedAt)
+		assert.True(t, at.Equal(*gw.StartedAt))
+		assert.Equal(t, 1, gw.FailedCount)
+		require.NoError(t, s.RecordWaveState(ctx, a, w.ID, wave.WaveCanceled, "operator", at.Add(time.Hour), false, true))
+		gw, _ = s.Wave(ctx, a, w.ID)
+		assert.True(t, at.Add(time.Hour).Equal(*gw.FinishedAt))
+		assert.True(t, at.Equal(*gw.StartedAt), "started once")
+		assert.ErrorIs(t, s.RecordWaveState(ctx, b, w.ID, wave.WaveDone, "", at, false, true), store.ErrNotFound)
+	})
+}
