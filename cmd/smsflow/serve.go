@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/smsflow/smsflow/dispatch"
+	"github.com/smsflow/smsflow/provider/local"
 	"github.com/smsflow/smsflow/web"
 )
 
@@ -82,8 +83,19 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 		}
 		defer stopWorker() // before the client and server close (deferred earlier)
 	}
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
-		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})
+	deps := web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
+		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version,
+		Waves: waveEngine{tmp.engine}}
+	if allInOne {
+		// The targets are on this machine: a wave's preflight checks their
+		// free space (a separate worker's disk is not visible from here).
+		prov, err := local.New(a.targetsDir())
+		if err != nil {
+			return err
+		}
+		deps.Capacity = prov
+	}
+	srv := web.New(deps)
 	ui := ""
 	if tmp.server != nil {
 		ui = tmp.server.UIAddr()

@@ -144,17 +144,23 @@ func temporalTLS(cfg config.Config) (*tls.Config, error) {
 // newActivities builds the worker's activities: the local provider keeps
 // targets under --targets-dir and runs their receivers on loopback.
 func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities, *local.Provider, error) {
-	dir := a.cfg.TargetsDir
-	if dir == "" {
-		dir = filepath.Join(a.cfg.DataDir, "targets")
-	}
-	prov, err := local.New(dir)
+	prov, err := local.New(a.targetsDir())
 	if err != nil {
 		return nil, nil, err
 	}
 	prov.Logger = a.log
+	o := a.taskOptions()
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
+		AgentTimeout: a.cfg.AgentTimeout, Waves: waveStore{a.store},
+		MemberOptions: activities.MemberOptions{TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}}, prov, nil
+}
+
+// targetsDir is where the local provider keeps targets.
+func (a *app) targetsDir() string {
+	if a.cfg.TargetsDir != "" {
+		return a.cfg.TargetsDir
+	}
+	return filepath.Join(a.cfg.DataDir, "targets")
 }
 
 // startWorker starts the migration worker and the receivers of the targets
