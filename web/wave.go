@@ -293,6 +293,9 @@ func (h waveHandlers) resolve(ctx context.Context, t store.Tenant, waveID string
 		if bad == nil && m.IP != "" {
 			one("ip", m.IP, byIP[m.IP])
 		}
+		if bad == nil && len(cands) == 0 {
+			bad = &memberError{i, "", wave.ErrInvalid.Code, "needs source_id, name or ip"}
+		}
 		if bad == nil {
 			for _, c := range cands[1:] {
 				if c.id != cands[0].id {
@@ -1367,9 +1370,15 @@ func (h waveHandlers) createTasks(ctx context.Context, t store.Tenant, w *store.
 		}
 		return err
 	}
-	var made []string
+	var made []string  // task ids
+	var given []string // member ids whose task_id was set
 	rollback := func() {
 		bg := context.WithoutCancel(ctx)
+		for _, id := range given {
+			if err := h.store.UpdateWaveMember(bg, t, w.ID, id, func(x *store.WaveMember) error { x.TaskID = nil; return nil }); err != nil {
+				h.log.ErrorContext(ctx, "cannot clear a wave member's task", "member", id, "err", err)
+			}
+		}
 		for _, id := range made {
 			if err := h.store.DeleteTask(bg, t, id); err != nil {
 				h.log.ErrorContext(ctx, "cannot take back a wave member's task", "task", id, "err", err)
@@ -1391,6 +1400,9 @@ func (h waveHandlers) createTasks(ctx context.Context, t store.Tenant, w *store.
 				x.TaskID = &task.ID
 				return nil
 			})
+			if err == nil {
+				given = append(given, m.ID)
+			}
 		}
 		if err != nil {
 			rollback()

@@ -757,3 +757,40 @@ func TestWaveShowAndReport(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// TestWaveTaskCreationRollback: a member whose task cannot be made (a
+// Windows source for a file-level wave, a disk smaller than what its
+// source uses) refuses start, and the tasks made for the members before it
+// are taken back, their members left without a task.
+func TestWaveTaskCreationRollback(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, fw *fakeWaves) {
+		f := newWaveFixture(t, e, 3)
+		setSource(t, e, f.sources[1], map[string]any{"os_type": "WINDOWS"})
+		id := createWave(t, e, waveJSON("w", f.project, `[{"name":"src-0"},{"name":"src-1"}]`))
+		r := e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"start"}`, e.token)
+		wantError(t, r, 400, "SMS.7712")
+		assert.Contains(t, r.body, f.sources[1], "the detail names the member's source")
+		check := func() {
+			t.Helper()
+			assert.Equal(t, "DRAFT", showWave(t, e, id)["state"])
+			for _, m := range waveMembers(t, e, id) {
+				assert.Nil(t, m.TaskID, "member %s keeps no task", m.ID)
+			}
+			assert.EqualValues(t, 0, taskCount(t, e))
+			assert.Empty(t, currentTaskOf(t, e, f.sources[0]))
+		}
+		check()
+
+		small := createWave(t, e, waveJSON("small", f.project, `[{"name":"src-0"},{"name":"src-2","disk_sizes_gib":[1]}]`))
+		r = e.do("POST", "/v3/waves/"+small+"/action", `{"operation":"start"}`, e.token)
+		wantError(t, r, 400, string(wave.ErrInvalid.Code))
+		assert.Contains(t, r.body, "cannot hold")
+		assert.Equal(t, "DRAFT", showWave(t, e, small)["state"])
+		for _, m := range waveMembers(t, e, small) {
+			assert.Nil(t, m.TaskID)
+		}
+		assert.EqualValues(t, 0, taskCount(t, e))
+		_, started, _, _ := fw.snapshot()
+		assert.Empty(t, started)
+	})
+}
