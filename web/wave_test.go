@@ -794,3 +794,47 @@ func TestWaveTaskCreationRollback(t *testing.T) {
 		assert.Empty(t, started)
 	})
 }
+
+// TestWaveScheduledMembersAndCancel: in a scheduled wave an added member
+// gets its task at once and a removed one loses it; cancel before the
+// start drops the Schedule and the tasks and frees the sources.
+func TestWaveScheduledMembersAndCancel(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, fw *fakeWaves) {
+		f := newWaveFixture(t, e, 3)
+		start := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
+		id := createWave(t, e, withJSON(t, waveJSON("w", f.project, `[{"name":"src-0"}]`),
+			func(m map[string]any) { m["start_at"] = start.Format(time.RFC3339) }))
+		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token).status)
+		r := e.do("POST", "/v3/waves/"+id+"/members", `{"members":[{"name":"src-1"},{"name":"src-2"}]}`, e.token)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		ms := waveMembers(t, e, id)
+		require.Len(t, ms, 3)
+		for _, m := range ms {
+			require.NotNil(t, m.TaskID, "every member of a scheduled wave has its task")
+			assert.Equal(t, *m.TaskID, currentTaskOf(t, e, m.SourceID))
+		}
+		r = e.do("POST", "/v3/waves/"+id+"/members/delete", `{"ids":[`+q(ms[2].ID)+`]}`, e.token)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.False(t, taskExists(t, e, *ms[2].TaskID), "the removed member's task went with it")
+		assert.Empty(t, currentTaskOf(t, e, f.sources[2]))
+
+		// approve_cutover is not for a wave that has not replicated.
+		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"approve_cutover"}`, e.token), 409,
+			string(wave.ErrNotAwaiting.Code))
+		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"cancel"}`, e.token).status)
+		m := showWave(t, e, id)
+		assert.Equal(t, "CANCELED", m["state"])
+		assert.NotEmpty(t, m["finished_at"])
+		sc, started, acts, un := fw.snapshot()
+		assert.NotContains(t, sc, id)
+		assert.Contains(t, un, id)
+		assert.Empty(t, started)
+		assert.Empty(t, acts, "no run to ask")
+		assert.EqualValues(t, 0, taskCount(t, e))
+		// The sources are free for another wave; the canceled one goes.
+		createWave(t, e, waveJSON("next", f.project, `[{"name":"src-0"}]`))
+		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+createWave(t, e, waveJSON("n2", f.project, `[{"name":"src-1"}]`))+"/action",
+			`{"operation":"start"}`, e.token).status)
+		require.Equal(t, http.StatusOK, e.do("DELETE", "/v3/waves/"+id, "", e.token).status)
+	})
+}
