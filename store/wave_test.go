@@ -220,6 +220,11 @@ func TestWaveStatesAndMembership(t *testing.T) {
 		require.Len(t, brief, len(ms))
 		assert.Equal(t, ms[0].ChurnBytesPerHour, brief[0].ChurnBytesPerHour)
 		assert.Equal(t, ms[0].TaskID, brief[0].TaskID)
+		for i := range ms {
+			b, f := brief[i], ms[i]
+			assert.Equal(t, []any{f.ID, f.SourceID, f.SourceName, f.DiskSizesGiB, f.Priority, f.State, f.FailedFrom, f.ErrorCode, f.BytesTotal},
+				[]any{b.ID, b.SourceID, b.SourceName, b.DiskSizesGiB, b.Priority, b.State, b.FailedFrom, b.ErrorCode, b.BytesTotal})
+		}
 		require.NoError(t, s.UpdateWaveMember(ctx, a, w1.ID, ms[0].ID, func(m *store.WaveMember) error { m.State = wave.MemberCopying; return nil }))
 		for _, st := range []wave.MemberState{wave.MemberSyncing, wave.MemberCuttingOver, wave.MemberDone} {
 			require.NoError(t, s.UpdateWaveMember(ctx, a, w1.ID, ms[0].ID, func(m *store.WaveMember) error { m.State = st; return nil }))
