@@ -82,7 +82,7 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 		}
 		defer stopWorker() // before the client and server close (deferred earlier)
 	}
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine,
+	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine, Waves: waveEngine{tmp.engine},
 		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})
 	ui := ""
 	if tmp.server != nil {

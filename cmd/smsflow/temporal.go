@@ -153,8 +153,11 @@ func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities,
 		return nil, nil, err
 	}
 	prov.Logger = a.log
+	o := a.taskOptions()
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
+		AgentTimeout: a.cfg.AgentTimeout, Waves: activities.StoreWaves{DB: a.store},
+		MemberOptions: activities.MemberOptions{TimeZone: o.TimeZone, SyncInterval: o.SyncInterval,
+			AgentStepTimeout: o.AgentStepTimeout}}, prov, nil
 }
 
 // startWorker starts the migration worker and the receivers of the targets
