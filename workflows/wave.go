@@ -55,6 +55,10 @@ type WaveRunState struct {
 	RetryRequested  bool
 	CancelRequested bool
 	Events          []WaveMemberEvent
+	// Kick wakes the main loop once for an accepted action (an approval
+	// is a state, not a wake-up: a wave approved but outside its cutover
+	// window sleeps until the window).
+	Kick bool
 
 	// Runs counts the continue-as-news (diagnostics, tests).
 	Runs int
@@ -223,8 +227,9 @@ func (w *waveRun) validate(a wave.Action) error {
 	return nil
 }
 
-// request records an accepted action for the main loop.
+// request records an accepted action for the main loop, and wakes it.
 func (w *waveRun) request(a wave.Action) {
+	w.st.Kick = true
 	switch a {
 	case wave.ActionPause:
 		w.st.PauseRequested = true
@@ -289,8 +294,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 		wake := w.nextWake(ctx)
 		cond := func() bool {
-			return len(w.st.Events) > 0 || w.st.PauseRequested || w.st.ResumeRequested || w.st.RetryRequested ||
-				w.st.CancelRequested || w.waitingApproval() || w.continueAsNewDue(ctx)
+			return len(w.st.Events) > 0 || w.st.Kick || w.continueAsNewDue(ctx)
 		}
 		w.ops++
 		var err error
@@ -303,17 +307,6 @@ func (w *waveRun) run(ctx workflow.Context) error {
 			return w.cancel(ctx, true)
 		}
 	}
-}
-
-// waitingApproval wakes the loop when an approval it waits for arrived.
-func (w *waveRun) waitingApproval() bool {
-	switch w.st.State {
-	case wave.WaveTesting:
-		return w.st.TestApproved
-	case wave.WaveAwaitingCutover:
-		return w.st.CutoverApproved
-	}
-	return false
 }
 
 // load reads the wave and its members and starts the wave.
@@ -458,6 +451,7 @@ func (w *waveRun) member(taskID string) int {
 
 // advance does everything the wave can do now.
 func (w *waveRun) advance(ctx workflow.Context) error {
+	w.st.Kick = false
 	w.applyEvents()
 	if w.st.RetryRequested {
 		w.st.RetryRequested = false
