@@ -126,10 +126,17 @@ func (a *Activities) waveStore() (WaveStore, error) {
 	return a.Waves, nil
 }
 
-// notFound makes a missing wave or task a non-retryable failure.
+// waveErr makes a missing wave or task, and a change the store refuses,
+// non-retryable failures: retrying cannot help, and the workflow logs them
+// and goes on.
 func waveErr(err error, code smserr.Code, id string) error {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
 		return failure(code, err, id)
+	case refused(err):
+		return failure(wave.ErrBadTransition.Code, err, id)
 	}
 	return err
 }

@@ -55,6 +55,10 @@ type WaveRunState struct {
 	RetryRequested  bool
 	CancelRequested bool
 	Events          []WaveMemberEvent
+	// Kick wakes the main loop once for an accepted action (an approval
+	// is a state, not a wake-up: a wave approved but outside its cutover
+	// window sleeps until the window).
+	Kick bool
 
 	// Runs counts the continue-as-news (diagnostics, tests).
 	Runs int
@@ -223,8 +227,9 @@ func (w *waveRun) validate(a wave.Action) error {
 	return nil
 }
 
-// request records an accepted action for the main loop.
+// request records an accepted action for the main loop, and wakes it.
 func (w *waveRun) request(a wave.Action) {
+	w.st.Kick = true
 	switch a {
 	case wave.ActionPause:
 		w.st.PauseRequested = true
@@ -289,8 +294,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 		wake := w.nextWake(ctx)
 		cond := func() bool {
-			return len(w.st.Events) > 0 || w.st.PauseRequested || w.st.ResumeRequested || w.st.RetryRequested ||
-				w.st.CancelRequested || w.waitingApproval() || w.continueAsNewDue(ctx)
+			return len(w.st.Events) > 0 || w.st.Kick || w.continueAsNewDue(ctx)
 		}
 		w.ops++
 		var err error
@@ -303,17 +307,6 @@ func (w *waveRun) run(ctx workflow.Context) error {
 			return w.cancel(ctx, true)
 		}
 	}
-}
-
-// waitingApproval wakes the loop when an approval it waits for arrived.
-func (w *waveRun) waitingApproval() bool {
-	switch w.st.State {
-	case wave.WaveTesting:
-		return w.st.TestApproved
-	case wave.WaveAwaitingCutover:
-		return w.st.CutoverApproved
-	}
-	return false
 }
 
 // load reads the wave and its members and starts the wave.
@@ -408,12 +401,30 @@ func (w *waveRun) setState(ctx workflow.Context, s wave.WaveState, reason string
 	w.st.State, w.st.Reason = s, reason
 	w.ops++
 	ch := activities.WaveStateChange{State: s, Reason: reason, At: workflow.Now(ctx), Started: started, Finished: finished}
-	return workflow.ExecuteActivity(waveActivityCtx(ctx), acts.SetWaveState, w.ref(), ch).Get(ctx, nil)
+	return recorded(ctx, workflow.ExecuteActivity(waveActivityCtx(ctx), acts.SetWaveState, w.ref(), ch), "wave state")
 }
 
-// setMember moves a member and queues the change for the database.
+// recorded waits for a database write. The activities retry what may
+// pass; what comes back is a refusal (the wave deleted, a move the store
+// does not allow): logged, and the wave goes on — the workflow, not the
+// row, is the truth of a running wave.
+func recorded(ctx workflow.Context, f workflow.Future, what string) error {
+	err := f.Get(ctx, nil)
+	if err == nil || temporal.IsCanceledError(err) || ctx.Err() != nil {
+		return err
+	}
+	workflow.GetLogger(ctx).Warn("wave: database not updated", "what", what, "err", err)
+	return nil
+}
+
+// setMember moves a member and queues the change for the database. A move
+// the member's life cycle does not allow (wave.CheckMemberMove, which the
+// store enforces too) is not made.
 func (w *waveRun) setMember(i int, s wave.MemberState, ch activities.WaveMemberChange) {
 	m := &w.st.Members[i]
+	if m.State != s && wave.CheckMemberMove(m.State, s) != nil {
+		return
+	}
 	m.State = s
 	ch.MemberID, ch.State = m.ID, s
 	w.changes = append(w.changes, ch)
@@ -426,7 +437,7 @@ func (w *waveRun) flush(ctx workflow.Context) error {
 	chs := w.changes
 	w.changes = nil
 	w.ops++
-	return workflow.ExecuteActivity(waveActivityCtx(ctx), acts.UpdateWaveMembers, w.ref(), chs).Get(ctx, nil)
+	return recorded(ctx, workflow.ExecuteActivity(waveActivityCtx(ctx), acts.UpdateWaveMembers, w.ref(), chs), "members")
 }
 
 func (w *waveRun) member(taskID string) int {
@@ -440,6 +451,7 @@ func (w *waveRun) member(taskID string) int {
 
 // advance does everything the wave can do now.
 func (w *waveRun) advance(ctx workflow.Context) error {
+	w.st.Kick = false
 	w.applyEvents()
 	if w.st.RetryRequested {
 		w.st.RetryRequested = false
@@ -517,9 +529,9 @@ func (w *waveRun) applyEvents() {
 		}
 		switch ev.Kind {
 		case WaveEventSyncing:
-			// Also a retried member back in its sync loop, and one whose
-			// final pass failed and was restarted.
-			if m.State != wave.MemberSyncing && m.State != wave.MemberTested {
+			// The copy is done (also a retried member's); a member past
+			// it (testing, cutting over) stays where it is.
+			if m.State == wave.MemberCopying || m.State == wave.MemberFailed {
 				w.setMember(i, wave.MemberSyncing, activities.WaveMemberChange{SyncedAt: ev.At, ClearError: true})
 			}
 		case WaveEventTested:
@@ -531,6 +543,9 @@ func (w *waveRun) applyEvents() {
 			w.setMember(i, wave.MemberCuttingOver, activities.WaveMemberChange{CutoverStarted: ev.At})
 		case WaveEventDone:
 			m.DoneAt = ev.At
+			if m.State != wave.MemberCuttingOver { // a retried member that failed after its final pass
+				w.setMember(i, wave.MemberCuttingOver, activities.WaveMemberChange{})
+			}
 			ch := activities.WaveMemberChange{TargetStarted: ev.At, ClearError: true}
 			if !m.FinalPassAt.IsZero() {
 				d := int64(ev.At.Sub(m.FinalPassAt).Round(time.Second) / time.Second)
@@ -563,8 +578,11 @@ func (w *waveRun) retry(ctx workflow.Context) error {
 		case wave.MemberPending, wave.MemberCopying, "":
 			w.setMember(i, wave.MemberPending, activities.WaveMemberChange{ClearError: true})
 			continue
-		case wave.MemberTesting, wave.MemberTested:
-			to = wave.MemberSyncing // its test is made again
+		case wave.MemberTesting, wave.MemberTested, wave.MemberCuttingOver:
+			// Its test is made again / it is cut over again: a run that
+			// failed in its final pass syncs again once restarted (one
+			// that failed later finishes, and reports done).
+			to = wave.MemberSyncing
 		}
 		sends = append(sends, w.command(ctx, i, OpStart))
 		w.setMember(i, to, activities.WaveMemberChange{ClearError: true})

@@ -405,3 +405,24 @@ func TestWaveBudgetLoweredBeforeAMemberJoins(t *testing.T) {
 	}
 	assert.Equal(t, []int32{100, 150, 100, 150, 0}, t1, "shared, raised, shared with the retried member, raised, lifted")
 }
+
+// Approved before its cutover window, a wave sleeps until the window: an
+// approval is a state, not a reason to look again and again (the loop
+// once spun on it, continuing as new in a storm of runs).
+func TestWaveApprovedWaitsForWindowWithoutSpinning(t *testing.T) {
+	plan := wavePlan(2, 2, 0)
+	plan.Spec.CutoverMode = wave.CutoverApprove
+	plan.Spec.CutoverWindows = []wave.TimeWindow{{Start: "22:00", End: "23:00"}}
+	h := newWaveHarness(t, plan)
+	h.stopAfterRuns = 3
+	var approve *verdict
+	h.at(monday.Add(time.Hour), func() { approve = h.action(wave.ActionApproveCutover) })
+	require.NoError(t, h.run(waveInput("UTC"), monday))
+	assert.NoError(t, approve.err)
+	assert.Len(t, h.runOps, 1, "one run: no continue-as-new storm")
+	assert.Less(t, h.runOps[0], 50)
+	for _, c := range h.cmdsOf(OpTest) {
+		assert.Equal(t, monday.Add(22*time.Hour), c.At)
+	}
+	assert.Len(t, h.cmdsOf(OpTest), 2)
+}

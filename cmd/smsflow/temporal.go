@@ -151,8 +151,9 @@ func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities,
 	prov.Logger = a.log
 	o := a.taskOptions()
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout, Waves: waveStore{a.store},
-		MemberOptions: activities.MemberOptions{TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}}, prov, nil
+		AgentTimeout: a.cfg.AgentTimeout, Waves: activities.StoreWaves{DB: a.store},
+		MemberOptions: activities.MemberOptions{TimeZone: o.TimeZone, SyncInterval: o.SyncInterval,
+			AgentStepTimeout: o.AgentStepTimeout}}, prov, nil
 }
 
 // targetsDir is where the local provider keeps targets.
