@@ -61,6 +61,9 @@ type Activities struct {
 	// AgentTimeout: an agent silent this long is disconnected.
 	AgentTimeout time.Duration
 	Now          func() time.Time
+	// Waves and MemberOptions serve the wave activities (activities/wave.go).
+	Waves         WaveStore
+	MemberOptions MemberOptions
 }
 
 // Ref names a task and its tenant.

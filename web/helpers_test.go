@@ -61,6 +61,8 @@ type envOptions struct {
 	body         web.BodyOptions
 	login        iam.LoginThrottle
 	uiBackend    *url.URL // a Temporal UI to mount at /temporal/
+	waves        web.WaveEngine
+	capacity     web.CapacityChecker
 }
 
 // newEnvWithEngine is newEnv with a task engine wired in.
@@ -92,7 +94,8 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	targets, err := local.New(t.TempDir())
 	require.NoError(t, err)
 	api := web.New(web.Deps{Store: s, IAM: svc, Box: box, Queue: queue, AgentTimeout: o.agentTimeout,
-		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now, Targets: targets, Body: o.body})
+		Engine: o.engine, TaskOptions: o.taskOptions, Logger: o.logger, Now: o.now, Targets: targets, Body: o.body,
+		Waves: o.waves, Capacity: o.capacity})
 	if o.uiBackend != nil {
 		api.MountTemporalUI(o.uiBackend)
 	}

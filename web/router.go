@@ -82,6 +82,21 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/tasks/:task_id/agent-log", withID("task_id", tk.downloadAgentLog))
 	api.POST("/:task_id/update-network-check-info", withID("task_id", tk.networkCheckInfo))
 
+	// Waves (batch plans): smsflow's extension, in the spec's conventions.
+	wv := waveHandlers{store: s.deps.Store, engine: s.deps.Waves, capacity: s.deps.Capacity, tasks: tk,
+		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, log: s.deps.Logger}
+	api.POST("/waves", wv.create)
+	api.GET("/waves", wv.list)
+	api.GET("/waves/:wave_id", wv.show)
+	api.PUT("/waves/:wave_id", wv.update)
+	api.DELETE("/waves/:wave_id", wv.delete)
+	api.POST("/waves/:wave_id/members", wv.addMembers)
+	api.POST("/waves/:wave_id/members/delete", wv.removeMembers)
+	api.POST("/waves/:wave_id/members/import", wv.importMembers)
+	api.GET("/waves/:wave_id/preflight", wv.preflight)
+	api.POST("/waves/:wave_id/action", wv.action)
+	api.GET("/waves/:wave_id/report", wv.report)
+
 	r.GET("/", listVersions)
 	r.GET("/:version", showVersion)
 

@@ -31,6 +31,7 @@ type Store interface {
 	CommandStore
 	AgentStore
 	TaskStore
+	WaveStore
 	Ping(ctx context.Context) error
 }
 
@@ -59,7 +60,12 @@ type Deps struct {
 	// (exist_server, target_server.vm_id) only one of its own domain. Nil:
 	// no existing server can be bound.
 	Targets provider.Binder
-	Logger  *slog.Logger
+	// Waves runs waves (nil: waves can be planned but not run); Capacity
+	// tells the targets' free space to a wave's preflight (nil: not
+	// checked).
+	Waves    WaveEngine
+	Capacity CapacityChecker
+	Logger   *slog.Logger
 	// AgentTimeout: a source whose agent has been silent this long shows
 	// connected=false (default 90s).
 	AgentTimeout time.Duration

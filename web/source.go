@@ -21,6 +21,7 @@ import (
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/sourcestate"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/wave"
 )
 
 // SourceStore is what the source handlers need.
@@ -99,7 +100,13 @@ func sourceError(err error, id string) error {
 	var miss *store.MissingError
 	var busy *store.BusyError
 	var project *store.MigProjectMissingError
+	var inWave *store.SourceInWaveError
 	switch {
+	case errors.As(err, &inWave):
+		// Deleting a running wave's member would pull a server out from
+		// under its migration: SMS.8523, cancel the wave first.
+		return wave.ErrSourceInWave.New(inWave.SourceID, inWave.WaveID).
+			WithDetail("cancel wave " + inWave.WaveID + " before deleting source " + inWave.SourceID)
 	case errors.As(err, &miss):
 		e := smserr.New(smserr.SMS7602, miss.IDs...).WithStatus(http.StatusNotFound)
 		for _, m := range miss.IDs {

@@ -17,6 +17,7 @@ import (
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
+	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/workflows"
 )
 
@@ -88,59 +89,10 @@ func (h taskHandlers) create(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	t := mustPrincipal(c).Tenant()
-	src, err := h.store.Source(ctx, t, *b.SourceServer.ID)
+	task, src, err := h.buildTask(ctx, t, &b)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			fail(c, notFound(smserr.SMS7602, *b.SourceServer.ID))
-			return
-		}
 		fail(c, err)
 		return
-	}
-	osType := src.OSType
-	if b.OSType != nil {
-		if sms.OSType(*b.OSType) != src.OSType {
-			fail(c, smserr.New(smserr.SMS6610, "os_type").WithDetail("os_type "+*b.OSType+" but the source runs "+string(src.OSType)))
-			return
-		}
-		osType = sms.OSType(*b.OSType)
-	}
-	if osType == sms.Windows && sms.TaskType(*b.Type) == sms.MigrateFile {
-		fail(c, smserr.New(smserr.SMS7712, "type").WithDetail("file-level migration is for Linux sources"))
-		return
-	}
-	if src.State == sms.SourceUnavailable {
-		fail(c, smserr.New(smserr.SMS6005, "source_server.id").WithDetail("the source failed its environment checks; see its checks"))
-		return
-	}
-	mp, err := h.store.MigProject(ctx, t, src.MigProjectID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		fail(c, err)
-		return
-	}
-	task := h.newTask(&b, src, mp, osType)
-	if b.VMTemplateID != nil && *b.VMTemplateID != "" {
-		tpl, err := h.store.Template(ctx, t, *b.VMTemplateID)
-		if err != nil {
-			fail(c, templateError(err, *b.VMTemplateID))
-			return
-		}
-		if tpl.Region != "" && mp != nil && mp.Region != "" && tpl.Region != mp.Region {
-			fail(c, smserr.New(smserr.SMS7321, "vm_template_id").WithDetail("template region "+tpl.Region+", project region "+mp.Region))
-			return
-		}
-		// The template names the target unless the request does (newTask
-		// already filled in "<source>-target" as the last resort).
-		if deref(b.TargetServer.Name) == "" && tpl.TargetServerName != "" {
-			task.TargetServer.Name = tpl.TargetServerName
-		}
-		task.TargetServer.Flavor = tpl.Flavor
-	}
-	if task.ExistServer && task.TargetServer.VMID != "" {
-		if err := h.checkBind(ctx, t, task.TargetServer.VMID, ""); err != nil {
-			fail(c, err)
-			return
-		}
 	}
 	if err := h.store.CreateTask(ctx, t, task); err != nil {
 		fail(c, taskError(err, ""))
@@ -183,6 +135,58 @@ func (h taskHandlers) checkBind(ctx context.Context, t store.Tenant, vmID, taskI
 		return fmt.Errorf("check the existing server: %w", err)
 	}
 	return nil
+}
+
+// buildTask checks a create body against the source, its migration
+// project and the template, and makes the task row (not stored): the one
+// path POST /v3/tasks and a wave's member tasks share.
+func (h taskHandlers) buildTask(ctx context.Context, t store.Tenant, b *createTaskBody) (*store.Task, *store.Source, error) {
+	src, err := h.store.Source(ctx, t, *b.SourceServer.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, notFound(smserr.SMS7602, *b.SourceServer.ID)
+		}
+		return nil, nil, err
+	}
+	osType := src.OSType
+	if b.OSType != nil {
+		if sms.OSType(*b.OSType) != src.OSType {
+			return nil, nil, smserr.New(smserr.SMS6610, "os_type").WithDetail("os_type " + *b.OSType + " but the source runs " + string(src.OSType))
+		}
+		osType = sms.OSType(*b.OSType)
+	}
+	if osType == sms.Windows && sms.TaskType(*b.Type) == sms.MigrateFile {
+		return nil, nil, smserr.New(smserr.SMS7712, "type").WithDetail("file-level migration is for Linux sources")
+	}
+	if src.State == sms.SourceUnavailable {
+		return nil, nil, smserr.New(smserr.SMS6005, "source_server.id").WithDetail("the source failed its environment checks; see its checks")
+	}
+	mp, err := h.store.MigProject(ctx, t, src.MigProjectID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	task := h.newTask(b, src, mp, osType)
+	if b.VMTemplateID != nil && *b.VMTemplateID != "" {
+		tpl, err := h.store.Template(ctx, t, *b.VMTemplateID)
+		if err != nil {
+			return nil, nil, templateError(err, *b.VMTemplateID)
+		}
+		if tpl.Region != "" && mp != nil && mp.Region != "" && tpl.Region != mp.Region {
+			return nil, nil, smserr.New(smserr.SMS7321, "vm_template_id").WithDetail("template region " + tpl.Region + ", project region " + mp.Region)
+		}
+		// The template names the target unless the request does (newTask
+		// already filled in "<source>-target" as the last resort).
+		if deref(b.TargetServer.Name) == "" && tpl.TargetServerName != "" {
+			task.TargetServer.Name = tpl.TargetServerName
+		}
+		task.TargetServer.Flavor = tpl.Flavor
+	}
+	if task.ExistServer && task.TargetServer.VMID != "" {
+		if err := h.checkBind(ctx, t, task.TargetServer.VMID, ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	return task, src, nil
 }
 
 // newTask applies the request over the migration project's defaults.
@@ -540,6 +544,17 @@ func (h taskHandlers) deletable(ctx context.Context, t store.Tenant, id string) 
 	}
 	if err := workflows.ValidateDelete(task.State); err != nil {
 		return nil, smserr.New(smserr.SMS7719, id).WithDetail("task " + id + " is already being deleted")
+	}
+	if task.WaveID != nil {
+		// A running wave's member task is the wave's: deleting it would
+		// break the wave's bookkeeping (SMS.8505, cancel the wave first).
+		w, err := h.store.Wave(ctx, t, *task.WaveID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if w != nil && w.State.Running() {
+			return nil, wave.ErrRunning.New(w.ID).WithDetail("task " + id + " belongs to wave " + w.ID + " (" + string(w.State) + ")")
+		}
 	}
 	if task.State == sms.TaskRunning || task.State == sms.TaskSyncing {
 		srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})

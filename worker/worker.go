@@ -10,11 +10,13 @@ import (
 	"github.com/smsflow/smsflow/workflows"
 )
 
-// New registers MigrationWorkflow and the activities on the migration task
-// queue; call Start or Run on the result.
+// New registers MigrationWorkflow, WaveWorkflow (whose members are
+// MigrationWorkflow children on the same queue) and the activities on the
+// migration task queue; call Start or Run on the result.
 func New(c client.Client, a *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, opts)
 	w.RegisterWorkflow(workflows.MigrationWorkflow)
+	w.RegisterWorkflow(workflows.WaveWorkflow)
 	w.RegisterActivity(a)
 	return w
 }

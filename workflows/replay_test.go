@@ -15,7 +15,8 @@ import (
 )
 
 // TestReplayRecordedHistories replays the histories of real runs (recorded
-// by the e2e suite with SMSFLOW_RECORD_HISTORIES, committed in testdata)
+// with SMSFLOW_RECORD_HISTORIES by the e2e suite, and for waves by
+// tserver's TestRecordWaveHistories; committed in testdata)
 // against today's workflow code. A change that would break the runs in
 // flight on a user's server — new or reordered activities, timers or
 // side effects without workflow.GetVersion — fails here. The bounded-*
@@ -29,6 +30,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(MigrationWorkflow)
+			r.RegisterWorkflow(WaveWorkflow)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -57,6 +57,11 @@ type Input struct {
 	// as new (0: the package's HistoryBound); the recorded histories of
 	// the replay test use a small one.
 	HistoryBound int
+	// WaveID is the wave the task is a member of ("" for none): the run
+	// takes the wave's bandwidth cap and commands and reports its events to
+	// the wave (wave_member.go). WaveCap is the cap it starts with.
+	WaveID  string
+	WaveCap int32
 	// Resume carries the state across a continue-as-new.
 	Resume *RunState
 }

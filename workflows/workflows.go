@@ -84,6 +84,8 @@ type RunState struct {
 	NextSyncAt time.Time
 	// FinalPass: the agent step in flight is the launch's last sync pass.
 	FinalPass bool
+	// Wave is a wave member's part (wave_member.go).
+	Wave WaveMemberState
 }
 
 type migration struct {
@@ -93,6 +95,9 @@ type migration struct {
 	// anytimeChecks: network checks have their own coroutine (runs that
 	// started before it answer them only when idle).
 	anytimeChecks bool
+	// waveMember: the run belongs to a wave (Input.WaveID, version
+	// "wave-member").
+	waveMember bool
 	// bounded: the run continues as new from the sync loop and from long
 	// agent steps too, not only when idle (runs that started before
 	// bounded-history replay without it).
@@ -191,6 +196,7 @@ func (m *migration) setup(ctx workflow.Context) error {
 			sel.Select(ctx)
 		}
 	})
+	m.setupWave(ctx)
 	workflow.Go(ctx, m.speedLoop)
 	return nil
 }
@@ -456,8 +462,12 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		}
 	}
 	started := m.in.StartTargetServer
-	return m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished, SourceCycle: sms.CycleCutovered,
-		Finished: true, TargetStarted: &started})
+	if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished, SourceCycle: sms.CycleCutovered,
+		Finished: true, TargetStarted: &started}); err != nil {
+		return err
+	}
+	m.waveEvent(ctx, WaveEventDone)
+	return nil
 }
 
 // cycleOf is the source's migration cycle and state during a step.
@@ -520,6 +530,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 	}
 	m.st.InSyncLoop = true
 	defer func() { m.st.InSyncLoop = false }()
+	m.waveEvent(ctx, WaveEventSyncing)
 	interval := m.in.SyncInterval
 	if interval <= 0 {
 		interval = 10 * time.Minute
@@ -550,6 +561,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 			}
 			if m.st.CutoverRequested {
 				m.st.CutoverRequested = false
+				m.waveEvent(ctx, WaveEventFinalPass)
 				// Launch: a last pass, then configure and start the target.
 				return m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 			}
@@ -716,7 +728,11 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
 		return err
 	}
-	return m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM})
+	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM}); err != nil {
+		return err
+	}
+	m.waveEvent(ctx, WaveEventTested)
+	return nil
 }
 
 // agentStep queues a command and follows the agent's progress on it until
@@ -847,8 +863,12 @@ func (m *migration) fail(ctx workflow.Context, cause error) error {
 	}
 	m.st.FailedStep = m.st.Step
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
-	return m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateFail, SourceState: sms.SourceError,
+	err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateFail, SourceState: sms.SourceError,
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})
+	if err == nil {
+		m.waveEvent(ctx, WaveEventFailed, code, msg)
+	}
+	return err
 }
 
 // delete cleans the task up: the agent stops and forgets, the created
@@ -876,7 +896,12 @@ func (m *migration) canceled(ctx workflow.Context, cause error) (Status, error) 
 		return m.status(), cause
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	_ = m.apply(dctx, activities.Transition{TaskState: sms.TaskAbort})
+	tr := activities.Transition{TaskState: sms.TaskAbort}
+	if m.waveMember && (m.st.Step == sms.StepMigrate || m.st.Step == sms.StepSync) {
+		// A canceled wave leaves nothing running: the agent stops too.
+		tr.Command = sms.CmdStop
+	}
+	_ = m.apply(dctx, tr)
 	return m.status(), cause
 }
 
@@ -921,6 +946,7 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 		}
 		now := workflow.Now(ctx)
 		lim, next := speedlimit.At(ws, speedlimit.Limit{Mbps: s.SpeedLimit, Threshold: s.OverSpeedThreshold}, now, m.loc)
+		lim = m.waveCapped(lim)
 		if lim != m.st.Limit {
 			m.st.Limit = lim
 			m.st.OverSince = time.Time{}
@@ -931,6 +957,7 @@ func (m *migration) speedLoop(ctx workflow.Context) {
 			_ = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.PushSpeedLimit, in).Get(ctx, nil)
 			m.busy--
 		}
+		m.ackWaveCap(ctx)
 		if !clearFirst {
 			m.st.SpeedChanged = false
 		}

@@ -97,8 +97,15 @@ func (e *env) runAPI(cmd *cobra.Command, allInOne bool) error {
 	if err != nil {
 		return err
 	}
-	srv := web.New(web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine, Targets: targets,
-		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version})
+	deps := web.Deps{Store: a.store, IAM: a.iam, Box: a.box, Queue: queue, Engine: tmp.engine, Targets: targets,
+		TaskOptions: a.taskOptions(), Logger: log, AgentTimeout: cfg.AgentTimeout, Version: version,
+		Waves: waveEngine{tmp.engine}}
+	if allInOne {
+		// The targets are on this machine: a wave's preflight checks their
+		// free space (a separate worker's disk is not visible from here).
+		deps.Capacity = targets
+	}
+	srv := web.New(deps)
 	ui := ""
 	if tmp.server != nil {
 		ui = tmp.server.UIAddr()

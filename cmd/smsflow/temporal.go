@@ -82,12 +82,12 @@ func openTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, embe
 	}
 	t.client = c
 	t.engine = &engine.Engine{Client: c, Namespace: cfg.TemporalNamespace, UIBase: uiBase}
-	if t.server == nil {
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := t.engine.EnsureSearchAttributes(sctx); err != nil {
-			log.Warn("the Temporal UI cannot filter tasks by their attributes", "err", err)
-		}
+	// Also for the embedded server: its namespace got the attributes of
+	// the smsflow that created it, and a later one adds its own (SmsWaveId).
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := t.engine.EnsureSearchAttributes(sctx); err != nil {
+		log.Warn("the Temporal UI cannot filter tasks and waves by their attributes", "err", err)
 	}
 	return t, nil
 }
@@ -151,8 +151,19 @@ func (a *app) newActivities(queue *dispatch.Dispatcher) (*activities.Activities,
 	if err != nil {
 		return nil, nil, err
 	}
+	o := a.taskOptions()
 	return &activities.Activities{Store: a.store, Queue: queue, Provider: prov, Box: a.box, Logger: a.log,
-		AgentTimeout: a.cfg.AgentTimeout}, prov, nil
+		AgentTimeout: a.cfg.AgentTimeout, Waves: activities.StoreWaves{DB: a.store},
+		MemberOptions: activities.MemberOptions{TimeZone: o.TimeZone, SyncInterval: o.SyncInterval,
+			AgentStepTimeout: o.AgentStepTimeout}}, prov, nil
+}
+
+// targetsDir is where the local provider keeps targets.
+func (a *app) targetsDir() string {
+	if a.cfg.TargetsDir != "" {
+		return a.cfg.TargetsDir
+	}
+	return filepath.Join(a.cfg.DataDir, "targets")
 }
 
 // localProvider is the process's local provider on --targets-dir.
@@ -160,11 +171,7 @@ func (a *app) localProvider() (*local.Provider, error) {
 	if a.targets != nil {
 		return a.targets, nil
 	}
-	dir := a.cfg.TargetsDir
-	if dir == "" {
-		dir = filepath.Join(a.cfg.DataDir, "targets")
-	}
-	prov, err := local.New(dir)
+	prov, err := local.New(a.targetsDir())
 	if err != nil {
 		return nil, err
 	}

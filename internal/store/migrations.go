@@ -31,6 +31,7 @@ var migrations = []migration{
 	{ID: "0002_sources_commands", Up: m0002},
 	{ID: "0003_tasks", Up: m0003},
 	{ID: "0004_agent_logs", Up: m0004},
+	{ID: "0005_waves", Up: m0005},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -416,3 +417,99 @@ type m0004AgentLog struct {
 func (m0004AgentLog) TableName() string { return "agent_logs" }
 
 func m0004(tx *gorm.DB) error { return createTables(tx, &m0004AgentLog{}) }
+
+// ---- 0005: waves (batch plans), their members, and tasks.wave_id.
+
+type m0005Wave struct {
+	ID             string     `gorm:"primaryKey;size:64;index:ix_waves_list,priority:3;index:ix_waves_state,priority:4"`
+	DomainID       string     `gorm:"size:64;not null;uniqueIndex:uq_waves_name,priority:1;index:ix_waves_list,priority:1;index:ix_waves_state,priority:1"`
+	ProjectID      string     `gorm:"size:64;not null"`
+	MigProjectID   string     `gorm:"size:64;not null;uniqueIndex:uq_waves_name,priority:2"`
+	Name           string     `gorm:"size:255;not null;uniqueIndex:uq_waves_name,priority:3"`
+	Description    string     `gorm:"size:1024;not null"`
+	TaskDefaults   string     `gorm:"type:longtext"`
+	StartAt        *time.Time `gorm:""`
+	MaxConcurrent  int        `gorm:"not null"`
+	Budget         string     `gorm:"type:longtext"`
+	TimeZone       string     `gorm:"size:64;not null"`
+	CutoverWindows string     `gorm:"type:longtext"`
+	CutoverMode    string     `gorm:"size:16;not null"`
+	TestFirst      bool       `gorm:"not null"`
+	MaxFailures    int        `gorm:"not null"`
+	DependsOn      string     `gorm:"size:64;not null"`
+	State          string     `gorm:"size:32;not null;index:ix_waves_state,priority:2"`
+	StateReason    string     `gorm:"size:1024;not null"`
+	MemberCount    int        `gorm:"not null"`
+	DoneCount      int        `gorm:"not null"`
+	FailedCount    int        `gorm:"not null"`
+	NextRunAt      *time.Time `gorm:""`
+	StartedAt      *time.Time `gorm:""`
+	FinishedAt     *time.Time `gorm:""`
+	CreatedAt      time.Time  `gorm:"not null;index:ix_waves_list,priority:2;index:ix_waves_state,priority:3"`
+	UpdatedAt      time.Time  `gorm:"not null"`
+}
+
+func (m0005Wave) TableName() string { return "waves" }
+
+type m0005WaveMember struct {
+	ID                   string     `gorm:"primaryKey;size:64"`
+	DomainID             string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:1;index:ix_wave_members_source,priority:1"`
+	WaveID               string     `gorm:"size:64;not null;index:ix_wave_members_wave,priority:2;uniqueIndex:uq_wave_members_source,priority:1"`
+	Position             int        `gorm:"not null;index:ix_wave_members_wave,priority:3"`
+	SourceID             string     `gorm:"size:64;not null;uniqueIndex:uq_wave_members_source,priority:2;index:ix_wave_members_source,priority:2"`
+	SourceName           string     `gorm:"size:255;not null"`
+	TargetName           string     `gorm:"size:255;not null"`
+	TemplateID           string     `gorm:"size:64;not null"`
+	DiskSizesGiB         string     `gorm:"column:disk_sizes_gib;type:longtext"`
+	Priority             int32      `gorm:"not null"`
+	State                string     `gorm:"size:32;not null"`
+	FailedFrom           string     `gorm:"size:32;not null"`
+	TaskID               *string    `gorm:"size:64"`
+	ErrorCode            string     `gorm:"size:32;not null"`
+	ErrorMsg             string     `gorm:"size:1024;not null"`
+	CopyStartedAt        *time.Time `gorm:""`
+	CopyEndedAt          *time.Time `gorm:""`
+	SyncedAt             *time.Time `gorm:""`
+	CutoverStartedAt     *time.Time `gorm:""`
+	TargetStartedAt      *time.Time `gorm:""`
+	DowntimeSeconds      *float64   `gorm:""`
+	BytesMoved           int64      `gorm:"not null"`
+	BytesTotal           int64      `gorm:"not null"`
+	Verification         string     `gorm:"size:32;not null"`
+	Churn                string     `gorm:"type:longtext"`
+	ChurnBytesPerHour    *float64   `gorm:""`
+	ChurnIntervalSeconds *float64   `gorm:""`
+	ShareMbps            int32      `gorm:"not null"`
+	LastSpeedMbps        float64    `gorm:"not null"`
+	CreatedAt            time.Time  `gorm:"not null"`
+	UpdatedAt            time.Time  `gorm:"not null"`
+}
+
+func (m0005WaveMember) TableName() string { return "wave_members" }
+
+// m0005TaskWave is the column 0005 adds to tasks.
+type m0005TaskWave struct {
+	ID       string  `gorm:"primaryKey;size:64"`
+	DomainID string  `gorm:"size:64;not null;index:ix_tasks_wave,priority:1"`
+	WaveID   *string `gorm:"size:64;index:ix_tasks_wave,priority:2"`
+}
+
+func (m0005TaskWave) TableName() string { return "tasks" }
+
+func m0005(tx *gorm.DB) error {
+	if err := createTables(tx, &m0005Wave{}, &m0005WaveMember{}); err != nil {
+		return err
+	}
+	m := tx.Migrator()
+	if !m.HasColumn(&m0005TaskWave{}, "wave_id") {
+		if err := m.AddColumn(&m0005TaskWave{}, "WaveID"); err != nil {
+			return fmt.Errorf("add tasks.wave_id: %w", err)
+		}
+	}
+	if !m.HasIndex(&m0005TaskWave{}, "ix_tasks_wave") {
+		if err := m.CreateIndex(&m0005TaskWave{}, "ix_tasks_wave"); err != nil {
+			return fmt.Errorf("index tasks.wave_id: %w", err)
+		}
+	}
+	return nil
+}

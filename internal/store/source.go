@@ -484,6 +484,14 @@ func (s *Store) MoveSource(ctx context.Context, t Tenant, id, migProjectID strin
 	return s.updateSource(ctx, t, id, &migProjectID, fn)
 }
 
+// migProjectExists tells, inside a transaction, whether a migration project
+// is the tenant's.
+func migProjectExists(tx *gorm.DB, t Tenant, id string) (bool, error) {
+	var n int64
+	err := tx.Model(&MigProject{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Count(&n).Error
+	return n > 0, err
+}
+
 // MigProjectMissingError: the migration project a source is moved to is
 // not the tenant's. It does not match ErrNotFound, which callers read as
 // "no such source".
@@ -498,11 +506,11 @@ func (s *Store) updateSource(ctx context.Context, t Tenant, id string, migProjec
 			return err
 		}
 		if migProjectID != nil && *migProjectID != src.MigProjectID {
-			var n int64
-			if err := tx.Model(&MigProject{}).Where("domain_id = ? AND id = ?", t.DomainID, *migProjectID).Count(&n).Error; err != nil {
+			ok, err := migProjectExists(tx, t, *migProjectID)
+			if err != nil {
 				return err
 			}
-			if n == 0 {
+			if !ok {
 				return &MigProjectMissingError{ID: *migProjectID}
 			}
 			src.MigProjectID = *migProjectID
@@ -529,7 +537,8 @@ func (e *BusyError) Is(target error) bool { return target == ErrInUse }
 
 // DeleteSources deletes the tenant's sources, all or none: an unknown id
 // fails with *MissingError, a source in a busy state (isBusy) with
-// *BusyError. Their queued commands go with them.
+// *BusyError, a member of a running wave with *SourceInWaveError (members
+// of other waves leave them). Their queued commands go with them.
 func (s *Store) DeleteSources(ctx context.Context, t Tenant, ids []string, isBusy func(state string) bool) error {
 	uniq := dedupe(ids)
 	if len(uniq) == 0 {
@@ -563,6 +572,9 @@ func (s *Store) DeleteSources(ctx context.Context, t Tenant, ids []string, isBus
 		}
 		if len(busy) > 0 {
 			return &BusyError{IDs: busy}
+		}
+		if err := dropMemberships(tx, t, uniq); err != nil {
+			return err
 		}
 		if err := tx.Where("domain_id = ? AND source_id IN ?", t.DomainID, uniq).Delete(&Command{}).Error; err != nil {
 			return fmt.Errorf("delete commands: %w", err)

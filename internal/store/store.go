@@ -275,7 +275,7 @@ func (s *Store) lockTenant(tx *gorm.DB, domainID, scope string) error {
 
 // Models lists the live models, for schema checks in tests.
 func Models() []any {
-	return []any{&Domain{}, &Project{}, &User{}, &AccessKey{}, &Token{}, &MigProject{}, &Template{}, &Source{}, &SourceFacts{}, &Command{}, &PrivacyAgreement{}, &Task{}, &AgentLog{}}
+	return []any{&Domain{}, &Project{}, &User{}, &AccessKey{}, &Token{}, &MigProject{}, &Template{}, &Source{}, &SourceFacts{}, &Command{}, &PrivacyAgreement{}, &Task{}, &AgentLog{}, &Wave{}, &WaveMember{}}
 }
 
 // Analyze refreshes the query planner's statistics (after a bulk import; the

@@ -201,6 +201,10 @@ type Task struct {
 	CAPEM         string `gorm:"type:longtext"`
 	PassphraseEnc string `gorm:"size:1024;not null"`
 
+	// WaveID is the wave the task was created for (nil for a task of its
+	// own): its workflow is then a child of the wave's.
+	WaveID *string `gorm:"size:64"`
+
 	UpdatedAt time.Time `gorm:"not null"`
 }
 
@@ -303,10 +307,10 @@ func (s *Store) UpdateTask(ctx context.Context, t Tenant, id string, fn func(tas
 // cycle at AtMs, stamping the action times of what changes; an empty State
 // or Cycle keeps it, a nil ErrorJSON keeps the source's error.
 type SourceCycleChange struct {
-	State        sms.SourceState
-	Cycle        sms.Cycle
-	ErrorJSON    *string
-	AtMs         int64
+	State     sms.SourceState
+	Cycle     sms.Cycle
+	ErrorJSON *string
+	AtMs      int64
 }
 
 func (c SourceCycleChange) isZero() bool { return c.State == "" && c.Cycle == "" && c.ErrorJSON == nil }

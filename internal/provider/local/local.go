@@ -140,6 +140,16 @@ func (p *Provider) Create(ctx context.Context, s provider.Spec) (provider.Target
 	return t, nil
 }
 
+// FreeBytes is the space left for targets under the provider's root (a
+// wave's preflight compares it with what its members will write).
+func (p *Provider) FreeBytes(ctx context.Context) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(p.Root, &st); err != nil {
+		return 0, fmt.Errorf("local provider: free space of %s: %w", p.Root, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
 func (p *Provider) Prepare(ctx context.Context, t provider.Target) error { return p.exists(t) }
 
 // Format creates each disk image as a sparse file of its size (block), or

@@ -262,3 +262,14 @@ func TestNewMakesRootAbsolute(t *testing.T) {
 		t.Fatalf("root not created: %v", err)
 	}
 }
+
+func TestFreeBytes(t *testing.T) {
+	p, err := New(t.TempDir())
+	require.NoError(t, err)
+	free, err := p.FreeBytes(context.Background())
+	require.NoError(t, err)
+	assert.Positive(t, free)
+	p.Root = filepath.Join(p.Root, "missing")
+	_, err = p.FreeBytes(context.Background())
+	assert.Error(t, err)
+}

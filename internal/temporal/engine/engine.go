@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/workflows"
 )
 
@@ -38,10 +39,13 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	workflows.SearchSourceID:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	workflows.SearchProject:   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	workflows.SearchTaskState: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	workflows.SearchWaveID:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
-// EnsureSearchAttributes adds the task search attributes to an external
-// cluster's namespace (the embedded server creates them with the namespace).
+// EnsureSearchAttributes adds the search attributes to the namespace. The
+// embedded server creates them with a new namespace; this adds the ones a
+// newer smsflow brought (SmsWaveId) to a namespace made before, and to an
+// external cluster's. Attributes that exist are left alone.
 func (e *Engine) EnsureSearchAttributes(ctx context.Context) error {
 	_, err := e.Client.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: e.Namespace, SearchAttributes: SearchAttributes,
@@ -113,7 +117,8 @@ func (e *Engine) RunURL(taskID string) string {
 }
 
 // MapError turns workflow errors into what the API answers: an update
-// validator's ApplicationError typed "SMS.xxxx" into that SMS error, a
+// validator's ApplicationError typed "SMS.xxxx" into that SMS error (a wave
+// code SMS.85xx with its params and status), a
 // missing or closed run into ErrNoRun. Test fakes of the engine use it
 // too, so they answer as the real one does.
 func MapError(err error) error {
@@ -122,6 +127,15 @@ func MapError(err error) error {
 	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && strings.HasPrefix(ae.Type(), "SMS.") {
+		for _, d := range wave.Errors() {
+			if string(d.Code) == ae.Type() {
+				var params []string
+				if ae.HasDetails() {
+					_ = ae.Details(&params)
+				}
+				return d.New(params...)
+			}
+		}
 		e := smserr.New(smserr.Code(ae.Type()))
 		var param string
 		if ae.HasDetails() && ae.Details(&param) == nil && param != "" {

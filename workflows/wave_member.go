@@ -1,0 +1,144 @@
+package workflows
+
+import (
+	"github.com/smsflow/smsflow/internal/sms"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/sms/speedlimit"
+)
+
+// What a MigrationWorkflow does as a wave's member (Input.WaveID set):
+// it takes the wave's bandwidth share (SignalWaveCap) as a cap over its
+// own speed rules, runs the task actions the wave asks for
+// (SignalWaveCommand) through the same validation and acceptance as an
+// operator's, and tells the wave what happened (SignalWaveMember). A task
+// outside a wave does none of this, and runs recorded before it replay as
+// they ran (version "wave-member").
+
+var saWaveID = temporal.NewSearchAttributeKeyKeyword(SearchWaveID)
+
+// WaveMemberState is the wave part of a member's RunState.
+type WaveMemberState struct {
+	// Cap is the wave's share for this member in Mbit/s (0: none).
+	Cap int32
+	// Op is a wave command waiting until the task can take it (a test
+	// sent while the run is between two sync passes after a
+	// continue-as-new, say).
+	Op sms.Action
+	// FinalPassAt is when the final sync pass before the target launch
+	// began.
+	FinalPassAt time.Time
+	// Acked is the last cap the wave was told is applied.
+	Acked int32
+}
+
+// TaskInput builds a task's MigrationWorkflow input from its TaskSpec: the
+// API's POST /v3/tasks and the wave's member launch both use it, so a wave
+// member's run is the run its task would have had.
+func TaskInput(s activities.TaskSpec) Input {
+	return Input{TaskID: s.TaskID, DomainID: s.DomainID, ProjectID: s.ProjectID, SourceID: s.SourceID,
+		MigProjectID: s.MigProjectID, Type: s.Type, OSType: s.OSType, AutoStart: s.AutoStart, Syncing: s.Syncing,
+		StartTargetServer: s.StartTargetServer, ExistServer: s.ExistServer, SpeedLimit: s.SpeedLimit,
+		OverSpeedThreshold: s.OverSpeedThreshold, SpeedRules: s.SpeedRules, TimeZone: s.TimeZone,
+		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout}
+}
+
+// setupWave registers the member's wave handlers; a task outside a wave
+// registers nothing.
+func (m *migration) setupWave(ctx workflow.Context) {
+	if m.in.WaveID == "" || workflow.GetVersion(ctx, "wave-member", workflow.DefaultVersion, 1) != 1 {
+		return
+	}
+	m.waveMember = true
+	if m.in.Resume == nil {
+		m.st.Wave.Cap = m.in.WaveCap
+	}
+	// The wave's run gave the attribute at the start; a continued run
+	// keeps it here for sure.
+	_ = workflow.UpsertTypedSearchAttributes(ctx, saWaveID.ValueSet(m.in.WaveID))
+	caps := workflow.GetSignalChannel(ctx, SignalWaveCap)
+	cmds := workflow.GetSignalChannel(ctx, SignalWaveCommand)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(caps, func(c workflow.ReceiveChannel, _ bool) {
+				var wc WaveCap
+				c.Receive(ctx, &wc)
+				if wc.Mbps != m.st.Wave.Cap {
+					m.st.Wave.Cap, m.st.SpeedChanged = wc.Mbps, true
+				}
+			})
+			sel.AddReceive(cmds, func(c workflow.ReceiveChannel, _ bool) {
+				var wc WaveCommand
+				c.Receive(ctx, &wc)
+				m.st.Wave.Op = wc.Operation
+				if wc.Operation == sms.ActionStart && m.waveOpRefused() != nil {
+					// A retry is for a failed task now, never for one
+					// that fails later.
+					m.st.Wave.Op = ""
+				}
+			})
+			sel.Select(ctx)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			if err := workflow.Await(ctx, func() bool { return m.st.Wave.Op != "" && m.waveOpRefused() == nil }); err != nil {
+				return
+			}
+			m.accept(ActionRequest{Operation: m.st.Wave.Op})
+			m.st.Wave.Op = ""
+		}
+	})
+}
+
+func (m *migration) waveOpRefused() error {
+	return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, ActionRequest{Operation: m.st.Wave.Op})
+}
+
+// waveCapped is the limit in force under the wave's cap.
+func (m *migration) waveCapped(l speedlimit.Limit) speedlimit.Limit {
+	if c := m.st.Wave.Cap; m.waveMember && c > 0 && (l.Mbps <= 0 || l.Mbps > c) {
+		l.Mbps = c
+	}
+	return l
+}
+
+// ackWaveCap tells the wave its cap is applied: the limit it gives is
+// recorded and, while the agent works, queued for it.
+func (m *migration) ackWaveCap(ctx workflow.Context) {
+	if !m.waveMember || m.st.Wave.Cap == m.st.Wave.Acked {
+		return
+	}
+	m.st.Wave.Acked = m.st.Wave.Cap
+	ev := WaveMemberEvent{TaskID: m.in.TaskID, Kind: WaveEventCap, At: workflow.Now(ctx), CapMbps: m.st.Wave.Cap}
+	if err := workflow.SignalExternalWorkflow(ctx, WaveWorkflowID(m.in.WaveID), "", SignalWaveMember, ev).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("wave cap ack not delivered", "wave", m.in.WaveID, "err", err)
+	}
+}
+
+// waveEvent tells the wave what happened to this member. A wave that is
+// gone (canceled, done) cannot hear it: that is logged, not a failure.
+func (m *migration) waveEvent(ctx workflow.Context, kind WaveEventKind, cause ...string) {
+	if !m.waveMember {
+		return
+	}
+	ev := WaveMemberEvent{TaskID: m.in.TaskID, Kind: kind, At: workflow.Now(ctx)}
+	switch kind {
+	case WaveEventFinalPass:
+		m.st.Wave.FinalPassAt = ev.At
+	case WaveEventFailed:
+		ev.Step = m.st.FailedStep
+		if len(cause) == 2 {
+			ev.Code, ev.Msg = cause[0], cause[1]
+		}
+	}
+	err := workflow.SignalExternalWorkflow(ctx, WaveWorkflowID(m.in.WaveID), "", SignalWaveMember, ev).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("wave event not delivered", "wave", m.in.WaveID, "event", kind, "err", err)
+	}
+}
