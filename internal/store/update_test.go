@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"github.com/smsflow/smsflow/internal/sms"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,13 +30,13 @@ func TestTransitionTask(t *testing.T) {
 		id := newTask(t, s, ten)
 		ej := `{"error_code":"SMS.3802"}`
 		require.NoError(t, s.TransitionTask(ctx, ten, id, func(task *store.Task) error {
-			task.State = "RUNNING"
+			task.State = sms.TaskRunning
 			return nil
-		}, store.SourceCycleChange{State: "running", Cycle: "replicating", ErrorJSON: &ej, AtMs: 1234}))
+		}, store.SourceCycleChange{State: sms.SourceReplicate, Cycle: sms.CycleReplicating, ErrorJSON: &ej, AtMs: 1234}))
 		task, src := taskSource(t, s, ten, id)
-		assert.Equal(t, "RUNNING", task.State)
-		assert.Equal(t, "running", src.State)
-		assert.Equal(t, "replicating", src.MigrationCycle)
+		assert.Equal(t, sms.TaskRunning, task.State)
+		assert.Equal(t, sms.SourceReplicate, src.State)
+		assert.Equal(t, sms.CycleReplicating, src.MigrationCycle)
 		assert.EqualValues(t, 1234, src.StateActionTime)
 		assert.EqualValues(t, 1234, src.StageActionTime)
 		assert.Equal(t, ej, src.ErrorJSON)
@@ -43,32 +44,32 @@ func TestTransitionTask(t *testing.T) {
 		// The same state again keeps its action time; a zero change keeps
 		// the source as it is.
 		require.NoError(t, s.TransitionTask(ctx, ten, id, func(task *store.Task) error { return nil },
-			store.SourceCycleChange{State: "running", Cycle: "syncing", AtMs: 5678}))
+			store.SourceCycleChange{State: sms.SourceReplicate, Cycle: sms.CycleSyncing, AtMs: 5678}))
 		_, src = taskSource(t, s, ten, id)
 		assert.EqualValues(t, 1234, src.StateActionTime)
 		assert.EqualValues(t, 5678, src.StageActionTime)
 		assert.Equal(t, ej, src.ErrorJSON, "a nil ErrorJSON keeps the error")
 		require.NoError(t, s.TransitionTask(ctx, ten, id, func(task *store.Task) error {
-			task.State = "SYNCING"
+			task.State = sms.TaskSyncing
 			return nil
 		}, store.SourceCycleChange{}))
 		task, src = taskSource(t, s, ten, id)
-		assert.Equal(t, "SYNCING", task.State)
-		assert.Equal(t, "syncing", src.MigrationCycle)
+		assert.Equal(t, sms.TaskSyncing, task.State)
+		assert.Equal(t, sms.CycleSyncing, src.MigrationCycle)
 
 		// fn's error rolls back: neither row changes.
 		boom := errors.New("boom")
 		err := s.TransitionTask(ctx, ten, id, func(task *store.Task) error {
 			task.State = "ERROR"
 			return boom
-		}, store.SourceCycleChange{State: "error", AtMs: 9})
+		}, store.SourceCycleChange{State: sms.SourceError, AtMs: 9})
 		require.ErrorIs(t, err, boom)
 		task, src = taskSource(t, s, ten, id)
-		assert.Equal(t, "SYNCING", task.State)
-		assert.Equal(t, "running", src.State)
+		assert.Equal(t, sms.TaskSyncing, task.State)
+		assert.Equal(t, sms.SourceReplicate, src.State)
 
 		// Another tenant cannot transition the task.
-		err = s.TransitionTask(ctx, tenant(), id, func(*store.Task) error { return nil }, store.SourceCycleChange{State: "error"})
+		err = s.TransitionTask(ctx, tenant(), id, func(*store.Task) error { return nil }, store.SourceCycleChange{State: sms.SourceError})
 		assert.ErrorIs(t, err, store.ErrNotFound)
 	})
 }
