@@ -293,6 +293,9 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 		r.result(ctx, cmd.ID, cmd.Name, "success", "", "")
 	case "DELETE":
 		r.stopJob(spec.TaskID)
+		// The task is gone for good: its bucket would stay in the map for
+		// the agent's life, one per task ever migrated from this host.
+		r.dropBucket(spec.TaskID)
 		if spec.TaskID != "" {
 			_ = os.RemoveAll(r.taskDir(spec.TaskID))
 		}
@@ -375,6 +378,8 @@ func (r *Runner) result(ctx context.Context, id, name, result, code, msg string)
 	}
 }
 
+// bucket is the task's speed bucket, made unlimited at first use; its
+// copies and network checks share it, so a SPEED_LIMIT reaches them all.
 func (r *Runner) bucket(taskID string) *throttle.Bucket {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -384,6 +389,14 @@ func (r *Runner) bucket(taskID string) *throttle.Bucket {
 		r.buckets[taskID] = b
 	}
 	return b
+}
+
+// dropBucket forgets the task's speed bucket (DELETE, after its jobs
+// ended); a network check still running keeps the one it holds.
+func (r *Runner) dropBucket(taskID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.buckets, taskID)
 }
 
 // running tells whether the command (by jobKey) runs or waits its turn.
