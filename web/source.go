@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -95,15 +96,15 @@ func machineKey(header string, b *registerBody) *string {
 		}
 		// Agents that omit the host name (the spec's own example does) send
 		// their name, which is the host name by default.
-		host := strings.ToLower(deref(b.Hostname))
+		host := strings.ToLower(ptr.Deref(b.Hostname))
 		if host == "" {
-			host = strings.ToLower(deref(b.Name))
+			host = strings.ToLower(ptr.Deref(b.Name))
 		}
 		if host == "" || len(macs) == 0 {
 			return nil
 		}
 		sort.Strings(macs)
-		raw = "facts:" + deref(b.OSType) + "|" + host + "|" + strings.Join(macs, ",")
+		raw = "facts:" + ptr.Deref(b.OSType) + "|" + host + "|" + strings.Join(macs, ",")
 	}
 	h := sha256.Sum256([]byte(raw))
 	k := hex.EncodeToString(h[:])
@@ -137,12 +138,12 @@ func sourceError(err error, id string) error {
 // facts turns a validated register body into a source row (without ids).
 func (h sourceHandlers) facts(b *registerBody) *store.Source {
 	src := &store.Source{
-		Name: deref(b.Name), Hostname: deref(b.Hostname), IP: deref(b.IP), IPv6: b.IPv6,
-		OSType: deref(b.OSType), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
+		Name: ptr.Deref(b.Name), Hostname: ptr.Deref(b.Hostname), IP: ptr.Deref(b.IP), IPv6: b.IPv6,
+		OSType: ptr.Deref(b.OSType), OSVersion: ptr.Deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
 		LinuxBlockCheck: b.LinuxBlockCheck, Firmware: b.Firmware, CPUQuantity: b.CPUQuantity, Memory: b.Memory,
 		HasRsync: b.HasRsync, Paravirtualization: b.Paravirtualization, RawDevices: b.RawDevices,
 		DriverFiles: b.DriverFiles, SystemServices: b.SystemServices, AccountRights: b.AccountRights,
-		BootLoader: b.BootLoader, SystemDir: b.SystemDir, AgentVersion: deref(b.AgentVersion),
+		BootLoader: b.BootLoader, SystemDir: b.SystemDir, AgentVersion: ptr.Deref(b.AgentVersion),
 		KernelVersion: b.KernelVersion, OEMSystem: b.OEMSystem, StartType: b.StartType, IOReadWait: b.IOReadWait,
 		HasTc: b.HasTc, Platform: b.Platform, EnterpriseProjectID: "0",
 		Disks: []store.SourceDisk{}, VolumeGroups: []store.VolumeGroup{}, BtrfsList: []store.BtrfsFileSystem{},
@@ -171,7 +172,7 @@ func refreshDerived(src *store.Source) {
 	src.InitTargetServer = string(b)
 	src.Totalsize = layout.TotalSize(src.Disks)
 	src.Checks = envcheck.Run(envcheck.Facts{
-		OSType: src.OSType, LinuxBlockCheck: deref(src.LinuxBlockCheck), Firmware: deref(src.Firmware),
+		OSType: src.OSType, LinuxBlockCheck: ptr.Deref(src.LinuxBlockCheck), Firmware: ptr.Deref(src.Firmware),
 		HasRsync: src.HasRsync, HasTc: src.HasTc, Disks: src.Disks,
 	})
 }
@@ -189,8 +190,8 @@ func (h sourceHandlers) register(c *gin.Context) {
 	src.MachineKey = machineKey(c.GetHeader(HeaderMachineID), &b)
 	src.State, src.MigrationCycle = string(sourcestate.Waiting), string(sourcestate.Checking)
 	if b.MigrationCycle != nil || b.State != nil {
-		cyc, okC := sourcestate.ParseCycle(deref(b.MigrationCycle))
-		st, okS := sourcestate.ParseState(deref(b.State))
+		cyc, okC := sourcestate.ParseCycle(ptr.Deref(b.MigrationCycle))
+		st, okS := sourcestate.ParseState(ptr.Deref(b.State))
 		if !okC || !okS {
 			fail(c, smserr.New(smserr.SMS7727).WithDetail("state and migration_cycle must be sent together"))
 			return
@@ -210,11 +211,11 @@ func (h sourceHandlers) register(c *gin.Context) {
 	src.UpdatedAt = now.UTC()
 	t := mustPrincipal(c).Tenant()
 	id, created, err := h.store.RegisterSource(c.Request.Context(), t, store.Registration{
-		Source: src, BodyID: deref(b.ID), MigProjectID: deref(b.MigProjectID), NewID: uuid.NewString,
+		Source: src, BodyID: ptr.Deref(b.ID), MigProjectID: ptr.Deref(b.MigProjectID), NewID: uuid.NewString,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			fail(c, notFound(smserr.SMS7301, deref(b.MigProjectID)))
+			fail(c, notFound(smserr.SMS7301, ptr.Deref(b.MigProjectID)))
 			return
 		}
 		fail(c, err)
@@ -564,17 +565,17 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 	pvs := map[string]*store.PhysicalVolume{}
 	for i := range src.Disks {
 		d := &src.Disks[i]
-		disks[deref(d.ID)] = d
+		disks[ptr.Deref(d.ID)] = d
 		for j := range d.PhysicalVolumes {
-			pvs[deref(d.PhysicalVolumes[j].ID)] = &d.PhysicalVolumes[j]
+			pvs[ptr.Deref(d.PhysicalVolumes[j].ID)] = &d.PhysicalVolumes[j]
 		}
 	}
 	var unknown []string
 	if b.Disks != nil {
 		for _, pd := range *b.Disks {
-			d := disks[deref(pd.ID)]
+			d := disks[ptr.Deref(pd.ID)]
 			if d == nil {
-				unknown = append(unknown, "disks.id="+deref(pd.ID))
+				unknown = append(unknown, "disks.id="+ptr.Deref(pd.ID))
 				continue
 			}
 			d.NeedMigration = firstPtr(pd.NeedMigration, d.NeedMigration)
@@ -582,9 +583,9 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 			d.RelationName = firstPtr(pd.RelationName, d.RelationName)
 			if pd.PhysicalVolumes != nil {
 				for _, pv := range *pd.PhysicalVolumes {
-					p := pvs[deref(pv.ID)]
+					p := pvs[ptr.Deref(pv.ID)]
 					if p == nil {
-						unknown = append(unknown, "physical_volumes.id="+deref(pv.ID))
+						unknown = append(unknown, "physical_volumes.id="+ptr.Deref(pv.ID))
 						continue
 					}
 					p.NeedMigration = firstPtr(pv.NeedMigration, p.NeedMigration)
@@ -597,9 +598,9 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 	lvs := map[string]*store.LogicalVolume{}
 	for i := range src.VolumeGroups {
 		g := &src.VolumeGroups[i]
-		vgs[deref(g.ID)] = g
+		vgs[ptr.Deref(g.ID)] = g
 		for j := range g.LogicalVolumes {
-			lvs[deref(g.LogicalVolumes[j].ID)] = &g.LogicalVolumes[j]
+			lvs[ptr.Deref(g.LogicalVolumes[j].ID)] = &g.LogicalVolumes[j]
 		}
 	}
 	for _, list := range []*[]putVolumeGroupBody{b.VolumeGroups, b.VolumeGroupsSpec} {
@@ -607,18 +608,18 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 			continue
 		}
 		for _, pg := range *list {
-			g := vgs[deref(pg.ID)]
+			g := vgs[ptr.Deref(pg.ID)]
 			if g == nil {
-				unknown = append(unknown, "volume_groups.id="+deref(pg.ID))
+				unknown = append(unknown, "volume_groups.id="+ptr.Deref(pg.ID))
 				continue
 			}
 			g.NeedMigration = firstPtr(pg.NeedMigration, g.NeedMigration)
 			g.AdjustSize = firstPtr(pg.AdjustSize, g.AdjustSize)
 			if pg.LogicalVolumes != nil {
 				for _, pl := range *pg.LogicalVolumes {
-					l := lvs[deref(pl.ID)]
+					l := lvs[ptr.Deref(pl.ID)]
 					if l == nil {
-						unknown = append(unknown, "logical_volumes.id="+deref(pl.ID))
+						unknown = append(unknown, "logical_volumes.id="+ptr.Deref(pl.ID))
 						continue
 					}
 					l.NeedMigration = firstPtr(pl.NeedMigration, l.NeedMigration)
@@ -881,12 +882,4 @@ func (h sourceHandlers) errors(c *gin.Context) {
 		out[i] = migrationError{ErrorJSON: r.ErrorJSON, HostName: &host, Name: r.Name, SourceID: r.ID, SourceIP: r.IP}
 	}
 	ok(c, gin.H{"count": total, "migration_errors": out})
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
