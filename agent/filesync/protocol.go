@@ -327,14 +327,49 @@ func decodeEntry(r *reader) (entry, error) {
 // decodeEntries decodes a tEntries payload, calling fn for each entry in
 // order. A frame that is truncated, overlong or holds an invalid entry is an
 // error.
+// batch gathers records into frames of about entriesFrameLen bytes, each
+// led by its record count (a uvarint): the shape of the manifest's tEntries
+// frames and of verify's tVFiles frames. Records are appended to buf and
+// counted with add.
+type batch struct {
+	buf []byte
+	n   uint64
+}
+
+// add counts the record just appended to buf and tells whether the frame
+// is full.
+func (b *batch) add() bool {
+	b.n++
+	return len(b.buf) >= entriesFrameLen
+}
+
+// take returns the frame gathered so far, nil when it holds no record, and
+// starts the next one.
+func (b *batch) take() []byte {
+	if b.n == 0 {
+		return nil
+	}
+	p := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b.buf)), b.n)
+	p = append(p, b.buf...)
+	b.buf, b.n = b.buf[:0], 0
+	return p
+}
+
+// batchCount reads the record count leading a batch frame of len(p) bytes:
+// at least one record, and no more than the frame has bytes.
+func (r *reader) batchCount(p []byte) uint64 {
+	n := r.uvarint()
+	if r.err == nil && (n == 0 || n > uint64(len(p))) {
+		r.fail(fmt.Errorf("filesync: bad record count %d", n))
+	}
+	return n
+}
+
 func decodeEntries(p []byte, fn func(e *entry) error) error {
 	r := &reader{p: p}
-	n := r.uvarint()
+	n := r.batchCount(p)
 	if r.err != nil {
 		return r.err
-	}
-	if n == 0 || n > uint64(len(p)) {
-		return fmt.Errorf("filesync: bad entry count %d", n)
 	}
 	for i := uint64(0); i < n; i++ {
 		e, err := decodeEntry(r)
