@@ -35,8 +35,8 @@ func (h agentHandlers) signPrivacy(c *gin.Context) {
 		return
 	}
 	if len(body) > 0 {
-		var any map[string]any
-		if err := decodeJSON(body, &any); err != nil {
+		var shape map[string]any
+		if err := decodeJSON(body, &shape); err != nil {
 			fail(c, err)
 			return
 		}

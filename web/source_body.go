@@ -263,7 +263,7 @@ func oneOf(s string, set []string) bool {
 	return false
 }
 
-func flexBetween(v *checks, field string, n *FlexInt64, required bool, min, max int64) {
+func flexBetween(v *checks, field string, n *FlexInt64, required bool, lo, hi int64) {
 	if n == nil {
 		if required {
 			v.required(field, false)
@@ -271,10 +271,10 @@ func flexBetween(v *checks, field string, n *FlexInt64, required bool, min, max 
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, required, min, max)
+	between(v, field, &x, required, lo, hi)
 }
 
-func sizeBetween(v *checks, field string, n *FlexSize, required bool, max int64) {
+func sizeBetween(v *checks, field string, n *FlexSize, required bool, hi int64) {
 	if n == nil {
 		if required {
 			v.required(field, false)
@@ -282,7 +282,7 @@ func sizeBetween(v *checks, field string, n *FlexSize, required bool, max int64)
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, required, 0, max)
+	between(v, field, &x, required, 0, hi)
 }
 
 func checkDisks(v *checks, path string, disks []serverDiskBody, register bool) {

@@ -247,9 +247,9 @@ type progressBody struct {
 	AgentTime         *string  `json:"agent_time"`
 }
 
-func floatBetween(v *checks, field string, x *float64, min, max float64) {
-	if x != nil && (*x < min || *x > max) {
-		v.add(field, fmt.Sprintf("must be between %g and %g", min, max), false)
+func floatBetween(v *checks, field string, x *float64, lo, hi float64) {
+	if x != nil && (*x < lo || *x > hi) {
+		v.add(field, fmt.Sprintf("must be between %g and %g", lo, hi), false)
 	}
 }
 

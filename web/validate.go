@@ -56,7 +56,7 @@ func (v *checks) required(field string, present bool) bool {
 }
 
 // str checks a string's length in characters (the spec's min/max length).
-func (v *checks) str(field string, s *string, required bool, min, max int) {
+func (v *checks) str(field string, s *string, required bool, lo, hi int) {
 	if s == nil {
 		if required {
 			v.required(field, false)
@@ -65,10 +65,10 @@ func (v *checks) str(field string, s *string, required bool, min, max int) {
 	}
 	n := utf8.RuneCountInString(*s)
 	switch {
-	case n < min:
-		v.add(field, fmt.Sprintf("must have at least %d characters", min), false)
-	case n > max:
-		v.add(field, fmt.Sprintf("must have at most %d characters", max), false)
+	case n < lo:
+		v.add(field, fmt.Sprintf("must have at least %d characters", lo), false)
+	case n > hi:
+		v.add(field, fmt.Sprintf("must have at most %d characters", hi), false)
 	case strings.ContainsRune(*s, 0):
 		v.add(field, "must not contain NUL characters", false)
 	}
@@ -107,15 +107,15 @@ func (v *checks) enum(field string, s *string, required, allowEmpty bool, allowe
 }
 
 // between checks an integer range.
-func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, required bool, min, max T) {
+func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, required bool, lo, hi T) {
 	if n == nil {
 		if required {
 			v.required(field, false)
 		}
 		return
 	}
-	if *n < min || *n > max {
-		v.add(field, fmt.Sprintf("must be between %d and %d", min, max), false)
+	if *n < lo || *n > hi {
+		v.add(field, fmt.Sprintf("must be between %d and %d", lo, hi), false)
 	}
 }
 
@@ -128,7 +128,7 @@ func pageQuery(c *gin.Context, defLimit, maxLimit int) (limit, offset int, err e
 	return limit, offset, v.err()
 }
 
-func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
+func queryInt(c *gin.Context, v *checks, name string, def, lo, hi int) int {
 	raw, present := c.GetQuery(name)
 	if !present || raw == "" {
 		return def
@@ -138,18 +138,18 @@ func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
 		v.add(name, "must be an integer", false)
 		return def
 	}
-	if n < min || n > max {
-		v.add(name, fmt.Sprintf("must be between %d and %d", min, max), false)
+	if n < lo || n > hi {
+		v.add(name, fmt.Sprintf("must be between %d and %d", lo, hi), false)
 		return def
 	}
 	return n
 }
 
 // queryString reads an optional string filter with a maximum length.
-func queryString(c *gin.Context, v *checks, name string, max int) string {
+func queryString(c *gin.Context, v *checks, name string, limit int) string {
 	s := c.Query(name)
-	if utf8.RuneCountInString(s) > max {
-		v.add(name, fmt.Sprintf("must have at most %d characters", max), false)
+	if utf8.RuneCountInString(s) > limit {
+		v.add(name, fmt.Sprintf("must have at most %d characters", limit), false)
 		return ""
 	}
 	return s

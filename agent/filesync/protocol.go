@@ -210,14 +210,14 @@ func (r *reader) u64() uint64 {
 	return v
 }
 
-// str reads a length-prefixed string of at most max bytes.
-func (r *reader) str(max int) string {
+// str reads a length-prefixed string of at most limit bytes.
+func (r *reader) str(limit int) string {
 	n := r.uvarint()
 	if r.err != nil {
 		return ""
 	}
-	if n > uint64(max) {
-		r.fail(fmt.Errorf("filesync: string of %d bytes over the %d limit", n, max))
+	if n > uint64(limit) {
+		r.fail(fmt.Errorf("filesync: string of %d bytes over the %d limit", n, limit))
 		return ""
 	}
 	if uint64(len(r.p)) < n {

@@ -41,8 +41,8 @@ func ParseMountinfo(data string) []Mount {
 		if sep < 0 || len(f) < sep+3 || f[sep+1] == "" || f[sep+1] == "-" {
 			continue
 		}
-		maj, min, ok := strings.Cut(f[2], ":")
-		if !ok || !isUint(maj) || !isUint(min) {
+		major, minor, ok := strings.Cut(f[2], ":")
+		if !ok || !isUint(major) || !isUint(minor) {
 			continue
 		}
 		m := Mount{Dev: f[2], Root: Unescape(f[3]), MountPoint: Unescape(f[4]), FSType: f[sep+1],

@@ -80,8 +80,8 @@ func FuzzParseMountinfo(f *testing.F) {
 			t.Fatalf("%d mounts from %d lines", len(ms), strings.Count(data, "\n")+1)
 		}
 		for _, m := range ms {
-			maj, min, ok := strings.Cut(m.Dev, ":")
-			if !ok || !isUint(maj) || !isUint(min) || m.FSType == "" || m.FSType == "-" {
+			major, minor, ok := strings.Cut(m.Dev, ":")
+			if !ok || !isUint(major) || !isUint(minor) || m.FSType == "" || m.FSType == "-" {
 				t.Fatalf("bad mount %+v", m)
 			}
 		}
