@@ -16,7 +16,7 @@ type TokenIssuer interface {
 	IssueToken(ctx context.Context, a iam.PasswordAuth) (*iam.IssuedToken, error)
 }
 
-// IAM token request (§3.2, Keystone v3 shape).
+// idName is an {id, name} pair of the IAM token request (§3.2, Keystone v3 shape).
 type idName struct {
 	ID   *string `json:"id"`
 	Name *string `json:"name"`

@@ -484,7 +484,7 @@ func (h sourceHandlers) show(c *gin.Context) {
 	ok(c, out)
 }
 
-// Update body (table 4-42). The spec names the volume group list
+// putVolumeBody is the update body (table 4-42). The spec names the volume group list
 // "volume_group_s", the SDK "volume_groups": both are read. relation_name
 // on a disk is our extension (the target disk a source disk maps to).
 type putVolumeBody struct {
@@ -682,7 +682,7 @@ func (h sourceHandlers) update(c *gin.Context) {
 	okEmpty(c)
 }
 
-// diskInfo: PUT /v3/sources/{id}/diskinfo replaces the disks, volume groups
+// diskInfoBody is the body of PUT /v3/sources/{id}/diskinfo, which replaces the disks, volume groups
 // and btrfs file systems (§4.1.10). The SDK names the volume groups
 // "volumegroups"; "volume_groups" is read too.
 type diskInfoBody struct {

@@ -13,7 +13,7 @@ import (
 // Frame types. Sender (source agent) → receiver (target):
 const (
 	tBegin       uint8 = 1  // version u8 | protected paths (uvarint n, n × str)
-	tEntries     uint8 = 2  // uvarint n | n × entry (see encodeEntry)
+	tEntries     uint8 = 2  // uvarint n | n × entry (see appendEntry)
 	tManifestEnd uint8 = 3  // entries u64
 	tFile        uint8 = 4  // index u32 | size u64 | mode u8 (0 whole, 1 delta)
 	tData        uint8 = 5  // offset u64 | rawLen u32 | flags u8 | data (flags&1: s2)
@@ -324,9 +324,6 @@ func decodeEntry(r *reader) (entry, error) {
 	return e, nil
 }
 
-// decodeEntries decodes a tEntries payload, calling fn for each entry in
-// order. A frame that is truncated, overlong or holds an invalid entry is an
-// error.
 // batch gathers records into frames of about entriesFrameLen bytes, each
 // led by its record count (a uvarint): the shape of the manifest's tEntries
 // frames and of verify's tVFiles frames. Records are appended to buf and
@@ -365,6 +362,9 @@ func (r *reader) batchCount(p []byte) uint64 {
 	return n
 }
 
+// decodeEntries decodes a tEntries payload, calling fn for each entry in
+// order. A frame that is truncated, overlong or holds an invalid entry is an
+// error.
 func decodeEntries(p []byte, fn func(e *entry) error) error {
 	r := &reader{p: p}
 	n := r.batchCount(p)
