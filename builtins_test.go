@@ -28,21 +28,7 @@ func init() {
 // import in the module's Go files is named like a builtin (the shadow
 // analyzer of go vet is not installed here).
 func TestNoBuiltinShadowed(t *testing.T) {
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
+	eachGoFile(t, true, func(fset *token.FileSet, f *ast.File) {
 		check := func(id *ast.Ident, what string) {
 			if id != nil && shadowable[id.Name] {
 				t.Errorf("%s: %s named %q shadows the builtin", fset.Position(id.Pos()), what, id.Name)
@@ -95,6 +81,30 @@ func TestNoBuiltinShadowed(t *testing.T) {
 			}
 			return true
 		})
+	})
+}
+
+// eachGoFile parses every Go file of the module (tests too when withTests),
+// with its comments, and hands it to fn; hidden folders and testdata are
+// left out.
+func eachGoFile(t *testing.T, withTests bool, fn func(fset *token.FileSet, f *ast.File)) {
+	t.Helper()
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || (!withTests && strings.HasSuffix(path, "_test.go")) {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		fn(fset, f)
 		return nil
 	})
 	if err != nil {

@@ -3,10 +3,7 @@ package smsflow_test
 import (
 	"cmp"
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"io/fs"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,21 +13,7 @@ import (
 // constant begins with its name ("Name does…", or "A Name…"), so go doc and
 // a reader's eye find what it documents. Tests are left to narrate.
 func TestDocCommentsNameTheirIdentifier(t *testing.T) {
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
+	eachGoFile(t, false, func(fset *token.FileSet, f *ast.File) {
 		check := func(doc *ast.CommentGroup, name string) {
 			if doc == nil || name == "_" {
 				return
@@ -65,9 +48,5 @@ func TestDocCommentsNameTheirIdentifier(t *testing.T) {
 				}
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
