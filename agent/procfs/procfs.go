@@ -71,8 +71,8 @@ func ParseMounts(data string) []Mount {
 	return out
 }
 
-// fields splits a mount table line at its single spaces; a line that ends
-// in a space is not split further.
+// fields splits a mount table line at its single spaces, trailing spaces
+// dropped first.
 func fields(ln string) []string {
 	return strings.Split(strings.TrimRight(ln, " "), " ")
 }
