@@ -29,6 +29,7 @@ import (
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
@@ -496,8 +497,8 @@ func (a *Activities) check(ctx context.Context, in StepInput) error {
 	if in.OSType == sms.Windows && in.Type == sms.MigrateFile {
 		return failure(smserr.SMS7712, nil)
 	}
-	checks := envcheck.Run(envcheck.Facts{OSType: src.OSType, LinuxBlockCheck: deref(src.LinuxBlockCheck),
-		Firmware: deref(src.Firmware), HasRsync: src.HasRsync, HasTc: src.HasTc, Disks: src.Disks})
+	checks := envcheck.Run(envcheck.Facts{OSType: src.OSType, LinuxBlockCheck: ptr.Deref(src.LinuxBlockCheck),
+		Firmware: ptr.Deref(src.Firmware), HasRsync: src.HasRsync, HasTc: src.HasTc, Disks: src.Disks})
 	for _, c := range checks {
 		if c.Result == envcheck.Error {
 			return failure(smserr.Code(c.ErrorCode), nil, c.Params...)
@@ -533,20 +534,20 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 		}
 	} else {
 		for _, d := range task.TargetServer.Disks {
-			s.Disks = append(s.Disks, provider.Disk{Name: deref(d.Name), Size: deref(d.Size), UsedSize: deref(d.UsedSize),
-				DeviceUse: deref(d.DeviceUse)})
+			s.Disks = append(s.Disks, provider.Disk{Name: ptr.Deref(d.Name), Size: ptr.Deref(d.Size), UsedSize: ptr.Deref(d.UsedSize),
+				DeviceUse: ptr.Deref(d.DeviceUse)})
 		}
 	}
 	// What each source disk holds, for the target's check at start.
 	for i := range s.Disks {
 		for _, sd := range src.Disks {
-			if deref(sd.Name) != s.Disks[i].Name {
+			if ptr.Deref(sd.Name) != s.Disks[i].Name {
 				continue
 			}
-			s.Disks[i].PartitionStyle = deref(sd.PartitionStyle)
+			s.Disks[i].PartitionStyle = ptr.Deref(sd.PartitionStyle)
 			for _, pv := range sd.PhysicalVolumes {
-				if idx := deref(pv.Index); idx > 0 {
-					s.Disks[i].Partitions = append(s.Disks[i].Partitions, provider.Partition{Index: idx, FileSystem: deref(pv.FileSystem)})
+				if idx := ptr.Deref(pv.Index); idx > 0 {
+					s.Disks[i].Partitions = append(s.Disks[i].Partitions, provider.Partition{Index: idx, FileSystem: ptr.Deref(pv.FileSystem)})
 				}
 			}
 		}
@@ -607,12 +608,4 @@ func selfSigned(cn string) (certPEM, keyPEM string, err error) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})), nil
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

@@ -55,10 +55,10 @@ func newFixture(t *testing.T, s *store.Store) *fixture {
 	ten := store.Tenant{DomainID: dom.ID, ProjectID: "p1"}
 	rsync, tc := true, true
 	src := &store.Source{Name: "web-01", Hostname: "web-01", IP: "10.0.0.1", OSType: "LINUX", OSVersion: "CENTOS7.9",
-		AgentVersion: "test", HasRsync: &rsync, HasTc: &tc, LinuxBlockCheck: ptr(`{"architecture":"x86_64"}`),
-		BootLoader: ptr("GRUB"), State: "unavailable", MigrationCycle: "checking",
-		Disks: []store.SourceDisk{{Name: ptr("/dev/vda"), DeviceUse: ptr("BOOT"), PartitionStyle: ptr("MBR"),
-			Size: ptr(int64(2 << 30)), UsedSize: ptr(int64(64 << 20))}}}
+		AgentVersion: "test", HasRsync: &rsync, HasTc: &tc, LinuxBlockCheck: new(`{"architecture":"x86_64"}`),
+		BootLoader: new("GRUB"), State: "unavailable", MigrationCycle: "checking",
+		Disks: []store.SourceDisk{{Name: new("/dev/vda"), DeviceUse: new("BOOT"), PartitionStyle: new("MBR"),
+			Size: new(int64(2 << 30)), UsedSize: new(int64(64 << 20))}}}
 	id, _, err := s.RegisterSource(ctx, ten, store.Registration{Source: src, NewID: uuid.NewString})
 	require.NoError(t, err)
 	require.NoError(t, s.UpdateSource(ctx, ten, id, func(src *store.Source) error {
@@ -76,8 +76,6 @@ func newFixture(t *testing.T, s *store.Store) *fixture {
 		acts: &activities.Activities{Store: s, Queue: q, Provider: prov, Box: box, AgentTimeout: 90 * time.Second},
 		ref:  activities.Ref{TaskID: task.ID, DomainID: dom.ID, SourceID: id, Type: "MIGRATE_BLOCK", OSType: "LINUX"}}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // prepareTarget runs the steps that give the task a target with its disks
 // and TLS material (CREATE_CLOUD_SERVER, SSL_CONFIG, FORMAT_DISK); the
@@ -304,8 +302,8 @@ func TestRunStepFailures(t *testing.T) {
 
 		// More used bytes than the target's file system holds.
 		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(tk *store.Task) error {
-			tk.TargetServer = &store.TargetServer{Disks: []store.TargetDisk{{Name: ptr("/dev/vda"), Size: ptr(int64(1 << 50)),
-				UsedSize: ptr(int64(1 << 50)), DeviceUse: ptr("BOOT")}}}
+			tk.TargetServer = &store.TargetServer{Disks: []store.TargetDisk{{Name: new("/dev/vda"), Size: new(int64(1 << 50)),
+				UsedSize: new(int64(1 << 50)), DeviceUse: new("BOOT")}}}
 			return nil
 		}))
 		var out activities.StepOutput

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"time"
 
 	"github.com/smsflow/smsflow/internal/sms"
@@ -111,7 +112,7 @@ type TaskSpec struct {
 func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 	rules := make([]speedlimit.Rule, len(task.SpeedRules))
 	for i, r := range task.SpeedRules {
-		rules[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
+		rules[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
 	}
 	return TaskSpec{TaskID: task.ID, DomainID: domainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,

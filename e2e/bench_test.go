@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 	"github.com/smsflow/smsflow/workflows"
 )
 
@@ -198,7 +199,7 @@ func BenchmarkRealAgent1GiB(b *testing.B) {
 	for range b.N {
 		s := benchServer(b)
 		img := filepath.Join(b.TempDir(), "vda.img")
-		diskImage(b, img, 1<<30, 21)
+		require.NoError(b, diskimage.Source(img, 1<<30, 21))
 		a := startAgent(b, s, "--name", "bench-1g", "--disk-image", "/dev/vda="+img, "--only-images", "--log-level", "warn")
 		src := s.waitSource(b, "bench-1g")
 		peak := int64(0)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
-	bin "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
@@ -83,53 +83,13 @@ func (s *server) waitSource(t testing.TB, name string) string {
 }
 
 // imageAgent starts a real agent named name whose only disk, /dev/vda, is a
-// fresh 256 MiB image (diskImage with seed), and waits for its source.
+// fresh 256 MiB image (diskimage.Source with seed), and waits for its source.
 func imageAgent(t testing.TB, s *server, name string, seed uint64) (img string, a *realAgent, sourceID string) {
 	t.Helper()
 	img = filepath.Join(t.TempDir(), "vda.img")
-	diskImage(t, img, 256<<20, seed)
+	require.NoError(t, diskimage.Source(img, 256<<20, seed))
 	a = startAgent(t, s, "--name", name, "--disk-image", "/dev/vda="+img, "--only-images")
 	return img, a, s.waitSource(t, name)
-}
-
-// diskImage writes a source disk: random regions, zero regions, text.
-func diskImage(t testing.TB, path string, size int64, seed uint64) {
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, f.Truncate(size))
-	r := rand.New(rand.NewPCG(seed, seed))
-	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += 1 << 20 {
-		switch r.IntN(4) {
-		case 0: // zeros: left as a hole
-			continue
-		case 1:
-			copy(buf, bytes.Repeat([]byte(fmt.Sprintf("block %d of a text file; ", off)), len(buf)/24+1))
-		default:
-			for i := range buf {
-				buf[i] = byte(r.Uint32())
-			}
-		}
-		_, err := f.WriteAt(buf, off)
-		require.NoError(t, err)
-	}
-	// An MBR with one Linux partition from 1 MiB, holding an ext4 file
-	// system (its superblock): discovery reports it, and the target's check
-	// at start looks for both after the copy.
-	mbr := make([]byte, 512)
-	e := mbr[446:]
-	e[4] = 0x83
-	bin.LittleEndian.PutUint32(e[8:], 2048)
-	bin.LittleEndian.PutUint32(e[12:], uint32(size/512-2048))
-	mbr[510], mbr[511] = 0x55, 0xAA
-	sb := make([]byte, 1024)
-	bin.LittleEndian.PutUint16(sb[56:], 0xEF53)
-	bin.LittleEndian.PutUint32(sb[96:], 0x40) // extents: ext4
-	_, err = f.WriteAt(mbr, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt(sb, 1<<20+1024)
-	require.NoError(t, err)
 }
 
 // changeBlocks rewrites n scattered 4 KiB pieces of the image.

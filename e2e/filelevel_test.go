@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 	"github.com/smsflow/smsflow/internal/testkit/treecmp"
 )
 
@@ -132,7 +133,7 @@ func TestRealAgentFileMigration(t *testing.T) {
 	files := fileTree(t, src, 21)
 	// Registration still describes a disk; the copy reads --file-root.
 	img := filepath.Join(work, "vda.img")
-	diskImage(t, img, 64<<20, 21)
+	require.NoError(t, diskimage.Source(img, 64<<20, 21))
 	a := startAgent(t, s, "--name", "file-01", "--disk-image", "/dev/vda="+img, "--only-images", "--file-root", src)
 	id := s.waitSource(t, "file-01")
 

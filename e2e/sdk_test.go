@@ -31,8 +31,6 @@ func sdkClient(t *testing.T, s *server) *sms.SmsClient {
 	return sdktest.Client(t, s.http, s.creds.AK, s.creds.SK, s.creds.ProjectID, "smsflow-e2e-sdk")
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // sdkShow is ShowTask through the SDK; it must decode.
 func sdkShow(t *testing.T, c *sms.SmsClient, id string) *model.ShowTaskResponse {
 	t.Helper()
@@ -127,12 +125,12 @@ func TestSDKTasks(t *testing.T) {
 	post := func(name, sourceID string) *model.PostTask {
 		return &model.PostTask{
 			Name: name, Type: model.GetPostTaskTypeEnum().MIGRATE_BLOCK,
-			OsType:       ptr(model.GetPostTaskOsTypeEnum().LINUX),
+			OsType:       new(model.GetPostTaskOsTypeEnum().LINUX),
 			SourceServer: &model.SourceServerByTask{Id: sourceID},
 			TargetServer: &model.TargetServerByTask{Name: name + "-target", VmId: ""},
 			RegionName:   "local", RegionId: "local", ProjectName: "default", ProjectId: s.creds.ProjectID,
-			AutoStart: ptr(false), StartTargetServer: ptr(true), Syncing: ptr(false), Priority: ptr(int32(2)),
-			SpeedLimit: ptr(int32(500)), UsePublicIp: ptr(false), ExistServer: ptr(false),
+			AutoStart: new(false), StartTargetServer: new(true), Syncing: new(false), Priority: new(int32(2)),
+			SpeedLimit: new(int32(500)), UsePublicIp: new(false), ExistServer: new(false),
 		}
 	}
 
@@ -183,8 +181,8 @@ func TestSDKTasks(t *testing.T) {
 	// 4. UpdateTask while READY: name, migration IP, target name and the
 	// default speed limit, which the run picks up (START carries it).
 	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{
-		Name: ptr("sdk-renamed"), MigrationIp: ptr("192.168.7.7"), SpeedLimit: ptr(int32(300)),
-		TargetServer: &model.TargetServer{Name: ptr("sdk-target-2")},
+		Name: new("sdk-renamed"), MigrationIp: new("192.168.7.7"), SpeedLimit: new(int32(300)),
+		TargetServer: &model.TargetServer{Name: new("sdk-target-2")},
 	}})
 	require.NoError(t, err)
 	tk = sdkShow(t, c, id)
@@ -192,7 +190,7 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, "192.168.7.7", *tk.MigrationIp)
 	assert.Equal(t, int32(300), *tk.SpeedLimit)
 	assert.Equal(t, "sdk-target-2", *tk.TargetServer.Name)
-	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: "no-such-task", Body: &model.PutTaskReq{Name: ptr("x")}})
+	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: "no-such-task", Body: &model.PutTaskReq{Name: new("x")}})
 	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// 7a. Speed windows while READY: without rules of its own the task shows
@@ -220,30 +218,30 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, "sdk-renamed", *(*all.Tasks)[0].Name)
 	assert.Equal(t, a.sourceID, *(*all.Tasks)[0].SourceServer.Id)
 	assert.Equal(t, "INIT", (*all.Tasks)[0].LogCollectStatus.Value())
-	ready := list(&model.ListTasksRequest{State: ptr(model.GetListTasksRequestStateEnum().READY)})
+	ready := list(&model.ListTasksRequest{State: new(model.GetListTasksRequestStateEnum().READY)})
 	assert.Equal(t, int32(2), *ready.Count)
-	running := list(&model.ListTasksRequest{State: ptr(model.GetListTasksRequestStateEnum().RUNNING)})
+	running := list(&model.ListTasksRequest{State: new(model.GetListTasksRequestStateEnum().RUNNING)})
 	assert.Equal(t, int32(0), *running.Count)
 	assert.Empty(t, *running.Tasks)
-	byName := list(&model.ListTasksRequest{Name: ptr("sdk-renamed")})
+	byName := list(&model.ListTasksRequest{Name: new("sdk-renamed")})
 	require.Equal(t, int32(1), *byName.Count)
 	assert.Equal(t, id, *(*byName.Tasks)[0].Id)
-	bySource := list(&model.ListTasksRequest{SourceServerId: ptr(b.sourceID)})
+	bySource := list(&model.ListTasksRequest{SourceServerId: new(b.sourceID)})
 	require.Equal(t, int32(1), *bySource.Count)
 	assert.Equal(t, second, *(*bySource.Tasks)[0].Id)
-	byID := list(&model.ListTasksRequest{Id: ptr(second)})
+	byID := list(&model.ListTasksRequest{Id: new(second)})
 	require.Equal(t, int32(1), *byID.Count)
 	assert.Equal(t, "sdk-second", *(*byID.Tasks)[0].Name)
-	page := list(&model.ListTasksRequest{Limit: ptr(int32(1)), Offset: ptr(int32(1))})
+	page := list(&model.ListTasksRequest{Limit: new(int32(1)), Offset: new(int32(1))})
 	assert.Equal(t, int32(2), *page.Count, "count is the total, not the page")
 	require.Len(t, *page.Tasks, 1)
 	assert.Equal(t, second, *(*page.Tasks)[0].Id)
-	past := list(&model.ListTasksRequest{Limit: ptr(int32(10)), Offset: ptr(int32(5))})
+	past := list(&model.ListTasksRequest{Limit: new(int32(10)), Offset: new(int32(5))})
 	assert.Equal(t, int32(2), *past.Count)
 	assert.Empty(t, *past.Tasks)
-	none := list(&model.ListTasksRequest{Name: ptr("sdk-renamed"), SourceServerId: ptr(b.sourceID)})
+	none := list(&model.ListTasksRequest{Name: new("sdk-renamed"), SourceServerId: new(b.sourceID)})
 	assert.Equal(t, int32(0), *none.Count, "filters combine")
-	_, err = c.ListTasks(&model.ListTasksRequest{Limit: ptr(int32(500))})
+	_, err = c.ListTasks(&model.ListTasksRequest{Limit: new(int32(500))})
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 	// 8a. What READY refuses: the TLS material, the passphrase, a log.
@@ -266,14 +264,14 @@ func TestSDKTasks(t *testing.T) {
 		"the agent is asked to check the network: %v", a.seen())
 	assert.Equal(t, id, a.lastParams("NETWORK_CHECK")["task_id"])
 	nc, err := c.UpdateNetworkCheckInfo(&model.UpdateNetworkCheckInfoRequest{TaskId: id, Body: &model.NetworkCheckInfoRequestBody{
-		DomainConnectivity: ptr(true), DestinationConnectivity: ptr(false), NetworkDelay: 12.5, NetworkJitter: 1.25,
+		DomainConnectivity: new(true), DestinationConnectivity: new(false), NetworkDelay: 12.5, NetworkJitter: 1.25,
 		MigrationSpeed: 93.5, LossPercentage: 0.5, CpuUsage: 7.5, MemUsage: 512, EvaluationResult: "good",
 	}})
 	require.NoError(t, err)
 	assert.Equal(t, id, *nc.TaskId)
 	tk = sdkShow(t, c, id)
 	require.NotNil(t, tk.NetworkCheckInfo)
-	assert.Equal(t, model.NetworkCheckInfoRequestBody{DomainConnectivity: ptr(true), DestinationConnectivity: ptr(false),
+	assert.Equal(t, model.NetworkCheckInfoRequestBody{DomainConnectivity: new(true), DestinationConnectivity: new(false),
 		NetworkDelay: 12.5, NetworkJitter: 1.25, MigrationSpeed: 93.5, LossPercentage: 0.5, CpuUsage: 7.5, MemUsage: 512,
 		EvaluationResult: "good"}, *tk.NetworkCheckInfo)
 	_, err = c.UpdateNetworkCheckInfo(&model.UpdateNetworkCheckInfoRequest{TaskId: id, Body: &model.NetworkCheckInfoRequestBody{
@@ -293,7 +291,7 @@ func TestSDKTasks(t *testing.T) {
 	_, err = c.UploadSpecialConfigurationSetting(&model.UploadSpecialConfigurationSettingRequest{TaskId: id,
 		Body: &model.ConfigurationRequestBody{Configurations: []model.ConfigBody{
 			{ConfigKey: keys.MIGRATE_EXCLUDE_DIR, ConfigValue: "/tmp,/var/cache"},
-			{ConfigKey: keys.LINUX_CPU_LIMIT, ConfigValue: "50", ConfigStatus: ptr("ON")},
+			{ConfigKey: keys.LINUX_CPU_LIMIT, ConfigValue: "50", ConfigStatus: new("ON")},
 		}}})
 	require.NoError(t, err)
 	_, err = c.UploadSpecialConfigurationSetting(&model.UploadSpecialConfigurationSettingRequest{TaskId: id,
@@ -306,11 +304,11 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, "/tmp,/var/cache", (*cfg.Configurations)[0].ConfigValue)
 	assert.Equal(t, "LINUX_CPU_LIMIT", (*cfg.Configurations)[1].ConfigKey.Value())
 	assert.Equal(t, "70", (*cfg.Configurations)[1].ConfigValue, "setting a key again replaces it")
-	one, err := c.ShowConfigSetting(&model.ShowConfigSettingRequest{TaskId: id, ConfigKey: ptr("LINUX_CPU_LIMIT")})
+	one, err := c.ShowConfigSetting(&model.ShowConfigSettingRequest{TaskId: id, ConfigKey: new("LINUX_CPU_LIMIT")})
 	require.NoError(t, err)
 	require.Len(t, *one.Configurations, 1, "config_key selects one item")
 	assert.Equal(t, "70", (*one.Configurations)[0].ConfigValue)
-	byIDWithCfg := list(&model.ListTasksRequest{Id: ptr(id)})
+	byIDWithCfg := list(&model.ListTasksRequest{Id: new(id)})
 	require.NotNil(t, (*byIDWithCfg.Tasks)[0].SpecialConfig)
 	assert.Len(t, *(*byIDWithCfg.Tasks)[0].SpecialConfig, 2, "the task lists them too")
 
@@ -343,18 +341,18 @@ func TestSDKTasks(t *testing.T) {
 	sdktest.Err(t, action("no-such-task", op.START), http.StatusNotFound, "SMS.7703")
 
 	// UpdateTask while RUNNING: a rename is fine, a new type is not.
-	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{Name: ptr("sdk-running")}})
+	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{Name: new("sdk-running")}})
 	require.NoError(t, err)
 	assert.Equal(t, "sdk-running", *sdkShow(t, c, id).Name)
 	_, err = c.UpdateTask(&model.UpdateTaskRequest{TaskId: id, Body: &model.PutTaskReq{
-		Type: ptr(model.GetPutTaskReqTypeEnum().MIGRATE_FILE)}})
+		Type: new(model.GetPutTaskReqTypeEnum().MIGRATE_FILE)}})
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.7712")
-	running = list(&model.ListTasksRequest{State: ptr(model.GetListTasksRequestStateEnum().RUNNING)})
+	running = list(&model.ListTasksRequest{State: new(model.GetListTasksRequestStateEnum().RUNNING)})
 	require.Equal(t, int32(1), *running.Count)
 	assert.Equal(t, id, *(*running.Tasks)[0].Id)
 
 	// 8c. While RUNNING: the TLS material and the passphrase.
-	ck, err := c.ShowCertKey(&model.ShowCertKeyRequest{TaskId: id, EnableCaCert: ptr(true)})
+	ck, err := c.ShowCertKey(&model.ShowCertKeyRequest{TaskId: id, EnableCaCert: new(true)})
 	require.NoError(t, err)
 	_, err = tls.X509KeyPair([]byte(*ck.Cert), []byte(*ck.PrivateKey))
 	require.NoError(t, err, "cert and private_key are a pair")
@@ -382,10 +380,10 @@ func TestSDKTasks(t *testing.T) {
 	before := time.Now().UnixMilli()
 	_, err = c.UpdateTaskSpeed(&model.UpdateTaskSpeedRequest{TaskId: id, Body: &model.UpdateTaskSpeedReq{
 		SubtaskName: model.GetUpdateTaskSpeedReqSubtaskNameEnum().MIGRATE_LINUX_BLOCK, Progress: 50,
-		Replicatesize: 50 << 20, Totalsize: 100 << 20, ProcessTrace: "sdk 50%", MigrateSpeed: ptr(64.5),
-		CompressRate: ptr(1.5), RemainTime: ptr(int64(120)), TotalCpuUsage: ptr(33.5), AgentCpuUsage: ptr(4.5),
-		TotalMemUsage: ptr(1024.0), AgentMemUsage: ptr(48.0), TotalDiskIo: ptr(12.0), AgentDiskIo: ptr(3.0),
-		AgentTime: ptr(time.Now().Format(time.RFC3339)),
+		Replicatesize: 50 << 20, Totalsize: 100 << 20, ProcessTrace: "sdk 50%", MigrateSpeed: new(64.5),
+		CompressRate: new(1.5), RemainTime: new(int64(120)), TotalCpuUsage: new(33.5), AgentCpuUsage: new(4.5),
+		TotalMemUsage: new(1024.0), AgentMemUsage: new(48.0), TotalDiskIo: new(12.0), AgentDiskIo: new(3.0),
+		AgentTime: new(time.Now().Format(time.RFC3339)),
 	}})
 	require.NoError(t, err)
 	tk = sdkShow(t, c, id)
@@ -420,9 +418,9 @@ func TestSDKTasks(t *testing.T) {
 	// 7b. UpdateSpeed with the spec's example windows ("0:00"–"8:00" ...): the
 	// running copy gets the limit in force now.
 	windows := []model.SpeedLimitlJson{
-		{Start: "0:00", End: "8:00", Speed: ptr(int32(20))},
-		{Start: "8:00", End: "15:00", Speed: ptr(int32(50))},
-		{Start: "15:00", End: "23:59", Speed: ptr(int32(25))},
+		{Start: "0:00", End: "8:00", Speed: new(int32(20))},
+		{Start: "8:00", End: "15:00", Speed: new(int32(50))},
+		{Start: "15:00", End: "23:59", Speed: new(int32(25))},
 	}
 	rules := make([]speedlimit.Rule, len(windows))
 	for i, w := range windows {
@@ -454,11 +452,11 @@ func TestSDKTasks(t *testing.T) {
 		rules []model.SpeedLimitlJson
 		code  string
 	}{
-		{"overlapping", []model.SpeedLimitlJson{{Start: "00:00", End: "12:00", Speed: ptr(int32(10))},
-			{Start: "11:00", End: "13:00", Speed: ptr(int32(20))}}, "SMS.9001"},
-		{"end before start", []model.SpeedLimitlJson{{Start: "10:00", End: "09:00", Speed: ptr(int32(10))}}, "SMS.9001"},
-		{"not a time", []model.SpeedLimitlJson{{Start: "25:00", End: "26:00", Speed: ptr(int32(10))}}, "SMS.6405"},
-		{"speed too high", []model.SpeedLimitlJson{{Start: "00:00", End: "01:00", Speed: ptr(int32(10001))}}, "SMS.9001"},
+		{"overlapping", []model.SpeedLimitlJson{{Start: "00:00", End: "12:00", Speed: new(int32(10))},
+			{Start: "11:00", End: "13:00", Speed: new(int32(20))}}, "SMS.9001"},
+		{"end before start", []model.SpeedLimitlJson{{Start: "10:00", End: "09:00", Speed: new(int32(10))}}, "SMS.9001"},
+		{"not a time", []model.SpeedLimitlJson{{Start: "25:00", End: "26:00", Speed: new(int32(10))}}, "SMS.6405"},
+		{"speed too high", []model.SpeedLimitlJson{{Start: "00:00", End: "01:00", Speed: new(int32(10001))}}, "SMS.9001"},
 	} {
 		_, err = c.UpdateSpeed(&model.UpdateSpeedRequest{TaskId: id, Body: &model.SpeedLimit{SpeedLimit: bad.rules}})
 		sdktest.Err(t, err, http.StatusBadRequest, bad.code, bad.name)
@@ -477,10 +475,10 @@ func TestSDKTasks(t *testing.T) {
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.7716")
 	require.Eventually(t, func() bool { return a.count("UPLOAD_LOG") == 1 }, 20*time.Second, 100*time.Millisecond)
 	assert.Equal(t, "sdk-logs", a.lastParams("UPLOAD_LOG")["bucket"])
-	assert.Equal(t, "UPLOADING", (*list(&model.ListTasksRequest{Id: ptr(id)}).Tasks)[0].LogCollectStatus.Value())
+	assert.Equal(t, "UPLOADING", (*list(&model.ListTasksRequest{Id: new(id)}).Tasks)[0].LogCollectStatus.Value())
 	close(logGate)
 	require.Eventually(t, func() bool {
-		return (*list(&model.ListTasksRequest{Id: ptr(id)}).Tasks)[0].LogCollectStatus.Value() == "UPLOADED"
+		return (*list(&model.ListTasksRequest{Id: new(id)}).Tasks)[0].LogCollectStatus.Value() == "UPLOADED"
 	}, 20*time.Second, 100*time.Millisecond, "the agent's result is the collection's status")
 
 	// 8e. Consistency results: empty, reported, read back, exported as CSV.
@@ -506,9 +504,9 @@ func TestSDKTasks(t *testing.T) {
 	_, err = c.UpdateConsistencyResult(&model.UpdateConsistencyResultRequest{TaskId: "no-such-task",
 		Body: &model.SetConsistencyResultRequestBody{ConsistencyResult: &results}})
 	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
-	exp, err := c.ExportConsistencyResults(&model.ExportConsistencyResultsRequest{XLanguage: ptr("en-us"),
+	exp, err := c.ExportConsistencyResults(&model.ExportConsistencyResultsRequest{XLanguage: new("en-us"),
 		Body: &model.BatchGetConsistencyResultReq{TaskInfo: []model.BatchConsistencyReq{
-			{TaskId: ptr(id), SourceId: ptr(a.sourceID), SourceName: ptr("sdk-01")}, {TaskId: ptr(second)}}}})
+			{TaskId: new(id), SourceId: new(a.sourceID), SourceName: new("sdk-01")}, {TaskId: new(second)}}}})
 	require.NoError(t, err)
 	require.NotNil(t, exp.Body)
 	csvRaw, err := io.ReadAll(exp.Body)
@@ -523,7 +521,7 @@ func TestSDKTasks(t *testing.T) {
 		{id, a.sourceID, "sdk-01", "/data", "40", "0", "0", "2"},
 	}, rows, "the second task has no results")
 	_, err = c.ExportConsistencyResults(&model.ExportConsistencyResultsRequest{Body: &model.BatchGetConsistencyResultReq{
-		TaskInfo: []model.BatchConsistencyReq{{TaskId: ptr("no-such-task")}}}})
+		TaskInfo: []model.BatchConsistencyReq{{TaskId: new("no-such-task")}}}})
 	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// The verification after the final pass finds the copy complete (the

@@ -35,8 +35,8 @@ func (h agentHandlers) signPrivacy(c *gin.Context) {
 		return
 	}
 	if len(body) > 0 {
-		var any map[string]any
-		if err := decodeJSON(body, &any); err != nil {
+		var shape map[string]any
+		if err := decodeJSON(body, &shape); err != nil {
 			fail(c, err)
 			return
 		}
@@ -86,8 +86,9 @@ func (h agentHandlers) config(c *gin.Context) {
 	})
 }
 
-// API version discovery (SDK ListApiVersion / ShowApiVersion), unauthenticated
-// like an OpenStack endpoint root.
+// apiUpdated is the "updated" date of API version discovery (SDK
+// ListApiVersion / ShowApiVersion), unauthenticated like an OpenStack
+// endpoint root.
 const apiUpdated = "2022-04-10T00:00:00Z" // the spec's publication date
 
 // versionJSON links relatively: the Host header is the client's to choose,

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/ptr"
 )
 
 // TokenIssuer issues password tokens.
@@ -15,7 +16,7 @@ type TokenIssuer interface {
 	IssueToken(ctx context.Context, a iam.PasswordAuth) (*iam.IssuedToken, error)
 }
 
-// IAM token request (§3.2, Keystone v3 shape).
+// idName is an {id, name} pair of the IAM token request (§3.2, Keystone v3 shape).
 type idName struct {
 	ID   *string `json:"id"`
 	Name *string `json:"name"`
@@ -81,18 +82,18 @@ func (h tokenHandlers) issue(c *gin.Context) {
 		return
 	}
 	pa := iam.PasswordAuth{
-		DomainID: deref(u.Domain.ID), DomainName: deref(u.Domain.Name),
-		UserName: deref(u.Name), Password: deref(u.Password),
+		DomainID: ptr.Deref(u.Domain.ID), DomainName: ptr.Deref(u.Domain.Name),
+		UserName: ptr.Deref(u.Name), Password: ptr.Deref(u.Password),
 		// The peer's own address, not X-Forwarded-For: a header the
 		// guesser writes would let it pick a fresh address per guess.
 		ClientAddr: c.RemoteIP(),
 	}
 	if s := a.Scope; s != nil {
 		if s.Domain != nil {
-			pa.ScopeDomainID, pa.ScopeDomainName = deref(s.Domain.ID), deref(s.Domain.Name)
+			pa.ScopeDomainID, pa.ScopeDomainName = ptr.Deref(s.Domain.ID), ptr.Deref(s.Domain.Name)
 		}
 		if s.Project != nil {
-			pa.ScopeProjectID, pa.ScopeProjectName = deref(s.Project.ID), deref(s.Project.Name)
+			pa.ScopeProjectID, pa.ScopeProjectName = ptr.Deref(s.Project.ID), ptr.Deref(s.Project.Name)
 		}
 	}
 	tok, err := h.iam.IssueToken(c.Request.Context(), pa)

@@ -23,8 +23,6 @@ import (
 // realisticSource is a registered Linux server: 4 disks of 3 partitions, 2
 // NICs, one volume group; the facts a real agent reports.
 func realisticSource(e *env, i int, now time.Time) store.Source {
-	p := func(s string) *string { return &s }
-	n := func(x int64) *int64 { return &x }
 	disks := make([]store.SourceDisk, 4)
 	for d := range disks {
 		use := "NORMAL"
@@ -33,15 +31,15 @@ func realisticSource(e *env, i int, now time.Time) store.Source {
 		}
 		pvs := make([]store.PhysicalVolume, 3)
 		for k := range pvs {
-			pvs[k] = store.PhysicalVolume{Name: p(fmt.Sprintf("/dev/vd%c%d", 'a'+d, k+1)), Size: n(10 << 30), UsedSize: n(2 << 30),
-				FileSystem: p("xfs"), MountPoint: p(fmt.Sprintf("/data%d%d", d, k)), DeviceUse: p("NORMAL"), UUID: p(uuid.NewString())}
+			pvs[k] = store.PhysicalVolume{Name: new(fmt.Sprintf("/dev/vd%c%d", 'a'+d, k+1)), Size: new(int64(10 << 30)), UsedSize: new(int64(2 << 30)),
+				FileSystem: new("xfs"), MountPoint: new(fmt.Sprintf("/data%d%d", d, k)), DeviceUse: new("NORMAL"), UUID: new(uuid.NewString())}
 		}
-		disks[d] = store.SourceDisk{Name: p(fmt.Sprintf("/dev/vd%c", 'a'+d)), DeviceUse: p(use), PartitionStyle: p("GPT"),
-			Size: n(30 << 30), UsedSize: n(6 << 30), PhysicalVolumes: pvs}
+		disks[d] = store.SourceDisk{Name: new(fmt.Sprintf("/dev/vd%c", 'a'+d)), DeviceUse: new(use), PartitionStyle: new("GPT"),
+			Size: new(int64(30 << 30)), UsedSize: new(int64(6 << 30)), PhysicalVolumes: pvs}
 	}
 	nets := []store.Network{
-		{Name: p("eth0"), IP: p(fmt.Sprintf("10.%d.%d.1", i/250, i%250)), Netmask: p("255.255.255.0"), Gateway: p("10.0.0.254"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:01", i/256, i%256))},
-		{Name: p("eth1"), IP: p(fmt.Sprintf("172.16.%d.%d", i/250, i%250)), Netmask: p("255.255.0.0"), Gateway: p("172.16.0.1"), MAC: p(fmt.Sprintf("fa:16:3e:%02x:%02x:02", i/256, i%256))},
+		{Name: new("eth0"), IP: new(fmt.Sprintf("10.%d.%d.1", i/250, i%250)), Netmask: new("255.255.255.0"), Gateway: new("10.0.0.254"), MAC: new(fmt.Sprintf("fa:16:3e:%02x:%02x:01", i/256, i%256))},
+		{Name: new("eth1"), IP: new(fmt.Sprintf("172.16.%d.%d", i/250, i%250)), Netmask: new("255.255.0.0"), Gateway: new("172.16.0.1"), MAC: new(fmt.Sprintf("fa:16:3e:%02x:%02x:02", i/256, i%256))},
 	}
 	states := []struct {
 		state sms.SourceState

@@ -64,7 +64,7 @@ func TestSDKSources(t *testing.T) {
 		require.NotNil(t, shown.InitTargetServer)
 		assert.Len(t, shown.InitTargetServer.Disks, 3)
 
-		list, err := c.ListServers(&model.ListServersRequest{Name: ptr("host-192-168-136-xxx"), Limit: ptr(int32(10)), Offset: ptr(int32(0)), Connected: ptr(true)})
+		list, err := c.ListServers(&model.ListServersRequest{Name: new("host-192-168-136-xxx"), Limit: new(int32(10)), Offset: new(int32(0)), Connected: new(true)})
 		require.NoError(t, err)
 		assert.Equal(t, int32(1), *list.Count)
 		row := (*list.SourceServers)[0]
@@ -73,10 +73,10 @@ func TestSDKSources(t *testing.T) {
 		assert.NotEmpty(t, *row.Checks)
 
 		// Update, disk info, state.
-		_, err = c.UpdateServerName(&model.UpdateServerNameRequest{SourceId: id, Body: &model.PutSourceServerBody{Name: ptr("suse-web")}})
+		_, err = c.UpdateServerName(&model.UpdateServerNameRequest{SourceId: id, Body: &model.PutSourceServerBody{Name: new("suse-web")}})
 		require.NoError(t, err)
 		_, err = c.UpdateDiskInfo(&model.UpdateDiskInfoRequest{SourceId: id, Body: &model.PutDiskInfoReq{
-			Disks:        &[]model.ServerDisk{{Name: ptr("/dev/vda"), DeviceUse: ptr("BOOT"), Size: ptr(int64(42949672960)), UsedSize: ptr(int64(1)), PhysicalVolumes: &[]model.PhysicalVolume{}}},
+			Disks:        &[]model.ServerDisk{{Name: new("/dev/vda"), DeviceUse: new("BOOT"), Size: new(int64(42949672960)), UsedSize: new(int64(1)), PhysicalVolumes: &[]model.PhysicalVolume{}}},
 			Volumegroups: &[]model.VolumeGroups{}, BtrfsList: &[]model.BtrfsFileSystem{}}})
 		require.NoError(t, err)
 		_, err = c.UpdateCopyState(&model.UpdateCopyStateRequest{SourceId: id, Body: &model.PutCopyStateReq{
@@ -107,7 +107,7 @@ func TestSDKSources(t *testing.T) {
 		_, err = c.UpdateCommandResult(&model.UpdateCommandResultRequest{ServerId: id, Body: &model.CommandBody{CommandName: "STOP", Result: "success"}})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.6021")
 
-		errs, err := c.ListErrorServers(&model.ListErrorServersRequest{Limit: ptr(int32(10)), Offset: 0})
+		errs, err := c.ListErrorServers(&model.ListErrorServersRequest{Limit: new(int32(10)), Offset: 0})
 		require.NoError(t, err)
 		assert.Equal(t, int32(0), *errs.Count)
 
@@ -123,7 +123,7 @@ func TestSDKSources(t *testing.T) {
 		bad.OsType = model.PostSourceServerBodyOsType{}
 		_, err = c.RegisterServer(&model.RegisterServerRequest{Body: &bad})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.6601")
-		_, err = c.ListServers(&model.ListServersRequest{Limit: ptr(int32(500))})
+		_, err = c.ListServers(&model.ListServersRequest{Limit: new(int32(500))})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 		// Delete: one, then a batch.

@@ -17,23 +17,21 @@ func sdkClient(t *testing.T, e *env, ak, sk, projectID string) *sms.SmsClient {
 	return sdktest.Client(t, e.srv.Listener.Addr().String(), ak, sk, projectID, "smsflow-sdk-test")
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestSDKMigProjects(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
 
 		created, err := c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
-			Name: "N121", Description: ptr(""), Region: "region", StartTargetServer: ptr(true), SpeedLimit: ptr(int32(0)),
-			UsePublicIp: ptr(true), ExistServer: ptr(true), Isdefault: ptr(true),
-			Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK, Syncing: ptr(false), EnterpriseProject: ptr("default"),
+			Name: "N121", Description: new(""), Region: "region", StartTargetServer: new(true), SpeedLimit: new(int32(0)),
+			UsePublicIp: new(true), ExistServer: new(true), Isdefault: new(true),
+			Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK, Syncing: new(false), EnterpriseProject: new("default"),
 		}})
 		require.NoError(t, err)
 		require.NotNil(t, created.Id)
 		first := *created.Id
 
 		second, err := c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
-			Name: "second", Region: "region", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_FILE, SpeedLimit: ptr(int32(100)),
+			Name: "second", Region: "region", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_FILE, SpeedLimit: new(int32(100)),
 		}})
 		require.NoError(t, err)
 
@@ -44,7 +42,7 @@ func TestSDKMigProjects(t *testing.T) {
 		assert.Equal(t, int32(100), *shown.SpeedLimit)
 		assert.False(t, *shown.Isdefault)
 
-		list, err := c.ListMigprojects(&model.ListMigprojectsRequest{Limit: ptr(int32(1)), Offset: ptr(int32(0))})
+		list, err := c.ListMigprojects(&model.ListMigprojectsRequest{Limit: new(int32(1)), Offset: new(int32(0))})
 		require.NoError(t, err)
 		assert.Equal(t, int32(2), *list.Count)
 		require.Len(t, *list.Migprojects, 1)
@@ -52,7 +50,7 @@ func TestSDKMigProjects(t *testing.T) {
 		assert.True(t, *(*list.Migprojects)[0].Isdefault)
 
 		_, err = c.UpdateMigproject(&model.UpdateMigprojectRequest{MigProjectId: *second.Id, Body: &model.MigProject{
-			Name: ptr("225"), Description: ptr("hello"), SpeedLimit: ptr(int32(5)),
+			Name: new("225"), Description: new("hello"), SpeedLimit: new(int32(5)),
 		}})
 		require.NoError(t, err)
 		shown, err = c.ShowMigproject(&model.ShowMigprojectRequest{MigProjectId: *second.Id})
@@ -76,7 +74,7 @@ func TestSDKMigProjects(t *testing.T) {
 		_, err = c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
 			Name: "x", Region: "r", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK}})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
-		_, err = c.ListMigprojects(&model.ListMigprojectsRequest{Limit: ptr(int32(500))})
+		_, err = c.ListMigprojects(&model.ListMigprojectsRequest{Limit: new(int32(500))})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 
 		// Wrong SK and a project outside the domain.
@@ -93,14 +91,14 @@ func TestSDKTemplates(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
 		tpl := &model.TemplateRequest{
-			Name: "xxxx", IsTemplate: ptr(true), Region: ptr("region"), Projectid: ptr(e.creds.ProjectID),
-			TargetServerName: ptr("ggg-win16-t"), AvailabilityZone: ptr("az1"), TargetPassword: ptr("S3cret-Pa55"),
-			Flavor: ptr("c3.medium.2"), Volumetype: ptr("SATA"),
-			Vpc:            &model.VpcObject{Id: ptr("vpc-1"), Name: ptr("Migrate-SSd-1"), Cidr: ptr("192.168.0.0/16")},
-			Nics:           &[]model.Nics{{Id: "subnet-1", Name: "Migrate-SSd-35", Cidr: "192.168.0.0/16", Ip: ptr("")}},
+			Name: "xxxx", IsTemplate: new(true), Region: new("region"), Projectid: new(e.creds.ProjectID),
+			TargetServerName: new("ggg-win16-t"), AvailabilityZone: new("az1"), TargetPassword: new("S3cret-Pa55"),
+			Flavor: new("c3.medium.2"), Volumetype: new("SATA"),
+			Vpc:            &model.VpcObject{Id: new("vpc-1"), Name: new("Migrate-SSd-1"), Cidr: new("192.168.0.0/16")},
+			Nics:           &[]model.Nics{{Id: "subnet-1", Name: "Migrate-SSd-35", Cidr: "192.168.0.0/16", Ip: new("")}},
 			SecurityGroups: &[]model.SgObject{{Id: "sg-1", Name: "Migrate-dddd"}},
-			Disk:           &[]model.TemplateDisk{{Id: ptr(int64(0)), Index: 0, Name: "Disk 0", Disktype: "SATA", Size: 40, DeviceUse: ptr("BOOT")}},
-			Publicip:       &model.PublicIp{Type: "5_g-vm", BandwidthSize: 10, BandwidthShareType: ptr("PER")},
+			Disk:           &[]model.TemplateDisk{{Id: new(int64(0)), Index: 0, Name: "Disk 0", Disktype: "SATA", Size: 40, DeviceUse: new("BOOT")}},
+			Publicip:       &model.PublicIp{Type: "5_g-vm", BandwidthSize: 10, BandwidthShareType: new("PER")},
 		}
 		created, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: tpl}})
 		require.NoError(t, err)
@@ -123,13 +121,13 @@ func TestSDKTemplates(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "S3cret-Pa55", *pw.TargetPassword)
 
-		list, err := c.ListTemplates(&model.ListTemplatesRequest{Name: ptr("xxxx"), AvailabilityZone: ptr("az1"), Region: ptr("region"), Limit: ptr(int32(10)), Offset: ptr(int32(0))})
+		list, err := c.ListTemplates(&model.ListTemplatesRequest{Name: new("xxxx"), AvailabilityZone: new("az1"), Region: new("region"), Limit: new(int32(10)), Offset: new(int32(0))})
 		require.NoError(t, err)
 		assert.Equal(t, int32(1), *list.Count)
 		require.Len(t, *list.Templates, 1)
 
 		_, err = c.UpdateTemplate(&model.UpdateTemplateRequest{Id: id, Body: &model.UpdateTemplateReq{Template: &model.TemplateRequest{
-			Name: "renamed", Flavor: ptr("s6.large.2")}}})
+			Name: "renamed", Flavor: new("s6.large.2")}}})
 		require.NoError(t, err)
 		shown, err = c.ShowTemplate(&model.ShowTemplateRequest{Id: id})
 		require.NoError(t, err)
@@ -137,18 +135,18 @@ func TestSDKTemplates(t *testing.T) {
 		assert.Equal(t, "s6.large.2", shown.Template.Flavor)
 
 		second, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
-			Name: "second", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+			Name: "second", IsTemplate: new(false), Region: new("region"), Projectid: new("p")}}})
 		require.NoError(t, err)
 		third, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
-			Name: "third", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+			Name: "third", IsTemplate: new(false), Region: new("region"), Projectid: new("p")}}})
 		require.NoError(t, err)
 
 		// Errors.
 		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
-			Name: "second", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p")}}})
+			Name: "second", IsTemplate: new(false), Region: new("region"), Projectid: new("p")}}})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.7112")
 		_, err = c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
-			Name: "bad", IsTemplate: ptr(false), Region: ptr("region"), Projectid: ptr("p"), Volumetype: ptr("NVME")}}})
+			Name: "bad", IsTemplate: new(false), Region: new("region"), Projectid: new("p"), Volumetype: new("NVME")}}})
 		sdktest.Err(t, err, http.StatusBadRequest, "SMS.9001")
 		_, err = c.DeleteTemplates(&model.DeleteTemplatesRequest{Body: &model.DeletetemplatesReq{Ids: []string{*second.Id, "missing"}}})
 		sdktest.Err(t, err, http.StatusNotFound, "SMS.7101")

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
 	"github.com/smsflow/smsflow/internal/sms/layout"
@@ -79,15 +80,15 @@ func machineKey(header string, b *registerBody) *string {
 		}
 		// Agents that omit the host name (the spec's own example does) send
 		// their name, which is the host name by default.
-		host := strings.ToLower(deref(b.Hostname))
+		host := strings.ToLower(ptr.Deref(b.Hostname))
 		if host == "" {
-			host = strings.ToLower(deref(b.Name))
+			host = strings.ToLower(ptr.Deref(b.Name))
 		}
 		if host == "" || len(macs) == 0 {
 			return nil
 		}
 		sort.Strings(macs)
-		raw = "facts:" + deref(b.OSType) + "|" + host + "|" + strings.Join(macs, ",")
+		raw = "facts:" + ptr.Deref(b.OSType) + "|" + host + "|" + strings.Join(macs, ",")
 	}
 	h := sha256.Sum256([]byte(raw))
 	k := hex.EncodeToString(h[:])
@@ -130,12 +131,12 @@ func sourceError(err error, id string) error {
 // facts turns a validated register body into a source row (without ids).
 func (h sourceHandlers) facts(b *registerBody) *store.Source {
 	src := &store.Source{
-		Name: deref(b.Name), Hostname: deref(b.Hostname), IP: deref(b.IP), IPv6: b.IPv6,
-		OSType: sms.OSType(deref(b.OSType)), OSVersion: deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
+		Name: ptr.Deref(b.Name), Hostname: ptr.Deref(b.Hostname), IP: ptr.Deref(b.IP), IPv6: b.IPv6,
+		OSType: sms.OSType(ptr.Deref(b.OSType)), OSVersion: ptr.Deref(b.OSVersion), VirtualizationType: b.VirtualizationType,
 		LinuxBlockCheck: b.LinuxBlockCheck, Firmware: b.Firmware, CPUQuantity: b.CPUQuantity, Memory: b.Memory,
 		HasRsync: b.HasRsync, Paravirtualization: b.Paravirtualization, RawDevices: b.RawDevices,
 		DriverFiles: b.DriverFiles, SystemServices: b.SystemServices, AccountRights: b.AccountRights,
-		BootLoader: b.BootLoader, SystemDir: b.SystemDir, AgentVersion: deref(b.AgentVersion),
+		BootLoader: b.BootLoader, SystemDir: b.SystemDir, AgentVersion: ptr.Deref(b.AgentVersion),
 		KernelVersion: b.KernelVersion, OEMSystem: b.OEMSystem, StartType: b.StartType, IOReadWait: b.IOReadWait,
 		HasTc: b.HasTc, Platform: b.Platform, EnterpriseProjectID: "0",
 		Disks: []store.SourceDisk{}, VolumeGroups: []store.VolumeGroup{}, BtrfsList: []store.BtrfsFileSystem{},
@@ -164,7 +165,7 @@ func refreshDerived(src *store.Source) {
 	src.InitTargetServer = string(b)
 	src.Totalsize = layout.TotalSize(src.Disks)
 	src.Checks = envcheck.Run(envcheck.Facts{
-		OSType: src.OSType, LinuxBlockCheck: deref(src.LinuxBlockCheck), Firmware: deref(src.Firmware),
+		OSType: src.OSType, LinuxBlockCheck: ptr.Deref(src.LinuxBlockCheck), Firmware: ptr.Deref(src.Firmware),
 		HasRsync: src.HasRsync, HasTc: src.HasTc, Disks: src.Disks,
 	})
 }
@@ -182,8 +183,8 @@ func (h sourceHandlers) register(c *gin.Context) {
 	src.MachineKey = machineKey(c.GetHeader(HeaderMachineID), &b)
 	src.State, src.MigrationCycle = sms.SourceWaiting, sms.CycleChecking
 	if b.MigrationCycle != nil || b.State != nil {
-		cyc, okC := sourcestate.ParseCycle(deref(b.MigrationCycle))
-		st, okS := sourcestate.ParseState(deref(b.State))
+		cyc, okC := sourcestate.ParseCycle(ptr.Deref(b.MigrationCycle))
+		st, okS := sourcestate.ParseState(ptr.Deref(b.State))
 		if !okC || !okS {
 			fail(c, smserr.New(smserr.SMS7727).WithDetail("state and migration_cycle must be sent together"))
 			return
@@ -203,11 +204,11 @@ func (h sourceHandlers) register(c *gin.Context) {
 	src.UpdatedAt = now.UTC()
 	t := mustPrincipal(c).Tenant()
 	id, created, err := h.store.RegisterSource(c.Request.Context(), t, store.Registration{
-		Source: src, BodyID: deref(b.ID), MigProjectID: deref(b.MigProjectID), NewID: uuid.NewString,
+		Source: src, BodyID: ptr.Deref(b.ID), MigProjectID: ptr.Deref(b.MigProjectID), NewID: uuid.NewString,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			fail(c, notFound(smserr.SMS7301, deref(b.MigProjectID)))
+			fail(c, notFound(smserr.SMS7301, ptr.Deref(b.MigProjectID)))
 			return
 		}
 		fail(c, err)
@@ -375,7 +376,7 @@ func (h sourceHandlers) update(c *gin.Context, r request) {
 	okEmpty(c)
 }
 
-// diskInfo: PUT /v3/sources/{id}/diskinfo replaces the disks, volume groups
+// diskInfoBody is the body of PUT /v3/sources/{id}/diskinfo, which replaces the disks, volume groups
 // and btrfs file systems (§4.1.10). The SDK names the volume groups
 // "volumegroups"; "volume_groups" is read too.
 type diskInfoBody struct {
@@ -560,12 +561,4 @@ func (h sourceHandlers) errors(c *gin.Context) {
 		out[i] = migrationError{ErrorJSON: r.ErrorJSON, HostName: &host, Name: r.Name, SourceID: r.ID, SourceIP: r.IP}
 	}
 	ok(c, gin.H{"count": total, "migration_errors": out})
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

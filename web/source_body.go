@@ -277,7 +277,7 @@ func oneOf(s string, set []string) bool {
 	return false
 }
 
-func flexBetween(v *checks, field string, n *FlexInt64, p presence, min, max int64) {
+func flexBetween(v *checks, field string, n *FlexInt64, p presence, lo, hi int64) {
 	if n == nil {
 		if p == required {
 			v.absent(field)
@@ -285,10 +285,10 @@ func flexBetween(v *checks, field string, n *FlexInt64, p presence, min, max int
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, p, min, max)
+	between(v, field, &x, p, lo, hi)
 }
 
-func sizeBetween(v *checks, field string, n *FlexSize, p presence, max int64) {
+func sizeBetween(v *checks, field string, n *FlexSize, p presence, limit int64) {
 	if n == nil {
 		if p == required {
 			v.absent(field)
@@ -296,7 +296,7 @@ func sizeBetween(v *checks, field string, n *FlexSize, p presence, max int64) {
 		return
 	}
 	x := int64(*n)
-	between(v, field, &x, p, 0, max)
+	between(v, field, &x, p, 0, limit)
 }
 
 func checkDisks(v *checks, path string, disks []serverDiskBody, use purpose) {

@@ -2,13 +2,14 @@ package web
 
 import (
 	"fmt"
+	"github.com/smsflow/smsflow/internal/ptr"
 
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
-// Update body (table 4-42). The spec names the volume group list
+// putVolumeBody and its kin are the update body (table 4-42). The spec names the volume group list
 // "volume_group_s", the SDK "volume_groups": both are read. relation_name
 // on a disk is our extension (the target disk a source disk maps to).
 type putVolumeBody struct {
@@ -89,17 +90,17 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 	pvs := map[string]*store.PhysicalVolume{}
 	for i := range src.Disks {
 		d := &src.Disks[i]
-		disks[deref(d.ID)] = d
+		disks[ptr.Deref(d.ID)] = d
 		for j := range d.PhysicalVolumes {
-			pvs[deref(d.PhysicalVolumes[j].ID)] = &d.PhysicalVolumes[j]
+			pvs[ptr.Deref(d.PhysicalVolumes[j].ID)] = &d.PhysicalVolumes[j]
 		}
 	}
 	var unknown []string
 	if b.Disks != nil {
 		for _, pd := range *b.Disks {
-			d := disks[deref(pd.ID)]
+			d := disks[ptr.Deref(pd.ID)]
 			if d == nil {
-				unknown = append(unknown, "disks.id="+deref(pd.ID))
+				unknown = append(unknown, "disks.id="+ptr.Deref(pd.ID))
 				continue
 			}
 			d.NeedMigration = firstPtr(pd.NeedMigration, d.NeedMigration)
@@ -107,9 +108,9 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 			d.RelationName = firstPtr(pd.RelationName, d.RelationName)
 			if pd.PhysicalVolumes != nil {
 				for _, pv := range *pd.PhysicalVolumes {
-					p := pvs[deref(pv.ID)]
+					p := pvs[ptr.Deref(pv.ID)]
 					if p == nil {
-						unknown = append(unknown, "physical_volumes.id="+deref(pv.ID))
+						unknown = append(unknown, "physical_volumes.id="+ptr.Deref(pv.ID))
 						continue
 					}
 					p.NeedMigration = firstPtr(pv.NeedMigration, p.NeedMigration)
@@ -122,9 +123,9 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 	lvs := map[string]*store.LogicalVolume{}
 	for i := range src.VolumeGroups {
 		g := &src.VolumeGroups[i]
-		vgs[deref(g.ID)] = g
+		vgs[ptr.Deref(g.ID)] = g
 		for j := range g.LogicalVolumes {
-			lvs[deref(g.LogicalVolumes[j].ID)] = &g.LogicalVolumes[j]
+			lvs[ptr.Deref(g.LogicalVolumes[j].ID)] = &g.LogicalVolumes[j]
 		}
 	}
 	for _, list := range []*[]putVolumeGroupBody{b.VolumeGroups, b.VolumeGroupsSpec} {
@@ -132,18 +133,18 @@ func (b *updateSourceBody) apply(src *store.Source) error {
 			continue
 		}
 		for _, pg := range *list {
-			g := vgs[deref(pg.ID)]
+			g := vgs[ptr.Deref(pg.ID)]
 			if g == nil {
-				unknown = append(unknown, "volume_groups.id="+deref(pg.ID))
+				unknown = append(unknown, "volume_groups.id="+ptr.Deref(pg.ID))
 				continue
 			}
 			g.NeedMigration = firstPtr(pg.NeedMigration, g.NeedMigration)
 			g.AdjustSize = firstPtr(pg.AdjustSize, g.AdjustSize)
 			if pg.LogicalVolumes != nil {
 				for _, pl := range *pg.LogicalVolumes {
-					l := lvs[deref(pl.ID)]
+					l := lvs[ptr.Deref(pl.ID)]
 					if l == nil {
-						unknown = append(unknown, "logical_volumes.id="+deref(pl.ID))
+						unknown = append(unknown, "logical_volumes.id="+ptr.Deref(pl.ID))
 						continue
 					}
 					l.NeedMigration = firstPtr(pl.NeedMigration, l.NeedMigration)

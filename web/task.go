@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -176,7 +177,7 @@ func (h taskHandlers) buildTask(ctx context.Context, t store.Tenant, b *createTa
 		}
 		// The template names the target unless the request does (newTask
 		// already filled in "<source>-target" as the last resort).
-		if deref(b.TargetServer.Name) == "" && tpl.TargetServerName != "" {
+		if ptr.Deref(b.TargetServer.Name) == "" && tpl.TargetServerName != "" {
 			task.TargetServer.Name = tpl.TargetServerName
 		}
 		task.TargetServer.Flavor = tpl.Flavor
@@ -218,10 +219,10 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 	set(&task.VMTemplateID, b.VMTemplateID)
 	set(&task.CloneVMTemplateID, b.CloneVMTemplateID)
 
-	ts := &store.TargetServer{OSType: osType, OSVersion: src.OSVersion, SystemDir: deref(src.SystemDir),
+	ts := &store.TargetServer{OSType: osType, OSVersion: src.OSVersion, SystemDir: ptr.Deref(src.SystemDir),
 		Disks: []store.TargetDisk{}, VolumeGroups: []store.VolumeGroup{}, BtrfsList: []string{}}
 	tb := b.TargetServer
-	ts.VMID, ts.Name = deref(tb.VMID), deref(tb.Name)
+	ts.VMID, ts.Name = ptr.Deref(tb.VMID), ptr.Deref(tb.Name)
 	if ts.Name == "" {
 		ts.Name = src.Name + "-target"
 	}
@@ -251,7 +252,7 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 	}
 	if tb.BtrfsList != nil {
 		for _, fs := range toBtrfs(*tb.BtrfsList) {
-			ts.BtrfsList = append(ts.BtrfsList, deref(fs.Name))
+			ts.BtrfsList = append(ts.BtrfsList, ptr.Deref(fs.Name))
 		}
 	}
 	task.TargetServer = ts
@@ -274,7 +275,7 @@ func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
 func rulesOf(rs []store.SpeedRule) []speedlimit.Rule {
 	out := make([]speedlimit.Rule, len(rs))
 	for i, r := range rs {
-		out[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
+		out[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
 	}
 	return out
 }

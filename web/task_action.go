@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
@@ -44,8 +45,8 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 		fail(c, taskError(err, r.id))
 		return
 	}
-	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: deref(b.TemplateID),
-		IsNeedConsistencyCheck: deref(b.IsNeedConsistencyCheck)})
+	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
+		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)})
 	if errors.Is(err, engine.ErrNoRun) {
 		fail(c, smserr.New(smserr.SMS7713, r.id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
 		return
@@ -168,7 +169,7 @@ func (h taskHandlers) progress(c *gin.Context, r request) {
 		fail(c, taskError(err, r.id))
 		return
 	}
-	speed := deref(b.MigrateSpeed)
+	speed := ptr.Deref(b.MigrateSpeed)
 	over := speedlimit.Over(speedlimit.Limit{Mbps: limit, Threshold: threshold}, speed)
 	if h.throttle.due(r.id, now, sub, *b.Progress, over) {
 		err := h.engine.Progress(ctx, r.id, workflows.Progress{Subtask: sub, Progress: *b.Progress, MigrateSpeed: speed, At: now})
@@ -225,8 +226,8 @@ func (h taskHandlers) setSpeed(c *gin.Context, r request) {
 		v.str(f+"start", r.Start, required, 0, 255)
 		v.str(f+"end", r.End, required, 0, 255)
 		v.required(f+"speed", r.Speed != nil)
-		rules[i] = speedlimit.Rule{Start: deref(r.Start), End: deref(r.End), Speed: deref(r.Speed), OverSpeedThreshold: deref(r.OverSpeedThreshold)}
-		stored[i] = store.SpeedRule{Start: deref(r.Start), End: deref(r.End), Speed: r.Speed, OverSpeedThreshold: r.OverSpeedThreshold}
+		rules[i] = speedlimit.Rule{Start: ptr.Deref(r.Start), End: ptr.Deref(r.End), Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
+		stored[i] = store.SpeedRule{Start: ptr.Deref(r.Start), End: ptr.Deref(r.End), Speed: r.Speed, OverSpeedThreshold: r.OverSpeedThreshold}
 	}
 	if err := v.err(); err != nil {
 		fail(c, err)

@@ -248,9 +248,9 @@ type progressBody struct {
 	AgentTime         *string  `json:"agent_time"`
 }
 
-func floatBetween(v *checks, field string, x *float64, min, max float64) {
-	if x != nil && (*x < min || *x > max) {
-		v.invalid(field, fmt.Sprintf("must be between %g and %g", min, max))
+func floatBetween(v *checks, field string, x *float64, lo, hi float64) {
+	if x != nil && (*x < lo || *x > hi) {
+		v.invalid(field, fmt.Sprintf("must be between %g and %g", lo, hi))
 	}
 }
 

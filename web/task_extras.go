@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
@@ -199,9 +200,9 @@ func (h taskHandlers) setConsistency(c *gin.Context, r request) {
 				{"num_target_miss_files", r.NumTargetMissFiles}, {"num_target_more_files", r.NumTargetMoreFiles}} {
 				between(&v, f+n.name, n.v, required, 0, maxInt32)
 			}
-			results = append(results, store.ConsistencyResult{DirCheck: deref(r.DirCheck), NumTotalFiles: deref(r.NumTotalFiles),
-				NumDifferentFiles: deref(r.NumDifferentFiles), NumTargetMissFiles: deref(r.NumTargetMissFiles),
-				NumTargetMoreFiles: deref(r.NumTargetMoreFiles)})
+			results = append(results, store.ConsistencyResult{DirCheck: ptr.Deref(r.DirCheck), NumTotalFiles: ptr.Deref(r.NumTotalFiles),
+				NumDifferentFiles: ptr.Deref(r.NumDifferentFiles), NumTargetMissFiles: ptr.Deref(r.NumTargetMissFiles),
+				NumTargetMoreFiles: ptr.Deref(r.NumTargetMoreFiles)})
 		}
 	}
 	if err := v.err(); err != nil {
@@ -255,7 +256,7 @@ func (h taskHandlers) exportConsistency(c *gin.Context) {
 			return
 		}
 		for _, r := range task.ConsistencyResults {
-			_ = w.Write([]string{task.ID, task.SourceID, deref(ti.SourceName), r.DirCheck, strconv.Itoa(int(r.NumTotalFiles)),
+			_ = w.Write([]string{task.ID, task.SourceID, ptr.Deref(ti.SourceName), r.DirCheck, strconv.Itoa(int(r.NumTotalFiles)),
 				strconv.Itoa(int(r.NumDifferentFiles)), strconv.Itoa(int(r.NumTargetMissFiles)), strconv.Itoa(int(r.NumTargetMoreFiles))})
 		}
 	}

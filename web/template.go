@@ -27,7 +27,7 @@ type TemplateStore interface {
 
 var volumeTypes = []string{"SAS", "SSD", "SATA"}
 
-// Request shapes of table 4-211 and its nested tables; pointers mark presence.
+// vpcBody and the shapes after it are table 4-211 and its nested tables; pointers mark presence.
 type vpcBody struct {
 	ID   *string `json:"id"`
 	Name *string `json:"name"`

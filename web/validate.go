@@ -94,7 +94,7 @@ func (v *checks) required(field string, present bool) bool {
 }
 
 // str checks a string's length in characters (the spec's min/max length).
-func (v *checks) str(field string, s *string, p presence, min, max int) {
+func (v *checks) str(field string, s *string, p presence, lo, hi int) {
 	if s == nil {
 		if p == required {
 			v.absent(field)
@@ -103,10 +103,10 @@ func (v *checks) str(field string, s *string, p presence, min, max int) {
 	}
 	n := utf8.RuneCountInString(*s)
 	switch {
-	case n < min:
-		v.invalid(field, fmt.Sprintf("must have at least %d characters", min))
-	case n > max:
-		v.invalid(field, fmt.Sprintf("must have at most %d characters", max))
+	case n < lo:
+		v.invalid(field, fmt.Sprintf("must have at least %d characters", lo))
+	case n > hi:
+		v.invalid(field, fmt.Sprintf("must have at most %d characters", hi))
 	case strings.ContainsRune(*s, 0):
 		v.invalid(field, "must not contain NUL characters")
 	}
@@ -150,15 +150,15 @@ func (v *checks) enumOrEmpty(field string, s *string, p presence, allowed ...str
 }
 
 // between checks an integer range.
-func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, p presence, min, max T) {
+func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, p presence, lo, hi T) {
 	if n == nil {
 		if p == required {
 			v.absent(field)
 		}
 		return
 	}
-	if *n < min || *n > max {
-		v.invalid(field, fmt.Sprintf("must be between %d and %d", min, max))
+	if *n < lo || *n > hi {
+		v.invalid(field, fmt.Sprintf("must be between %d and %d", lo, hi))
 	}
 }
 
@@ -171,7 +171,7 @@ func pageQuery(c *gin.Context, defLimit, maxLimit int) (limit, offset int, err e
 	return limit, offset, v.err()
 }
 
-func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
+func queryInt(c *gin.Context, v *checks, name string, def, lo, hi int) int {
 	raw, present := c.GetQuery(name)
 	if !present || raw == "" {
 		return def
@@ -181,18 +181,18 @@ func queryInt(c *gin.Context, v *checks, name string, def, min, max int) int {
 		v.invalid(name, "must be an integer")
 		return def
 	}
-	if n < min || n > max {
-		v.invalid(name, fmt.Sprintf("must be between %d and %d", min, max))
+	if n < lo || n > hi {
+		v.invalid(name, fmt.Sprintf("must be between %d and %d", lo, hi))
 		return def
 	}
 	return n
 }
 
 // queryString reads an optional string filter with a maximum length.
-func queryString(c *gin.Context, v *checks, name string, max int) string {
+func queryString(c *gin.Context, v *checks, name string, limit int) string {
 	s := c.Query(name)
-	if utf8.RuneCountInString(s) > max {
-		v.invalid(name, fmt.Sprintf("must have at most %d characters", max))
+	if utf8.RuneCountInString(s) > limit {
+		v.invalid(name, fmt.Sprintf("must have at most %d characters", limit))
 		return ""
 	}
 	return s

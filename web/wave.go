@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"io"
 	"log/slog"
@@ -116,7 +117,7 @@ func waveError(err error, id string) error {
 
 // ---- bodies
 
-// waveBody is POST /v3/waves: a wave.Spec. Absent cutover_mode is auto.
+// decodeSpec reads POST /v3/waves (a wave.Spec); an absent cutover_mode is auto.
 func decodeSpec(c *gin.Context, into *wave.Spec) error {
 	if err := bindJSON(c, into); err != nil {
 		return err
@@ -1062,7 +1063,7 @@ func (r preflightResult) problems() []string {
 	return out
 }
 
-// preflight runs the checks of every member and of the wave.
+// runPreflight runs the checks of every member and of the wave.
 func (h waveHandlers) runPreflight(ctx context.Context, t store.Tenant, w *store.Wave) (preflightResult, error) {
 	ms, err := h.store.WaveMembers(ctx, t, w.ID)
 	if err != nil {
@@ -1115,7 +1116,7 @@ func (h waveHandlers) runPreflight(ctx context.Context, t store.Tenant, w *store
 				"the source failed its environment checks (state "+string(src.State)+")")
 			own := m.TaskID != nil && src.CurrentTaskID != nil && *src.CurrentTaskID == *m.TaskID
 			add(checkActiveTask, src.CurrentTaskID == nil || *src.CurrentTaskID == "" || own,
-				"the source has task "+deref(src.CurrentTaskID)+": delete it first")
+				"the source has task "+ptr.Deref(src.CurrentTaskID)+": delete it first")
 			if m.State == wave.MemberPending && !m.State.Terminal() {
 				need += src.Totalsize
 			}
@@ -1457,7 +1458,7 @@ func (h waveHandlers) memberTask(ctx context.Context, t store.Tenant, w *store.W
 	}
 	for j, g := range m.DiskSizesGiB {
 		size := g << 30
-		if used := deref(disks[j].UsedSize); size < used {
+		if used := ptr.Deref(disks[j].UsedSize); size < used {
 			return nil, wave.ErrInvalid.New("disk_sizes_gib").WithDetail(fmt.Sprintf(
 				"member %s: disk %d of %d GiB cannot hold the %d bytes its source uses", m.ID, j, g, used))
 		}
@@ -1520,7 +1521,7 @@ func (h waveHandlers) report(c *gin.Context) {
 	rows := make([]reportRow, len(vs))
 	for i, v := range vs {
 		m := v.m
-		r := reportRow{MemberID: m.ID, SourceID: m.SourceID, SourceName: m.SourceName, TaskID: deref(m.TaskID),
+		r := reportRow{MemberID: m.ID, SourceID: m.SourceID, SourceName: m.SourceName, TaskID: ptr.Deref(m.TaskID),
 			State: string(m.State), BytesMoved: v.done, BytesTotal: v.total, CopySeconds: between2(m.CopyStartedAt, m.CopyEndedAt),
 			SyncSeconds: between2(m.SyncedAt, m.CutoverStartedAt), DowntimeSeconds: m.DowntimeSeconds,
 			ExpectedDowntime: v.est.DowntimeSeconds, NotConverging: v.est.NotConverging, Verification: m.Verification,

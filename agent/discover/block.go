@@ -36,7 +36,7 @@ func (b *blockDev) path() string {
 	return "/dev/" + strings.ReplaceAll(b.Name, "!", "/")
 }
 
-// virtual tells a device that stacks on others (dm, md) from a disk.
+// virtualName tells a device that stacks on others (dm, md) from a disk.
 func virtualName(n string) bool {
 	return strings.HasPrefix(n, "dm-") || strings.HasPrefix(n, "md")
 }

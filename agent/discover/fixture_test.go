@@ -9,8 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // fakeStatfs answers statfs for the mount points of a fixture tree.
 func fakeStatfs(m map[string]fsStat) func(string) (fsStat, bool) {
 	return func(mp string) (fsStat, bool) {
@@ -56,7 +54,7 @@ func centos79() *Source {
 			{Name: "eth0", IP: "192.168.0.10", Netmask: "255.255.255.0", Gateway: "192.168.0.1", MTU: 1500, MAC: "fa:16:3e:12:34:56"},
 		},
 		HasRsync: true, Paravirtualization: true, RawDevices: "", BootLoader: "GRUB", VolumeGroups: []VolumeGroup{},
-		AgentVersion: "1.2.3", KernelVersion: "3.10.0-1160.el7.x86_64", IOReadWait: ptr(1.5), HasTc: false,
+		AgentVersion: "1.2.3", KernelVersion: "3.10.0-1160.el7.x86_64", IOReadWait: new(1.5), HasTc: false,
 		Platform: "hw", MachineID: "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
 	}
 }

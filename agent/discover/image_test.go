@@ -1,8 +1,11 @@
 package discover
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -60,6 +63,31 @@ func TestDiskImages(t *testing.T) {
 			{Name: "/dev/nvme9n1p2", Index: 2, Size: 20 * MiB, UsedSize: 20 * MiB, Start: 10 * MiB, UUID: "01234567-89ab-cdef-0123-456789abcdef", DeviceUse: "NORMAL"},
 		}, d.PhysicalVolumes)
 		assert.Equal(t, int64(28*MiB), d.UsedSize)
+	})
+
+	// The image the end-to-end tests and the demo copy: one ext4 partition
+	// from 1 MiB to the end, and the same bytes for the same seed.
+	t.Run("source disk of the end-to-end tests and the demo", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "vda.img")
+		require.NoError(t, diskimage.Source(p, size, 7))
+		s, err := Discover(ctx, Options{Root: "testdata/centos79", DiskImages: map[string]string{"/dev/vda": p}, OnlyImages: true})
+		require.NoError(t, err)
+		require.Len(t, s.Disks, 1)
+		d := s.Disks[0]
+		assert.Equal(t, "MBR", d.PartitionStyle)
+		require.Len(t, d.PhysicalVolumes, 1)
+		assert.Equal(t, "ext4", d.PhysicalVolumes[0].FileSystem)
+		assert.Equal(t, MiB, d.PhysicalVolumes[0].Start)
+		assert.Equal(t, size-MiB, d.PhysicalVolumes[0].Size)
+		again := filepath.Join(t.TempDir(), "again.img")
+		require.NoError(t, diskimage.Source(again, size, 7))
+		a, err := os.ReadFile(p)
+		require.NoError(t, err)
+		b, err := os.ReadFile(again)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(a, b), "the same seed writes the same disk")
+		assert.False(t, bytes.Equal(a[2*MiB:], make([]byte, size-2*MiB)), "past 2 MiB the disk holds data")
+		assert.Error(t, diskimage.Source(filepath.Join(t.TempDir(), "tiny.img"), MiB, 7), "under 2 MiB is refused")
 	})
 
 	t.Run("no partition table", func(t *testing.T) {

@@ -240,6 +240,12 @@ func nextData(fd int, off, size int64) int64 {
 	return min(d, size)
 }
 
+// isHole tells whether [off, off+n) of a file of size bytes lies in a hole:
+// it reads as zeros without being read.
+func isHole(fd int, off, n, size int64) bool {
+	return nextData(fd, off, size) >= off+n
+}
+
 // nextHole is where the hole at or after off starts (size at most).
 func nextHole(fd int, off, size int64) int64 {
 	h, err := unix.Seek(fd, off, unix.SEEK_HOLE)
@@ -306,11 +312,7 @@ func readSparse(f *os.File, size int64, buf []byte, hole func(n int64) error, da
 func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
 	h := xxhash.New()
 	_, err := readSparse(f, size, buf, func(n int64) error {
-		for n > 0 {
-			k := min(int64(len(zeroBuf)), n)
-			h.Write(zeroBuf[:k])
-			n -= k
-		}
+		hashZeros(h, n)
 		return nil
 	}, func(p []byte) error {
 		h.Write(p)
@@ -320,6 +322,23 @@ func hashFile(f *os.File, size int64, buf []byte) (uint64, error) {
 		return 0, err
 	}
 	return h.Sum64(), nil
+}
+
+// hashZeros feeds n zero bytes (a hole's content) to h without a buffer of
+// that size.
+func hashZeros(h *xxhash.Digest, n int64) {
+	for n > 0 {
+		k := min(int64(len(zeroBuf)), n)
+		h.Write(zeroBuf[:k])
+		n -= k
+	}
+}
+
+// zeroSum is the xxhash64 of n zero bytes: the hash of a block in a hole.
+func zeroSum(n int64) uint64 {
+	h := xxhash.New()
+	hashZeros(h, n)
+	return h.Sum64()
 }
 
 // vanished tells whether opening a source file failed because it is no

@@ -13,7 +13,7 @@ import (
 // Frame types. Sender (source agent) → receiver (target):
 const (
 	tBegin       uint8 = 1  // version u8 | protected paths (uvarint n, n × str)
-	tEntries     uint8 = 2  // uvarint n | n × entry (see encodeEntry)
+	tEntries     uint8 = 2  // uvarint n | n × entry (see appendEntry)
 	tManifestEnd uint8 = 3  // entries u64
 	tFile        uint8 = 4  // index u32 | size u64 | mode u8 (0 whole, 1 delta)
 	tData        uint8 = 5  // offset u64 | rawLen u32 | flags u8 | data (flags&1: s2)
@@ -210,14 +210,14 @@ func (r *reader) u64() uint64 {
 	return v
 }
 
-// str reads a length-prefixed string of at most max bytes.
-func (r *reader) str(max int) string {
+// str reads a length-prefixed string of at most limit bytes.
+func (r *reader) str(limit int) string {
 	n := r.uvarint()
 	if r.err != nil {
 		return ""
 	}
-	if n > uint64(max) {
-		r.fail(fmt.Errorf("filesync: string of %d bytes over the %d limit", n, max))
+	if n > uint64(limit) {
+		r.fail(fmt.Errorf("filesync: string of %d bytes over the %d limit", n, limit))
 		return ""
 	}
 	if uint64(len(r.p)) < n {
@@ -324,17 +324,52 @@ func decodeEntry(r *reader) (entry, error) {
 	return e, nil
 }
 
+// batch gathers records into frames of about entriesFrameLen bytes, each
+// led by its record count (a uvarint): the shape of the manifest's tEntries
+// frames and of verify's tVFiles frames. Records are appended to buf and
+// counted with add.
+type batch struct {
+	buf []byte
+	n   uint64
+}
+
+// add counts the record just appended to buf and tells whether the frame
+// is full.
+func (b *batch) add() bool {
+	b.n++
+	return len(b.buf) >= entriesFrameLen
+}
+
+// take returns the frame gathered so far, nil when it holds no record, and
+// starts the next one.
+func (b *batch) take() []byte {
+	if b.n == 0 {
+		return nil
+	}
+	p := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b.buf)), b.n)
+	p = append(p, b.buf...)
+	b.buf, b.n = b.buf[:0], 0
+	return p
+}
+
+// batchCount reads the record count leading a batch frame of len(p) bytes:
+// at least one record, and no more than the frame has bytes.
+func (r *reader) batchCount(p []byte) uint64 {
+	n := r.uvarint()
+	if r.err == nil && (n == 0 || n > uint64(len(p))) {
+		r.fail(fmt.Errorf("filesync: bad record count %d", n))
+	}
+	return n
+}
+
 // decodeEntries decodes a tEntries payload, calling fn for each entry in
 // order. A frame that is truncated, overlong or holds an invalid entry is an
 // error.
 func decodeEntries(p []byte, fn func(e *entry) error) error {
 	r := &reader{p: p}
-	n := r.uvarint()
+	n := r.batchCount(p)
 	if r.err != nil {
 		return r.err
-	}
-	if n == 0 || n > uint64(len(p)) {
-		return fmt.Errorf("filesync: bad entry count %d", n)
 	}
 	for i := uint64(0); i < n; i++ {
 		e, err := decodeEntry(r)

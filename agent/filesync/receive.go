@@ -366,8 +366,7 @@ func (r *receiver) hashBasis(hj hashJob, bufp *[]byte) error {
 	}
 	buf := (*bufp)[:bs]
 	total := uint64((hj.size + bs - 1) / bs)
-	clear(buf)
-	zeroHash := xxhash.Sum64(buf)
+	zeroHash := zeroSum(bs)
 	fd := int(hj.f.Fd())
 	var first uint64
 	p := make([]byte, 0, 32+8*min(total, maxHashFrame))
@@ -386,14 +385,12 @@ func (r *receiver) hashBasis(hj hashJob, bufp *[]byte) error {
 		}
 		n := min(bs, hj.size-off)
 		var h uint64
-		if nextData(fd, off, hj.size) >= off+n {
-			// A hole reads as zeros: hashed without reading it. buf holds a
-			// whole block, however large the file's blocks are.
+		if isHole(fd, off, n, hj.size) {
+			// A hole reads as zeros: hashed without reading it.
 			if n == bs {
 				h = zeroHash
 			} else {
-				clear(buf[:n])
-				h = xxhash.Sum64(buf[:n])
+				h = zeroSum(n)
 			}
 		} else {
 			got, err := hj.f.ReadAt(buf[:n], off)

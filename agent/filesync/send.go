@@ -173,12 +173,7 @@ func Send(ctx context.Context, c *transport.Conn, o SendOptions) (Stats, error) 
 		}
 	}
 	if err != nil {
-		s.cancel(err)
-		var re *transport.RemoteError
-		if !errors.As(err, &re) && !isConnErr(err) {
-			c.SendError(err.Error())
-		}
-		_ = c.SetDeadline(time.Now()) // unblock the request reader
+		abort(c, s.cancel, err)
 	}
 	wg.Wait()
 	close(progressDone)
@@ -216,6 +211,19 @@ func preferRemote(ctx context.Context, err error) error {
 	return err
 }
 
+// abort ends a pass (a copy or a verification) that failed: its goroutines
+// are cancelled, the receiver hears the reason unless it gave it or the
+// link is gone, and a read blocked on c (the request or result reader)
+// returns.
+func abort(c *transport.Conn, cancel context.CancelCauseFunc, err error) {
+	cancel(err)
+	var re *transport.RemoteError
+	if !errors.As(err, &re) && !isConnErr(err) {
+		c.SendError(err.Error())
+	}
+	_ = c.SetDeadline(time.Now())
+}
+
 // isConnErr: the connection itself failed, so there is no one to tell.
 func isConnErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded) ||
@@ -225,15 +233,12 @@ func isConnErr(err error) bool {
 // walk streams the manifest: entries encoded in frames of about 32 KiB.
 func (s *sender) walk(out chan<- []byte) (uint64, error) {
 	var n uint64
-	var buf []byte
-	var count uint64
+	var b batch
 	flush := func() error {
-		if count == 0 {
+		p := b.take()
+		if p == nil {
 			return nil
 		}
-		p := binary.AppendUvarint(make([]byte, 0, len(buf)+10), count)
-		p = append(p, buf...)
-		buf, count = buf[:0], 0
 		select {
 		case out <- p:
 			return nil
@@ -249,10 +254,9 @@ func (s *sender) walk(out chan<- []byte) (uint64, error) {
 			s.filesTotal.Add(1)
 			s.bytesTotal.Add(e.Size)
 		}
-		buf = appendEntry(buf, e)
-		count++
+		b.buf = appendEntry(b.buf, e)
 		n++
-		if len(buf) >= entriesFrameLen {
+		if b.add() {
 			return flush()
 		}
 		return nil
@@ -725,7 +729,7 @@ func (e *emitter) deltaStream(f *os.File, size int64, j job, buf []byte) (int64,
 	var off int64
 	for i := 0; off < size; i++ {
 		n := min(bs, size-off)
-		if nextData(fd, off, size) >= off+n {
+		if isHole(fd, off, n, size) {
 			if err := e.hole(n); err != nil {
 				return 0, err
 			}

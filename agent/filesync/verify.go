@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sort"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -135,15 +134,13 @@ func Verify(ctx context.Context, c *transport.Conn, o SendOptions) (Consistency,
 		if err := c.Send(tVBegin, appendProtected([]byte{protoVersion}, t.protected())); err != nil {
 			return err
 		}
-		var buf []byte
-		var n, count uint64
+		var b batch
+		var count uint64
 		flush := func() error {
-			if n == 0 {
-				return nil
+			if p := b.take(); p != nil {
+				return c.Send(tVFiles, p)
 			}
-			p := append(binary.AppendUvarint(nil, n), buf...)
-			buf, n = buf[:0], 0
-			return c.Send(tVFiles, p)
+			return nil
 		}
 		for {
 			select {
@@ -160,12 +157,11 @@ func Verify(ctx context.Context, c *transport.Conn, o SendOptions) (Consistency,
 					}
 					return c.Flush()
 				}
-				buf = appendStr(buf, f.rel)
-				buf = binary.AppendUvarint(buf, uint64(f.size))
-				buf = be64(buf, f.hash)
-				n++
+				b.buf = appendStr(b.buf, f.rel)
+				b.buf = binary.AppendUvarint(b.buf, uint64(f.size))
+				b.buf = be64(b.buf, f.hash)
 				count++
-				if len(buf) >= entriesFrameLen {
+				if b.add() {
 					if err := flush(); err != nil {
 						return err
 					}
@@ -187,12 +183,7 @@ func Verify(ctx context.Context, c *transport.Conn, o SendOptions) (Consistency,
 		}
 	}
 	if err != nil {
-		cancel(err)
-		var re *transport.RemoteError
-		if !errors.As(err, &re) && !isConnErr(err) {
-			c.SendError(err.Error())
-		}
-		_ = c.SetDeadline(time.Now())
+		abort(c, cancel, err)
 		for range results { //nolint:revive // drain so the workers end
 		}
 		wg.Wait()
@@ -333,10 +324,7 @@ func serveVerify(ctx context.Context, c *transport.Conn, root string) error {
 		switch typ {
 		case tVFiles:
 			r := &reader{p: p}
-			n := r.uvarint()
-			if r.err == nil && (n == 0 || n > uint64(len(p))) {
-				return errors.New("filesync: verify: bad file count")
-			}
+			n := r.batchCount(p)
 			for i := uint64(0); i < n && r.err == nil; i++ {
 				rel := r.str(maxPathLen)
 				size := r.uvarint()

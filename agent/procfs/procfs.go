@@ -22,11 +22,14 @@ type Mount struct {
 //
 //	36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
-// Lines that do not have that shape are skipped.
+// Lines that do not have that shape are skipped. Fields are split at single
+// spaces, as the kernel writes them: it escapes only space, tab, newline and
+// backslash in a name, so a mount point may hold a vertical tab, a carriage
+// return or a non-breaking space, which strings.Fields would split at.
 func ParseMountinfo(data string) []Mount {
 	var out []Mount
 	for _, ln := range strings.Split(data, "\n") {
-		f := strings.Fields(ln)
+		f := fields(ln)
 		sep := -1
 		for i := 6; i < len(f); i++ {
 			if f[i] == "-" {
@@ -34,11 +37,12 @@ func ParseMountinfo(data string) []Mount {
 				break
 			}
 		}
-		if sep < 0 || len(f) < sep+3 {
+		// No file system type is "" or "-": such a line is broken.
+		if sep < 0 || len(f) < sep+3 || f[sep+1] == "" || f[sep+1] == "-" {
 			continue
 		}
-		maj, min, ok := strings.Cut(f[2], ":")
-		if !ok || !isUint(maj) || !isUint(min) {
+		major, minor, ok := strings.Cut(f[2], ":")
+		if !ok || !isUint(major) || !isUint(minor) {
 			continue
 		}
 		m := Mount{Dev: f[2], Root: Unescape(f[3]), MountPoint: Unescape(f[4]), FSType: f[sep+1],
@@ -52,18 +56,25 @@ func ParseMountinfo(data string) []Mount {
 }
 
 // ParseMounts reads /proc/mounts (fstab format), the fallback when
-// mountinfo is missing: no device numbers.
+// mountinfo is missing: no device numbers. Fields are split as in
+// ParseMountinfo.
 func ParseMounts(data string) []Mount {
 	var out []Mount
 	for _, ln := range strings.Split(data, "\n") {
-		f := strings.Fields(ln)
-		if len(f) < 4 {
+		f := fields(ln)
+		if len(f) < 4 || f[2] == "" {
 			continue
 		}
 		out = append(out, Mount{Root: "/", Source: Unescape(f[0]), MountPoint: Unescape(f[1]),
 			FSType: f[2], SuperOpts: f[3]})
 	}
 	return out
+}
+
+// fields splits a mount table line at its single spaces, trailing spaces
+// dropped first.
+func fields(ln string) []string {
+	return strings.Split(strings.TrimRight(ln, " "), " ")
 }
 
 func isUint(s string) bool {

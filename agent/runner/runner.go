@@ -294,6 +294,9 @@ func (r *Runner) handle(ctx context.Context, cmd smsapi.Command) {
 		r.result(ctx, cmd.ID, cmd.Name, sms.ResultSuccess, "", "")
 	case sms.CmdDelete:
 		r.stopJob(spec.TaskID)
+		// The task is gone for good: its bucket would stay in the map for
+		// the agent's life, one per task ever migrated from this host.
+		r.dropBucket(spec.TaskID)
 		if spec.TaskID != "" {
 			_ = os.RemoveAll(r.taskDir(spec.TaskID))
 		}
@@ -376,6 +379,8 @@ func (r *Runner) result(ctx context.Context, id string, name sms.Command, result
 	}
 }
 
+// bucket is the task's speed bucket, made unlimited at first use; its
+// copies and network checks share it, so a SPEED_LIMIT reaches them all.
 func (r *Runner) bucket(taskID string) *throttle.Bucket {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -385,6 +390,14 @@ func (r *Runner) bucket(taskID string) *throttle.Bucket {
 		r.buckets[taskID] = b
 	}
 	return b
+}
+
+// dropBucket forgets the task's speed bucket (DELETE, after its jobs
+// ended); a network check still running keeps the one it holds.
+func (r *Runner) dropBucket(taskID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.buckets, taskID)
 }
 
 // running tells whether the command (by jobKey) runs or waits its turn.

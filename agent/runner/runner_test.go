@@ -267,6 +267,10 @@ func TestCommands(t *testing.T) {
 		{"DELETE", `{"task_id":"t2"}`, "success", "", func(t *testing.T) {
 			_, err := os.Stat(filepath.Join(state, "tasks", "t2"))
 			assert.True(t, os.IsNotExist(err), "DELETE removes the task's state")
+			r.mu.Lock()
+			_, kept := r.buckets["t2"]
+			r.mu.Unlock()
+			assert.False(t, kept, "DELETE drops the task's speed bucket (START made it)")
 		}},
 	} {
 		t.Run(string(tc.name), func(t *testing.T) {

@@ -45,7 +45,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			return fn(cmd, a, args)
 		}
 	}
-	print := func(v any, header []string, rows [][]string) error {
+	show := func(v any, header []string, rows [][]string) error {
 		if asJSON {
 			enc := json.NewEncoder(e.out)
 			enc.SetIndent("", "  ")
@@ -69,7 +69,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			if err != nil {
 				return err
 			}
-			return print(map[string]string{"id": d.ID, "name": d.Name}, []string{"ID", "NAME"}, [][]string{{d.ID, d.Name}})
+			return show(map[string]string{"id": d.ID, "name": d.Name}, []string{"ID", "NAME"}, [][]string{{d.ID, d.Name}})
 		}),
 	}, &cobra.Command{
 		Use: "list", Short: "List domains", Args: cobra.NoArgs,
@@ -82,7 +82,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			for i, d := range ds {
 				rows[i] = []string{d.ID, d.Name, fmt.Sprint(d.Enabled), ts(d.CreatedAt)}
 			}
-			return print(ds, []string{"ID", "NAME", "ENABLED", "CREATED"}, rows)
+			return show(ds, []string{"ID", "NAME", "ENABLED", "CREATED"}, rows)
 		}),
 	})
 
@@ -96,7 +96,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			if err != nil {
 				return err
 			}
-			return print(map[string]string{"id": p.ID, "name": p.Name, "domain_id": p.DomainID},
+			return show(map[string]string{"id": p.ID, "name": p.Name, "domain_id": p.DomainID},
 				[]string{"ID", "NAME", "DOMAIN"}, [][]string{{p.ID, p.Name, p.DomainID}})
 		}),
 	}
@@ -116,7 +116,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			for i, p := range ps {
 				rows[i] = []string{p.ID, p.Name, ts(p.CreatedAt)}
 			}
-			return print(ps, []string{"ID", "NAME", "CREATED"}, rows)
+			return show(ps, []string{"ID", "NAME", "CREATED"}, rows)
 		}),
 	}
 	project.AddCommand(pCreate, pList)
@@ -140,7 +140,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			if err != nil {
 				return err
 			}
-			return print(map[string]string{"id": u.ID, "name": u.Name, "domain_id": u.DomainID, "password": pw},
+			return show(map[string]string{"id": u.ID, "name": u.Name, "domain_id": u.DomainID, "password": pw},
 				[]string{"ID", "NAME", "PASSWORD (shown once)"}, [][]string{{u.ID, u.Name, pw}})
 		}),
 	}
@@ -168,7 +168,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 				out[i] = row{u.ID, u.Name, u.Enabled, u.CreatedAt}
 				rows[i] = []string{u.ID, u.Name, fmt.Sprint(u.Enabled), ts(u.CreatedAt)}
 			}
-			return print(out, []string{"ID", "NAME", "ENABLED", "CREATED"}, rows)
+			return show(out, []string{"ID", "NAME", "ENABLED", "CREATED"}, rows)
 		}),
 	}
 	setEnabled := func(enabled bool) func(cmd *cobra.Command, a *app, args []string) error {
@@ -195,7 +195,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 			if err != nil {
 				return err
 			}
-			return print(map[string]string{"ak": k.AK, "sk": k.SK, "domain_id": k.DomainID, "user_id": k.UserID},
+			return show(map[string]string{"ak": k.AK, "sk": k.SK, "domain_id": k.DomainID, "user_id": k.UserID},
 				[]string{"AK", "SK (shown once)"}, [][]string{{k.AK, k.SK}})
 		}),
 	}
@@ -228,7 +228,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 				}
 				rows[i] = []string{k.AK, k.UserID, k.Description, ts(k.CreatedAt), state}
 			}
-			return print(out, []string{"AK", "USER", "DESCRIPTION", "CREATED", "STATE"}, rows)
+			return show(out, []string{"AK", "USER", "DESCRIPTION", "CREATED", "STATE"}, rows)
 		}),
 	}
 	kRevoke := &cobra.Command{

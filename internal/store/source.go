@@ -313,8 +313,9 @@ func (s *Store) Source(ctx context.Context, t Tenant, id string) (*Source, error
 	return &src, nil
 }
 
-// SourceDomain finds the domain of a source id (for stamping visits from a
-// poll that was authenticated already).
+// sourceTx reads the tenant's source id with its facts inside tx; lock
+// takes its row lock (SELECT … FOR UPDATE) on MySQL (SQLite has one writer
+// at a time).
 func (s *Store) sourceTx(tx *gorm.DB, t Tenant, id string, lock bool) (*Source, error) {
 	var src Source
 	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
@@ -616,7 +617,7 @@ func (s *Store) SourceOverview(ctx context.Context, t Tenant) ([]SourceStateCoun
 }
 
 // TouchSource stamps the agent's visit (last_visit_time) if the stored one is
-// older than minAge, so 1,000 agents polling every second cost a write per
+// older than minAgeMs, so 1,000 agents polling every second cost a write per
 // agent every few seconds, not every second.
 func (s *Store) TouchSource(ctx context.Context, t Tenant, id string, nowMs, minAgeMs int64) error {
 	return s.db.WithContext(ctx).Model(&Source{}).

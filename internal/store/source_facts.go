@@ -1,5 +1,7 @@
 package store
 
+import "github.com/smsflow/smsflow/internal/ptr"
+
 // What an agent reports about its machine (§4.1.2), kept as JSON columns of
 // the source. Every field is a pointer with omitempty, so a field the agent
 // did not send stays absent and "" stays "": show returns what was
@@ -125,11 +127,11 @@ type EnvironmentCheck struct {
 func AssignFactIDs(disks []SourceDisk, vgs []VolumeGroup, prevDisks []SourceDisk, prevVGs []VolumeGroup, newID func() string) {
 	pd := map[string]*SourceDisk{}
 	for i := range prevDisks {
-		pd[deref(prevDisks[i].Name)] = &prevDisks[i]
+		pd[ptr.Deref(prevDisks[i].Name)] = &prevDisks[i]
 	}
 	for i := range disks {
 		d := &disks[i]
-		old := pd[deref(d.Name)]
+		old := pd[ptr.Deref(d.Name)]
 		if old != nil {
 			d.ID = firstNonNil(d.ID, old.ID)
 			d.NeedMigration = firstNonNil(d.NeedMigration, old.NeedMigration)
@@ -137,12 +139,12 @@ func AssignFactIDs(disks []SourceDisk, vgs []VolumeGroup, prevDisks []SourceDisk
 			d.RelationName = firstNonNil(d.RelationName, old.RelationName)
 		}
 		if d.ID == nil {
-			d.ID = ptr(newID())
+			d.ID = new(newID())
 		}
 		pp := map[string]*PhysicalVolume{}
 		if old != nil {
 			for j := range old.PhysicalVolumes {
-				pp[deref(old.PhysicalVolumes[j].Name)] = &old.PhysicalVolumes[j]
+				pp[ptr.Deref(old.PhysicalVolumes[j].Name)] = &old.PhysicalVolumes[j]
 			}
 		}
 		if d.PhysicalVolumes == nil {
@@ -150,35 +152,35 @@ func AssignFactIDs(disks []SourceDisk, vgs []VolumeGroup, prevDisks []SourceDisk
 		}
 		for j := range d.PhysicalVolumes {
 			p := &d.PhysicalVolumes[j]
-			if o := pp[deref(p.Name)]; o != nil {
+			if o := pp[ptr.Deref(p.Name)]; o != nil {
 				p.ID = firstNonNil(p.ID, o.ID)
 				p.NeedMigration = firstNonNil(p.NeedMigration, o.NeedMigration)
 				p.AdjustSize = firstNonNil(p.AdjustSize, o.AdjustSize)
 			}
 			if p.ID == nil {
-				p.ID = ptr(newID())
+				p.ID = new(newID())
 			}
 		}
 	}
 	pv := map[string]*VolumeGroup{}
 	for i := range prevVGs {
-		pv[deref(prevVGs[i].Name)] = &prevVGs[i]
+		pv[ptr.Deref(prevVGs[i].Name)] = &prevVGs[i]
 	}
 	for i := range vgs {
 		g := &vgs[i]
-		old := pv[deref(g.Name)]
+		old := pv[ptr.Deref(g.Name)]
 		if old != nil {
 			g.ID = firstNonNil(g.ID, old.ID)
 			g.NeedMigration = firstNonNil(g.NeedMigration, old.NeedMigration)
 			g.AdjustSize = firstNonNil(g.AdjustSize, old.AdjustSize)
 		}
 		if g.ID == nil {
-			g.ID = ptr(newID())
+			g.ID = new(newID())
 		}
 		pl := map[string]*LogicalVolume{}
 		if old != nil {
 			for j := range old.LogicalVolumes {
-				pl[deref(old.LogicalVolumes[j].Name)] = &old.LogicalVolumes[j]
+				pl[ptr.Deref(old.LogicalVolumes[j].Name)] = &old.LogicalVolumes[j]
 			}
 		}
 		if g.LogicalVolumes == nil {
@@ -186,26 +188,16 @@ func AssignFactIDs(disks []SourceDisk, vgs []VolumeGroup, prevDisks []SourceDisk
 		}
 		for j := range g.LogicalVolumes {
 			l := &g.LogicalVolumes[j]
-			if o := pl[deref(l.Name)]; o != nil {
+			if o := pl[ptr.Deref(l.Name)]; o != nil {
 				l.ID = firstNonNil(l.ID, o.ID)
 				l.NeedMigration = firstNonNil(l.NeedMigration, o.NeedMigration)
 				l.AdjustSize = firstNonNil(l.AdjustSize, o.AdjustSize)
 			}
 			if l.ID == nil {
-				l.ID = ptr(newID())
+				l.ID = new(newID())
 			}
 		}
 	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 func firstNonNil[T any](a, b *T) *T {

@@ -187,7 +187,7 @@ func TestMigProjects(t *testing.T) {
 	})
 }
 
-// TestMigProjectConcurrentFirst: two creates racing on an empty tenant leave
+// TestMigProjectConcurrentDefault: two creates racing on an empty tenant leave
 // exactly one default.
 func TestMigProjectConcurrentDefault(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {

@@ -24,9 +24,9 @@ func TestParseMembers(t *testing.T) {
 		t.Fatalf("errors: %v", errs)
 	}
 	want := []Row{
-		{Line: 2, Member: Member{Name: "web-01", TargetName: "web-01-new", TemplateID: "tpl-1", Priority: ptr(int32(2)), DiskSizesGiB: []int64{40, 100}}},
+		{Line: 2, Member: Member{Name: "web-01", TargetName: "web-01-new", TemplateID: "tpl-1", Priority: new(int32(2)), DiskSizesGiB: []int64{40, 100}}},
 		{Line: 4, Member: Member{IP: "10.0.0.7"}},
-		{Line: 5, Member: Member{Name: "db,01", IP: "10.0.0.8", Priority: ptr(int32(0)), DiskSizesGiB: []int64{200}}},
+		{Line: 5, Member: Member{Name: "db,01", IP: "10.0.0.8", Priority: new(int32(0)), DiskSizesGiB: []int64{200}}},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got %+v\nwant %+v", rows, want)

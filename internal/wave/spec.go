@@ -155,14 +155,14 @@ func Validate(s Spec, now time.Time) []Problem {
 	return ps
 }
 
-func checkText(ps *[]Problem, field, v string, required bool, max int) {
+func checkText(ps *[]Problem, field, v string, required bool, limit int) {
 	switch {
 	case required && strings.TrimSpace(v) == "":
 		*ps = append(*ps, Problem{field, ErrInvalid.Code, "is required"})
 	case !utf8.ValidString(v):
 		*ps = append(*ps, Problem{field, ErrInvalid.Code, "must be UTF-8"})
-	case utf8.RuneCountInString(v) > max:
-		*ps = append(*ps, Problem{field, ErrInvalid.Code, fmt.Sprintf("at most %d characters", max)})
+	case utf8.RuneCountInString(v) > limit:
+		*ps = append(*ps, Problem{field, ErrInvalid.Code, fmt.Sprintf("at most %d characters", limit)})
 	case strings.ContainsFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
 		*ps = append(*ps, Problem{field, ErrInvalid.Code, "must not contain control characters"})
 	}

@@ -14,17 +14,15 @@ import (
 
 var testNow = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 
-func ptr[T any](v T) *T { return &v }
-
 func goodSpec() Spec {
 	start := testNow.Add(24 * time.Hour)
 	return Spec{
 		Name:         "wave 1: web tier",
 		ProjectID:    "proj-1",
-		TaskDefaults: TaskDefaults{Type: sms.MigrateBlock, Syncing: ptr(true), StartTargetServer: ptr(false), OverSpeedThreshold: ptr(10.0)},
+		TaskDefaults: TaskDefaults{Type: sms.MigrateBlock, Syncing: new(true), StartTargetServer: new(false), OverSpeedThreshold: new(10.0)},
 		Members: []Member{
 			{SourceID: "src-1"},
-			{Name: "web-02", TargetName: "web-02-new", Priority: ptr(int32(2)), DiskSizesGiB: []int64{40, 100}},
+			{Name: "web-02", TargetName: "web-02-new", Priority: new(int32(2)), DiskSizesGiB: []int64{40, 100}},
 			{IP: "10.0.0.3"},
 		},
 		StartAt:       &start,
@@ -60,9 +58,9 @@ func TestValidate(t *testing.T) {
 		{"control characters", func(s *Spec) { s.Description = "a\x00b" }, []fieldCode{{"description", ErrInvalid.Code}}},
 		{"no project", func(s *Spec) { s.ProjectID = "" }, []fieldCode{{"project_id", ErrInvalid.Code}}},
 		{"bad type", func(s *Spec) { s.TaskDefaults.Type = "MIGRATE_ALL" }, []fieldCode{{"task_defaults.type", ErrInvalid.Code}}},
-		{"bad threshold", func(s *Spec) { s.TaskDefaults.OverSpeedThreshold = ptr(101.0) }, []fieldCode{{"task_defaults.over_speed_threshold", ErrInvalid.Code}}},
-		{"start in the past", func(s *Spec) { s.StartAt = ptr(testNow.Add(-time.Second)) }, []fieldCode{{"start_at", ErrStartInPast.Code}}},
-		{"start now is fine", func(s *Spec) { s.StartAt = ptr(testNow) }, nil},
+		{"bad threshold", func(s *Spec) { s.TaskDefaults.OverSpeedThreshold = new(101.0) }, []fieldCode{{"task_defaults.over_speed_threshold", ErrInvalid.Code}}},
+		{"start in the past", func(s *Spec) { s.StartAt = new(testNow.Add(-time.Second)) }, []fieldCode{{"start_at", ErrStartInPast.Code}}},
+		{"start now is fine", func(s *Spec) { s.StartAt = new(testNow) }, nil},
 		{"on demand", func(s *Spec) { s.StartAt = nil }, nil},
 		{"max_concurrent 0", func(s *Spec) { s.MaxConcurrent = 0 }, []fieldCode{{"max_concurrent", ErrMaxConcurrent.Code}}},
 		{"max_concurrent 101", func(s *Spec) { s.MaxConcurrent = 101; s.Budget.Windows = nil; s.Budget.DefaultMbps = 0 },
@@ -131,7 +129,7 @@ func TestValidate(t *testing.T) {
 			[]fieldCode{{"members[3]", ErrDuplicateMember.Code}}},
 		{"member without a source", func(s *Spec) { s.Members[0] = Member{TargetName: "x"} }, []fieldCode{{"members[0]", ErrInvalid.Code}}},
 		{"member bad ip", func(s *Spec) { s.Members[2].IP = "10.0.0.300" }, []fieldCode{{"members[2].ip", ErrInvalid.Code}}},
-		{"member priority 3", func(s *Spec) { s.Members[0].Priority = ptr(int32(3)) }, []fieldCode{{"members[0].priority", ErrInvalid.Code}}},
+		{"member priority 3", func(s *Spec) { s.Members[0].Priority = new(int32(3)) }, []fieldCode{{"members[0].priority", ErrInvalid.Code}}},
 		{"member disk 0 GiB", func(s *Spec) { s.Members[1].DiskSizesGiB[1] = 0 }, []fieldCode{{"members[1].disk_sizes_gib[1]", ErrInvalid.Code}}},
 		{"too many members", func(s *Spec) { s.Members = make([]Member, MaxMembers+1) }, []fieldCode{{"members", ErrTooManyMembers.Code}}},
 		{"no members is a draft", func(s *Spec) { s.Members = nil }, nil},
@@ -200,8 +198,8 @@ func TestFindCycle(t *testing.T) {
 
 func TestOrderMembers(t *testing.T) {
 	ms := []Member{
-		{Name: "a"}, {Name: "b", Priority: ptr(int32(2))}, {Name: "c", Priority: ptr(int32(0))},
-		{Name: "d", Priority: ptr(int32(1))}, {Name: "e", Priority: ptr(int32(2))}, {Name: "f", Priority: ptr(int32(7))},
+		{Name: "a"}, {Name: "b", Priority: new(int32(2))}, {Name: "c", Priority: new(int32(0))},
+		{Name: "d", Priority: new(int32(1))}, {Name: "e", Priority: new(int32(2))}, {Name: "f", Priority: new(int32(7))},
 	}
 	if got, want := OrderMembers(ms), []int{1, 4, 0, 3, 2, 5}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)

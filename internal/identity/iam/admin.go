@@ -9,8 +9,9 @@ import (
 	"github.com/smsflow/smsflow/internal/store"
 )
 
-// Generated identifiers follow Huawei Cloud's shapes: 32 hex characters for
-// domain, project and user ids; 20 upper-case characters for an AK; 40 for an SK.
+// newID is a fresh domain, project or user id. Generated identifiers follow
+// Huawei Cloud's shapes: 32 hex characters for domain, project and user ids;
+// 20 upper-case characters for an AK; 40 for an SK.
 func newID() string { return secret.RandomString(32, secret.Hex) }
 
 // NewAK returns a fresh access key id.

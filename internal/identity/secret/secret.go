@@ -194,13 +194,13 @@ func CheckPassword(hash, password string) bool {
 func RandomString(n int, alphabet string) string {
 	out := make([]byte, n)
 	buf := make([]byte, n)
-	max := 256 - 256%len(alphabet) // reject bytes that would bias the draw
+	limit := 256 - 256%len(alphabet) // reject bytes that would bias the draw
 	for i := 0; i < n; {
 		if _, err := rand.Read(buf); err != nil {
 			panic(err) // crypto/rand never fails on supported platforms
 		}
 		for _, c := range buf {
-			if int(c) < max && i < n {
+			if int(c) < limit && i < n {
 				out[i] = alphabet[int(c)%len(alphabet)]
 				i++
 			}

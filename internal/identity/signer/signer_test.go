@@ -105,8 +105,6 @@ func mustVerify(t *testing.T, got received, now time.Time) Authorization {
 	return auth
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // TestSDKClient drives the official SMS client, unmodified, against a server
 // and checks every request it sends: Verify accepts it and our Sign computes
 // the same Authorization header.
@@ -133,13 +131,13 @@ func TestSDKClient(t *testing.T) {
 	}{
 		{"list with query", func() error {
 			_, err := c.ListServers(&model.ListServersRequest{
-				Name: ptr("模板 one+two/three&x=y;z%41"), State: ptr(model.GetListServersRequestStateEnum().WAITING),
-				Limit: ptr(int32(200)), Offset: ptr(int32(0)), Connected: ptr(true), Ip: ptr("10.0.0.1"),
+				Name: new("模板 one+two/three&x=y;z%41"), State: new(model.GetListServersRequestStateEnum().WAITING),
+				Limit: new(int32(200)), Offset: new(int32(0)), Connected: new(true), Ip: new("10.0.0.1"),
 			})
 			return err
 		}, "/v3/sources", false},
 		{"empty query value", func() error {
-			_, err := c.ListTasks(&model.ListTasksRequest{Name: ptr(""), Limit: ptr(int32(1))})
+			_, err := c.ListTasks(&model.ListTasksRequest{Name: new(""), Limit: new(int32(1))})
 			return err
 		}, "/v3/tasks", false},
 		{"path parameter with space, percent and unicode", func() error {
@@ -151,12 +149,12 @@ func TestSDKClient(t *testing.T) {
 			return err
 		}, "/v3/sources/src-1", false},
 		{"put json", func() error {
-			_, err := c.UpdateServerName(&model.UpdateServerNameRequest{SourceId: "src-1", Body: &model.PutSourceServerBody{Name: ptr("new name <&>")}})
+			_, err := c.UpdateServerName(&model.UpdateServerNameRequest{SourceId: "src-1", Body: &model.PutSourceServerBody{Name: new("new name <&>")}})
 			return err
 		}, "/v3/sources/src-1", true},
 		{"post json", func() error {
 			_, err := c.CreateMigproject(&model.CreateMigprojectRequest{Body: &model.PostMigProjectBody{
-				Name: "N121", Region: "region", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK, SpeedLimit: ptr(int32(0)),
+				Name: "N121", Region: "region", Type: model.GetPostMigProjectBodyTypeEnum().MIGRATE_BLOCK, SpeedLimit: new(int32(0)),
 			}})
 			return err
 		}, "/v3/migprojects", true},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/smsflow/smsflow/internal/sms"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -66,8 +67,8 @@ func Run(f Facts) []store.EnvironmentCheck {
 
 	boot := false
 	for _, d := range f.Disks {
-		u := deref(d.DeviceUse)
-		if u == "BOOT" || u == "OS" || deref(d.OSDisk) {
+		u := ptr.Deref(d.DeviceUse)
+		if u == "BOOT" || u == "OS" || ptr.Deref(d.OSDisk) {
 			boot = true
 		}
 	}
@@ -79,8 +80,8 @@ func Run(f Facts) []store.EnvironmentCheck {
 
 	bad := ""
 	for _, d := range f.Disks {
-		if ps := deref(d.PartitionStyle); ps != "" && ps != "MBR" && ps != "GPT" {
-			bad = deref(d.Name)
+		if ps := ptr.Deref(d.PartitionStyle); ps != "" && ps != "MBR" && ps != "GPT" {
+			bad = ptr.Deref(d.Name)
 		}
 	}
 	if bad == "" {
@@ -125,12 +126,4 @@ func architecture(linuxBlockCheck string) string {
 		return ""
 	}
 	return strings.ToLower(v.Architecture)
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

@@ -8,11 +8,9 @@ import (
 	"github.com/smsflow/smsflow/internal/store"
 )
 
-func p[T any](v T) *T { return &v }
-
 func TestRun(t *testing.T) {
-	good := Facts{OSType: "LINUX", LinuxBlockCheck: `{"architecture":"x86_64"}`, HasRsync: p(true), HasTc: p(true),
-		Disks: []store.SourceDisk{{Name: p("/dev/vda"), DeviceUse: p("BOOT"), PartitionStyle: p("MBR")}}}
+	good := Facts{OSType: "LINUX", LinuxBlockCheck: `{"architecture":"x86_64"}`, HasRsync: new(true), HasTc: new(true),
+		Disks: []store.SourceDisk{{Name: new("/dev/vda"), DeviceUse: new("BOOT"), PartitionStyle: new("MBR")}}}
 	cs := Run(good)
 	assert.Len(t, cs, 6)
 	assert.False(t, Failed(cs))
@@ -29,16 +27,16 @@ func TestRun(t *testing.T) {
 	}{
 		{"arm", func(f *Facts) { f.LinuxBlockCheck = `{"architecture":"aarch64"}` }, "architecture", Error, "SMS.0206"},
 		{"arch unknown", func(f *Facts) { f.LinuxBlockCheck = "" }, "architecture", Warn, "SMS.0206"},
-		{"no boot disk", func(f *Facts) { f.Disks[0].DeviceUse = p("NORMAL") }, "boot_disk", Error, "SMS.6531"},
-		{"odd partition", func(f *Facts) { f.Disks[0].PartitionStyle = p("LDM") }, "partition_style", Error, "SMS.6508"},
-		{"no rsync", func(f *Facts) { f.HasRsync = p(false) }, "rsync", Warn, "SMS.6517"},
+		{"no boot disk", func(f *Facts) { f.Disks[0].DeviceUse = new("NORMAL") }, "boot_disk", Error, "SMS.6531"},
+		{"odd partition", func(f *Facts) { f.Disks[0].PartitionStyle = new("LDM") }, "partition_style", Error, "SMS.6508"},
+		{"no rsync", func(f *Facts) { f.HasRsync = new(false) }, "rsync", Warn, "SMS.6517"},
 		{"no tc", func(f *Facts) { f.HasTc = nil }, "tc", Warn, ""},
 		{"bad os", func(f *Facts) { f.OSType = "BSD" }, "os_type", Error, "SMS.6601"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := good
-			f.Disks = []store.SourceDisk{{Name: p("/dev/vda"), DeviceUse: p("BOOT"), PartitionStyle: p("MBR")}}
+			f.Disks = []store.SourceDisk{{Name: new("/dev/vda"), DeviceUse: new("BOOT"), PartitionStyle: new("MBR")}}
 			tc.mutate(&f)
 			cs := Run(f)
 			found := false

@@ -8,25 +8,23 @@ import (
 	"github.com/smsflow/smsflow/internal/store"
 )
 
-func p[T any](v T) *T { return &v }
-
 func TestRecommend(t *testing.T) {
 	disks := []store.SourceDisk{
-		{Name: p("/dev/vda"), DeviceUse: p("BOOT"), Size: p(int64(20 * GiB)), UsedSize: p(int64(5 * GiB)),
+		{Name: new("/dev/vda"), DeviceUse: new("BOOT"), Size: new(int64(20 * GiB)), UsedSize: new(int64(5 * GiB)),
 			PhysicalVolumes: []store.PhysicalVolume{
-				{Name: p("/dev/vda1"), Size: p(int64(GiB)), FileSystem: p("ext4"), MountPoint: p("/boot"), Index: p(int32(1))},
-				{Name: p("/dev/vda2"), Size: p(int64(19 * GiB)), FileSystem: p("xfs"), MountPoint: p("/"), AdjustSize: p(int64(30 * GiB))},
+				{Name: new("/dev/vda1"), Size: new(int64(GiB)), FileSystem: new("ext4"), MountPoint: new("/boot"), Index: new(int32(1))},
+				{Name: new("/dev/vda2"), Size: new(int64(19 * GiB)), FileSystem: new("xfs"), MountPoint: new("/"), AdjustSize: new(int64(30 * GiB))},
 			}},
-		{Name: p("/dev/vdb"), DeviceUse: p("VOLUME_GROUP"), Size: p(int64(100*GiB + 1)), UsedSize: p(int64(GiB)), RelationName: p("/dev/vdc")},
-		{Name: p("/dev/vdd"), DeviceUse: p("NORMAL"), Size: p(int64(GiB)), NeedMigration: p(false), UsedSize: p(int64(GiB))},
-		{Name: p("/dev/vde"), DeviceUse: p("NORMAL"), Size: p(int64(10 * GiB)), AdjustSize: p(int64(50 * GiB)), UsedSize: p(int64(3))},
+		{Name: new("/dev/vdb"), DeviceUse: new("VOLUME_GROUP"), Size: new(int64(100*GiB + 1)), UsedSize: new(int64(GiB)), RelationName: new("/dev/vdc")},
+		{Name: new("/dev/vdd"), DeviceUse: new("NORMAL"), Size: new(int64(GiB)), NeedMigration: new(false), UsedSize: new(int64(GiB))},
+		{Name: new("/dev/vde"), DeviceUse: new("NORMAL"), Size: new(int64(10 * GiB)), AdjustSize: new(int64(50 * GiB)), UsedSize: new(int64(3))},
 	}
 	vgs := []store.VolumeGroup{
-		{Name: p("vg1"), Size: p(int64(100 * GiB)), LogicalVolumes: []store.LogicalVolume{
-			{Name: p("lv1"), Size: p(int64(10 * GiB)), AdjustSize: p(int64(20 * GiB))},
-			{Name: p("lv2"), Size: p(int64(10 * GiB)), NeedMigration: p(false)},
+		{Name: new("vg1"), Size: new(int64(100 * GiB)), LogicalVolumes: []store.LogicalVolume{
+			{Name: new("lv1"), Size: new(int64(10 * GiB)), AdjustSize: new(int64(20 * GiB))},
+			{Name: new("lv2"), Size: new(int64(10 * GiB)), NeedMigration: new(false)},
 		}},
-		{Name: p("vg2"), NeedMigration: p(false)},
+		{Name: new("vg2"), NeedMigration: new(false)},
 	}
 	got := Recommend(disks, vgs)
 	assert.Len(t, got.Disks, 3, "excluded disk left out")
@@ -54,8 +52,8 @@ func TestRecommend(t *testing.T) {
 func TestRecommendSaturates(t *testing.T) {
 	const maxInt64 = int64(1<<63 - 1)
 	disks := []store.SourceDisk{
-		{Name: p("/dev/vda"), DeviceUse: p("BOOT"), Size: p(maxInt64), UsedSize: p(maxInt64)},
-		{Name: p("/dev/vdb"), DeviceUse: p("NORMAL"), Size: p(maxInt64 - GiB), UsedSize: p(maxInt64)},
+		{Name: new("/dev/vda"), DeviceUse: new("BOOT"), Size: new(maxInt64), UsedSize: new(maxInt64)},
+		{Name: new("/dev/vdb"), DeviceUse: new("NORMAL"), Size: new(maxInt64 - GiB), UsedSize: new(maxInt64)},
 	}
 	got := Recommend(disks, nil)
 	for i, d := range got.Disks {

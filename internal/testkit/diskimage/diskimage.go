@@ -1,12 +1,15 @@
-// Package diskimage writes disk images for tests: sparse files with an MBR
-// or a GPT (with its CRCs) and the superblocks discovery recognises. The
-// agent's discovery tests and the local provider's target checks read the
-// same images, so the two agree on what a disk holds.
+// Package diskimage writes disk images for tests and the demo: sparse files
+// with an MBR or a GPT (with its CRCs) and the superblocks discovery
+// recognises. The agent's discovery tests, the local provider's target
+// checks, the end-to-end tests and the demo read the same images, so they
+// agree on what a disk holds.
 package diskimage
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -146,4 +149,57 @@ func LVMLabel() []byte {
 	copy(b[24:], "LVM2 001")
 	copy(b[32:], "abcdefghijklmnopqrstuvwxyz012345")
 	return b
+}
+
+// Source writes a source server's disk of size bytes (at least 2 MiB) at
+// path, for the end-to-end tests and the demo: an MBR with one Linux
+// partition from 1 MiB to the end, holding an ext4 file system (its
+// superblock), so discovery reports it and the target's check after a copy
+// finds both; past the first 2 MiB, 1 MiB regions chosen by seed are left
+// as holes, or hold text or random bytes, so a copy meets all three.
+func Source(path string, size int64, seed uint64) error {
+	if size < 2<<20 {
+		return fmt.Errorf("diskimage: a source disk of %d bytes is under 2 MiB", size)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := writeSource(f, size, seed); err != nil {
+		f.Close()
+		return fmt.Errorf("diskimage: write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func writeSource(f *os.File, size int64, seed uint64) error {
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(seed, seed))
+	buf := make([]byte, 1<<20)
+	for off := int64(2 << 20); off < size; off += int64(len(buf)) {
+		switch r.IntN(4) {
+		case 0: // zeros: left as a hole
+			continue
+		case 1:
+			text := fmt.Appendf(nil, "block %d of a text file; ", off)
+			for i := 0; i < len(buf); {
+				i += copy(buf[i:], text)
+			}
+		default:
+			for i := range buf {
+				buf[i] = byte(r.Uint32())
+			}
+		}
+		if _, err := f.WriteAt(buf[:min(int64(len(buf)), size-off)], off); err != nil {
+			return err
+		}
+	}
+	mbr := MBR([]Part{{Type: 0x83, LBA: 2048, Sectors: uint32(min(size/512-2048, 0xffffffff))}})
+	if _, err := f.WriteAt(mbr, 0); err != nil {
+		return err
+	}
+	_, err := f.WriteAt(ExtSuperblock(GUID("5e1f0000-0000-4000-8000-00000000d15c"), ""), 1<<20+1024)
+	return err
 }

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"github.com/smsflow/smsflow/agent/runner"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/internal/sms"
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 )
 
 type credentials struct {
@@ -71,7 +71,7 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 		return err
 	}
 	fmt.Printf("1/4 making a %d MiB disk image: %s\n", size>>20, img)
-	if err := makeDisk(img, size); err != nil {
+	if err := diskimage.Source(img, size, uint64(size)); err != nil {
 		return err
 	}
 	api := &smsapi.Client{BaseURL: server, AK: c.AK, SK: c.SK, ProjectID: c.ProjectID, HTTP: &http.Client{Timeout: time.Minute}}
@@ -181,49 +181,6 @@ func run(ctx context.Context, server, dataDir, work string, size int64, mbps int
 
 func signed(ctx context.Context, api *smsapi.Client, method, path string, in, out any) error {
 	return api.Call(ctx, method, path, in, out)
-}
-
-// makeDisk writes an image with an MBR, an ext4 superblock, random data,
-// text and holes.
-func makeDisk(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	r := rand.New(rand.NewPCG(uint64(size), 42))
-	buf := make([]byte, 1<<20)
-	for off := int64(2 << 20); off < size; off += 1 << 20 {
-		switch r.IntN(3) {
-		case 0:
-			continue
-		case 1:
-			copy(buf, bytes.Repeat([]byte("smsflow demo text "), len(buf)/18+1))
-		default:
-			for i := range buf {
-				buf[i] = byte(r.Uint32())
-			}
-		}
-		if _, err := f.WriteAt(buf, off); err != nil {
-			return err
-		}
-	}
-	mbr := make([]byte, 512)
-	mbr[446+4] = 0x83
-	binary.LittleEndian.PutUint32(mbr[446+8:], 2048)
-	binary.LittleEndian.PutUint32(mbr[446+12:], uint32(size/512-2048))
-	mbr[510], mbr[511] = 0x55, 0xAA
-	sb := make([]byte, 1024)
-	binary.LittleEndian.PutUint16(sb[56:], 0xEF53)
-	binary.LittleEndian.PutUint32(sb[96:], 0x40)
-	if _, err := f.WriteAt(mbr, 0); err != nil {
-		return err
-	}
-	_, err = f.WriteAt(sb, 1<<20+1024)
-	return err
 }
 
 func sameHead(source, target string) (bool, error) {
