@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/ptr"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
