@@ -989,7 +989,11 @@ func (w *waveRun) cancel(ctx workflow.Context, fromUI bool) error {
 
 func (w *waveRun) continueAsNewDue(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > WaveHistoryLimit || w.ops > WaveOpsPerRun
+	limit := WaveOpsPerRun
+	if w.in.OpsPerRun > 0 {
+		limit = w.in.OpsPerRun
+	}
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > WaveHistoryLimit || w.ops > limit
 }
 
 // continueAsNew starts a fresh history carrying the state: handlers

@@ -53,6 +53,9 @@ type WaveInput struct {
 	// TimeZone is the IANA name the wave's windows are read in (never
 	// "Local": every worker must read them the same way).
 	TimeZone string
+	// OpsPerRun overrides WaveOpsPerRun (0: the default); the recorded
+	// histories of the replay test use a small one.
+	OpsPerRun int
 	// Resume carries the state across a continue-as-new.
 	Resume *WaveRunState
 }
