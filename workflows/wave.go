@@ -26,6 +26,10 @@ const WaveOpsPerRun = 1000
 // is gone never answers).
 const CapAckTimeout = 2 * time.Minute
 
+// DependencyPoll is how often a wave whose depends_on wave is not DONE
+// looks again.
+const DependencyPoll = 10 * time.Minute
+
 // WaveHistoryLimit: a run whose history is longer continues as new, whatever
 // the server suggests.
 const WaveHistoryLimit = 8000
@@ -338,7 +342,32 @@ func (w *waveRun) load(ctx workflow.Context) error {
 		w.st.Spec.MaxConcurrent = 1 // refused by Validate; a wave that never starts a member would hang
 	}
 	w.st.Loaded = true
+	if w.st.Spec.DependsOn != "" {
+		// Its Schedule started it; it waits (SCHEDULED) for the wave it
+		// depends on to be DONE.
+		w.st.State = wave.WaveScheduled
+		return nil
+	}
 	return w.setState(ctx, wave.WaveReplicating, "", true, false)
+}
+
+// dependencyDone asks for the depends_on wave's state; while it is not
+// DONE the wave stays SCHEDULED with the reason.
+func (w *waveRun) dependencyDone(ctx workflow.Context) (bool, error) {
+	var st wave.WaveState
+	dep := w.st.Spec.DependsOn
+	w.ops++
+	if err := workflow.ExecuteActivity(waveActivityCtx(ctx), acts.DependencyState, w.ref(), dep).Get(ctx, &st); err != nil {
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return false, err
+		}
+		workflow.GetLogger(ctx).Warn("wave: dependency not read", "depends_on", dep, "err", err)
+		return false, nil
+	}
+	if st == wave.WaveDone {
+		return true, nil
+	}
+	return false, w.setState(ctx, wave.WaveScheduled, "waiting for wave "+dep+" ("+string(st)+") to be DONE", false, false)
 }
 
 // reload reads the wave again on resume: a PAUSED wave may have been
@@ -622,6 +651,11 @@ func (w *waveRun) step(ctx workflow.Context) error {
 		before := w.st.State
 		var err error
 		switch w.st.State {
+		case wave.WaveScheduled:
+			var done bool
+			if done, err = w.dependencyDone(ctx); err == nil && done {
+				err = w.setState(ctx, wave.WaveReplicating, "", true, false)
+			}
 		case wave.WaveReplicating:
 			if err = w.fill(ctx); err == nil && w.allSynced() {
 				err = w.setState(ctx, wave.WaveSynced, "", false, false)
@@ -939,6 +973,9 @@ func (w *waveRun) nextWake(ctx workflow.Context) time.Time {
 	if w.count(wave.MemberCopying) > 0 {
 		_, next := wave.BudgetAt(w.st.Spec.Budget, w.loc, now)
 		earlier(next)
+	}
+	if w.st.State == wave.WaveScheduled {
+		earlier(now.Add(DependencyPoll))
 	}
 	waiting := w.st.State == wave.WaveCuttingOver ||
 		(w.st.State == wave.WaveAwaitingCutover && (w.st.Spec.CutoverMode != wave.CutoverApprove || w.st.CutoverApproved))

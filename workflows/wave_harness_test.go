@@ -60,6 +60,8 @@ type waveHarness struct {
 	resumes       []*WaveRunState
 	updates       int
 	stopAfterRuns int
+	// envHook adds mocks to each run's environment.
+	envHook func(env *testsuite.TestWorkflowEnvironment)
 }
 
 type capChange struct {
@@ -312,6 +314,9 @@ func (h *waveHarness) newEnv(start time.Time) {
 			h.changes = append(h.changes, chs...)
 			return nil
 		})
+	if h.envHook != nil {
+		h.envHook(env)
+	}
 	// Members whose runs were in an earlier environment.
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
 		func(_, workflowID, _, signal string, arg any) error {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -425,4 +428,38 @@ func TestWaveApprovedWaitsForWindowWithoutSpinning(t *testing.T) {
 		assert.Equal(t, monday.Add(22*time.Hour), c.At)
 	}
 	assert.Len(t, h.cmdsOf(OpTest), 2)
+}
+
+// A wave started by its Schedule while the wave it depends on is not DONE
+// stays SCHEDULED (saying why) and starts its members once that wave is
+// DONE.
+func TestWaveWaitsForItsDependency(t *testing.T) {
+	plan := wavePlan(2, 2, 100)
+	plan.Spec.DependsOn = "w0"
+	h := newWaveHarness(t, plan)
+	depDone := monday.Add(25 * time.Minute)
+	h.envHook = func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(acts.DependencyState, mock.Anything, mock.Anything, "w0").Return(
+			func(context.Context, activities.WaveRef, string) (wave.WaveState, error) {
+				if h.now().Before(depDone) {
+					return wave.WaveCuttingOver, nil
+				}
+				return wave.WaveDone, nil
+			})
+	}
+	h.at(monday.Add(20*time.Minute), func() {
+		st := h.status()
+		assert.Equal(t, wave.WaveScheduled, st.State)
+		assert.Equal(t, "waiting for wave w0 (CUTTING_OVER) to be DONE", st.Reason)
+		assert.Empty(t, h.launches)
+	})
+	require.NoError(t, h.run(waveInput("UTC"), monday))
+	require.Len(t, h.launchOrder, 2)
+	for _, c := range h.capLog[:2] {
+		assert.Equal(t, monday.Add(DependencyPoll*3), c.At, "started at the first look after w0 was DONE")
+	}
+	assert.Equal(t, wave.WaveScheduled, h.states[0].State)
+	assert.Equal(t, wave.WaveReplicating, h.states[1].State)
+	assert.True(t, h.states[1].Started)
+	assert.Equal(t, wave.WaveDone, h.states[len(h.states)-1].State)
 }
