@@ -80,6 +80,9 @@ type WaveMember struct {
 	// Started: its MigrationWorkflow was started (a retry restarts it
 	// rather than start a second one).
 	Started bool
+	// SpeedMbps is its copy's speed as it last reported (SpeedKnown).
+	SpeedMbps  float64
+	SpeedKnown bool
 	// Cap is the bandwidth share last pushed to it (0: none); Acked the
 	// last one it said it applied.
 	Cap         int32
@@ -100,6 +103,8 @@ type waveRun struct {
 	changes []activities.WaveMemberChange
 	// newFailure: a member failed since the last max_failures check.
 	newFailure bool
+	events     workflow.ReceiveChannel
+	signals    []waveSignal
 }
 
 // WaveWorkflow runs a wave (id wave/<id>): it starts each member's
@@ -155,35 +160,58 @@ func (w *waveRun) setup(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	events := workflow.GetSignalChannel(ctx, SignalWaveMember)
-	signals := map[string]wave.Action{SignalWavePause: wave.ActionPause, SignalWaveResume: wave.ActionResume,
-		SignalWaveRetryFailed: wave.ActionRetryFailed}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) {
-				var ev WaveMemberEvent
-				c.Receive(ctx, &ev)
-				w.st.Events = append(w.st.Events, ev)
-				w.ops++
-			})
-			// Fixed order: the selector's cases must not follow map order.
-			for _, name := range []string{SignalWavePause, SignalWaveResume, SignalWaveRetryFailed} {
-				a := signals[name]
-				sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(c workflow.ReceiveChannel, _ bool) {
-					c.Receive(ctx, nil)
-					w.ops++
-					if err := w.validate(a); err != nil {
-						workflow.GetLogger(ctx).Warn("wave signal refused", "action", a, "err", err)
-						return
-					}
-					w.request(a)
-				})
-			}
-			sel.Select(ctx)
-		}
-	})
+	// Signals stay in their channels until the main loop takes them
+	// (drain): no coroutine holds one half-received when the run
+	// continues as new — a selector's pending receive would be lost then.
+	w.events = workflow.GetSignalChannel(ctx, SignalWaveMember)
+	w.signals = []waveSignal{
+		{workflow.GetSignalChannel(ctx, SignalWavePause), wave.ActionPause},
+		{workflow.GetSignalChannel(ctx, SignalWaveResume), wave.ActionResume},
+		{workflow.GetSignalChannel(ctx, SignalWaveRetryFailed), wave.ActionRetryFailed},
+	}
 	return nil
+}
+
+type waveSignal struct {
+	ch     workflow.ReceiveChannel
+	action wave.Action
+}
+
+// pending tells whether a signal waits in a channel.
+func (w *waveRun) pending() bool {
+	if w.events.Len() > 0 {
+		return true
+	}
+	for _, s := range w.signals {
+		if s.ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// drain takes every signal waiting: member events into the state, the
+// operator's signals as actions (one the state does not allow is logged
+// and dropped).
+func (w *waveRun) drain(ctx workflow.Context) {
+	for {
+		var ev WaveMemberEvent
+		if !w.events.ReceiveAsync(&ev) {
+			break
+		}
+		w.st.Events = append(w.st.Events, ev)
+		w.ops++
+	}
+	for _, s := range w.signals {
+		for s.ch.ReceiveAsync(nil) {
+			w.ops++
+			if err := w.validate(s.action); err != nil {
+				workflow.GetLogger(ctx).Warn("wave signal refused", "action", s.action, "err", err)
+				continue
+			}
+			w.request(s.action)
+		}
+	}
 }
 
 // validate refuses an action the wave cannot take now, with its wave code.
@@ -278,6 +306,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 	}
 	for {
+		w.drain(ctx)
 		if ctx.Err() != nil {
 			return w.cancel(ctx, true)
 		}
@@ -298,7 +327,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 		wake := w.nextWake(ctx)
 		cond := func() bool {
-			return len(w.st.Events) > 0 || w.st.Kick || w.continueAsNewDue(ctx)
+			return len(w.st.Events) > 0 || w.pending() || w.st.Kick || w.continueAsNewDue(ctx)
 		}
 		w.ops++
 		var err error
@@ -375,9 +404,6 @@ func (w *waveRun) dependencyDone(ctx workflow.Context) (bool, error) {
 // queue (in their priority order, after the ones known), members removed
 // that had not started leave it.
 func (w *waveRun) reload(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, "wave-reload-on-resume", workflow.DefaultVersion, 1) != 1 {
-		return nil
-	}
 	var plan activities.WavePlan
 	if err := workflow.ExecuteActivity(waveActivityCtx(ctx), acts.LoadWave, w.ref()).Get(ctx, &plan); err != nil {
 		return err
@@ -557,7 +583,12 @@ func (w *waveRun) applyEvents() {
 			continue
 		}
 		switch ev.Kind {
+		case WaveEventSpeed:
+			if m.State == wave.MemberCopying {
+				m.SpeedMbps, m.SpeedKnown = ev.SpeedMbps, true
+			}
 		case WaveEventSyncing:
+			m.SpeedKnown = false
 			// The copy is done (also a retried member's); a member past
 			// it (testing, cutting over) stays where it is.
 			if m.State == wave.MemberCopying || m.State == wave.MemberFailed {
@@ -872,10 +903,16 @@ func (w *waveRun) inCutoverWindow(ctx workflow.Context) bool {
 func (w *waveRun) shares(ctx workflow.Context) map[string]int32 {
 	mbps, _ := wave.BudgetAt(w.st.Spec.Budget, w.loc, workflow.Now(ctx))
 	w.st.BudgetMbps = mbps
+	n := w.count(wave.MemberCopying)
 	var ds []wave.Demand
 	for _, m := range w.st.Members {
 		if m.State == wave.MemberCopying && m.TaskID != "" {
-			ds = append(ds, wave.Demand{ID: m.TaskID})
+			// Slow: it moved under 80 % of an even share (its disk,
+			// CPU or link holds it back); it is given its speed with
+			// headroom, the others what it leaves.
+			d := wave.Demand{ID: m.TaskID, MeasuredMbps: m.SpeedMbps}
+			d.Slow = m.SpeedKnown && n > 0 && wave.IsSlow(m.SpeedMbps, mbps/int32(n))
+			ds = append(ds, d)
 		}
 	}
 	out := map[string]int32{}
@@ -904,6 +941,7 @@ func (w *waveRun) lowerCaps(ctx workflow.Context, shares map[string]int32) error
 	}
 	w.ops++
 	ok, err := workflow.AwaitWithTimeout(ctx, CapAckTimeout, func() bool {
+		w.drain(ctx)
 		w.takeCapAcks()
 		for _, i := range lowered {
 			if m := w.st.Members[i]; m.Acked != m.Cap {
@@ -1039,26 +1077,7 @@ func (w *waveRun) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return w.cancel(ctx, true)
 	}
-	events := workflow.GetSignalChannel(ctx, SignalWaveMember)
-	for {
-		var ev WaveMemberEvent
-		if !events.ReceiveAsync(&ev) {
-			break
-		}
-		w.st.Events = append(w.st.Events, ev)
-	}
-	for _, name := range []string{SignalWavePause, SignalWaveResume, SignalWaveRetryFailed} {
-		for events := workflow.GetSignalChannel(ctx, name); events.ReceiveAsync(nil); {
-			switch name {
-			case SignalWavePause:
-				w.st.PauseRequested = true
-			case SignalWaveResume:
-				w.st.ResumeRequested = true
-			case SignalWaveRetryFailed:
-				w.st.RetryRequested = true
-			}
-		}
-	}
+	w.drain(ctx)
 	st := *w.st
 	st.Runs++
 	in := w.in

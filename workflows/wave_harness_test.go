@@ -60,8 +60,10 @@ type waveHarness struct {
 	resumes       []*WaveRunState
 	updates       int
 	stopAfterRuns int
-	// envHook adds mocks to each run's environment.
+	// envHook adds mocks to each run's environment; onFlush runs in
+	// UpdateWaveMembers before it returns.
 	envHook func(env *testsuite.TestWorkflowEnvironment)
+	onFlush func()
 }
 
 type capChange struct {
@@ -312,6 +314,9 @@ func (h *waveHarness) newEnv(start time.Time) {
 			defer h.mu.Unlock()
 			h.ops++
 			h.changes = append(h.changes, chs...)
+			if h.onFlush != nil {
+				h.onFlush()
+			}
 			return nil
 		})
 	if h.envHook != nil {

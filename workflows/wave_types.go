@@ -86,6 +86,10 @@ const (
 	// was recorded and queued for its agent). The wave waits for it
 	// before it gives the bandwidth a member gave up to another.
 	WaveEventCap WaveEventKind = "cap"
+	// WaveEventSpeed: the member's copy runs at SpeedMbps (sent when it
+	// changed by a fifth, at most every SpeedReportInterval), so the wave
+	// gives what a slow or idle member leaves to the others.
+	WaveEventSpeed WaveEventKind = "speed"
 )
 
 // WaveMemberEvent is a member's event, signalled to its wave.
@@ -99,6 +103,8 @@ type WaveMemberEvent struct {
 	Msg  string
 	// CapMbps is the cap a WaveEventCap acknowledges.
 	CapMbps int32
+	// SpeedMbps is a WaveEventSpeed's measured speed.
+	SpeedMbps float64
 }
 
 // WaveCap is the wave's bandwidth share for one member in Mbit/s; 0 lifts

@@ -82,8 +82,9 @@ type migration struct {
 	// started before it answer them only when idle).
 	anytimeChecks bool
 	// waveMember: the run belongs to a wave (Input.WaveID, version
-	// "wave-member").
-	waveMember bool
+	// "wave-member"); the wave's signal channels.
+	waveMember         bool
+	waveCaps, waveCmds workflow.ReceiveChannel
 }
 
 // OverSpeedGrace: reports above the limit for this long stop the task.
@@ -245,6 +246,7 @@ func (m *migration) onProgress(ctx workflow.Context, p Progress) {
 	m.st.AgentProgress = max(m.st.AgentProgress, p.Progress)
 	now := workflow.Now(ctx)
 	m.st.LastProgressAt = now
+	m.waveSpeed(ctx, p)
 	if speedlimit.Over(m.st.Limit, p.MigrateSpeed) {
 		if m.st.OverSince.IsZero() {
 			m.st.OverSince = now
@@ -765,6 +767,7 @@ func (m *migration) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	m.takeWaveSignals()
 	in := m.in
 	st := *m.st
 	in.Resume = &st
