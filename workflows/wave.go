@@ -137,6 +137,25 @@ func WaveWorkflow(ctx workflow.Context, in WaveInput) error {
 	return w.run(ctx)
 }
 
+// WaveStartWorkflow is what a wave's Schedule starts. Temporal appends the
+// scheduled time to the ids of the runs a Schedule starts
+// (wave/<id>-2026-03-02T22:00:00Z), while the API, the members and the
+// operator reach a wave at wave/<id>: so this small run starts WaveWorkflow
+// there, as a child it abandons, and ends.
+func WaveStartWorkflow(ctx workflow.Context, in WaveInput) error {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: WaveWorkflowID(in.WaveID), TaskQueue: TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(saWaveID.ValueSet(in.WaveID)),
+	})
+	err := workflow.ExecuteChildWorkflow(cctx, WaveWorkflow, in).GetChildWorkflowExecution().Get(ctx, nil)
+	var exists *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if errors.As(err, &exists) {
+		return nil // started already (by the API's start): not twice
+	}
+	return err
+}
+
 func (w *waveRun) status() WaveStatus {
 	s := WaveStatus{State: w.st.State, Reason: w.st.Reason, BudgetMbps: w.st.BudgetMbps}
 	for _, m := range w.st.Members {
