@@ -89,7 +89,7 @@ func (s *migrationSuite) TestWaveMemberCapCommandsAndEvents() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, waveMemberInput())
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]WaveEventKind{"cap 40", WaveEventSyncing, "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone}, evs.kinds())
+	s.Equal([]WaveEventKind{"cap 40", WaveEventSpeed, WaveEventSyncing, "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone}, evs.kinds())
 	var mbps []int32
 	for _, l := range s.limits {
 		mbps = append(mbps, l.Mbps)
@@ -152,4 +152,27 @@ func (s *migrationSuite) TestCanceledTaskOutsideAWave() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Equal([]string{"START"}, s.commands)
+}
+
+// A member reports its copy's speed to the wave when it changed by more
+// than a fifth, at most every SpeedReportInterval.
+func (s *migrationSuite) TestWaveMemberReportsItsSpeed() {
+	evs := s.waveEvents()
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 10, 30) })
+	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 20, 33) }) // small change
+	s.at(3*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 30, 5) })  // too soon
+	s.at(7*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 40, 5) })  // reported
+	s.at(8*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 5) }) // too soon
+	s.at(9*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, waveMemberInput())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	var speeds []float64
+	evs.mu.Lock()
+	for _, e := range evs.evs {
+		if e.Kind == WaveEventSpeed {
+			speeds = append(speeds, e.SpeedMbps)
+		}
+	}
+	evs.mu.Unlock()
+	s.Equal([]float64{30, 5}, speeds)
 }
