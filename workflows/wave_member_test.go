@@ -96,7 +96,7 @@ func (s *migrationSuite) TestWaveMemberCapCommandsAndEvents() {
 	}
 	s.Equal([]int32{40, 10, 100}, mbps)
 	s.Equal(time.Minute, evs.last(WaveEventDone).At.Sub(evs.last(WaveEventFinalPass).At), "final pass at 5m, target at 6m")
-	s.Equal([]string{"START", "SYNC", "SYNC"}, s.commands)
+	s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync, sms.CmdSync}, s.commands)
 }
 
 // A failed member tells the wave (code, step); the wave's start command
@@ -141,8 +141,8 @@ func (s *migrationSuite) TestWaveMemberCanceledStopsItsAgent() {
 		last = tr
 	}
 	s.Equal(sms.TaskAbort, last.TaskState)
-	s.Equal("STOP", last.Command)
-	s.Equal([]string{"START", "STOP"}, s.commands)
+	s.Equal(sms.CmdStop, last.Command)
+	s.Equal([]sms.Command{sms.CmdStart, sms.CmdStop}, s.commands)
 }
 
 // A task outside a wave canceled in the Temporal UI is marked ABORT as
@@ -151,7 +151,7 @@ func (s *migrationSuite) TestCanceledTaskOutsideAWave() {
 	s.at(time.Minute, func() { s.env.CancelWorkflow() })
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().True(s.env.IsWorkflowCompleted())
-	s.Equal([]string{"START"}, s.commands)
+	s.Equal([]sms.Command{sms.CmdStart}, s.commands)
 }
 
 // A member reports its copy's speed to the wave when it changed by more

@@ -583,6 +583,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing}); err != nil {
 			return err
 		}
+		m.waveEvent(ctx, WaveEventSyncing)
 	}
 	// A carry-over's state was copied before this runs: the next run is
 	// still in the loop.
@@ -637,6 +638,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 			}
 			if m.st.CutoverRequested {
 				m.st.CutoverRequested = false
+				m.waveEvent(ctx, WaveEventFinalPass)
 				// Launch: a last pass, then configure and start the target.
 				m.st.FinalPass = true
 				break
