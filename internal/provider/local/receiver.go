@@ -190,7 +190,7 @@ func (p *Provider) treeCap(loc string) int64 {
 	}
 	var sum int64
 	for _, d := range m.Spec.Disks {
-		sum += max(d.Size, 0)
+		sum = satAdd(sum, max(d.Size, 0))
 	}
 	return sum
 }
