@@ -241,8 +241,23 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	for i := range t.Disks {
 		c.Disks = append(c.Disks, DiskFile(dst, i))
 	}
+	srcOwner, srcOwned, err := readOwner(t.Location)
+	if err != nil {
+		return provider.Target{}, err
+	}
 	if _, err := os.Stat(dst); err == nil {
-		return c, nil // a retry after the clone completed
+		// A retry after the clone completed, if the folder is the clone
+		// this one would make: a folder of the same name that belongs to
+		// another domain (or to nobody, when the target has an owner) is
+		// not handed to this one as its clone.
+		o, ok, err := readOwner(dst)
+		if err != nil {
+			return provider.Target{}, err
+		}
+		if ok != srcOwned || o.DomainID != srcOwner.DomainID {
+			return provider.Target{}, fmt.Errorf("local provider: clone folder %s exists and is not this target's domain's", id)
+		}
+		return c, nil
 	}
 	// The copy goes to a partial folder renamed at the end: a clone folder
 	// is always complete, and a retried clone starts clean.
@@ -258,10 +273,8 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	}
 	// The clone belongs to the target's domain and is held by no task: it
 	// outlives the task, and the domain may bind it as an existing server.
-	if o, ok, err := readOwner(t.Location); err != nil {
-		return provider.Target{}, err
-	} else if ok {
-		if err := writeOwner(tmp, owner{DomainID: o.DomainID}); err != nil {
+	if srcOwned {
+		if err := writeOwner(tmp, owner{DomainID: srcOwner.DomainID}); err != nil {
 			return provider.Target{}, err
 		}
 	}

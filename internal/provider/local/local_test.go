@@ -247,6 +247,44 @@ func TestCloneCopiesDataSparse(t *testing.T) {
 	assert.True(t, errors.Is(err, context.Canceled))
 }
 
+// TestCloneFolderOfAnotherDomain: a folder already at a clone's name is
+// returned as the finished clone only if it belongs to the target's domain;
+// another domain's (or nobody's) is refused and left as it is. It used to
+// be handed over without a look at its owner.
+func TestCloneFolderOfAnotherDomain(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	spec := provider.Spec{DomainID: "d1", TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}}
+	tg, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, p.Format(ctx, tg, spec))
+	for _, tc := range []struct {
+		name, owner string
+		ok          bool
+	}{
+		{"theirs", `{"domain_id":"d2"}`, false},
+		{"nobody", ``, false},
+		{"ours", `{"domain_id":"d1"}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(p.Root, filepath.Base(tg.Location)+"-"+tc.name)
+			require.NoError(t, os.MkdirAll(dst, 0o700))
+			if tc.owner != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(dst, ownerFile), []byte(tc.owner), 0o600))
+			}
+			_, err := p.Clone(ctx, tg, tc.name)
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Error(t, err)
+			o, _, rerr := readOwner(dst)
+			require.NoError(t, rerr)
+			assert.NotEqual(t, "d1", o.DomainID, "the folder is left as it was")
+		})
+	}
+}
+
 func TestDeleteStaysInsideRoot(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
