@@ -233,14 +233,14 @@ func readGrowing(r io.Reader, n int64) ([]byte, error) {
 		}
 		m, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
-		if err == io.EOF && int64(len(buf)) < n {
+		switch {
+		case err == io.EOF && int64(len(buf)) == n:
+			return buf, nil
+		case err == io.EOF:
+			// Shorter than announced: as io.ReadFull said before.
 			return nil, io.ErrUnexpectedEOF
-		}
-		if err != nil && err != io.EOF {
+		case err != nil:
 			return nil, err
-		}
-		if err == io.EOF {
-			break
 		}
 	}
 	return buf, nil
