@@ -14,7 +14,10 @@ func (s *Server) routes(r *gin.Engine) {
 	r.GET("/readyz", s.readyz)
 
 	v3 := r.Group("/v3")
-	v3.POST("/auth/tokens", limitBody(maxLoginBodyBytes), tokenHandlers{iam: s.deps.IAM}.issue)
+	// Sign-ins are anonymous: they read their bodies through a gate of their
+	// own, so a flood of them cannot take the slots of authenticated bodies.
+	v3.POST("/auth/tokens", limitBody(maxLoginBodyBytes), withBodyGate(newBodyGate(s.deps.Body.login())),
+		tokenHandlers{iam: s.deps.IAM}.issue)
 
 	api := v3.Group("", authenticate(s.deps.IAM))
 

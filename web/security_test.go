@@ -313,3 +313,84 @@ func TestLoginThrottledHTTP(t *testing.T) {
 		e.login("smsflow", "ops", pw)
 	})
 }
+
+// holdBody opens a connection that sends the head and the first byte of a
+// body of n bytes, then waits: its request holds a body slot until closed.
+func holdBody(t *testing.T, addr, path, headers string, n int64) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n{",
+		path, addr, headers, n)
+	require.NoError(t, err)
+	return conn
+}
+
+// waitGateFull asks until the route answers 503: every slot of its gate is
+// held by now.
+func waitGateFull(t *testing.T, e *env, path, body, token string, other int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r := e.do("POST", path, body, token)
+		if r.status == http.StatusServiceUnavailable {
+			return
+		}
+		require.Equal(t, other, r.status, r.body)
+	}
+	t.Fatalf("%s never answered 503", path)
+}
+
+// TestLoginBodiesOwnGate: anonymous token requests that trickle their
+// bodies fill only the token route's gate; authenticated bodies are still
+// read (they shared one gate, so a few sign-ins blocked every tenant).
+func TestLoginBodiesOwnGate(t *testing.T) {
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{body: web.BodyOptions{
+		Slots: 2, SlotWait: 50 * time.Millisecond, MinRate: 1, Grace: time.Minute,
+		LoginSlots: 2, LoginGrace: time.Minute}})
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	for range 6 {
+		holdBody(t, addr, "/v3/auth/tokens", "", 100)
+	}
+	waitGateFull(t, e, "/v3/auth/tokens", `{}`, "", http.StatusBadRequest)
+	for range 3 {
+		r := e.do("POST", "/v3/migprojects", `{}`, e.token)
+		assert.Equal(t, http.StatusBadRequest, r.status, "an authenticated body while sign-ins trickle: %s", r.body)
+	}
+}
+
+// TestLoginTrickleCutFast: a token request trickled at 1 byte/s is cut
+// after the token route's short grace (408), not the API's.
+func TestLoginTrickleCutFast(t *testing.T) {
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{body: web.BodyOptions{
+		MinRate: 1 << 10, Grace: time.Minute, LoginGrace: 300 * time.Millisecond}})
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	head := fmt.Sprintf("POST /v3/auth/tokens HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n", addr)
+	start := time.Now()
+	resp, body, _, err := rawRequest(t, addr, head, 2000, 50*time.Millisecond, 20*time.Second)
+	require.NoError(t, err, "no answer while the token body trickled")
+	assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode, body)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestAnnouncedBodyNotPreallocated: bodies that announce 12 MiB and send a
+// byte cost the server what arrived, not what was announced (the buffer
+// grows as bytes come; it was allocated whole from Content-Length).
+func TestAnnouncedBodyNotPreallocated(t *testing.T) {
+	const slots = 4
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{body: web.BodyOptions{
+		Slots: slots, SlotWait: 50 * time.Millisecond, MinRate: 1, Grace: time.Minute}})
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range slots {
+		holdBody(t, addr, "/v3/migprojects", "X-Auth-Token: "+e.token+"\r\n", web.MaxBodyBytes)
+	}
+	waitGateFull(t, e, "/v3/migprojects", `{}`, e.token, http.StatusBadRequest)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d held 12 MiB bodies: %.1f MiB allocated", slots, float64(allocated)/(1<<20))
+	assert.Less(t, allocated, uint64(16<<20), "bytes allocated for bodies that sent one byte")
+}

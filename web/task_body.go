@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/smsflow/smsflow/internal/sms"
+	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 )
@@ -116,14 +117,25 @@ func (b *createTaskBody) validate() error {
 
 var targetDiskUses = []string{"NORMAL", "OS", "BOOT"}
 
+// checkTargetDisks bounds a target's disks like a source's: at most
+// layout.MaxDisks of them, each at most layout.MaxDiskSize with used_size
+// not past size, so that every sum made on them (the local provider's tree
+// cap and free-space checks) stays far from overflowing.
 func checkTargetDisks(v *checks, disks []targetDiskBody) {
+	if len(disks) > layout.MaxDisks {
+		v.invalid("target_server.disks", fmt.Sprintf("at most %d disks", layout.MaxDisks))
+		return
+	}
 	for i, d := range disks {
 		f := fmt.Sprintf("target_server.disks[%d].", i)
 		v.enum(f+"device_use", d.DeviceUse, optional, targetDiskUses...)
 		v.str(f+"disk_id", d.DiskID, optional, 0, 255)
 		v.str(f+"name", d.Name, required, 0, 255)
-		between(v, f+"size", d.Size, required, 0, maxInt64)
-		between(v, f+"used_size", d.UsedSize, required, 0, maxInt64)
+		between(v, f+"size", d.Size, required, 0, layout.MaxDiskSize)
+		between(v, f+"used_size", d.UsedSize, required, 0, layout.MaxDiskSize)
+		if d.Size != nil && d.UsedSize != nil && *d.UsedSize > *d.Size {
+			v.invalid(f+"used_size", "must not exceed size")
+		}
 		v.required(f+"physical_volumes", d.PhysicalVolumes != nil)
 		if d.PhysicalVolumes == nil {
 			continue
@@ -135,9 +147,9 @@ func checkTargetDisks(v *checks, disks []targetDiskBody) {
 			between(v, g+"index", p.Index, optional, 0, maxInt32)
 			v.str(g+"mount_point", p.MountPoint, optional, 0, 255)
 			v.str(g+"name", p.Name, optional, 0, 255)
-			between(v, g+"size", p.Size, optional, 0, maxInt64)
+			between(v, g+"size", p.Size, optional, 0, layout.MaxDiskSize)
 			between(v, g+"inode_size", p.InodeSize, optional, 0, maxInt64)
-			between(v, g+"used_size", p.UsedSize, optional, 0, maxInt64)
+			between(v, g+"used_size", p.UsedSize, optional, 0, layout.MaxDiskSize)
 			v.str(g+"uuid", p.UUID, optional, 0, 255)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/sms"
+	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
@@ -469,6 +471,15 @@ func TestTaskCreate(t *testing.T) {
 			{"bad target disk", edit(func(m map[string]any) {
 				m["target_server"] = map[string]any{"disks": []any{map[string]any{"name": "/dev/vda", "size": -1, "used_size": 0, "physical_volumes": []any{}}}}
 			}), 400, "SMS.9001", "target_server.disks[0].size"},
+			{"target disk of 2^63-1 bytes", edit(func(m map[string]any) {
+				m["target_server"] = map[string]any{"disks": []any{map[string]any{"name": "/dev/vda", "size": int64(math.MaxInt64), "used_size": 0, "physical_volumes": []any{}}}}
+			}), 400, "SMS.9001", "target_server.disks[0].size"},
+			{"target disk used past its size", edit(func(m map[string]any) {
+				m["target_server"] = map[string]any{"disks": []any{map[string]any{"name": "/dev/vda", "size": 1 << 30, "used_size": 1<<30 + 1, "physical_volumes": []any{}}}}
+			}), 400, "SMS.9001", "target_server.disks[0].used_size"},
+			{"too many target disks", edit(func(m map[string]any) {
+				m["target_server"] = map[string]any{"disks": manyTargetDisks(layout.MaxDisks + 1)}
+			}), 400, "SMS.9001", "target_server.disks"},
 			{"malformed JSON", `{"name":`, 400, "SMS.6010", ""},
 			{"not an object", `[]`, 400, "SMS.6011", ""},
 			{"empty body", ``, 400, "SMS.6012", ""},
@@ -733,6 +744,11 @@ func TestTaskUpdate(t *testing.T) {
 			{"name too long", `{"name":` + q(strings.Repeat("n", 256)) + `}`, "SMS.9001", "name"},
 			{"bad target os_type", `{"target_server":{"os_type":"SOLARIS"}}`, "SMS.9001", "target_server.os_type"},
 			{"target disk without a name", `{"target_server":{"disks":[{"size":1,"used_size":0,"physical_volumes":[]}]}}`, "SMS.6013", "target_server.disks[0].name"},
+			{"target disk of 2^63-1 bytes", `{"target_server":{"disks":[{"name":"/dev/vda","size":9223372036854775807,"used_size":0,"physical_volumes":[]}]}}`, "SMS.9001", "target_server.disks[0].size"},
+			{"target disk used past its size", `{"target_server":{"disks":[{"name":"/dev/vda","size":1024,"used_size":1025,"physical_volumes":[]}]}}`, "SMS.9001", "target_server.disks[0].used_size"},
+			{"too many target disks", withJSON(t, `{}`, func(m map[string]any) {
+				m["target_server"] = map[string]any{"disks": manyTargetDisks(layout.MaxDisks + 1)}
+			}), "SMS.9001", "target_server.disks"},
 			{"wrong JSON type", `{"exist_server":"yes"}`, "SMS.9001", "exist_server"},
 			{"malformed JSON", `{"name":"x"`, "SMS.6010", ""},
 		} {
@@ -1444,4 +1460,13 @@ func TestTaskNetworkCheckInfo(t *testing.T) {
 		wantError(t, e.do("POST", "/v3/nope/update-network-check-info", info, e.token), http.StatusNotFound, "SMS.7703")
 		assert.Equal(t, "GOOD", taskRow(t, e, id).NetworkCheckInfo.EvaluationResult, "refusals change nothing")
 	})
+}
+
+// manyTargetDisks is n valid target disks.
+func manyTargetDisks(n int) []any {
+	disks := make([]any, n)
+	for i := range disks {
+		disks[i] = map[string]any{"name": fmt.Sprintf("/dev/vd%d", i), "size": 1 << 30, "used_size": 0, "physical_volumes": []any{}}
+	}
+	return disks
 }

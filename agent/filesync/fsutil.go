@@ -163,40 +163,88 @@ func probeOpenat2(rootfd int) bool {
 // directory, never following a symlink. It returns how many entries it
 // removed.
 func removeAt(dirfd int, name string) (int64, error) {
-	err := unix.Unlinkat(dirfd, name, 0)
+	n, _, err := removeAtSized(dirfd, name)
+	return n, err
+}
+
+// removeAtSized is removeAt that also reports the bytes of the regular
+// files it removed (their sizes), for the receiver's tree cap.
+func removeAtSized(dirfd int, name string) (n, size int64, err error) {
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		size = st.Size
+	}
+	err = unix.Unlinkat(dirfd, name, 0)
 	if err == nil {
-		return 1, nil
+		return 1, size, nil
 	}
 	if err == unix.ENOENT {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != unix.EISDIR && err != unix.EPERM {
-		return 0, err
+		return 0, 0, err
 	}
+	size = 0
 	fd, oerr := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if oerr != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	names, lerr := readNames(fd)
-	var n int64
 	for _, c := range names {
 		if lerr != nil {
 			break
 		}
-		k, rerr := removeAt(fd, c)
+		k, b, rerr := removeAtSized(fd, c)
 		n += k
+		size += b
 		if rerr != nil {
 			lerr = rerr
 		}
 	}
 	unix.Close(fd)
 	if lerr != nil {
-		return n, lerr
+		return n, size, lerr
 	}
 	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return n, err
+		return n, size, err
 	}
-	return n + 1, nil
+	return n + 1, size, nil
+}
+
+// treeUsage is what the tree beneath the directory open at dirfd holds:
+// the bytes of its regular files and its entries (the directory itself not
+// counted). It walks by handle, never following a symlink.
+func treeUsage(dirfd int) (size, entries int64, err error) {
+	names, err := readNames(dirfd)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return size, entries, err
+		}
+		entries++
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			size += st.Size
+		case unix.S_IFDIR:
+			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return size, entries, err
+			}
+			b, n, err := treeUsage(fd)
+			unix.Close(fd)
+			size, entries = size+b, entries+n
+			if err != nil {
+				return size, entries, err
+			}
+		}
+	}
+	return size, entries, nil
 }
 
 // readNames lists the directory open at dirfd (its own open file

@@ -344,3 +344,49 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, hello, b)
 }
+
+// TestTargetSizeCapOnTheTree: the caps hold for the tree on the target,
+// not for one pass. A pass that lists d2/ while d1/ (from an earlier pass,
+// removed only when the root is closed) still fills the target fails with
+// ENOSPC; so does one whose entries, with those already there, pass
+// MaxEntries, and a file that would leave less than MinFree free. The
+// byte count used to start at 0 each pass, and entries had no cap.
+func TestTargetSizeCapOnTheTree(t *testing.T) {
+	data := make([]byte, 80)
+	d2 := entry{Kind: kDir, Path: "d2", Mode: 0o755}
+	for _, tc := range []struct {
+		name   string
+		o      ReceiveOptions
+		frames []rawFrame
+	}{
+		// d2/b's data comes before the manifest's end, while d1/ is there.
+		{"bytes", ReceiveOptions{MaxBytes: 100}, []rawFrame{beginFrame(), entriesFrame(rootEntry, d2, fileEntry("d2/b", 80)),
+			fileFrame(2, 80, 0), dataFrame(0, data), fileEndFrame(80, data), endFrame(3), done}},
+		{"entries", ReceiveOptions{MaxEntries: 4}, []rawFrame{beginFrame(), entriesFrame(rootEntry, d2, fileEntry("d2/b", 80)), endFrame(3)}},
+		{"free space", ReceiveOptions{MinFree: 1 << 62}, []rawFrame{beginFrame(), entriesFrame(rootEntry, fileEntry("b", 80)), endFrame(2),
+			fileFrame(1, 80, 0), dataFrame(0, data), fileEndFrame(80, data), done}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(dst, "d1"), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(dst, "d1", "a"), data, 0o644))
+			srv := receiverWith(t, dst, tc.o)
+			answer := talk(t, srv, tc.frames, false)
+			var re *transport.RemoteError
+			require.ErrorAs(t, answer, &re)
+			assert.Contains(t, re.Msg, "no space left on device")
+			assert.ErrorIs(t, srv.result(t), unix.ENOSPC)
+		})
+	}
+	// A pass that replaces d1/ with a d2/ that fits beside it goes through,
+	// and d1/ is gone at the end.
+	dst := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dst, "d1"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "d1", "a"), data, 0o644))
+	srv := receiverWith(t, dst, ReceiveOptions{MaxBytes: 200, MaxEntries: 5})
+	require.NoError(t, talk(t, srv, []rawFrame{beginFrame(), entriesFrame(rootEntry, d2, fileEntry("d2/b", 80)), endFrame(3),
+		fileFrame(2, 80, 0), dataFrame(0, data), fileEndFrame(80, data), done}, false))
+	require.NoError(t, srv.result(t))
+	_, err := os.Stat(filepath.Join(dst, "d1"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"strings"
@@ -49,6 +50,9 @@ type pendingFile struct {
 	delta            bool
 	basisDev, basisI uint64
 	basisSize        int64
+	// old is the size of the regular file the new one replaces (0: none):
+	// what placing it frees.
+	old int64
 }
 
 type curFile struct {
@@ -112,10 +116,18 @@ type receiver struct {
 	buf              []byte
 
 	// held is what the pass keeps in memory for its entries (names, files
-	// pending, directories and links for the end), bounded by maxHeld;
-	// treeBytes is the size of the tree's files, bounded by maxBytes.
-	held, maxHeld       int64
-	treeBytes, maxBytes int64
+	// pending, directories and links for the end), bounded by maxHeld.
+	held, maxHeld int64
+	// treeBytes is the size of the tree's regular files on the target:
+	// what was there when the pass began, plus what it writes, less what it
+	// replaces or removes; bounded by maxBytes. listedBytes is the size of
+	// the files listed, also bounded by maxBytes (a tree too big fails
+	// before its data is sent).
+	treeBytes, listedBytes, maxBytes int64
+	// existingEntries is the tree's entries when the pass began; with the
+	// entries listed, bounded by maxEntries.
+	existingEntries, maxEntries int64
+	minFree                     int64
 }
 
 // ReceiveOptions bound one pass.
@@ -129,7 +141,22 @@ type ReceiveOptions struct {
 	// received, directories and hard links kept for the end. 0 is
 	// DefaultMaxHeld.
 	MaxHeld int64
+	// MaxEntries caps the tree's entries (inodes): those there when the
+	// pass began plus those it lists (a pass that lists the same names
+	// again counts them twice, so this bounds what the pass can create
+	// before it removes anything). 0 is DefaultMaxEntries.
+	MaxEntries int64
+	// MinFree is the free space the file system of the root keeps: a file
+	// whose data would leave less fails with ENOSPC before it is written.
+	// 0 is DefaultMinFree; negative, no check.
+	MinFree int64
 }
+
+// DefaultMaxEntries and DefaultMinFree are the receiver's defaults.
+const (
+	DefaultMaxEntries = 8 << 20
+	DefaultMinFree    = 64 << 20
+)
 
 // DefaultMaxHeld allows a few million entries in flight; a sender flooding
 // the receiver with hard links or long names is stopped there.
@@ -175,6 +202,16 @@ func ReceiveWith(ctx context.Context, c *transport.Conn, root string, o ReceiveO
 		c.SendError(err.Error())
 		return err
 	}
+	// The caps are on the tree, not on one pass: count what is there
+	// already (a pass that fills d1/, then one that lists d2/ instead, would
+	// otherwise hold both until d1/ is removed at the end of the second).
+	treeBytes, treeEntries, err := treeUsage(rootfd)
+	if err != nil {
+		unix.Close(rootfd)
+		err = fmt.Errorf("filesync: size of the target tree: %w", err)
+		c.SendError(err.Error())
+		return err
+	}
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -187,6 +224,14 @@ func ReceiveWith(ctx context.Context, c *transport.Conn, root string, o ReceiveO
 	if r.maxHeld <= 0 {
 		r.maxHeld = DefaultMaxHeld
 	}
+	r.maxEntries, r.minFree = o.MaxEntries, o.MinFree
+	if r.maxEntries <= 0 {
+		r.maxEntries = DefaultMaxEntries
+	}
+	if r.minFree == 0 {
+		r.minFree = DefaultMinFree
+	}
+	r.treeBytes, r.existingEntries = treeBytes, treeEntries
 	r.cache.rootfd = rootfd
 
 	var wg sync.WaitGroup
@@ -534,6 +579,9 @@ func (r *receiver) onEntry(e *entry) error {
 		return r.fail("too many entries")
 	}
 	r.entries++
+	if int64(r.entries)+r.existingEntries > r.maxEntries {
+		return fmt.Errorf("filesync: the tree would have more than %d entries: %w", r.maxEntries, unix.ENOSPC)
+	}
 	if idx == 0 {
 		if e.Path != "." || e.Kind != kDir {
 			return r.fail("manifest must start with the root directory")
@@ -578,7 +626,7 @@ func (r *receiver) onEntry(e *entry) error {
 		}
 		err = r.ensureDir(top, base, e)
 	case kFile:
-		if r.treeBytes += e.Size; r.maxBytes > 0 && r.treeBytes > r.maxBytes {
+		if r.listedBytes += e.Size; r.maxBytes > 0 && r.listedBytes > r.maxBytes {
 			return fmt.Errorf("%w (at %q)", r.errTooBig(), e.Path)
 		}
 		if e.Flags&flagLinkSource != 0 {
@@ -625,7 +673,9 @@ func (r *receiver) clear(dir *openDir, name string, st *unix.Stat_t, exists bool
 	if !exists || ftype(st) == want {
 		return exists, nil
 	}
-	if _, err := removeAt(dir.fd, name); err != nil {
+	_, b, err := removeAtSized(dir.fd, name)
+	r.treeBytes -= b
+	if err != nil {
 		return false, err
 	}
 	r.cache.purge(path.Join(dir.rel, name))
@@ -714,6 +764,9 @@ func (r *receiver) checkFile(top *openDir, base string, e *entry, idx uint32) er
 		return err
 	}
 	pf := &pendingFile{rel: e.Path, size: e.Size, mode: e.Mode, uid: e.UID, gid: e.GID, mtime: e.MtimeNs}
+	if exists && ftype(&st) == unix.S_IFREG {
+		pf.old = st.Size
+	}
 	r.pending[idx] = pf
 	if exists && ftype(&st) == unix.S_IFREG && st.Size >= deltaBlockSize && e.Size >= deltaBlockSize {
 		fd, fst, err := openRegular(top.fd, base)
@@ -854,7 +907,8 @@ func (r *receiver) popDir() error {
 		if isProtected(r.prot, rel) {
 			continue
 		}
-		n, err := removeAt(d.fd, name)
+		n, b, err := removeAtSized(d.fd, name)
+		r.treeBytes -= b
 		if err != nil {
 			return fmt.Errorf("filesync: remove %q: %w", rel, err)
 		}
@@ -895,14 +949,28 @@ func (r *receiver) beginFile(p []byte) error {
 		return r.fail("bad file header for %q", pf.rel)
 	}
 	// The file may have grown since it was listed: the cap holds for what
-	// is sent (no more than size is written).
-	if r.treeBytes += int64(size) - pf.size; r.maxBytes > 0 && r.treeBytes > r.maxBytes {
+	// is sent (no more than size is written), on the tree as it will be
+	// once the file replaces the old one.
+	r.listedBytes += int64(size) - pf.size
+	if r.treeBytes += int64(size) - pf.old; r.maxBytes > 0 && (r.treeBytes > r.maxBytes || r.listedBytes > r.maxBytes) {
 		return fmt.Errorf("%w (at %q)", r.errTooBig(), pf.rel)
 	}
 	pf.size = int64(size)
 	dfd, err := r.dirFD(path.Dir(pf.rel))
 	if err != nil {
 		return fmt.Errorf("filesync: directory of %q: %w", pf.rel, err)
+	}
+	if r.minFree > 0 {
+		var fs unix.Statfs_t
+		if err := unix.Fstatfs(dfd, &fs); err == nil {
+			free := int64(math.MaxInt64)
+			if bs := max(fs.Bsize, 1); fs.Bavail < uint64(math.MaxInt64/bs) {
+				free = int64(fs.Bavail) * bs
+			}
+			if free-int64(size) < r.minFree {
+				return fmt.Errorf("filesync: %q would leave less than %d bytes free on the target: %w", pf.rel, r.minFree, unix.ENOSPC)
+			}
+		}
 	}
 	if dfd, err = dupFD(dfd); err != nil {
 		return err

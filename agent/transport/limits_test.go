@@ -383,3 +383,52 @@ func TestServeSurvivesAcceptErrors(t *testing.T) {
 	cancel()
 	assert.NoError(t, <-served)
 }
+
+// TestHandshakesCappedPerIP: a host that keeps re-dialling silent sockets
+// holds at most MaxHandshakesPerIP handshakes; the task's agent, from
+// another address, still gets in at once. The listener used to stop
+// accepting while MaxHandshakes peers were silent, so the agent queued
+// behind every socket the attacker had dialled.
+func TestHandshakesCappedPerIP(t *testing.T) {
+	c := creds(t)
+	l, err := Listen("127.0.0.1:0", c)
+	require.NoError(t, err)
+	l.Limits.MaxHandshakes = 16
+	l.Limits.HandshakeTimeout = time.Second
+	serveWith(t, l, func(conn *Conn) { conn.Close() }, nil)
+	addr := l.Addr().String()
+
+	// The attacker keeps 128 silent sockets dialled from 127.0.0.1, dialling
+	// again (after a short pause) whenever one is closed.
+	actx, stop := context.WithCancel(context.Background())
+	var attackers sync.WaitGroup
+	var dialled atomic.Int64
+	for range 128 {
+		attackers.Go(func() {
+			for actx.Err() == nil {
+				s, err := net.Dial("tcp", addr)
+				if err != nil {
+					continue
+				}
+				dialled.Add(1)
+				unhook := context.AfterFunc(actx, func() { s.Close() })
+				_, _ = s.Read(make([]byte, 1))
+				unhook()
+				s.Close()
+				select {
+				case <-actx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+	defer func() { stop(); attackers.Wait() }()
+	require.Eventually(t, func() bool { return dialled.Load() >= 128 }, 10*time.Second, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	conn, err := dialWith(ctx, nd, addr, c, KindProbe)
+	require.NoError(t, err, "the agent from 127.0.0.2 while 127.0.0.1 re-dials silent sockets")
+	conn.Close()
+}

@@ -316,11 +316,15 @@ func readFrame(r io.Reader, hdr []byte, buf *[]byte, limit uint32) (uint8, []byt
 
 // Dial connects to a receiver, proves the task's identity and asks for kind.
 func Dial(ctx context.Context, addr string, creds Creds, kind Kind) (*Conn, error) {
+	return dialWith(ctx, &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}, addr, creds, kind)
+}
+
+// dialWith is Dial through nd (tests dial from another loopback address).
+func dialWith(ctx context.Context, nd *net.Dialer, addr string, creds Creds, kind Kind) (*Conn, error) {
 	conf, err := creds.tlsConfig(false)
 	if err != nil {
 		return nil, err
 	}
-	nd := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
 	tcp, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
@@ -376,6 +380,11 @@ type Limits struct {
 	// listener stops accepting while that many are in their handshake, so
 	// silent peers cannot exhaust descriptors.
 	MaxHandshakes int
+	// MaxHandshakesPerIP bounds them per remote address: one more from
+	// that address is accepted and closed at once, so one host re-dialling
+	// silent sockets cannot fill MaxHandshakes and keep the task's agent
+	// out.
+	MaxHandshakesPerIP int
 	// HandshakeTimeout bounds the TLS handshake and the hello together.
 	HandshakeTimeout time.Duration
 	// IdleTimeout bounds every read and write after the handshake.
@@ -387,9 +396,13 @@ type Limits struct {
 
 // Default limits.
 const (
-	DefaultMaxConns         = 8
-	DefaultMaxHandshakes    = 16
-	DefaultHandshakeTimeout = 15 * time.Second
+	DefaultMaxConns           = 8
+	DefaultMaxHandshakes      = 16
+	DefaultMaxHandshakesPerIP = 4
+	// DefaultHandshakeTimeout is short: a TLS handshake and a small hello
+	// take milliseconds even on a poor link, and every second of it is a
+	// second a silent peer holds a slot.
+	DefaultHandshakeTimeout = 5 * time.Second
 	// DefaultIdleTimeout is long: a sender may hash a large file between
 	// two frames (a verification), or wait while the receiver hashes its
 	// old copy — minutes per hundred GiB. A dead peer is found sooner by
@@ -411,6 +424,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	def(&l.MaxConns, DefaultMaxConns)
 	def(&l.MaxHandshakes, DefaultMaxHandshakes)
+	def(&l.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	defD(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&l.IdleTimeout, DefaultIdleTimeout)
 	defD(&l.ReplaceWait, DefaultReplaceWait)
@@ -621,7 +635,8 @@ func (l *Listener) admit(ctx context.Context, c *Conn, lim Limits) (func(), erro
 // accept errors.
 //
 // The Limits hold: at most MaxHandshakes peers in their handshake (no more
-// are accepted meanwhile), at most MaxConns served, every read bounded by
+// are accepted meanwhile), at most MaxHandshakesPerIP of them from one
+// address (more are accepted and closed), at most MaxConns served, every read bounded by
 // the idle timeout, and one data connection (block, file or verify) at a
 // time: a new one stops the running one and starts once that one's handler
 // has returned (a reconnecting agent is not kept waiting by its own dead
@@ -646,6 +661,10 @@ func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(er
 		l.ln.Close()
 	}()
 	pending := make(chan struct{}, lim.MaxHandshakes)
+	var (
+		perIPMu sync.Mutex
+		perIP   = map[string]int{} // connections in their handshake, by remote address
+	)
 	var backoff time.Duration
 	for {
 		select {
@@ -675,10 +694,28 @@ func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(er
 			continue
 		}
 		backoff = 0
+		ip := remoteIP(tcp)
+		perIPMu.Lock()
+		if perIP[ip] >= lim.MaxHandshakesPerIP {
+			perIPMu.Unlock()
+			<-pending
+			tcp.Close()
+			if reject != nil {
+				reject(fmt.Errorf("transport: %s: too many connections in their handshake from that address", ip))
+			}
+			continue
+		}
+		perIP[ip]++
+		perIPMu.Unlock()
 		handlers.Go(func() {
 			unhook := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Now()) })
 			c, err := l.handshake(tcp, lim)
 			unhook()
+			perIPMu.Lock()
+			if perIP[ip]--; perIP[ip] == 0 {
+				delete(perIP, ip)
+			}
+			perIPMu.Unlock()
 			<-pending
 			if err != nil {
 				if reject != nil {
@@ -719,4 +756,16 @@ func (l *Listener) Serve(ctx context.Context, handle func(*Conn), reject func(er
 			handle(c)
 		})
 	}
+}
+
+// remoteIP is the address a connection comes from, without its port.
+func remoteIP(c net.Conn) string {
+	a := c.RemoteAddr()
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }

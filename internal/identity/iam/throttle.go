@@ -90,34 +90,38 @@ func newLoginGuard(o LoginThrottle) *loginGuard {
 func userKey(domain, user string) string { return "u\x00" + domain + "\x00" + user }
 func addrKey(addr string) string         { return "a\x00" + addr }
 
-// refused reports how long keys stay refused (0: not refused).
-func (g *loginGuard) refused(now time.Time, keys ...limitKey) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var wait time.Duration
-	for _, k := range keys {
-		f, ok := g.byKey[k.key]
-		if !ok || now.Sub(f.start) >= g.o.Window {
-			continue
-		}
-		if f.n >= k.limit {
-			wait = max(wait, f.start.Add(g.o.Window).Sub(now))
-		}
-	}
-	return wait
-}
-
 type limitKey struct {
 	key   string
 	limit int
 }
 
-// fail counts a failure against every key.
-func (g *loginGuard) fail(now time.Time, keys ...string) {
+// reservation is an attempt counted by reserve: the keys and the windows
+// it was counted in, so that undo takes it back from those windows only.
+type reservation struct {
+	keys   []string
+	starts []time.Time
+}
+
+// reserve counts an attempt against every key before its password is
+// checked, in one step under the lock: parallel guesses for one user cannot
+// all pass a check made before any of them has failed. When a key is at its
+// limit nothing is counted and it reports how long the keys stay refused.
+func (g *loginGuard) reserve(now time.Time, keys ...limitKey) (time.Duration, reservation) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	var wait time.Duration
 	for _, k := range keys {
-		f, ok := g.byKey[k]
+		f, ok := g.byKey[k.key]
+		if ok && now.Sub(f.start) < g.o.Window && f.n >= k.limit {
+			wait = max(wait, f.start.Add(g.o.Window).Sub(now))
+		}
+	}
+	if wait > 0 {
+		return wait, reservation{}
+	}
+	r := reservation{keys: make([]string, 0, len(keys)), starts: make([]time.Time, 0, len(keys))}
+	for _, k := range keys {
+		f, ok := g.byKey[k.key]
 		if !ok || now.Sub(f.start) >= g.o.Window {
 			if !ok && len(g.byKey) >= g.o.MaxEntries {
 				g.sweepLocked(now)
@@ -125,6 +129,24 @@ func (g *loginGuard) fail(now time.Time, keys ...string) {
 			f = failures{start: now}
 		}
 		f.n++
+		g.byKey[k.key] = f
+		r.keys = append(r.keys, k.key)
+		r.starts = append(r.starts, f.start)
+	}
+	return 0, r
+}
+
+// undo takes back a reserved attempt that did not fail (a success, or one
+// that never had its password checked), from the windows it was counted in.
+func (g *loginGuard) undo(r reservation) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, k := range r.keys {
+		f, ok := g.byKey[k]
+		if !ok || !f.start.Equal(r.starts[i]) || f.n == 0 {
+			continue
+		}
+		f.n--
 		g.byKey[k] = f
 	}
 }

@@ -153,3 +153,48 @@ func TestPasswordChecksCapped(t *testing.T) {
 	assert.NoError(t, <-done)
 	assert.False(t, strings.Contains(err.Error(), pw2))
 }
+
+// TestParallelGuessesThrottled: guesses for one user sent all at once get
+// no more password checks than the failures allowed; the rest are refused
+// before any hash (the count was made after the hash, so every parallel
+// guess passed the check).
+func TestParallelGuessesThrottled(t *testing.T) {
+	const limit, n = 3, 20
+	svc, pw, _ := newThrottledService(t, &testutil.Buffer{}, nil,
+		iam.LoginThrottle{UserFailures: limit, AddrFailures: 1000, MaxChecks: n, CheckWait: time.Minute})
+	entered := make(chan struct{}, n)
+	release := make(chan struct{})
+	svc.SetCheckPassword(func(hash, password string) bool {
+		entered <- struct{}{}
+		<-release
+		return secret.CheckPassword(hash, password)
+	})
+	results := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := svc.IssueToken(ctx, iam.PasswordAuth{DomainName: "smsflow", UserName: "ops",
+				Password: "guess-" + string(rune('a'+i)), ClientAddr: "10.0.0.1"})
+			results <- err
+		}()
+	}
+	// Every guess is either in its password check or answered.
+	checked, answered := 0, 0
+	for checked+answered < n {
+		select {
+		case <-entered:
+			checked++
+		case err := <-results:
+			var te *iam.ThrottledError
+			assert.ErrorAs(t, err, &te)
+			answered++
+		}
+	}
+	close(release)
+	for range n - answered {
+		assert.ErrorIs(t, <-results, iam.ErrBadCredentials)
+	}
+	assert.LessOrEqual(t, checked, limit, "password checks for %d parallel guesses", n)
+	var te *iam.ThrottledError
+	_, err := svc.IssueToken(ctx, iam.PasswordAuth{DomainName: "smsflow", UserName: "ops", Password: pw})
+	assert.ErrorAs(t, err, &te, "the user is refused after the guesses")
+}

@@ -83,24 +83,25 @@ func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken,
 	g := s.login
 	uk := userKey(domKey, a.UserName)
 	keys := []limitKey{{uk, g.o.UserFailures}}
-	failKeys := []string{uk}
 	if a.ClientAddr != "" {
-		ak := addrKey(a.ClientAddr)
-		keys = append(keys, limitKey{ak, g.o.AddrFailures})
-		failKeys = append(failKeys, ak)
+		keys = append(keys, limitKey{addrKey(a.ClientAddr), g.o.AddrFailures})
 	}
-	if wait := g.refused(s.opts.Now(), keys...); wait > 0 {
+	// The attempt counts as a failure from here (reserve), and is taken back
+	// if it turns out not to be one: at most the limit of guesses reach a
+	// password check, however many arrive at once.
+	wait, res := g.reserve(s.opts.Now(), keys...)
+	if wait > 0 {
 		s.log.WarnContext(ctx, "sign-in throttled", "domain", dom, "user", a.UserName, "client", a.ClientAddr,
 			"retry_after", wait.Round(time.Second))
 		return nil, &ThrottledError{RetryAfter: wait}
 	}
 	failed := func(reason string) (*IssuedToken, error) {
-		g.fail(s.opts.Now(), failKeys...)
 		s.log.WarnContext(ctx, "sign-in failed", "domain", dom, "user", a.UserName, "client", a.ClientAddr, "reason", reason)
 		return nil, ErrBadCredentials
 	}
 	good, err := g.check(ctx, func() bool { return s.checkPassword(hash, a.Password) })
 	if err != nil {
+		g.undo(res) // no password was checked
 		return nil, err
 	}
 	switch {
@@ -113,6 +114,9 @@ func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken,
 	case !u.Enabled || !d.Enabled:
 		return failed("disabled")
 	}
+	// A success clears its user's count; its address keeps the failures it
+	// had, without this attempt.
+	g.undo(res)
 	g.reset(uk)
 	// A domain scope must be the user's own domain.
 	if (a.ScopeDomainID != "" && a.ScopeDomainID != d.ID) || (a.ScopeDomainName != "" && a.ScopeDomainName != d.Name) {

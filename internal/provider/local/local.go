@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,34 +148,35 @@ func (p *Provider) FreeBytes(ctx context.Context) (int64, error) {
 	if err := syscall.Statfs(p.Root, &st); err != nil {
 		return 0, fmt.Errorf("local provider: free space of %s: %w", p.Root, err)
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	return satMul(int64(st.Bavail), int64(st.Bsize)), nil
 }
 
 func (p *Provider) Prepare(ctx context.Context, t provider.Target) error { return p.exists(t) }
 
 // Format creates each disk image as a sparse file of its size (block), or
-// the root folder (file level). Free space is checked against what the copy
-// will write (the source's used bytes; zero blocks are skipped), so a full
-// target fails here, not mid-copy.
+// the root folder (file level). Free space is checked, for both levels,
+// against what the copy will write (the source's used bytes; zero blocks are
+// skipped), summed without wrapping, so a full target fails here, not
+// mid-copy.
 func (p *Provider) Format(ctx context.Context, t provider.Target, s provider.Spec) error {
 	if err := p.exists(t); err != nil {
 		return err
-	}
-	if s.Type == sms.MigrateFile {
-		return os.MkdirAll(RootDir(t.Location), 0o755)
 	}
 	var need int64
 	for _, d := range s.Disks {
 		if d.Size < 0 {
 			return fmt.Errorf("local provider: disk %s has a negative size", d.Name)
 		}
-		need += d.UsedSize
+		need = satAdd(need, max(d.UsedSize, 0))
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(t.Location, &st); err == nil {
-		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
+		if free := satMul(int64(st.Bavail), int64(st.Bsize)); free < need {
 			return fmt.Errorf("%w: need %d bytes, %d free in %s", provider.ErrNoSpace, need, free, t.Location)
 		}
+	}
+	if s.Type == sms.MigrateFile {
+		return os.MkdirAll(RootDir(t.Location), 0o755)
 	}
 	for i, d := range s.Disks {
 		f, err := os.OpenFile(DiskFile(t.Location, i), os.O_RDWR|os.O_CREATE, 0o600)
@@ -239,8 +241,23 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	for i := range t.Disks {
 		c.Disks = append(c.Disks, DiskFile(dst, i))
 	}
+	srcOwner, srcOwned, err := readOwner(t.Location)
+	if err != nil {
+		return provider.Target{}, err
+	}
 	if _, err := os.Stat(dst); err == nil {
-		return c, nil // a retry after the clone completed
+		// A retry after the clone completed, if the folder is the clone
+		// this one would make: a folder of the same name that belongs to
+		// another domain (or to nobody, when the target has an owner) is
+		// not handed to this one as its clone.
+		o, ok, err := readOwner(dst)
+		if err != nil {
+			return provider.Target{}, err
+		}
+		if ok != srcOwned || o.DomainID != srcOwner.DomainID {
+			return provider.Target{}, fmt.Errorf("local provider: clone folder %s exists and is not this target's domain's", id)
+		}
+		return c, nil
 	}
 	// The copy goes to a partial folder renamed at the end: a clone folder
 	// is always complete, and a retried clone starts clean.
@@ -256,10 +273,8 @@ func (p *Provider) Clone(ctx context.Context, t provider.Target, name string) (p
 	}
 	// The clone belongs to the target's domain and is held by no task: it
 	// outlives the task, and the domain may bind it as an existing server.
-	if o, ok, err := readOwner(t.Location); err != nil {
-		return provider.Target{}, err
-	} else if ok {
-		if err := writeOwner(tmp, owner{DomainID: o.DomainID}); err != nil {
+	if srcOwned {
+		if err := writeOwner(tmp, owner{DomainID: srcOwner.DomainID}); err != nil {
 			return provider.Target{}, err
 		}
 	}
@@ -391,3 +406,21 @@ func allZero(b []byte) bool {
 }
 
 var _ provider.Provider = (*Provider)(nil)
+
+// satAdd is a+b for non-negative a and b, stopping at math.MaxInt64: sizes
+// the API did not bound (targets made before it did) must not wrap a sum
+// into a small or negative figure that passes a check.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// satMul is a*b for non-negative a and b, stopping at math.MaxInt64.
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
+}

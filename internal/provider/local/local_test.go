@@ -3,7 +3,9 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 func newProvider(t *testing.T) *Provider {
@@ -81,6 +84,32 @@ func TestFormatRefuses(t *testing.T) {
 			}
 			_, serr := os.Stat(tg.Disks[0])
 			assert.True(t, os.IsNotExist(serr), "nothing is half laid out")
+		})
+	}
+}
+
+// TestFormatSumsDoNotWrap: used sizes whose sum passes 2^63 are more than
+// any file system holds, at both levels (the sum wrapped to a negative
+// figure that passed the free-space check; file-level targets had none).
+func TestFormatSumsDoNotWrap(t *testing.T) {
+	ctx := context.Background()
+	wrapping := []provider.Disk{{Name: "vda", Size: 1 << 20, UsedSize: math.MaxInt64}, {Name: "vdb", Size: 1 << 20, UsedSize: 1}}
+	for _, typ := range []sms.TaskType{sms.MigrateBlock, sms.MigrateFile} {
+		t.Run(string(typ), func(t *testing.T) {
+			p := newProvider(t)
+			spec := provider.Spec{DomainID: "d1", TaskID: "t", Type: typ, Disks: wrapping}
+			tg, err := p.Create(ctx, spec)
+			require.NoError(t, err)
+			assert.ErrorIs(t, p.Format(ctx, tg, spec), provider.ErrNoSpace)
+			_, err = os.Stat(RootDir(tg.Location))
+			assert.ErrorIs(t, err, os.ErrNotExist, "no root folder laid out")
+			_, err = os.Stat(tg.Disks[0])
+			assert.ErrorIs(t, err, os.ErrNotExist, "no disk image laid out")
+
+			huge := provider.Spec{DomainID: "d1", TaskID: "t", Type: typ,
+				Disks: []provider.Disk{{Name: "vda", Size: math.MaxInt64, UsedSize: 1}, {Name: "vdb", Size: 2}}}
+			writeManifest(t, tg.Location, huge)
+			assert.Equal(t, int64(math.MaxInt64), p.treeCap(tg.Location), "the tree cap saturates")
 		})
 	}
 }
@@ -218,6 +247,44 @@ func TestCloneCopiesDataSparse(t *testing.T) {
 	assert.True(t, errors.Is(err, context.Canceled))
 }
 
+// TestCloneFolderOfAnotherDomain: a folder already at a clone's name is
+// returned as the finished clone only if it belongs to the target's domain;
+// another domain's (or nobody's) is refused and left as it is. It used to
+// be handed over without a look at its owner.
+func TestCloneFolderOfAnotherDomain(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	spec := provider.Spec{DomainID: "d1", TaskID: "src", Type: "MIGRATE_BLOCK", Disks: []provider.Disk{{Size: 1 << 20}}}
+	tg, err := p.Create(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, p.Format(ctx, tg, spec))
+	for _, tc := range []struct {
+		name, owner string
+		ok          bool
+	}{
+		{"theirs", `{"domain_id":"d2"}`, false},
+		{"nobody", ``, false},
+		{"ours", `{"domain_id":"d1"}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(p.Root, filepath.Base(tg.Location)+"-"+tc.name)
+			require.NoError(t, os.MkdirAll(dst, 0o700))
+			if tc.owner != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(dst, ownerFile), []byte(tc.owner), 0o600))
+			}
+			_, err := p.Clone(ctx, tg, tc.name)
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Error(t, err)
+			o, _, rerr := readOwner(dst)
+			require.NoError(t, rerr)
+			assert.NotEqual(t, "d1", o.DomainID, "the folder is left as it was")
+		})
+	}
+}
+
 func TestDeleteStaysInsideRoot(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
@@ -272,4 +339,12 @@ func TestFreeBytes(t *testing.T) {
 	p.Root = filepath.Join(p.Root, "missing")
 	_, err = p.FreeBytes(context.Background())
 	assert.Error(t, err)
+}
+
+// writeManifest replaces a target's recorded spec.
+func writeManifest(t *testing.T, loc string, spec provider.Spec) {
+	t.Helper()
+	b, err := json.Marshal(manifest{Spec: spec})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(loc, "target.json"), b, 0o600))
 }

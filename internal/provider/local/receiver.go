@@ -31,6 +31,21 @@ type ReceiverNet struct {
 	// PortMin and PortMax bound the ports receivers take (both zero: any
 	// free port), so a firewall can open one range.
 	PortMin, PortMax int
+	// PerDomain caps the receivers one domain runs at once, so one tenant
+	// cannot take every port of the range. 0 is half the range (rounded
+	// up) when a range is set, no cap otherwise; negative, no cap.
+	PerDomain int
+}
+
+// perDomain is the cap on one domain's receivers (0: none).
+func (n ReceiverNet) perDomain() int {
+	switch {
+	case n.PerDomain > 0:
+		return n.PerDomain
+	case n.PerDomain < 0 || n.PortMin == 0:
+		return 0
+	}
+	return (n.PortMax - n.PortMin + 2) / 2
 }
 
 func (n ReceiverNet) listenHost() string {
@@ -90,6 +105,7 @@ type receivers struct {
 type receiver struct {
 	addr     string
 	location string // the target folder it writes
+	domainID string
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -142,6 +158,21 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 			delete(p.rx.running, task.TaskID)
 		}
 	}
+	if most := p.Net.perDomain(); most > 0 {
+		n := 0
+		for _, r := range p.rx.running {
+			select {
+			case <-r.done: // stopped on its own: holds no port
+			default:
+				if r.domainID == task.DomainID {
+					n++
+				}
+			}
+		}
+		if n >= most {
+			return "", fmt.Errorf("local provider: receiver: domain %s already runs %d receivers, the most one domain may", task.DomainID, n)
+		}
+	}
 	rec := p.readRecord(t.Location)
 	ln, err := p.Net.listen(rec.Port, task.Creds)
 	if err != nil {
@@ -154,7 +185,7 @@ func (p *Provider) Receiver(ctx context.Context, t provider.Target, task provide
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &receiver{addr: net.JoinHostPort(p.Net.advertiseHost(), strconv.Itoa(port)), location: t.Location, cancel: cancel,
-		done: make(chan struct{})}
+		done: make(chan struct{}), domainID: task.DomainID}
 	p.rx.running[task.TaskID] = r
 	log := p.logger().With("task", task.TaskID, "receiver", r.addr, "listen", ln.Addr().String())
 	target := t
@@ -190,7 +221,7 @@ func (p *Provider) treeCap(loc string) int64 {
 	}
 	var sum int64
 	for _, d := range m.Spec.Disks {
-		sum += max(d.Size, 0)
+		sum = satAdd(sum, max(d.Size, 0))
 	}
 	return sum
 }

@@ -100,7 +100,8 @@ func TestReceiverPortRange(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t)
 	base := freeRange(t, 3)
-	p.Net = ReceiverNet{Listen: "127.0.0.1", Advertise: "localhost", PortMin: base, PortMax: base + 2}
+	// One domain may take the whole range here (PerDomain), to see it full.
+	p.Net = ReceiverNet{Listen: "127.0.0.1", Advertise: "localhost", PortMin: base, PortMax: base + 2, PerDomain: 3}
 	t.Cleanup(p.StopReceivers)
 
 	a, ta := blockTarget(t, p, "task-a")
@@ -152,6 +153,40 @@ func TestReceiverPortRange(t *testing.T) {
 	require.NoError(t, err)
 	pb2 := portOf(t, addrB2)
 	assert.True(t, pb2 >= base2 && pb2 <= base2+1, "port %d in the new range %d-%d", pb2, base2, base2+1)
+}
+
+// TestReceiversPerDomain: with a port range, one domain runs at most half
+// of it (by default) at once; another domain still gets a port, and a
+// stopped receiver frees its domain's turn. One tenant could take every
+// port of the range.
+func TestReceiversPerDomain(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t)
+	base := freeRange(t, 4)
+	p.Net = ReceiverNet{Listen: "127.0.0.1", PortMin: base, PortMax: base + 3}
+	t.Cleanup(p.StopReceivers)
+	target := func(domain, id string) (provider.Target, provider.ReceiverTask) {
+		tg, err := p.Create(ctx, provider.Spec{DomainID: domain, TaskID: id, Name: id, Type: "MIGRATE_BLOCK",
+			Disks: []provider.Disk{{Name: "/dev/vda", Size: 1 << 20}}})
+		require.NoError(t, err)
+		return tg, provider.ReceiverTask{TaskID: id, DomainID: domain, Type: "MIGRATE_BLOCK", Creds: taskCreds(t)}
+	}
+	a, ta := target("d1", "task-a")
+	b, tb := target("d1", "task-b")
+	c, tc := target("d1", "task-c")
+	o, to := target("d2", "task-o")
+	_, err := p.Receiver(ctx, a, ta)
+	require.NoError(t, err)
+	_, err = p.Receiver(ctx, b, tb)
+	require.NoError(t, err)
+	_, err = p.Receiver(ctx, c, tc)
+	require.Error(t, err, "a third receiver for d1 in a range of 4")
+	assert.Contains(t, err.Error(), "already runs 2 receivers")
+	_, err = p.Receiver(ctx, o, to)
+	require.NoError(t, err, "another domain still gets a port")
+	p.StopReceiver(a)
+	_, err = p.Receiver(ctx, c, tc)
+	assert.NoError(t, err, "a stopped receiver frees its domain's turn")
 }
 
 // TestReceiverFromAnotherNamespace: an agent on another host (here: in its

@@ -18,6 +18,10 @@ const GiB = int64(1) << 30
 // made on them.
 const MaxDiskSize = int64(1) << 56
 
+// MaxDisks is the most disks a target may list: with MaxDiskSize that keeps
+// any sum of their sizes under 2^62.
+const MaxDisks = 64
+
 // MinSystemDisk is the smallest system disk the target cloud accepts
 // (ECS: 40 GiB).
 const MinSystemDisk = 40 * GiB
