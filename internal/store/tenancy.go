@@ -63,23 +63,12 @@ type Token struct {
 
 // CreateDomain inserts a domain; ErrDuplicate when the name is taken.
 func (s *Store) CreateDomain(ctx context.Context, d *Domain) error {
-	if err := s.db.WithContext(ctx).Create(d).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("domain %q: %w", d.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create domain: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), d, "domain", d.Name)
 }
 
 // Domain finds a domain by id or name.
 func (s *Store) Domain(ctx context.Context, idOrName string) (*Domain, error) {
-	var d Domain
-	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id").First(&d).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &d, nil
+	return first[Domain](s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id"))
 }
 
 // Domains lists every domain (admin CLI).
@@ -100,24 +89,13 @@ func (s *Store) CountDomains(ctx context.Context) (int64, error) {
 
 // CreateProject inserts an IAM project into its domain.
 func (s *Store) CreateProject(ctx context.Context, p *Project) error {
-	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("project %q: %w", p.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create project: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), p, "project", p.Name)
 }
 
 // Project finds a project of the domain by id or name.
 func (s *Store) Project(ctx context.Context, domainID, idOrName string) (*Project, error) {
-	var p Project
-	err := s.db.WithContext(ctx).Where("domain_id = ? AND (id = ? OR name = ?)", domainID, idOrName, idOrName).
-		Order("id").First(&p).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &p, nil
+	return first[Project](s.db.WithContext(ctx).Where("domain_id = ? AND (id = ? OR name = ?)", domainID, idOrName, idOrName).
+		Order("id"))
 }
 
 // Projects lists the projects of a domain, oldest first (the first is the
@@ -132,31 +110,17 @@ func (s *Store) Projects(ctx context.Context, domainID string) ([]Project, error
 
 // CreateUser inserts a user; the caller hashes the password.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	if err := s.db.WithContext(ctx).Create(u).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("user %q: %w", u.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create user: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), u, "user", u.Name)
 }
 
 // UserByName finds a user of a domain by name.
 func (s *Store) UserByName(ctx context.Context, domainID, name string) (*User, error) {
-	var u User
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND name = ?", domainID, name).First(&u).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &u, nil
+	return first[User](s.db.WithContext(ctx).Where("domain_id = ? AND name = ?", domainID, name))
 }
 
 // UserByID finds a user by id within a domain.
 func (s *Store) UserByID(ctx context.Context, domainID, id string) (*User, error) {
-	var u User
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", domainID, id).First(&u).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &u, nil
+	return first[User](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", domainID, id))
 }
 
 // Users lists the users of a domain.

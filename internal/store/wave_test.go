@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
@@ -31,6 +31,16 @@ func seedSources(t *testing.T, s *store.Store, ten store.Tenant, mp string, n in
 	}
 	require.NoError(t, s.BulkInsertSources(ctx, srcs))
 	return ids
+}
+
+// waveSetup makes what every wave test starts from: a tenant with a
+// migration project and n sources in it.
+func waveSetup(t *testing.T, s *store.Store, n int) (store.Tenant, *store.MigProject, []string) {
+	t.Helper()
+	a := tenant()
+	mp := newMigProject("p")
+	require.NoError(t, s.CreateMigProject(ctx, a, mp))
+	return a, mp, seedSources(t, s, a, mp.ID, n)
 }
 
 func newWave(name, mp string) *store.Wave {
@@ -53,10 +63,8 @@ func members(ids ...string) []store.WaveMember {
 
 func TestWaveCRUD(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 4)
+		a, mp, src := waveSetup(t, s, 4)
+		b := tenant()
 
 		w := newWave("w1", mp.ID)
 		require.NoError(t, s.CreateWave(ctx, a, w, members(src[0], src[1])))
@@ -138,10 +146,7 @@ func TestWaveCRUD(t *testing.T) {
 // and its sources cannot be deleted, counters follow member states.
 func TestWaveStatesAndMembership(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a := tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 3)
+		a, mp, src := waveSetup(t, s, 3)
 
 		w1, w2 := newWave("w1", mp.ID), newWave("w2", mp.ID)
 		require.NoError(t, s.CreateWave(ctx, a, w1, members(src[0], src[1])))
@@ -253,10 +258,8 @@ func TestWaveStatesAndMembership(t *testing.T) {
 // id, and deleting the wave leaves them as tasks of their own.
 func TestWaveTasks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 2)
+		a, mp, src := waveSetup(t, s, 2)
+		b := tenant()
 		w := newWave("w", mp.ID)
 		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
 		for i, id := range src {
@@ -283,10 +286,7 @@ func TestWaveTasks(t *testing.T) {
 // moment: exactly one becomes active with it.
 func TestWaveConcurrentMembership(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a := tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 1)
+		a, mp, src := waveSetup(t, s, 1)
 		const n = 4
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -318,10 +318,8 @@ func TestWaveConcurrentMembership(t *testing.T) {
 // transaction, with the counters and stamps kept.
 func TestWaveRecord(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 2)
+		a, mp, src := waveSetup(t, s, 2)
+		b := tenant()
 		w := newWave("w", mp.ID)
 		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
 		ms, err := s.WaveMembers(ctx, a, w.ID)
