@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"mime/multipart"
 	"net/http"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -591,7 +591,7 @@ func TestWavePreflightAndActions(t *testing.T) {
 			assert.Equal(t, sms.TaskReady, task.State)
 			require.NotNil(t, task.WaveID)
 			assert.Equal(t, id, *task.WaveID)
-			assert.Equal(t, "MIGRATE_FILE", task.Type)
+			assert.Equal(t, sms.MigrateFile, task.Type)
 			assert.True(t, task.Syncing, "the wave's defaults apply")
 		}
 		assert.Equal(t, "t1", taskRow(t, e, *ms[1].TaskID).TargetServer.Name, "the member's override applies")
@@ -709,7 +709,7 @@ func TestWaveShowAndReport(t *testing.T) {
 		members := m["members"].([]any)
 		m0, m1, m2 := members[0].(map[string]any), members[1].(map[string]any), members[2].(map[string]any)
 		assert.Equal(t, "COPYING", m0["state"])
-		assert.Equal(t, sms.TaskRunning, m0["task_state"])
+		assert.Equal(t, string(sms.TaskRunning), m0["task_state"], "JSON decodes the state as a plain string")
 		assert.EqualValues(t, 50, m0["percent"])
 		assert.EqualValues(t, 1_000_000_000, m0["bytes_done"])
 		assert.EqualValues(t, 2_000_000_000, m0["bytes_total"])
