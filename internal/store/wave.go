@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 
