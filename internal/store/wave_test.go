@@ -53,6 +53,15 @@ func newWave(name, mp string) *store.Wave {
 	return w
 }
 
+// createWave stores wave name of tenant a in project mp with a member for
+// each of sources.
+func createWave(t *testing.T, s *store.Store, a store.Tenant, name, mp string, sources ...string) *store.Wave {
+	t.Helper()
+	w := newWave(name, mp)
+	require.NoError(t, s.CreateWave(ctx, a, w, members(sources...)))
+	return w
+}
+
 func members(ids ...string) []store.WaveMember {
 	out := make([]store.WaveMember, len(ids))
 	for i, id := range ids {
@@ -66,8 +75,7 @@ func TestWaveCRUD(t *testing.T) {
 		a, mp, src := waveSetup(t, s, 4)
 		b := tenant()
 
-		w := newWave("w1", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src[0], src[1])))
+		w := createWave(t, s, a, "w1", mp.ID, src[0], src[1])
 		got, err := s.Wave(ctx, a, w.ID)
 		require.NoError(t, err)
 		assert.Equal(t, wave.WaveDraft, got.State)
@@ -114,8 +122,7 @@ func TestWaveCRUD(t *testing.T) {
 		assert.Equal(t, 2, got.MemberCount)
 
 		// Update: rename, a taken name refused.
-		w2 := newWave("w2", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w2, nil))
+		w2 := createWave(t, s, a, "w2", mp.ID)
 		assert.ErrorIs(t, s.UpdateWave(ctx, a, w2.ID, func(_ *gorm.DB, x *store.Wave) error { x.Name = "w1"; return nil }), store.ErrDuplicate)
 		require.NoError(t, s.UpdateWave(ctx, a, w2.ID, func(_ *gorm.DB, x *store.Wave) error { x.Description = "d"; return nil }))
 		got, _ = s.Wave(ctx, a, w2.ID)
@@ -260,8 +267,7 @@ func TestWaveTasks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		a, mp, src := waveSetup(t, s, 2)
 		b := tenant()
-		w := newWave("w", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
+		w := createWave(t, s, a, "w", mp.ID, src...)
 		for i, id := range src {
 			task := &store.Task{ID: fmt.Sprintf("t%d-%s", i, w.ID[:8]), SourceID: id, Name: "t", State: sms.TaskReady,
 				Totalsize: 1000, Replicatesize: int64(100 * (i + 1)), WaveID: &w.ID}
@@ -320,8 +326,7 @@ func TestWaveRecord(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		a, mp, src := waveSetup(t, s, 2)
 		b := tenant()
-		w := newWave("w", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
+		w := createWave(t, s, a, "w", mp.ID, src...)
 		ms, err := s.WaveMembers(ctx, a, w.ID)
 		require.NoError(t, err)
 		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
