@@ -25,6 +25,8 @@ type WaveStore interface {
 	SetWaveState(ctx context.Context, t store.Tenant, waveID string, ch WaveStateChange) error
 	// UpdateWaveMembers applies member changes at once, in one transaction.
 	UpdateWaveMembers(ctx context.Context, t store.Tenant, waveID string, chs []WaveMemberChange) error
+	// WaveState is a wave's state (store.ErrNotFound when it is gone).
+	WaveState(ctx context.Context, t store.Tenant, waveID string) (wave.WaveState, error)
 }
 
 // MemberOptions tune the MigrationWorkflow of every wave member, as
@@ -175,6 +177,20 @@ func (a *Activities) SetWaveState(ctx context.Context, ref WaveRef, ch WaveState
 		return err
 	}
 	return waveErr(ws.SetWaveState(ctx, ref.tenant(), ref.WaveID, ch), wave.ErrNotFound.Code, ref.WaveID)
+}
+
+// DependencyState is the state of the wave ref's wave depends on (a wave
+// deleted since reads CANCELED: it will never be DONE).
+func (a *Activities) DependencyState(ctx context.Context, ref WaveRef, waveID string) (wave.WaveState, error) {
+	ws, err := a.waveStore()
+	if err != nil {
+		return "", err
+	}
+	st, err := ws.WaveState(ctx, ref.tenant(), waveID)
+	if errors.Is(err, store.ErrNotFound) {
+		return wave.WaveCanceled, nil
+	}
+	return st, err
 }
 
 // UpdateWaveMembers records member changes.

@@ -101,6 +101,15 @@ func applyMemberChange(m *store.WaveMember, ch WaveMemberChange) {
 	}
 }
 
+// WaveState is a wave's state.
+func (s StoreWaves) WaveState(ctx context.Context, t store.Tenant, waveID string) (wave.WaveState, error) {
+	w, err := s.DB.Wave(ctx, t, waveID)
+	if err != nil {
+		return "", err
+	}
+	return w.State, nil
+}
+
 // refused tells a store refusal (a move the life cycle does not allow, a
 // conflict) from a failure worth retrying.
 func refused(err error) bool {

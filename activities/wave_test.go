@@ -85,6 +85,16 @@ func TestWaveActivities(t *testing.T) {
 		assert.Equal(t, string(wave.ErrBadTransition.Code), code, "DONE → COPYING is refused")
 		assert.False(t, retry)
 
+		v, err = env.ExecuteActivity(a.DependencyState, ref, w.ID)
+		require.NoError(t, err)
+		var st wave.WaveState
+		require.NoError(t, v.Get(&st))
+		assert.Equal(t, wave.WaveReplicating, st)
+		v, err = env.ExecuteActivity(a.DependencyState, ref, uuid.NewString())
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+		assert.Equal(t, wave.WaveCanceled, st, "a deleted dependency will never be DONE")
+
 		other := activities.WaveRef{WaveID: w.ID, DomainID: uuid.NewString()}
 		_, err = env.ExecuteActivity(a.LoadWave, other)
 		code, retry = smsCode(err)

@@ -17,6 +17,7 @@ func New(c client.Client, a *activities.Activities, opts sdkworker.Options) sdkw
 	w := sdkworker.New(c, workflows.TaskQueue, opts)
 	w.RegisterWorkflow(workflows.MigrationWorkflow)
 	w.RegisterWorkflow(workflows.WaveWorkflow)
+	w.RegisterWorkflow(workflows.WaveStartWorkflow)
 	w.RegisterActivity(a)
 	return w
 }

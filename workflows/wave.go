@@ -27,6 +27,10 @@ const WaveOpsPerRun = 1000
 // is gone never answers).
 const CapAckTimeout = 2 * time.Minute
 
+// DependencyPoll is how often a wave whose depends_on wave is not DONE
+// looks again.
+const DependencyPoll = 10 * time.Minute
+
 // WaveHistoryLimit: a run whose history is longer continues as new, whatever
 // the server suggests.
 const WaveHistoryLimit = 8000
@@ -77,6 +81,9 @@ type WaveMember struct {
 	// Started: its MigrationWorkflow was started (a retry restarts it
 	// rather than start a second one).
 	Started bool
+	// SpeedMbps is its copy's speed as it last reported (SpeedKnown).
+	SpeedMbps  float64
+	SpeedKnown bool
 	// Cap is the bandwidth share last pushed to it (0: none); Acked the
 	// last one it said it applied.
 	Cap         int32
@@ -97,6 +104,8 @@ type waveRun struct {
 	changes []activities.WaveMemberChange
 	// newFailure: a member failed since the last max_failures check.
 	newFailure bool
+	events     workflow.ReceiveChannel
+	signals    []waveSignal
 }
 
 // WaveWorkflow runs a wave (id wave/<id>): it starts each member's
@@ -129,6 +138,25 @@ func WaveWorkflow(ctx workflow.Context, in WaveInput) error {
 	return w.run(ctx)
 }
 
+// WaveStartWorkflow is what a wave's Schedule starts. Temporal appends the
+// scheduled time to the ids of the runs a Schedule starts
+// (wave/<id>-2026-03-02T22:00:00Z), while the API, the members and the
+// operator reach a wave at wave/<id>: so this small run starts WaveWorkflow
+// there, as a child it abandons, and ends.
+func WaveStartWorkflow(ctx workflow.Context, in WaveInput) error {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: WaveWorkflowID(in.WaveID), TaskQueue: TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(saWaveID.ValueSet(in.WaveID)),
+	})
+	err := workflow.ExecuteChildWorkflow(cctx, WaveWorkflow, in).GetChildWorkflowExecution().Get(ctx, nil)
+	var exists *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if errors.As(err, &exists) {
+		return nil // started already (by the API's start): not twice
+	}
+	return err
+}
+
 func (w *waveRun) status() WaveStatus {
 	s := WaveStatus{State: w.st.State, Reason: w.st.Reason, BudgetMbps: w.st.BudgetMbps}
 	for _, m := range w.st.Members {
@@ -152,35 +180,58 @@ func (w *waveRun) setup(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	events := workflow.GetSignalChannel(ctx, SignalWaveMember)
-	signals := map[string]wave.Action{SignalWavePause: wave.ActionPause, SignalWaveResume: wave.ActionResume,
-		SignalWaveRetryFailed: wave.ActionRetryFailed}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) {
-				var ev WaveMemberEvent
-				c.Receive(ctx, &ev)
-				w.st.Events = append(w.st.Events, ev)
-				w.ops++
-			})
-			// Fixed order: the selector's cases must not follow map order.
-			for _, name := range []string{SignalWavePause, SignalWaveResume, SignalWaveRetryFailed} {
-				a := signals[name]
-				sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(c workflow.ReceiveChannel, _ bool) {
-					c.Receive(ctx, nil)
-					w.ops++
-					if err := w.validate(a); err != nil {
-						workflow.GetLogger(ctx).Warn("wave signal refused", "action", a, "err", err)
-						return
-					}
-					w.request(a)
-				})
-			}
-			sel.Select(ctx)
-		}
-	})
+	// Signals stay in their channels until the main loop takes them
+	// (drain): no coroutine holds one half-received when the run
+	// continues as new — a selector's pending receive would be lost then.
+	w.events = workflow.GetSignalChannel(ctx, SignalWaveMember)
+	w.signals = []waveSignal{
+		{workflow.GetSignalChannel(ctx, SignalWavePause), wave.ActionPause},
+		{workflow.GetSignalChannel(ctx, SignalWaveResume), wave.ActionResume},
+		{workflow.GetSignalChannel(ctx, SignalWaveRetryFailed), wave.ActionRetryFailed},
+	}
 	return nil
+}
+
+type waveSignal struct {
+	ch     workflow.ReceiveChannel
+	action wave.Action
+}
+
+// pending tells whether a signal waits in a channel.
+func (w *waveRun) pending() bool {
+	if w.events.Len() > 0 {
+		return true
+	}
+	for _, s := range w.signals {
+		if s.ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// drain takes every signal waiting: member events into the state, the
+// operator's signals as actions (one the state does not allow is logged
+// and dropped).
+func (w *waveRun) drain(ctx workflow.Context) {
+	for {
+		var ev WaveMemberEvent
+		if !w.events.ReceiveAsync(&ev) {
+			break
+		}
+		w.st.Events = append(w.st.Events, ev)
+		w.ops++
+	}
+	for _, s := range w.signals {
+		for s.ch.ReceiveAsync(nil) {
+			w.ops++
+			if err := w.validate(s.action); err != nil {
+				workflow.GetLogger(ctx).Warn("wave signal refused", "action", s.action, "err", err)
+				continue
+			}
+			w.request(s.action)
+		}
+	}
 }
 
 // validate refuses an action the wave cannot take now, with its wave code.
@@ -275,6 +326,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 	}
 	for {
+		w.drain(ctx)
 		if ctx.Err() != nil {
 			return w.cancel(ctx, true)
 		}
@@ -295,7 +347,7 @@ func (w *waveRun) run(ctx workflow.Context) error {
 		}
 		wake := w.nextWake(ctx)
 		cond := func() bool {
-			return len(w.st.Events) > 0 || w.st.Kick || w.continueAsNewDue(ctx)
+			return len(w.st.Events) > 0 || w.pending() || w.st.Kick || w.continueAsNewDue(ctx)
 		}
 		w.ops++
 		var err error
@@ -339,7 +391,32 @@ func (w *waveRun) load(ctx workflow.Context) error {
 		w.st.Spec.MaxConcurrent = 1 // refused by Validate; a wave that never starts a member would hang
 	}
 	w.st.Loaded = true
+	if w.st.Spec.DependsOn != "" {
+		// Its Schedule started it; it waits (SCHEDULED) for the wave it
+		// depends on to be DONE.
+		w.st.State = wave.WaveScheduled
+		return nil
+	}
 	return w.setState(ctx, wave.WaveReplicating, "", true, false)
+}
+
+// dependencyDone asks for the depends_on wave's state; while it is not
+// DONE the wave stays SCHEDULED with the reason.
+func (w *waveRun) dependencyDone(ctx workflow.Context) (bool, error) {
+	var st wave.WaveState
+	dep := w.st.Spec.DependsOn
+	w.ops++
+	if err := workflow.ExecuteActivity(waveActivityCtx(ctx), acts.DependencyState, w.ref(), dep).Get(ctx, &st); err != nil {
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return false, err
+		}
+		workflow.GetLogger(ctx).Warn("wave: dependency not read", "depends_on", dep, "err", err)
+		return false, nil
+	}
+	if st == wave.WaveDone {
+		return true, nil
+	}
+	return false, w.setState(ctx, wave.WaveScheduled, "waiting for wave "+dep+" ("+string(st)+") to be DONE", false, false)
 }
 
 // reload reads the wave again on resume: a PAUSED wave may have been
@@ -347,9 +424,6 @@ func (w *waveRun) load(ctx workflow.Context) error {
 // queue (in their priority order, after the ones known), members removed
 // that had not started leave it.
 func (w *waveRun) reload(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, "wave-reload-on-resume", workflow.DefaultVersion, 1) != 1 {
-		return nil
-	}
 	var plan activities.WavePlan
 	if err := workflow.ExecuteActivity(waveActivityCtx(ctx), acts.LoadWave, w.ref()).Get(ctx, &plan); err != nil {
 		return err
@@ -529,7 +603,12 @@ func (w *waveRun) applyEvents() {
 			continue
 		}
 		switch ev.Kind {
+		case WaveEventSpeed:
+			if m.State == wave.MemberCopying {
+				m.SpeedMbps, m.SpeedKnown = ev.SpeedMbps, true
+			}
 		case WaveEventSyncing:
+			m.SpeedKnown = false
 			// The copy is done (also a retried member's); a member past
 			// it (testing, cutting over) stays where it is.
 			if m.State == wave.MemberCopying || m.State == wave.MemberFailed {
@@ -623,6 +702,11 @@ func (w *waveRun) step(ctx workflow.Context) error {
 		before := w.st.State
 		var err error
 		switch w.st.State {
+		case wave.WaveScheduled:
+			var done bool
+			if done, err = w.dependencyDone(ctx); err == nil && done {
+				err = w.setState(ctx, wave.WaveReplicating, "", true, false)
+			}
 		case wave.WaveReplicating:
 			if err = w.fill(ctx); err == nil && w.allSynced() {
 				err = w.setState(ctx, wave.WaveSynced, "", false, false)
@@ -839,10 +923,16 @@ func (w *waveRun) inCutoverWindow(ctx workflow.Context) bool {
 func (w *waveRun) shares(ctx workflow.Context) map[string]int32 {
 	mbps, _ := wave.BudgetAt(w.st.Spec.Budget, w.loc, workflow.Now(ctx))
 	w.st.BudgetMbps = mbps
+	n := w.count(wave.MemberCopying)
 	var ds []wave.Demand
 	for _, m := range w.st.Members {
 		if m.State == wave.MemberCopying && m.TaskID != "" {
-			ds = append(ds, wave.Demand{ID: m.TaskID})
+			// Slow: it moved under 80 % of an even share (its disk,
+			// CPU or link holds it back); it is given its speed with
+			// headroom, the others what it leaves.
+			d := wave.Demand{ID: m.TaskID, MeasuredMbps: m.SpeedMbps}
+			d.Slow = m.SpeedKnown && n > 0 && wave.IsSlow(m.SpeedMbps, mbps/int32(n))
+			ds = append(ds, d)
 		}
 	}
 	out := map[string]int32{}
@@ -871,6 +961,7 @@ func (w *waveRun) lowerCaps(ctx workflow.Context, shares map[string]int32) error
 	}
 	w.ops++
 	ok, err := workflow.AwaitWithTimeout(ctx, CapAckTimeout, func() bool {
+		w.drain(ctx)
 		w.takeCapAcks()
 		for _, i := range lowered {
 			if m := w.st.Members[i]; m.Acked != m.Cap {
@@ -941,6 +1032,9 @@ func (w *waveRun) nextWake(ctx workflow.Context) time.Time {
 		_, next := wave.BudgetAt(w.st.Spec.Budget, w.loc, now)
 		earlier(next)
 	}
+	if w.st.State == wave.WaveScheduled {
+		earlier(now.Add(DependencyPoll))
+	}
 	waiting := w.st.State == wave.WaveCuttingOver ||
 		(w.st.State == wave.WaveAwaitingCutover && (w.st.Spec.CutoverMode != wave.CutoverApprove || w.st.CutoverApproved))
 	if waiting {
@@ -990,7 +1084,11 @@ func (w *waveRun) cancel(ctx workflow.Context, fromUI bool) error {
 
 func (w *waveRun) continueAsNewDue(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > WaveHistoryLimit || w.ops > WaveOpsPerRun
+	limit := WaveOpsPerRun
+	if w.in.OpsPerRun > 0 {
+		limit = w.in.OpsPerRun
+	}
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > WaveHistoryLimit || w.ops > limit
 }
 
 // continueAsNew starts a fresh history carrying the state: handlers
@@ -999,26 +1097,7 @@ func (w *waveRun) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return w.cancel(ctx, true)
 	}
-	events := workflow.GetSignalChannel(ctx, SignalWaveMember)
-	for {
-		var ev WaveMemberEvent
-		if !events.ReceiveAsync(&ev) {
-			break
-		}
-		w.st.Events = append(w.st.Events, ev)
-	}
-	for _, name := range []string{SignalWavePause, SignalWaveResume, SignalWaveRetryFailed} {
-		for events := workflow.GetSignalChannel(ctx, name); events.ReceiveAsync(nil); {
-			switch name {
-			case SignalWavePause:
-				w.st.PauseRequested = true
-			case SignalWaveResume:
-				w.st.ResumeRequested = true
-			case SignalWaveRetryFailed:
-				w.st.RetryRequested = true
-			}
-		}
-	}
+	w.drain(ctx)
 	st := *w.st
 	st.Runs++
 	in := w.in

@@ -61,6 +61,10 @@ type waveHarness struct {
 	resumes       []*WaveRunState
 	updates       int
 	stopAfterRuns int
+	// envHook adds mocks to each run's environment; onFlush runs in
+	// UpdateWaveMembers before it returns.
+	envHook func(env *testsuite.TestWorkflowEnvironment)
+	onFlush func()
 }
 
 type capChange struct {
@@ -312,8 +316,14 @@ func (h *waveHarness) newEnv(start time.Time) {
 			defer h.mu.Unlock()
 			h.ops++
 			h.changes = append(h.changes, chs...)
+			if h.onFlush != nil {
+				h.onFlush()
+			}
 			return nil
 		})
+	if h.envHook != nil {
+		h.envHook(env)
+	}
 	// Members whose runs were in an earlier environment.
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
 		func(_, workflowID, _, signal string, arg any) error {

@@ -34,6 +34,33 @@ type WaveMemberState struct {
 	FinalPassAt time.Time
 	// Acked is the last cap the wave was told is applied.
 	Acked int32
+	// SpeedSent and SpeedSentAt: the last speed reported to the wave.
+	SpeedSent   float64
+	SpeedSentAt time.Time
+}
+
+// SpeedReportInterval is the least time between two speed reports of a
+// member to its wave (each is an event in both histories).
+const SpeedReportInterval = 5 * time.Minute
+
+// waveSpeed reports the full copy's speed to the wave when it changed by
+// more than a fifth, at most every SpeedReportInterval.
+func (m *migration) waveSpeed(ctx workflow.Context, p Progress) {
+	if !m.waveMember || m.st.AgentCommand != "START" {
+		return
+	}
+	now, last := workflow.Now(ctx), m.st.Wave.SpeedSent
+	if d := p.MigrateSpeed - last; !m.st.Wave.SpeedSentAt.IsZero() &&
+		(now.Sub(m.st.Wave.SpeedSentAt) < SpeedReportInterval || (d <= last/5 && -d <= last/5)) {
+		return
+	}
+	m.st.Wave.SpeedSent, m.st.Wave.SpeedSentAt = p.MigrateSpeed, now
+	ev := WaveMemberEvent{TaskID: m.in.TaskID, Kind: WaveEventSpeed, At: now, SpeedMbps: p.MigrateSpeed}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if err := workflow.SignalExternalWorkflow(ctx, WaveWorkflowID(m.in.WaveID), "", SignalWaveMember, ev).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("wave speed not delivered", "wave", m.in.WaveID, "err", err)
+		}
+	})
 }
 
 // TaskInput builds a task's MigrationWorkflow input from its TaskSpec: the
@@ -60,29 +87,17 @@ func (m *migration) setupWave(ctx workflow.Context) {
 	// The wave's run gave the attribute at the start; a continued run
 	// keeps it here for sure.
 	_ = workflow.UpsertTypedSearchAttributes(ctx, saWaveID.ValueSet(m.in.WaveID))
-	caps := workflow.GetSignalChannel(ctx, SignalWaveCap)
-	cmds := workflow.GetSignalChannel(ctx, SignalWaveCommand)
+	// The wave's signals wait in their channels until taken whole
+	// (takeWaveSignals), never half-received by a blocked selector, which
+	// a continue-as-new would lose.
+	m.waveCaps = workflow.GetSignalChannel(ctx, SignalWaveCap)
+	m.waveCmds = workflow.GetSignalChannel(ctx, SignalWaveCommand)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(caps, func(c workflow.ReceiveChannel, _ bool) {
-				var wc WaveCap
-				c.Receive(ctx, &wc)
-				if wc.Mbps != m.st.Wave.Cap {
-					m.st.Wave.Cap, m.st.SpeedChanged = wc.Mbps, true
-				}
-			})
-			sel.AddReceive(cmds, func(c workflow.ReceiveChannel, _ bool) {
-				var wc WaveCommand
-				c.Receive(ctx, &wc)
-				m.st.Wave.Op = wc.Operation
-				if wc.Operation == sms.ActionStart && m.waveOpRefused() != nil {
-					// A retry is for a failed task now, never for one
-					// that fails later.
-					m.st.Wave.Op = ""
-				}
-			})
-			sel.Select(ctx)
+			if err := workflow.Await(ctx, func() bool { return m.waveCaps.Len() > 0 || m.waveCmds.Len() > 0 }); err != nil {
+				return
+			}
+			m.takeWaveSignals()
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -94,6 +109,35 @@ func (m *migration) setupWave(ctx workflow.Context) {
 			m.st.Wave.Op = ""
 		}
 	})
+}
+
+// takeWaveSignals applies the wave's caps and commands waiting; a
+// continue-as-new calls it too, so none is left behind.
+func (m *migration) takeWaveSignals() {
+	if !m.waveMember {
+		return
+	}
+	for {
+		var wc WaveCap
+		if !m.waveCaps.ReceiveAsync(&wc) {
+			break
+		}
+		if wc.Mbps != m.st.Wave.Cap {
+			m.st.Wave.Cap, m.st.SpeedChanged = wc.Mbps, true
+		}
+	}
+	for {
+		var wc WaveCommand
+		if !m.waveCmds.ReceiveAsync(&wc) {
+			break
+		}
+		m.st.Wave.Op = wc.Operation
+		if wc.Operation == sms.ActionStart && m.waveOpRefused() != nil {
+			// A retry is for a failed task now, never for one that
+			// fails later.
+			m.st.Wave.Op = ""
+		}
+	}
 }
 
 func (m *migration) waveOpRefused() error {

@@ -89,14 +89,14 @@ func (s *migrationSuite) TestWaveMemberCapCommandsAndEvents() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, waveMemberInput())
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]WaveEventKind{"cap 40", WaveEventSyncing, "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone}, evs.kinds())
+	s.Equal([]WaveEventKind{"cap 40", WaveEventSpeed, WaveEventSyncing, "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone}, evs.kinds())
 	var mbps []int32
 	for _, l := range s.limits {
 		mbps = append(mbps, l.Mbps)
 	}
 	s.Equal([]int32{40, 10, 100}, mbps)
 	s.Equal(time.Minute, evs.last(WaveEventDone).At.Sub(evs.last(WaveEventFinalPass).At), "final pass at 5m, target at 6m")
-	s.Equal([]string{"START", "SYNC", "SYNC"}, s.commands)
+	s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync, sms.CmdSync}, s.commands)
 }
 
 // A failed member tells the wave (code, step); the wave's start command
@@ -141,8 +141,8 @@ func (s *migrationSuite) TestWaveMemberCanceledStopsItsAgent() {
 		last = tr
 	}
 	s.Equal(sms.TaskAbort, last.TaskState)
-	s.Equal("STOP", last.Command)
-	s.Equal([]string{"START", "STOP"}, s.commands)
+	s.Equal(sms.CmdStop, last.Command)
+	s.Equal([]sms.Command{sms.CmdStart, sms.CmdStop}, s.commands)
 }
 
 // A task outside a wave canceled in the Temporal UI is marked ABORT as
@@ -151,5 +151,28 @@ func (s *migrationSuite) TestCanceledTaskOutsideAWave() {
 	s.at(time.Minute, func() { s.env.CancelWorkflow() })
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().True(s.env.IsWorkflowCompleted())
-	s.Equal([]string{"START"}, s.commands)
+	s.Equal([]sms.Command{sms.CmdStart}, s.commands)
+}
+
+// A member reports its copy's speed to the wave when it changed by more
+// than a fifth, at most every SpeedReportInterval.
+func (s *migrationSuite) TestWaveMemberReportsItsSpeed() {
+	evs := s.waveEvents()
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 10, 30) })
+	s.at(2*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 20, 33) }) // small change
+	s.at(3*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 30, 5) })  // too soon
+	s.at(7*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 40, 5) })  // reported
+	s.at(8*time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 5) }) // too soon
+	s.at(9*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, waveMemberInput())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	var speeds []float64
+	evs.mu.Lock()
+	for _, e := range evs.evs {
+		if e.Kind == WaveEventSpeed {
+			speeds = append(speeds, e.SpeedMbps)
+		}
+	}
+	evs.mu.Unlock()
+	s.Equal([]float64{30, 5}, speeds)
 }

@@ -54,6 +54,9 @@ type WaveInput struct {
 	// TimeZone is the IANA name the wave's windows are read in (never
 	// "Local": every worker must read them the same way).
 	TimeZone string
+	// OpsPerRun overrides WaveOpsPerRun (0: the default); the recorded
+	// histories of the replay test use a small one.
+	OpsPerRun int
 	// Resume carries the state across a continue-as-new.
 	Resume *WaveRunState
 }
@@ -84,6 +87,10 @@ const (
 	// was recorded and queued for its agent). The wave waits for it
 	// before it gives the bandwidth a member gave up to another.
 	WaveEventCap WaveEventKind = "cap"
+	// WaveEventSpeed: the member's copy runs at SpeedMbps (sent when it
+	// changed by a fifth, at most every SpeedReportInterval), so the wave
+	// gives what a slow or idle member leaves to the others.
+	WaveEventSpeed WaveEventKind = "speed"
 )
 
 // WaveMemberEvent is a member's event, signalled to its wave.
@@ -97,6 +104,8 @@ type WaveMemberEvent struct {
 	Msg  string
 	// CapMbps is the cap a WaveEventCap acknowledges.
 	CapMbps int32
+	// SpeedMbps is a WaveEventSpeed's measured speed.
+	SpeedMbps float64
 }
 
 // WaveCap is the wave's bandwidth share for one member in Mbit/s; 0 lifts

@@ -96,8 +96,9 @@ type migration struct {
 	// started before it answer them only when idle).
 	anytimeChecks bool
 	// waveMember: the run belongs to a wave (Input.WaveID, version
-	// "wave-member").
-	waveMember bool
+	// "wave-member"); the wave's signal channels.
+	waveMember         bool
+	waveCaps, waveCmds workflow.ReceiveChannel
 	// bounded: the run continues as new from the sync loop and from long
 	// agent steps too, not only when idle (runs that started before
 	// bounded-history replay without it).
@@ -275,6 +276,7 @@ func (m *migration) onProgress(ctx workflow.Context, p Progress) {
 	m.st.AgentProgress = max(m.st.AgentProgress, p.Progress)
 	now := workflow.Now(ctx)
 	m.st.LastProgressAt = now
+	m.waveSpeed(ctx, p)
 	if speedlimit.Over(m.st.Limit, p.MigrateSpeed) {
 		if m.st.OverSince.IsZero() {
 			m.st.OverSince = now
@@ -581,6 +583,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing}); err != nil {
 			return err
 		}
+		m.waveEvent(ctx, WaveEventSyncing)
 	}
 	// A carry-over's state was copied before this runs: the next run is
 	// still in the loop.
@@ -635,6 +638,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 			}
 			if m.st.CutoverRequested {
 				m.st.CutoverRequested = false
+				m.waveEvent(ctx, WaveEventFinalPass)
 				// Launch: a last pass, then configure and start the target.
 				m.st.FinalPass = true
 				break
@@ -678,6 +682,7 @@ func (m *migration) quiesce(ctx workflow.Context) error {
 			return err
 		}
 		m.drain(ctx)
+		m.takeWaveSignals() // a wave's cap or command waiting goes with the state
 		if m.busy == 0 && workflow.AllHandlersFinished(ctx) {
 			return nil // a speed change just handled may have started a push
 		}
@@ -987,6 +992,7 @@ func (m *migration) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	m.takeWaveSignals()
 	in := m.in
 	st := *m.st
 	in.Resume = &st

@@ -21,11 +21,13 @@ import (
 // upserts it again), its members' runs from their start.
 var waveSA = temporal.NewSearchAttributeKeyKeyword(workflows.SearchWaveID)
 
-// waveAction is how a wave run is started, by StartWave or by its Schedule.
+// waveAction is how a wave run is started: by StartWave directly, by its
+// Schedule through WaveStartWorkflow (a Schedule's runs get the scheduled
+// time appended to their id; WaveStartWorkflow starts wave/<id> itself).
 func waveAction(in workflows.WaveInput) *client.ScheduleWorkflowAction {
 	return &client.ScheduleWorkflowAction{
-		ID:                    workflows.WaveWorkflowID(in.WaveID),
-		Workflow:              workflows.WaveWorkflow,
+		ID:                    workflows.WaveScheduleID(in.WaveID),
+		Workflow:              workflows.WaveStartWorkflow,
 		Args:                  []any{in},
 		TaskQueue:             workflows.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(waveSA.ValueSet(in.WaveID)),
@@ -112,7 +114,7 @@ func (e *Engine) PauseWaveSchedule(ctx context.Context, waveID string, pause boo
 func (e *Engine) StartWave(ctx context.Context, in workflows.WaveInput) error {
 	a := waveAction(in)
 	_, err := e.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: a.ID, TaskQueue: a.TaskQueue, TypedSearchAttributes: a.TypedSearchAttributes,
+		ID: workflows.WaveWorkflowID(in.WaveID), TaskQueue: a.TaskQueue, TypedSearchAttributes: a.TypedSearchAttributes,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 	}, workflows.WaveWorkflow, in)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,7 +48,8 @@ func TestWaveScheduleSpecFiresOnce(t *testing.T) {
 	assert.Equal(t, one(30), c.Minute)
 	assert.Equal(t, one(15), c.Second)
 	a := waveAction(workflows.WaveInput{WaveID: "w1", TimeZone: "Europe/Berlin"})
-	assert.Equal(t, "wave/w1", a.ID)
+	assert.Equal(t, "wave-schedule/w1", a.ID, "Temporal appends the time; WaveStartWorkflow starts wave/w1")
+	assert.Equal(t, reflect.ValueOf(workflows.WaveStartWorkflow).Pointer(), reflect.ValueOf(a.Workflow).Pointer())
 	assert.Equal(t, workflows.TaskQueue, a.TaskQueue)
 	v, ok := a.TypedSearchAttributes.GetKeyword(waveSA)
 	assert.True(t, ok)

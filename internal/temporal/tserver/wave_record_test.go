@@ -13,14 +13,15 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/temporal/tserver"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -34,14 +35,15 @@ import (
 //
 //	SMSFLOW_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test ./tserver/ -run TestRecordWaveHistories
 //
-// The scripted member is not MigrationWorkflow (whose own histories come
-// from the e2e runs): it answers the wave as a member does.
+// The members are the real MigrationWorkflow over stub activities, with an
+// agent that finishes each copy command at once; one member's history is
+// recorded too (a run with the wave-member marker).
 func TestRecordWaveHistories(t *testing.T) {
 	dir := os.Getenv("SMSFLOW_RECORD_HISTORIES")
 	if dir == "" {
 		t.Skip("set SMSFLOW_RECORD_HISTORIES to record wave histories")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	srv, err := tserver.Start(ctx, tserver.Options{DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", InMemory: true,
 		SearchAttributes: engine.SearchAttributes})
@@ -58,13 +60,40 @@ func TestRecordWaveHistories(t *testing.T) {
 	plans := map[string]activities.WavePlan{}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.WaveWorkflow)
-	w.RegisterWorkflowWithOptions(scriptedMember, workflow.RegisterOptions{Name: "MigrationWorkflow"})
+	w.RegisterWorkflow(workflows.MigrationWorkflow)
+	// The member's activities: the agent answers each copy command at
+	// once, the rest does nothing.
+	w.RegisterActivityWithOptions(func(ctx context.Context, tr activities.Transition) error {
+		if (tr.Command == sms.CmdStart || tr.Command == sms.CmdSync) && tr.BeginSubtask != "" {
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				_ = c.SignalWorkflow(context.Background(), workflows.MigrationWorkflowID(tr.TaskID), "",
+					workflows.SignalProgress, workflows.Progress{Subtask: tr.BeginSubtask, Progress: 100})
+			}()
+		}
+		return nil
+	}, activity.RegisterOptions{Name: "Apply"})
+	w.RegisterActivityWithOptions(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+		if in.Step == sms.StepCreate {
+			return activities.StepOutput{Target: &provider.Target{VMID: "vm-" + in.TaskID, Created: true}}, nil
+		}
+		return activities.StepOutput{}, nil
+	}, activity.RegisterOptions{Name: "RunStep"})
+	for _, name := range []string{"WaitAgent", "CheckConsistency"} {
+		w.RegisterActivityWithOptions(func(context.Context, activities.Ref) error { return nil }, activity.RegisterOptions{Name: name})
+	}
+	w.RegisterActivityWithOptions(func(context.Context, activities.SpeedInput) error { return nil },
+		activity.RegisterOptions{Name: "PushSpeedLimit"})
+	w.RegisterActivityWithOptions(func(context.Context, activities.CloneInput) error { return nil },
+		activity.RegisterOptions{Name: "Clone"})
+	w.RegisterActivityWithOptions(func(context.Context, activities.CleanupInput) error { return nil },
+		activity.RegisterOptions{Name: "Cleanup"})
 	w.RegisterActivityWithOptions(func(_ context.Context, ref activities.WaveRef) (activities.WavePlan, error) {
 		return plans[ref.WaveID], nil
 	}, activity.RegisterOptions{Name: "LoadWave"})
 	w.RegisterActivityWithOptions(func(_ context.Context, ref activities.WaveRef, taskID string) (activities.TaskSpec, error) {
 		return activities.TaskSpec{TaskID: taskID, DomainID: ref.DomainID, SourceID: "src-" + taskID, MigProjectID: "mp",
-			Type: "MIGRATE_BLOCK", OSType: "LINUX", TimeZone: "UTC"}, nil
+			Type: sms.MigrateBlock, OSType: sms.Linux, TimeZone: "UTC", SyncInterval: time.Second, AgentStepTimeout: time.Minute}, nil
 	}, activity.RegisterOptions{Name: "WaveMemberInput"})
 	w.RegisterActivityWithOptions(func(context.Context, activities.WaveRef, activities.WaveStateChange) error { return nil },
 		activity.RegisterOptions{Name: "SetWaveState"})
@@ -97,7 +126,19 @@ func TestRecordWaveHistories(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		t.Fatalf("wave %s never reached %s", id, want)
+		v, err := c.QueryWorkflow(context.Background(), workflows.WaveWorkflowID(id), "", workflows.QueryWaveState)
+		var st workflows.WaveStatus
+		if err == nil {
+			_ = v.Get(&st)
+		}
+		for _, m := range st.Members {
+			if m.State != wave.MemberDone {
+				t.Logf("member %s (task %s) is %s", m.ID, m.TaskID, m.State)
+				recordRun(context.Background(), t, c, workflows.MigrationWorkflowID(m.TaskID), "", "/tmp/stuck-member-"+m.TaskID+".json")
+			}
+		}
+		recordRun(context.Background(), t, c, workflows.WaveWorkflowID(id), "", "/tmp/stuck-wave.json")
+		t.Fatalf("wave %s never reached %s: %s %s", id, want, st.State, st.Reason)
 	}
 	action := func(id string, a wave.Action) {
 		t.Helper()
@@ -118,6 +159,7 @@ func TestRecordWaveHistories(t *testing.T) {
 	action("rec-done", wave.ActionApproveCutover)
 	wait("rec-done", wave.WaveDone)
 	record(ctx, t, c, "rec-done", dir, "wave-done")
+	recordRun(ctx, t, c, workflows.MigrationWorkflowID("rec-done-t0"), "", filepath.Join(dir, "wave-member-done.json"))
 
 	// Failures, pause, retry, resume, cancel.
 	plans["rec-cancel"] = plan("rec-cancel", 3, 3, 90)
@@ -134,9 +176,14 @@ func TestRecordWaveHistories(t *testing.T) {
 	action("rec-cancel", wave.ActionCancel)
 	record(ctx, t, c, "rec-cancel", dir, "wave-pause-retry-cancel")
 
-	// Enough members for a continue-as-new.
-	plans["rec-can"] = plan("rec-can", 130, 40, 400)
-	start(ctx, t, e, "rec-can")
+	// A continue-as-new or two (a small bound keeps the server's load
+	// low: 130 members at the real bound starved the worker on a loaded
+	// 2-core machine).
+	plans["rec-can"] = plan("rec-can", 12, 4, 400)
+	if err := e.StartWave(ctx, workflows.WaveInput{WaveID: "rec-can", DomainID: "d1", ProjectID: "p1", TimeZone: "UTC",
+		OpsPerRun: 60}); err != nil {
+		t.Fatal(err)
+	}
 	wait("rec-can", wave.WaveDone)
 	record(ctx, t, c, "rec-can", dir, "wave-continue-as-new")
 }
@@ -180,11 +227,19 @@ func record(ctx context.Context, t *testing.T, c client.Client, id, dir, name st
 	if err := c.GetWorkflow(ctx, wid, "").Get(ctx, nil); err != nil {
 		t.Logf("%s ended: %v", id, err)
 	}
-	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", wid)})
-	if err != nil {
-		t.Fatal(err)
+	// Visibility follows the run's end a moment later.
+	var runs []*workflowpb.WorkflowExecutionInfo
+	for try := 0; try < 100; try++ {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", wid)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = resp.Executions
+		if len(runs) > 0 && runs[0].Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	runs := resp.Executions
 	if len(runs) == 0 {
 		t.Fatalf("no runs of %s", wid)
 	}
@@ -193,75 +248,32 @@ func record(ctx context.Context, t *testing.T, c client.Client, id, dir, name st
 		if r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			t.Fatalf("%s still running", wid)
 		}
-		hist := &historypb.History{}
-		it := c.GetWorkflowHistory(ctx, wid, r.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			hist.Events = append(hist.Events, ev)
-		}
-		b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
-		if err != nil {
-			t.Fatal(err)
-		}
 		file := name + ".json"
 		if len(runs) > 1 {
 			file = fmt.Sprintf("%s-%d.json", name, i+1)
 		}
-		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: %d events", file, len(hist.Events))
+		recordRun(ctx, t, c, wid, r.Execution.RunId, filepath.Join(dir, file))
 	}
 }
 
-// scriptedMember answers its wave as a MigrationWorkflow member does: it
-// acknowledges caps, reports its copy done after a moment, a test clone
-// made, and a cutover (final pass, then done).
-func scriptedMember(ctx workflow.Context, in workflows.Input) (workflows.Status, error) {
-	send := func(kind workflows.WaveEventKind, capMbps int32) {
-		ev := workflows.WaveMemberEvent{TaskID: in.TaskID, Kind: kind, At: workflow.Now(ctx), CapMbps: capMbps}
-		_ = workflow.SignalExternalWorkflow(ctx, workflows.WaveWorkflowID(in.WaveID), "", workflows.SignalWaveMember, ev).Get(ctx, nil)
-	}
-	if in.WaveCap > 0 {
-		send(workflows.WaveEventCap, in.WaveCap)
-	}
-	caps := workflow.GetSignalChannel(ctx, workflows.SignalWaveCap)
-	cmds := workflow.GetSignalChannel(ctx, workflows.SignalWaveCommand)
-	copied := workflow.NewTimer(ctx, 300*time.Millisecond)
-	for {
-		sel := workflow.NewSelector(ctx)
-		if copied != nil {
-			sel.AddFuture(copied, func(workflow.Future) { copied = nil; send(workflows.WaveEventSyncing, 0) })
+// recordRun writes one run's history (runID "": the latest).
+func recordRun(ctx context.Context, t *testing.T, c client.Client, wid, runID, file string) {
+	t.Helper()
+	hist := &historypb.History{}
+	it := c.GetWorkflowHistory(ctx, wid, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
 		}
-		sel.AddReceive(caps, func(ch workflow.ReceiveChannel, _ bool) {
-			var wc workflows.WaveCap
-			ch.Receive(ctx, &wc)
-			send(workflows.WaveEventCap, wc.Mbps)
-		})
-		done := false
-		sel.AddReceive(cmds, func(ch workflow.ReceiveChannel, _ bool) {
-			var wc workflows.WaveCommand
-			ch.Receive(ctx, &wc)
-			switch wc.Operation {
-			case sms.ActionStart:
-				copied = workflow.NewTimer(ctx, 300*time.Millisecond)
-			case sms.ActionCloneTest:
-				_ = workflow.Sleep(ctx, 100*time.Millisecond)
-				send(workflows.WaveEventTested, 0)
-			case sms.ActionTest:
-				send(workflows.WaveEventFinalPass, 0)
-				_ = workflow.Sleep(ctx, 200*time.Millisecond)
-				send(workflows.WaveEventDone, 0)
-				done = true
-			}
-		})
-		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { done = true })
-		sel.Select(ctx)
-		if done {
-			return workflows.Status{}, nil
-		}
+		hist.Events = append(hist.Events, ev)
 	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d events", filepath.Base(file), len(hist.Events))
 }
