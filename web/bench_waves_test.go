@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"net/http"
 	"net/http/httptest"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/wave"

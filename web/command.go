@@ -2,21 +2,20 @@ package web
 
 import (
 	"context"
-
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
-	"github.com/smsflow/smsflow/internal/temporal/engine"
-	"github.com/smsflow/smsflow/workflows"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/temporal/engine"
+	"github.com/smsflow/smsflow/workflows"
 )
 
 // CommandQueue hands out and closes agent commands.
@@ -70,6 +69,19 @@ func (v *visitStamps) due(key string, now time.Time) bool {
 	return true
 }
 
+// sourceExists answers nil when the tenant has source id, and
+// sourceNotFound's error (SMS.7602) when it has not.
+func (h commandHandlers) sourceExists(ctx context.Context, t store.Tenant, id string) error {
+	exists, err := h.sources.SourceExists(ctx, t, id)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return sourceNotFound(id)
+	}
+	return nil
+}
+
 // next: GET /v3/sources/{id}/command. Without a command queued it answers
 // {"command_name": ""} (the idle form: the name may be empty). Extension:
 // ?wait=N (seconds, at most 30) holds the request until a command is queued
@@ -87,13 +99,8 @@ func (h commandHandlers) next(c *gin.Context, r request) {
 	}
 	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, r.id)
-	if err != nil {
+	if err := h.sourceExists(ctx, t, r.id); err != nil {
 		fail(c, err)
-		return
-	}
-	if !exists {
-		fail(c, sourceNotFound(r.id))
 		return
 	}
 	if now := h.now(); h.visits.due(t.DomainID+"/"+r.id, now) {
@@ -187,13 +194,8 @@ func (h commandHandlers) result(c *gin.Context, r request) {
 	}
 	t := r.tenant
 	ctx := c.Request.Context()
-	exists, err := h.sources.SourceExists(ctx, t, r.id)
-	if err != nil {
+	if err := h.sourceExists(ctx, t, r.id); err != nil {
 		fail(c, err)
-		return
-	}
-	if !exists {
-		fail(c, sourceNotFound(r.id))
 		return
 	}
 	cmd, err := h.commands.CompleteCommand(ctx, t, r.id, cmdID, sms.Command(*b.CommandName), sms.CommandResult(*b.Result), detail, h.now())

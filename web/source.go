@@ -536,13 +536,12 @@ func (h sourceHandlers) errors(c *gin.Context) {
 	f := store.SourceFilter{ErrorsOnly: true,
 		MigProjectID:        queryString(c, &v, "migproject", 255),
 		EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255)}
-	limit := queryInt(c, &v, "limit", 50, 0, 100)
-	offset := queryInt(c, &v, "offset", 0, 0, 65535)
+	pg := v.page(c, 50, 100)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
-	rows, total, err := h.store.Sources(c.Request.Context(), mustPrincipal(c).Tenant(), f, store.Page{Limit: limit, Offset: offset})
+	rows, total, err := h.store.Sources(c.Request.Context(), mustPrincipal(c).Tenant(), f, pg)
 	if err != nil {
 		fail(c, err)
 		return

@@ -2,9 +2,9 @@ package web
 
 import (
 	"encoding/json"
-	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 )
 

@@ -286,15 +286,14 @@ func (h taskHandlers) list(c *gin.Context) {
 	f := store.TaskFilter{State: queryString(c, &v, "state", 255), Name: queryString(c, &v, "name", 255),
 		ID: queryString(c, &v, "id", 255), SourceID: queryString(c, &v, "source_server_id", 255),
 		EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255)}
-	limit := queryInt(c, &v, "limit", 100, 0, 200)
-	offset := queryInt(c, &v, "offset", 0, 0, 65535)
+	pg := v.page(c, 100, 200)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
 	t := mustPrincipal(c).Tenant()
-	rows, total, err := h.store.Tasks(ctx, t, f, store.Page{Limit: limit, Offset: offset})
+	rows, total, err := h.store.Tasks(ctx, t, f, pg)
 	if err != nil {
 		fail(c, err)
 		return

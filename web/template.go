@@ -296,13 +296,12 @@ func (h templateHandlers) list(c *gin.Context) {
 		AvailabilityZone: queryString(c, &v, "availability_zone", 255),
 		Region:           queryString(c, &v, "region", 255),
 	}
-	limit := queryInt(c, &v, "limit", 50, 0, 100)
-	offset := queryInt(c, &v, "offset", 0, 0, 65535)
+	pg := v.page(c, 50, 100)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
-	rows, total, err := h.store.Templates(c.Request.Context(), mustPrincipal(c).Tenant(), f, store.Page{Limit: limit, Offset: offset})
+	rows, total, err := h.store.Templates(c.Request.Context(), mustPrincipal(c).Tenant(), f, pg)
 	if err != nil {
 		fail(c, err)
 		return

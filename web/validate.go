@@ -10,6 +10,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/internal/store"
 )
 
 // checks collects every field problem of a request, so one answer names them
@@ -166,9 +167,14 @@ func between[T ~int32 | ~int64 | ~int](v *checks, field string, n *T, p presence
 // (default defLimit), offset 0..65535 (default 0).
 func pageQuery(c *gin.Context, defLimit, maxLimit int) (limit, offset int, err error) {
 	var v checks
-	limit = queryInt(c, &v, "limit", defLimit, 0, maxLimit)
-	offset = queryInt(c, &v, "offset", 0, 0, 65535)
-	return limit, offset, v.err()
+	pg := v.page(c, defLimit, maxLimit)
+	return pg.Limit, pg.Offset, v.err()
+}
+
+// page is pageQuery for a list that checks other query parameters too: the
+// problems join v's.
+func (v *checks) page(c *gin.Context, defLimit, maxLimit int) store.Page {
+	return store.Page{Limit: queryInt(c, v, "limit", defLimit, 0, maxLimit), Offset: queryInt(c, v, "offset", 0, 0, 65535)}
 }
 
 func queryInt(c *gin.Context, v *checks, name string, def, lo, hi int) int {

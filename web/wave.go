@@ -6,8 +6,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/ptr"
-	"github.com/smsflow/smsflow/internal/sms"
 	"io"
 	"log/slog"
 	"mime"
@@ -21,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/ptr"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -148,17 +148,9 @@ func (h waveHandlers) create(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	ms, errs, err := h.resolve(ctx, t, id, spec.Members)
+	ms, err := h.resolveJSON(ctx, t, id, spec.Members)
 	if err != nil {
 		fail(c, err)
-		return
-	}
-	if len(errs) > 0 {
-		ps := make([]wave.Problem, len(errs))
-		for i, e := range errs {
-			ps[i] = wave.Problem{Field: fmt.Sprintf("members[%d]", e.index) + dotted(e.column), Code: e.code, Msg: e.msg}
-		}
-		fail(c, wave.ProblemsError(ps))
 		return
 	}
 	w := &store.Wave{ID: id}
@@ -341,6 +333,21 @@ func (h waveHandlers) resolve(ctx context.Context, t store.Tenant, waveID string
 	return out, nil, nil
 }
 
+// resolveJSON is resolve for members given in a JSON body: the members'
+// problems come back as one error that names each by its place
+// (members[i].column).
+func (h waveHandlers) resolveJSON(ctx context.Context, t store.Tenant, waveID string, ms []wave.Member) ([]store.WaveMember, error) {
+	out, errs, err := h.resolve(ctx, t, waveID, ms)
+	if err != nil || len(errs) == 0 {
+		return out, err
+	}
+	ps := make([]wave.Problem, len(errs))
+	for i, e := range errs {
+		ps[i] = wave.Problem{Field: fmt.Sprintf("members[%d]", e.index) + dotted(e.column), Code: e.code, Msg: e.msg}
+	}
+	return nil, wave.ProblemsError(ps)
+}
+
 func sourceIDsOf(ms []store.WaveMember) []string {
 	out := make([]string, len(ms))
 	for i := range ms {
@@ -362,13 +369,12 @@ func (h waveHandlers) list(c *gin.Context) {
 			v.invalid("state", "must be one of the wave states")
 		}
 	}
-	limit := queryInt(c, &v, "limit", 50, 0, 100)
-	offset := queryInt(c, &v, "offset", 0, 0, 65535)
+	pg := v.page(c, 50, 100)
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
-	rows, total, err := h.store.ListWaves(c.Request.Context(), mustPrincipal(c).Tenant(), f, store.Page{Limit: limit, Offset: offset})
+	rows, total, err := h.store.ListWaves(c.Request.Context(), mustPrincipal(c).Tenant(), f, pg)
 	if err != nil {
 		fail(c, err)
 		return
@@ -836,17 +842,9 @@ func (h waveHandlers) addMembers(c *gin.Context) {
 		fail(c, wave.ProblemsError(ps))
 		return
 	}
-	ms, errs, err := h.resolve(c.Request.Context(), t, w.ID, *b.Members)
+	ms, err := h.resolveJSON(c.Request.Context(), t, w.ID, *b.Members)
 	if err != nil {
 		fail(c, err)
-		return
-	}
-	if len(errs) > 0 {
-		ps := make([]wave.Problem, len(errs))
-		for i, e := range errs {
-			ps[i] = wave.Problem{Field: fmt.Sprintf("members[%d]", e.index) + dotted(e.column), Code: e.code, Msg: e.msg}
-		}
-		fail(c, wave.ProblemsError(ps))
 		return
 	}
 	h.add(c, w, t, ms)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"mime/multipart"
 	"net/http"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -162,6 +162,11 @@ func createWave(t *testing.T, e *env, body string) string {
 	id, _ := r.json(t)["id"].(string)
 	require.NotEmpty(t, id)
 	return id
+}
+
+// waveAction posts operation op to wave id as the tenant's user.
+func waveAction(e *env, id, op string) response {
+	return e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"`+op+`"}`, e.token)
 }
 
 func showWave(t *testing.T, e *env, id string) map[string]any {
@@ -383,7 +388,7 @@ func TestWaveUpdateAndDelete(t *testing.T) {
 		start := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
 		r = e.do("PUT", "/v3/waves/"+id, `{"start_at":`+q(start.Format(time.RFC3339))+`}`, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
-		r = e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token)
+		r = waveAction(e, id, "schedule")
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		later := start.Add(time.Hour)
 		r = e.do("PUT", "/v3/waves/"+id, `{"start_at":`+q(later.Format(time.RFC3339))+`}`, e.token)
@@ -566,7 +571,7 @@ func TestWavePreflightAndActions(t *testing.T) {
 		fw.mu.Lock()
 		fw.scheduleErr = errors.New("temporal down")
 		fw.mu.Unlock()
-		r = e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token)
+		r = waveAction(e, id, "schedule")
 		assert.Equal(t, 500, r.status, r.body)
 		assert.Equal(t, "DRAFT", showWave(t, e, id)["state"])
 		for _, m := range waveMembers(t, e, id) {
@@ -577,7 +582,7 @@ func TestWavePreflightAndActions(t *testing.T) {
 		fw.scheduleErr = nil
 		fw.mu.Unlock()
 
-		r = e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token)
+		r = waveAction(e, id, "schedule")
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		m := showWave(t, e, id)
 		assert.Equal(t, "SCHEDULED", m["state"])
@@ -601,20 +606,20 @@ func TestWavePreflightAndActions(t *testing.T) {
 		assert.Equal(t, own, starts[0].TaskID)
 
 		// schedule twice: the state forbids it (409 before the engine).
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token), 409, string(wave.ErrBadTransition.Code))
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"approve_test"}`, e.token), 409, string(wave.ErrNotAwaiting.Code))
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"fly"}`, e.token), 400, "SMS.9001")
+		wantError(t, waveAction(e, id, "schedule"), 409, string(wave.ErrBadTransition.Code))
+		wantError(t, waveAction(e, id, "approve_test"), 409, string(wave.ErrNotAwaiting.Code))
+		wantError(t, waveAction(e, id, "fly"), 400, "SMS.9001")
 		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{}`, e.token), 400, "SMS.6013")
 
 		// Pause and resume a scheduled wave act on its schedule.
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"pause"}`, e.token).status)
+		require.Equal(t, http.StatusOK, waveAction(e, id, "pause").status)
 		assert.Equal(t, "PAUSED", showWave(t, e, id)["state"])
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"resume"}`, e.token).status)
+		require.Equal(t, http.StatusOK, waveAction(e, id, "resume").status)
 		assert.Equal(t, "SCHEDULED", showWave(t, e, id)["state"])
 
 		// start now: the schedule goes, the wave's workflow starts, the
 		// tasks made at schedule are kept.
-		r = e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"start"}`, e.token)
+		r = waveAction(e, id, "start")
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		sc, started, _, un := fw.snapshot()
 		assert.Equal(t, []string{id}, started)
@@ -627,9 +632,9 @@ func TestWavePreflightAndActions(t *testing.T) {
 		assert.Equal(t, *ms[0].TaskID, *waveMembers(t, e, id)[0].TaskID)
 
 		// Running actions go to the workflow; the state is checked first.
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"pause"}`, e.token).status)
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"resume"}`, e.token), 409, string(wave.ErrBadTransition.Code))
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"retry_failed"}`, e.token).status)
+		require.Equal(t, http.StatusOK, waveAction(e, id, "pause").status)
+		wantError(t, waveAction(e, id, "resume"), 409, string(wave.ErrBadTransition.Code))
+		require.Equal(t, http.StatusOK, waveAction(e, id, "retry_failed").status)
 		_, _, acts, _ := fw.snapshot()
 		assert.Equal(t, []string{id + ":pause", id + ":retry_failed"}, acts)
 
@@ -648,18 +653,18 @@ func TestWaveCapacityAndStartChecks(t *testing.T) {
 		f := newWaveFixture(t, e, 1)
 		setSource(t, e, f.sources[0], map[string]any{"totalsize": 1000})
 		id := createWave(t, e, waveJSON("w", f.project, `[{"name":"src-0"}]`))
-		r := e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"start"}`, e.token)
+		r := waveAction(e, id, "start")
 		wantError(t, r, 409, string(wave.ErrPreflight.Code))
 		assert.Contains(t, r.body, "target_capacity")
 		// schedule needs a start_at; an empty wave does not start.
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token), 400, string(wave.ErrInvalid.Code))
+		wantError(t, waveAction(e, id, "schedule"), 400, string(wave.ErrInvalid.Code))
 		empty := createWave(t, e, waveJSON("empty", f.project, `[]`))
-		wantError(t, e.do("POST", "/v3/waves/"+empty+"/action", `{"operation":"start"}`, e.token), 409, string(wave.ErrPreflight.Code))
+		wantError(t, waveAction(e, empty, "start"), 409, string(wave.ErrPreflight.Code))
 		// A dependency not DONE blocks start.
 		dep := createWave(t, e, withJSON(t, waveJSON("dep", f.project, `[]`), func(m map[string]any) { m["depends_on"] = empty }))
 		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+dep+"/members", `{"members":[{"name":"src-0"}]}`, e.token).status)
 		setSource(t, e, f.sources[0], map[string]any{"totalsize": 1})
-		r = e.do("POST", "/v3/waves/"+dep+"/action", `{"operation":"start"}`, e.token)
+		r = waveAction(e, dep, "start")
 		wantError(t, r, 409, string(wave.ErrPreflight.Code))
 		assert.Contains(t, r.body, "depends_on")
 		_, started, _, _ := fw.snapshot()
@@ -671,7 +676,7 @@ func TestWaveShowAndReport(t *testing.T) {
 	eachWave(t, nil, func(t *testing.T, e *env, _ *fakeWaves) {
 		f := newWaveFixture(t, e, 3)
 		id := createWave(t, e, waveJSON("w", f.project, `[{"name":"src-0"},{"name":"src-1"},{"name":"src-2"}]`))
-		r := e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"start"}`, e.token)
+		r := waveAction(e, id, "start")
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		ms := waveMembers(t, e, id)
 		ten := tenantOf(e)
@@ -768,7 +773,7 @@ func TestWaveTaskCreationRollback(t *testing.T) {
 		f := newWaveFixture(t, e, 3)
 		setSource(t, e, f.sources[1], map[string]any{"os_type": "WINDOWS"})
 		id := createWave(t, e, waveJSON("w", f.project, `[{"name":"src-0"},{"name":"src-1"}]`))
-		r := e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"start"}`, e.token)
+		r := waveAction(e, id, "start")
 		wantError(t, r, 400, "SMS.7712")
 		assert.Contains(t, r.body, f.sources[1], "the detail names the member's source")
 		check := func() {
@@ -783,7 +788,7 @@ func TestWaveTaskCreationRollback(t *testing.T) {
 		check()
 
 		small := createWave(t, e, waveJSON("small", f.project, `[{"name":"src-0"},{"name":"src-2","disk_sizes_gib":[1]}]`))
-		r = e.do("POST", "/v3/waves/"+small+"/action", `{"operation":"start"}`, e.token)
+		r = waveAction(e, small, "start")
 		wantError(t, r, 400, string(wave.ErrInvalid.Code))
 		assert.Contains(t, r.body, "cannot hold")
 		assert.Equal(t, "DRAFT", showWave(t, e, small)["state"])
@@ -805,7 +810,7 @@ func TestWaveScheduledMembersAndCancel(t *testing.T) {
 		start := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
 		id := createWave(t, e, withJSON(t, waveJSON("w", f.project, `[{"name":"src-0"}]`),
 			func(m map[string]any) { m["start_at"] = start.Format(time.RFC3339) }))
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"schedule"}`, e.token).status)
+		require.Equal(t, http.StatusOK, waveAction(e, id, "schedule").status)
 		r := e.do("POST", "/v3/waves/"+id+"/members", `{"members":[{"name":"src-1"},{"name":"src-2"}]}`, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		ms := waveMembers(t, e, id)
@@ -820,9 +825,9 @@ func TestWaveScheduledMembersAndCancel(t *testing.T) {
 		assert.Empty(t, currentTaskOf(t, e, f.sources[2]))
 
 		// approve_cutover is not for a wave that has not replicated.
-		wantError(t, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"approve_cutover"}`, e.token), 409,
+		wantError(t, waveAction(e, id, "approve_cutover"), 409,
 			string(wave.ErrNotAwaiting.Code))
-		require.Equal(t, http.StatusOK, e.do("POST", "/v3/waves/"+id+"/action", `{"operation":"cancel"}`, e.token).status)
+		require.Equal(t, http.StatusOK, waveAction(e, id, "cancel").status)
 		m := showWave(t, e, id)
 		assert.Equal(t, "CANCELED", m["state"])
 		assert.NotEmpty(t, m["finished_at"])

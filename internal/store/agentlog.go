@@ -67,12 +67,7 @@ func (s *Store) SaveAgentLog(ctx context.Context, t Tenant, taskID, bucket strin
 
 // LatestAgentLog is the task's newest uploaded log (ErrNotFound when none).
 func (s *Store) LatestAgentLog(ctx context.Context, t Tenant, taskID string) (*AgentLog, error) {
-	var l AgentLog
-	err := s.db.WithContext(ctx).Where("domain_id = ? AND task_id = ?", t.DomainID, taskID).Order("id DESC").First(&l).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &l, nil
+	return first[AgentLog](s.db.WithContext(ctx).Where("domain_id = ? AND task_id = ?", t.DomainID, taskID).Order("id DESC"))
 }
 
 // Text is the log, uncompressed.

@@ -45,6 +45,18 @@ func isUniqueViolation(err error) bool {
 	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "constraint failed: UNIQUE")
 }
 
+// insertNamed creates row, a row whose name is unique in its scope: a
+// taken name is ErrDuplicate, named by kind and name (project "p1").
+func insertNamed(db *gorm.DB, row any, kind, name string) error {
+	if err := db.Create(row).Error; err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("%s %q: %w", kind, name, ErrDuplicate)
+		}
+		return fmt.Errorf("create %s: %w", kind, err)
+	}
+	return nil
+}
+
 func isDeadlock(err error) bool {
 	var me *mysqldrv.MySQLError
 	return errors.As(err, &me) && me.Number == 1213

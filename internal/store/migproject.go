@@ -57,13 +57,7 @@ func (s *Store) createMigProjectTx(tx *gorm.DB, t Tenant, p *MigProject) error {
 		return fmt.Errorf("a default migration project exists: %w", ErrConflict)
 	}
 	p.DefaultFor = defaultFor(p.IsDefault, t.DomainID)
-	if err := tx.Create(p).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("migration project %q: %w", p.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create migration project: %w", err)
-	}
-	return nil
+	return insertNamed(tx, p, "migration project", p.Name)
 }
 
 func defaultFor(isDefault bool, domainID string) *string {
@@ -76,20 +70,12 @@ func defaultFor(isDefault bool, domainID string) *string {
 
 // MigProject finds one project of the tenant.
 func (s *Store) MigProject(ctx context.Context, t Tenant, id string) (*MigProject, error) {
-	var p MigProject
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&p).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &p, nil
+	return first[MigProject](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id))
 }
 
 // DefaultMigProject finds the tenant's default project.
 func (s *Store) DefaultMigProject(ctx context.Context, t Tenant) (*MigProject, error) {
-	var p MigProject
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND is_default = ?", t.DomainID, true).First(&p).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &p, nil
+	return first[MigProject](s.db.WithContext(ctx).Where("domain_id = ? AND is_default = ?", t.DomainID, true))
 }
 
 // Page is a window of a list: Limit 0 means no row (the spec allows it; the
@@ -103,17 +89,7 @@ type Page struct {
 // oldest first.
 func (s *Store) MigProjects(ctx context.Context, t Tenant, pg Page) ([]MigProject, int64, error) {
 	q := s.db.WithContext(ctx).Model(&MigProject{}).Where("domain_id = ?", t.DomainID)
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("count migration projects: %w", err)
-	}
-	out := []MigProject{}
-	if pg.Limit > 0 && int64(pg.Offset) < total {
-		if err := q.Order("created_at, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error; err != nil {
-			return nil, 0, fmt.Errorf("list migration projects: %w", err)
-		}
-	}
-	return out, total, nil
+	return listPage[MigProject](q, "created_at, id", pg, "migration projects")
 }
 
 // UpdateMigProject writes the changed fields of a project. Making it the

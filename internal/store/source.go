@@ -183,30 +183,16 @@ type SourceFilter struct {
 }
 
 func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
-	if f.ID != "" {
-		q = q.Where("id = ?", f.ID)
-	}
-	if f.Name != "" {
-		q = q.Where("name = ?", f.Name)
-	}
-	if f.IP != "" {
-		q = q.Where("ip = ?", f.IP)
-	}
-	if f.State != "" {
-		q = q.Where("state = ?", f.State)
-	}
+	q = whereIs(q, "id", f.ID)
+	q = whereIs(q, "name", f.Name)
+	q = whereIs(q, "ip", f.IP)
+	q = whereIs(q, "state", f.State)
 	if f.ErrorsOnly {
 		q = q.Where("state = ?", sms.SourceError)
 	}
-	if f.MigProjectID != "" {
-		q = q.Where("mig_project_id = ?", f.MigProjectID)
-	}
-	if f.MigrationCycle != "" {
-		q = q.Where("migration_cycle = ?", f.MigrationCycle)
-	}
-	if f.EnterpriseProjectID != "" {
-		q = q.Where("enterprise_project_id = ?", f.EnterpriseProjectID)
-	}
+	q = whereIs(q, "mig_project_id", f.MigProjectID)
+	q = whereIs(q, "migration_cycle", f.MigrationCycle)
+	q = whereIs(q, "enterprise_project_id", f.EnterpriseProjectID)
 	if f.Connected != nil {
 		// With an equality filter beside it, the unary plus keeps the
 		// planner on that filter's (domain, column, reg_seq, id) index, which
@@ -317,18 +303,18 @@ func (s *Store) Source(ctx context.Context, t Tenant, id string) (*Source, error
 // takes its row lock (SELECT … FOR UPDATE) on MySQL (SQLite has one writer
 // at a time).
 func (s *Store) sourceTx(tx *gorm.DB, t Tenant, id string, lock bool) (*Source, error) {
-	var src Source
 	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
-	if lock && s.dialect == MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	if lock {
+		q = s.forUpdate(q)
 	}
-	if err := q.First(&src).Error; err != nil {
-		return nil, notFound(err)
-	}
-	if err := loadFacts(tx, &src); err != nil {
+	src, err := first[Source](q)
+	if err != nil {
 		return nil, err
 	}
-	return &src, nil
+	if err := loadFacts(tx, src); err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // Registration is a register call: the facts, how to find an earlier

@@ -101,6 +101,20 @@ func newMigProject(name string) *store.MigProject {
 		StartTargetServer: true, UsePublicIP: true, ExistServer: true, EnterpriseProject: "default"}
 }
 
+// countDefaults counts the default projects among the tenant's (at most
+// 100) migration projects; total is how many it has.
+func countDefaults(t *testing.T, s *store.Store, ten store.Tenant) (defaults int, total int64) {
+	t.Helper()
+	all, total, err := s.MigProjects(ctx, ten, store.Page{Limit: 100})
+	require.NoError(t, err)
+	for _, p := range all {
+		if p.IsDefault {
+			defaults++
+		}
+	}
+	return defaults, total
+}
+
 func TestMigProjects(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		a, b := tenant(), tenant()
@@ -149,15 +163,8 @@ func TestMigProjects(t *testing.T) {
 		def, err := s.DefaultMigProject(ctx, a)
 		require.NoError(t, err)
 		assert.Equal(t, p2.ID, def.ID)
-		all, _, err := s.MigProjects(ctx, a, store.Page{Limit: 100})
-		require.NoError(t, err)
-		n := 0
-		for _, p := range all {
-			if p.IsDefault {
-				n++
-			}
-		}
-		assert.Equal(t, 1, n)
+		defaults, _ := countDefaults(t, s, a)
+		assert.Equal(t, 1, defaults)
 
 		// Default cannot be deleted; the other can.
 		assert.ErrorIs(t, s.DeleteMigProject(ctx, a, p2.ID), store.ErrDefaultProject)
@@ -202,14 +209,7 @@ func TestMigProjectConcurrentDefault(t *testing.T) {
 			}(i)
 		}
 		wg.Wait()
-		all, total, err := s.MigProjects(ctx, a, store.Page{Limit: 100})
-		require.NoError(t, err)
-		defaults := 0
-		for _, p := range all {
-			if p.IsDefault {
-				defaults++
-			}
-		}
+		defaults, total := countDefaults(t, s, a)
 		assert.Equal(t, 1, defaults, "exactly one default; errors: %v", errs)
 		ok := 0
 		for _, e := range errs {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/smsflow/smsflow/internal/sms"
 )
@@ -223,10 +222,7 @@ func (s *Store) CreateTask(ctx context.Context, t Tenant, task *Task) error {
 	task.DomainID = t.DomainID
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var src Source
-		q := tx.Select("id", "current_task_id", "mig_project_id").Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID)
-		if s.dialect == MySQL {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
+		q := s.forUpdate(tx.Select("id", "current_task_id", "mig_project_id").Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID))
 		if err := q.First(&src).Error; err != nil {
 			return fmt.Errorf("source %s: %w", task.SourceID, notFound(err))
 		}
@@ -251,11 +247,7 @@ func (s *Store) CreateTask(ctx context.Context, t Tenant, task *Task) error {
 
 // Task loads one task of the tenant.
 func (s *Store) Task(ctx context.Context, t Tenant, id string) (*Task, error) {
-	var task Task
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&task).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &task, nil
+	return first[Task](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id))
 }
 
 // TaskFilter holds the list filters of §4.2.2.
@@ -266,32 +258,12 @@ type TaskFilter struct {
 // Tasks lists a page of the tenant's tasks, oldest first, and the count.
 func (s *Store) Tasks(ctx context.Context, t Tenant, f TaskFilter, pg Page) ([]Task, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Task{}).Where("domain_id = ?", t.DomainID)
-	if f.State != "" {
-		q = q.Where("state = ?", f.State)
-	}
-	if f.Name != "" {
-		q = q.Where("name = ?", f.Name)
-	}
-	if f.ID != "" {
-		q = q.Where("id = ?", f.ID)
-	}
-	if f.SourceID != "" {
-		q = q.Where("source_id = ?", f.SourceID)
-	}
-	if f.EnterpriseProjectID != "" {
-		q = q.Where("enterprise_project_id = ?", f.EnterpriseProjectID)
-	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("count tasks: %w", err)
-	}
-	out := []Task{}
-	if pg.Limit > 0 && int64(pg.Offset) < total {
-		if err := q.Order("create_date, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error; err != nil {
-			return nil, 0, fmt.Errorf("list tasks: %w", err)
-		}
-	}
-	return out, total, nil
+	q = whereIs(q, "state", f.State)
+	q = whereIs(q, "name", f.Name)
+	q = whereIs(q, "id", f.ID)
+	q = whereIs(q, "source_id", f.SourceID)
+	q = whereIs(q, "enterprise_project_id", f.EnterpriseProjectID)
+	return listPage[Task](q, "create_date, id", pg, "tasks")
 }
 
 // UpdateTask loads a task in a transaction, lets fn change it, and saves it
@@ -363,20 +335,16 @@ func (s *Store) UpdateTaskProgress(ctx context.Context, t Tenant, id string, fn 
 // updateTaskTx loads a task (locked on MySQL), lets fn change it and saves
 // it whole within tx.
 func (s *Store) updateTaskTx(tx *gorm.DB, t Tenant, id string, fn func(task *Task) error) (*Task, error) {
-	var task Task
-	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
-	if s.dialect == MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	task, err := first[Task](s.forUpdate(tx.Where("domain_id = ? AND id = ?", t.DomainID, id)))
+	if err != nil {
+		return nil, err
 	}
-	if err := q.First(&task).Error; err != nil {
-		return nil, notFound(err)
-	}
-	if err := fn(&task); err != nil {
+	if err := fn(task); err != nil {
 		return nil, err
 	}
 	task.UpdatedAt = time.Now().UTC()
-	err := tx.Model(&Task{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Select("*").Omit("id", "domain_id").Updates(&task).Error
-	return &task, err
+	err = tx.Model(&Task{}).Where("domain_id = ? AND id = ?", t.DomainID, id).Select("*").Omit("id", "domain_id").Updates(task).Error
+	return task, err
 }
 
 // DeleteTask removes a task and frees its source.

@@ -100,23 +100,13 @@ func (s *Store) CreateTemplate(ctx context.Context, t Tenant, tpl *Template) err
 		if n >= MaxTemplatesPerTenant {
 			return fmt.Errorf("%d templates: %w", n, ErrLimit)
 		}
-		if err := tx.Create(tpl).Error; err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("template %q: %w", tpl.Name, ErrDuplicate)
-			}
-			return fmt.Errorf("create template: %w", err)
-		}
-		return nil
+		return insertNamed(tx, tpl, "template", tpl.Name)
 	})
 }
 
 // Template finds one template of the tenant.
 func (s *Store) Template(ctx context.Context, t Tenant, id string) (*Template, error) {
-	var tpl Template
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&tpl).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &tpl, nil
+	return first[Template](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id))
 }
 
 // TemplateDoc is a template as the API shows it: its scalar columns, and its
@@ -146,11 +136,7 @@ type TemplateDoc struct {
 
 // TemplateDoc finds one template of the tenant, for display.
 func (s *Store) TemplateDoc(ctx context.Context, t Tenant, id string) (*TemplateDoc, error) {
-	var d TemplateDoc
-	if err := s.db.WithContext(ctx).Model(&Template{}).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&d).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &d, nil
+	return first[TemplateDoc](s.db.WithContext(ctx).Model(&Template{}).Where("domain_id = ? AND id = ?", t.DomainID, id))
 }
 
 // TemplateFilter holds the list filters of §4.4.2; empty fields match all.
@@ -165,29 +151,11 @@ type TemplateFilter struct {
 // and the count of all matches.
 func (s *Store) Templates(ctx context.Context, t Tenant, f TemplateFilter, pg Page) ([]TemplateDoc, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Template{}).Where("domain_id = ?", t.DomainID)
-	if f.ID != "" {
-		q = q.Where("id = ?", f.ID)
-	}
-	if f.Name != "" {
-		q = q.Where("name = ?", f.Name)
-	}
-	if f.AvailabilityZone != "" {
-		q = q.Where("availability_zone = ?", f.AvailabilityZone)
-	}
-	if f.Region != "" {
-		q = q.Where("region = ?", f.Region)
-	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("count templates: %w", err)
-	}
-	out := []TemplateDoc{}
-	if pg.Limit > 0 && int64(pg.Offset) < total {
-		if err := q.Order("created_at, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error; err != nil {
-			return nil, 0, fmt.Errorf("list templates: %w", err)
-		}
-	}
-	return out, total, nil
+	q = whereIs(q, "id", f.ID)
+	q = whereIs(q, "name", f.Name)
+	q = whereIs(q, "availability_zone", f.AvailabilityZone)
+	q = whereIs(q, "region", f.Region)
+	return listPage[TemplateDoc](q, "created_at, id", pg, "templates")
 }
 
 // UpdateTemplate replaces a template's fields (the handler merges the request

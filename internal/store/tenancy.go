@@ -63,23 +63,12 @@ type Token struct {
 
 // CreateDomain inserts a domain; ErrDuplicate when the name is taken.
 func (s *Store) CreateDomain(ctx context.Context, d *Domain) error {
-	if err := s.db.WithContext(ctx).Create(d).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("domain %q: %w", d.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create domain: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), d, "domain", d.Name)
 }
 
 // Domain finds a domain by id or name.
 func (s *Store) Domain(ctx context.Context, idOrName string) (*Domain, error) {
-	var d Domain
-	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id").First(&d).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &d, nil
+	return first[Domain](s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id"))
 }
 
 // Domains lists every domain (admin CLI).
@@ -100,24 +89,13 @@ func (s *Store) CountDomains(ctx context.Context) (int64, error) {
 
 // CreateProject inserts an IAM project into its domain.
 func (s *Store) CreateProject(ctx context.Context, p *Project) error {
-	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("project %q: %w", p.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create project: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), p, "project", p.Name)
 }
 
 // Project finds a project of the domain by id or name.
 func (s *Store) Project(ctx context.Context, domainID, idOrName string) (*Project, error) {
-	var p Project
-	err := s.db.WithContext(ctx).Where("domain_id = ? AND (id = ? OR name = ?)", domainID, idOrName, idOrName).
-		Order("id").First(&p).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &p, nil
+	return first[Project](s.db.WithContext(ctx).Where("domain_id = ? AND (id = ? OR name = ?)", domainID, idOrName, idOrName).
+		Order("id"))
 }
 
 // Projects lists the projects of a domain, oldest first (the first is the
@@ -132,31 +110,17 @@ func (s *Store) Projects(ctx context.Context, domainID string) ([]Project, error
 
 // CreateUser inserts a user; the caller hashes the password.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	if err := s.db.WithContext(ctx).Create(u).Error; err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("user %q: %w", u.Name, ErrDuplicate)
-		}
-		return fmt.Errorf("create user: %w", err)
-	}
-	return nil
+	return insertNamed(s.db.WithContext(ctx), u, "user", u.Name)
 }
 
 // UserByName finds a user of a domain by name.
 func (s *Store) UserByName(ctx context.Context, domainID, name string) (*User, error) {
-	var u User
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND name = ?", domainID, name).First(&u).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &u, nil
+	return first[User](s.db.WithContext(ctx).Where("domain_id = ? AND name = ?", domainID, name))
 }
 
 // UserByID finds a user by id within a domain.
 func (s *Store) UserByID(ctx context.Context, domainID, id string) (*User, error) {
-	var u User
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", domainID, id).First(&u).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &u, nil
+	return first[User](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", domainID, id))
 }
 
 // Users lists the users of a domain.
@@ -199,32 +163,48 @@ func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
 	return nil
 }
 
-// AccessKeyWithUser is what signature verification needs in one query.
-type AccessKeyWithUser struct {
-	AccessKey
+// CredentialHolder is what authentication needs of the user and domain
+// that hold a credential (an access key, a token).
+type CredentialHolder struct {
 	UserName    string
 	UserEnabled bool
 	DomainName  string
 	DomainOK    bool
 }
 
-// ActiveAccessKey finds a non-revoked AK of an enabled user in an enabled
-// domain, in one query (it runs on every signed request that misses the cache).
-func (s *Store) ActiveAccessKey(ctx context.Context, ak string) (*AccessKeyWithUser, error) {
-	var out AccessKeyWithUser
-	err := s.db.WithContext(ctx).Table("access_keys AS k").
-		Select("k.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
-		Joins("JOIN users u ON u.id = k.user_id AND u.domain_id = k.domain_id").
-		Joins("JOIN domains d ON d.id = k.domain_id").
-		Where("k.ak = ? AND k.revoked_at IS NULL", ak).
+// live tells whether the holder may act: a disabled user or domain may not.
+func (h CredentialHolder) live() bool { return h.UserEnabled && h.DomainOK }
+
+// activeCredential reads, in one query, the row of table (aliased c in
+// where) that where finds, joined to its holder: ErrNotFound when there is
+// none or its user or domain is disabled.
+func activeCredential[T interface{ live() bool }](db *gorm.DB, table, where string, args ...any) (*T, error) {
+	var out T
+	err := db.Table(table+" AS c").
+		Select("c.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
+		Joins("JOIN users u ON u.id = c.user_id AND u.domain_id = c.domain_id").
+		Joins("JOIN domains d ON d.id = c.domain_id").
+		Where(where, args...).
 		Take(&out).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
-	if !out.UserEnabled || !out.DomainOK {
+	if !out.live() {
 		return nil, ErrNotFound
 	}
 	return &out, nil
+}
+
+// AccessKeyWithUser is what signature verification needs in one query.
+type AccessKeyWithUser struct {
+	AccessKey
+	CredentialHolder
+}
+
+// ActiveAccessKey finds a non-revoked AK of an enabled user in an enabled
+// domain, in one query (it runs on every signed request that misses the cache).
+func (s *Store) ActiveAccessKey(ctx context.Context, ak string) (*AccessKeyWithUser, error) {
+	return activeCredential[AccessKeyWithUser](s.db.WithContext(ctx), "access_keys", "c.ak = ? AND c.revoked_at IS NULL", ak)
 }
 
 // AccessKeys lists a domain's keys (revoked ones too, marked), SK excluded.
@@ -261,28 +241,13 @@ func (s *Store) CreateToken(ctx context.Context, t *Token) error {
 // TokenWithUser is a live token and who holds it.
 type TokenWithUser struct {
 	Token
-	UserName    string
-	UserEnabled bool
-	DomainName  string
-	DomainOK    bool
+	CredentialHolder
 }
 
 // ActiveToken finds an unexpired, unrevoked token by hash.
 func (s *Store) ActiveToken(ctx context.Context, hash string, now time.Time) (*TokenWithUser, error) {
-	var out TokenWithUser
-	err := s.db.WithContext(ctx).Table("tokens AS t").
-		Select("t.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
-		Joins("JOIN users u ON u.id = t.user_id AND u.domain_id = t.domain_id").
-		Joins("JOIN domains d ON d.id = t.domain_id").
-		Where("t.hash = ? AND t.revoked_at IS NULL AND t.expires_at > ?", hash, now.UTC()).
-		Take(&out).Error
-	if err != nil {
-		return nil, notFound(err)
-	}
-	if !out.UserEnabled || !out.DomainOK {
-		return nil, ErrNotFound
-	}
-	return &out, nil
+	return activeCredential[TokenWithUser](s.db.WithContext(ctx), "tokens",
+		"c.hash = ? AND c.revoked_at IS NULL AND c.expires_at > ?", hash, now.UTC())
 }
 
 // RevokeUserTokens revokes every live token of a user; returns how many.

@@ -2,12 +2,12 @@ package store_test
 
 import (
 	"errors"
-	"github.com/smsflow/smsflow/internal/sms"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )

@@ -5,12 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 
@@ -187,20 +186,17 @@ func (e *MemberBusyError) Error() string {
 func (e *MemberBusyError) Is(target error) bool { return target == ErrConflict }
 
 // activeStates are the states in which a wave holds its members.
-func activeStates() []string {
-	var out []string
-	for _, s := range wave.WaveStates {
-		if s.Active() {
-			out = append(out, string(s))
-		}
-	}
-	return out
-}
+func activeStates() []string { return waveStatesWhere(wave.WaveState.Active) }
 
-func runningStates() []string {
+// runningStates are the states of a wave that has started and not ended.
+func runningStates() []string { return waveStatesWhere(wave.WaveState.Running) }
+
+// waveStatesWhere lists the wave states for which keep is true, as the
+// strings a query binds.
+func waveStatesWhere(keep func(wave.WaveState) bool) []string {
 	var out []string
 	for _, s := range wave.WaveStates {
-		if s.Running() {
+		if keep(s) {
 			out = append(out, string(s))
 		}
 	}
@@ -211,21 +207,24 @@ func runningStates() []string {
 // the tenant other than except to that wave.
 func activeWaves(tx *gorm.DB, t Tenant, sources []string, except string, states []string) (map[string]string, error) {
 	out := map[string]string{}
-	for start := 0; start < len(sources); start += 500 {
-		chunk := sources[start:min(start+500, len(sources))]
+	err := inChunks(sources, func(chunk []string) error {
 		var rows []struct{ SourceID, WaveID string }
 		err := tx.Table("wave_members AS m").Select("m.source_id, m.wave_id").
 			Joins("JOIN waves AS w ON w.domain_id = m.domain_id AND w.id = m.wave_id").
 			Where("m.domain_id = ? AND m.source_id IN ? AND m.wave_id <> ? AND w.state IN ?", t.DomainID, chunk, except, states).
 			Order("m.wave_id").Scan(&rows).Error
 		if err != nil {
-			return nil, fmt.Errorf("active waves of sources: %w", err)
+			return fmt.Errorf("active waves of sources: %w", err)
 		}
 		for _, r := range rows {
 			if _, ok := out[r.SourceID]; !ok {
 				out[r.SourceID] = r.WaveID
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -295,8 +294,7 @@ func (s *Store) addMembers(tx *gorm.DB, t Tenant, w *Wave, ms []WaveMember, now 
 		return fmt.Errorf("a source listed twice: %w", ErrDuplicate)
 	}
 	names := map[string]string{}
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
+	if err := inChunks(ids, func(chunk []string) error {
 		var rows []struct{ ID, Name string }
 		if err := tx.Model(&Source{}).Select("id", "name").Where("domain_id = ? AND id IN ?", t.DomainID, chunk).
 			Scan(&rows).Error; err != nil {
@@ -305,6 +303,9 @@ func (s *Store) addMembers(tx *gorm.DB, t Tenant, w *Wave, ms []WaveMember, now 
 		for _, r := range rows {
 			names[r.ID] = r.Name
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	var missing []string
 	for _, id := range ids {
@@ -353,11 +354,7 @@ func (s *Store) addMembers(tx *gorm.DB, t Tenant, w *Wave, ms []WaveMember, now 
 
 // Wave loads one wave of the tenant.
 func (s *Store) Wave(ctx context.Context, t Tenant, id string) (*Wave, error) {
-	var w Wave
-	if err := s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id).First(&w).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &w, nil
+	return first[Wave](s.db.WithContext(ctx).Where("domain_id = ? AND id = ?", t.DomainID, id))
 }
 
 // WaveFilter holds the list filters.
@@ -371,26 +368,10 @@ type WaveFilter struct {
 // count of all that match.
 func (s *Store) ListWaves(ctx context.Context, t Tenant, f WaveFilter, pg Page) ([]Wave, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Wave{}).Where("domain_id = ?", t.DomainID)
-	if f.Name != "" {
-		q = q.Where("name = ?", f.Name)
-	}
-	if f.State != "" {
-		q = q.Where("state = ?", string(f.State))
-	}
-	if f.MigProjectID != "" {
-		q = q.Where("mig_project_id = ?", f.MigProjectID)
-	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("count waves: %w", err)
-	}
-	out := []Wave{}
-	if pg.Limit > 0 && int64(pg.Offset) < total {
-		if err := q.Order("created_at, id").Limit(pg.Limit).Offset(pg.Offset).Find(&out).Error; err != nil {
-			return nil, 0, fmt.Errorf("list waves: %w", err)
-		}
-	}
-	return out, total, nil
+	q = whereIs(q, "name", f.Name)
+	q = whereIs(q, "state", f.State)
+	q = whereIs(q, "mig_project_id", f.MigProjectID)
+	return listPage[Wave](q, "created_at, id", pg, "waves")
 }
 
 // WaveDependencies maps each of the tenant's waves that depends on another
@@ -409,15 +390,30 @@ func (s *Store) WaveDependencies(ctx context.Context, t Tenant) (map[string]stri
 }
 
 func (s *Store) lockWave(tx *gorm.DB, t Tenant, id string) (*Wave, error) {
-	var w Wave
-	q := tx.Where("domain_id = ? AND id = ?", t.DomainID, id)
-	if s.dialect == MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	return first[Wave](s.forUpdate(tx.Where("domain_id = ? AND id = ?", t.DomainID, id)))
+}
+
+// lockTenantWave takes the tenant's waves lock, then the wave's row: every
+// change to a wave goes through both, in this order, so that two changes
+// never interleave.
+func (s *Store) lockTenantWave(tx *gorm.DB, t Tenant, id string) (*Wave, error) {
+	if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
+		return nil, err
 	}
-	if err := q.First(&w).Error; err != nil {
-		return nil, notFound(err)
+	return s.lockWave(tx, t, id)
+}
+
+// lockEditableWave is lockTenantWave for a change of members, which only an
+// editable wave (DRAFT, SCHEDULED, PAUSED) takes: *WaveStateError otherwise.
+func (s *Store) lockEditableWave(tx *gorm.DB, t Tenant, id string) (*Wave, error) {
+	w, err := s.lockTenantWave(tx, t, id)
+	if err != nil {
+		return nil, err
 	}
-	return &w, nil
+	if !w.State.Editable() {
+		return nil, &WaveStateError{State: w.State, Op: "change its members"}
+	}
+	return w, nil
 }
 
 func saveWave(tx *gorm.DB, t Tenant, w *Wave) error {
@@ -435,10 +431,7 @@ func saveWave(tx *gorm.DB, t Tenant, w *Wave) error {
 // decides what its state allows; members are not touched.
 func (s *Store) UpdateWave(ctx context.Context, t Tenant, id string, fn func(tx *gorm.DB, w *Wave) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
-			return err
-		}
-		w, err := s.lockWave(tx, t, id)
+		w, err := s.lockTenantWave(tx, t, id)
 		if err != nil {
 			return err
 		}
@@ -466,10 +459,7 @@ func (s *Store) UpdateWave(ctx context.Context, t Tenant, id string, fn func(tx 
 // (*SourceInWaveError).
 func (s *Store) SetWaveState(ctx context.Context, t Tenant, id string, state wave.WaveState, reason string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
-			return err
-		}
-		w, err := s.lockWave(tx, t, id)
+		w, err := s.lockTenantWave(tx, t, id)
 		if err != nil {
 			return err
 		}
@@ -519,10 +509,7 @@ func truncate(s string, n int) string {
 // own (wave_id cleared).
 func (s *Store) DeleteWave(ctx context.Context, t Tenant, id string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
-			return err
-		}
-		w, err := s.lockWave(tx, t, id)
+		w, err := s.lockTenantWave(tx, t, id)
 		if err != nil {
 			return err
 		}
@@ -546,15 +533,9 @@ func (s *Store) DeleteWave(ctx context.Context, t Tenant, id string) error {
 // the wave's last member.
 func (s *Store) AddWaveMembers(ctx context.Context, t Tenant, waveID string, ms []WaveMember) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
-			return err
-		}
-		w, err := s.lockWave(tx, t, waveID)
+		w, err := s.lockEditableWave(tx, t, waveID)
 		if err != nil {
 			return err
-		}
-		if !w.State.Editable() {
-			return &WaveStateError{State: w.State, Op: "change its members"}
 		}
 		return s.addMembers(tx, t, w, ms, time.Now().UTC())
 	})
@@ -570,25 +551,22 @@ func (s *Store) RemoveWaveMembers(ctx context.Context, t Tenant, waveID string, 
 		return nil
 	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.lockTenant(tx, t.DomainID, "waves"); err != nil {
-			return err
-		}
-		w, err := s.lockWave(tx, t, waveID)
+		w, err := s.lockEditableWave(tx, t, waveID)
 		if err != nil {
 			return err
 		}
-		if !w.State.Editable() {
-			return &WaveStateError{State: w.State, Op: "change its members"}
-		}
 		var rows []WaveMember
-		for start := 0; start < len(uniq); start += 500 {
+		if err := inChunks(uniq, func(chunk []string) error {
 			var part []WaveMember
 			if err := tx.Select("id", "state", "task_id").
-				Where("domain_id = ? AND wave_id = ? AND id IN ?", t.DomainID, waveID, uniq[start:min(start+500, len(uniq))]).
+				Where("domain_id = ? AND wave_id = ? AND id IN ?", t.DomainID, waveID, chunk).
 				Find(&part).Error; err != nil {
 				return fmt.Errorf("find wave members: %w", err)
 			}
 			rows = append(rows, part...)
+			return nil
+		}); err != nil {
+			return err
 		}
 		have := map[string]WaveMember{}
 		for _, r := range rows {
@@ -608,11 +586,14 @@ func (s *Store) RemoveWaveMembers(ctx context.Context, t Tenant, waveID string, 
 		if len(missing) > 0 {
 			return &MissingError{IDs: missing}
 		}
-		for start := 0; start < len(uniq); start += 500 {
-			if err := tx.Where("domain_id = ? AND wave_id = ? AND id IN ?", t.DomainID, waveID, uniq[start:min(start+500, len(uniq))]).
+		if err := inChunks(uniq, func(chunk []string) error {
+			if err := tx.Where("domain_id = ? AND wave_id = ? AND id IN ?", t.DomainID, waveID, chunk).
 				Delete(&WaveMember{}).Error; err != nil {
 				return fmt.Errorf("remove wave members: %w", err)
 			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		w.MemberCount -= len(uniq)
 		return tx.Model(&Wave{}).Where("domain_id = ? AND id = ?", t.DomainID, waveID).
@@ -717,10 +698,7 @@ type MemberChange struct {
 
 func (s *Store) updateMember(tx *gorm.DB, t Tenant, waveID, memberID string, checkMove bool, fn func(m *WaveMember) error) error {
 	var m WaveMember
-	q := tx.Where("domain_id = ? AND wave_id = ? AND id = ?", t.DomainID, waveID, memberID)
-	if s.dialect == MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
+	q := s.forUpdate(tx.Where("domain_id = ? AND wave_id = ? AND id = ?", t.DomainID, waveID, memberID))
 	if err := q.First(&m).Error; err != nil {
 		return notFound(err)
 	}
@@ -885,13 +863,13 @@ func (s *Store) FindSources(ctx context.Context, t Tenant, ids, names, ips []str
 		col  string
 		vals []string
 	}{{"id", dedupe(ids)}, {"name", dedupe(names)}, {"ip", dedupe(ips)}} {
-		for start := 0; start < len(q.vals); start += 500 {
+		if err := inChunks(q.vals, func(chunk []string) error {
 			var rows []SourceRef
 			if err := db.Model(&Source{}).
 				Select("id", "name", "ip", "state", "os_type", "current_task_id", "last_visit_time", "totalsize").
-				Where("domain_id = ? AND "+q.col+" IN ?", t.DomainID, q.vals[start:min(start+500, len(q.vals))]).
+				Where("domain_id = ? AND "+q.col+" IN ?", t.DomainID, chunk).
 				Order("reg_seq").Scan(&rows).Error; err != nil {
-				return nil, fmt.Errorf("find sources by %s: %w", q.col, err)
+				return fmt.Errorf("find sources by %s: %w", q.col, err)
 			}
 			for _, r := range rows {
 				if !seen[r.ID] {
@@ -899,6 +877,9 @@ func (s *Store) FindSources(ctx context.Context, t Tenant, ids, names, ips []str
 					out = append(out, r)
 				}
 			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
@@ -33,6 +33,16 @@ func seedSources(t *testing.T, s *store.Store, ten store.Tenant, mp string, n in
 	return ids
 }
 
+// waveSetup makes what every wave test starts from: a tenant with a
+// migration project and n sources in it.
+func waveSetup(t *testing.T, s *store.Store, n int) (store.Tenant, *store.MigProject, []string) {
+	t.Helper()
+	a := tenant()
+	mp := newMigProject("p")
+	require.NoError(t, s.CreateMigProject(ctx, a, mp))
+	return a, mp, seedSources(t, s, a, mp.ID, n)
+}
+
 func newWave(name, mp string) *store.Wave {
 	w := &store.Wave{ID: uuid.NewString()}
 	w.SetSpec(wave.Spec{Name: name, ProjectID: mp, MaxConcurrent: 5, TimeZone: "Europe/Berlin",
@@ -40,6 +50,15 @@ func newWave(name, mp string) *store.Wave {
 			Windows: []wave.TimeWindow{{Start: "08:00", End: "18:00", Weekdays: []wave.Weekday{"MON"}, Mbps: 100}}},
 		CutoverWindows: []wave.TimeWindow{{Start: "22:00", End: "02:00"}},
 		TaskDefaults:   wave.TaskDefaults{Type: sms.MigrateBlock, VMTemplateID: "tpl"}})
+	return w
+}
+
+// createWave stores wave name of tenant a in project mp with a member for
+// each of sources.
+func createWave(t *testing.T, s *store.Store, a store.Tenant, name, mp string, sources ...string) *store.Wave {
+	t.Helper()
+	w := newWave(name, mp)
+	require.NoError(t, s.CreateWave(ctx, a, w, members(sources...)))
 	return w
 }
 
@@ -53,13 +72,10 @@ func members(ids ...string) []store.WaveMember {
 
 func TestWaveCRUD(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 4)
+		a, mp, src := waveSetup(t, s, 4)
+		b := tenant()
 
-		w := newWave("w1", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src[0], src[1])))
+		w := createWave(t, s, a, "w1", mp.ID, src[0], src[1])
 		got, err := s.Wave(ctx, a, w.ID)
 		require.NoError(t, err)
 		assert.Equal(t, wave.WaveDraft, got.State)
@@ -106,8 +122,7 @@ func TestWaveCRUD(t *testing.T) {
 		assert.Equal(t, 2, got.MemberCount)
 
 		// Update: rename, a taken name refused.
-		w2 := newWave("w2", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w2, nil))
+		w2 := createWave(t, s, a, "w2", mp.ID)
 		assert.ErrorIs(t, s.UpdateWave(ctx, a, w2.ID, func(_ *gorm.DB, x *store.Wave) error { x.Name = "w1"; return nil }), store.ErrDuplicate)
 		require.NoError(t, s.UpdateWave(ctx, a, w2.ID, func(_ *gorm.DB, x *store.Wave) error { x.Description = "d"; return nil }))
 		got, _ = s.Wave(ctx, a, w2.ID)
@@ -138,10 +153,7 @@ func TestWaveCRUD(t *testing.T) {
 // and its sources cannot be deleted, counters follow member states.
 func TestWaveStatesAndMembership(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a := tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 3)
+		a, mp, src := waveSetup(t, s, 3)
 
 		w1, w2 := newWave("w1", mp.ID), newWave("w2", mp.ID)
 		require.NoError(t, s.CreateWave(ctx, a, w1, members(src[0], src[1])))
@@ -253,12 +265,9 @@ func TestWaveStatesAndMembership(t *testing.T) {
 // id, and deleting the wave leaves them as tasks of their own.
 func TestWaveTasks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 2)
-		w := newWave("w", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
+		a, mp, src := waveSetup(t, s, 2)
+		b := tenant()
+		w := createWave(t, s, a, "w", mp.ID, src...)
 		for i, id := range src {
 			task := &store.Task{ID: fmt.Sprintf("t%d-%s", i, w.ID[:8]), SourceID: id, Name: "t", State: sms.TaskReady,
 				Totalsize: 1000, Replicatesize: int64(100 * (i + 1)), WaveID: &w.ID}
@@ -283,10 +292,7 @@ func TestWaveTasks(t *testing.T) {
 // moment: exactly one becomes active with it.
 func TestWaveConcurrentMembership(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a := tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 1)
+		a, mp, src := waveSetup(t, s, 1)
 		const n = 4
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -318,12 +324,9 @@ func TestWaveConcurrentMembership(t *testing.T) {
 // transaction, with the counters and stamps kept.
 func TestWaveRecord(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		a, b := tenant(), tenant()
-		mp := newMigProject("p")
-		require.NoError(t, s.CreateMigProject(ctx, a, mp))
-		src := seedSources(t, s, a, mp.ID, 2)
-		w := newWave("w", mp.ID)
-		require.NoError(t, s.CreateWave(ctx, a, w, members(src...)))
+		a, mp, src := waveSetup(t, s, 2)
+		b := tenant()
+		w := createWave(t, s, a, "w", mp.ID, src...)
 		ms, err := s.WaveMembers(ctx, a, w.ID)
 		require.NoError(t, err)
 		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -1,6 +1,9 @@
 package wave
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // WaveState is where a wave is in its life. The happy path is DRAFT →
 // SCHEDULED → REPLICATING → SYNCED → TESTING → AWAITING_CUTOVER →
@@ -74,20 +77,7 @@ func (s WaveState) Next() []WaveState { return append([]WaveState(nil), waveMove
 
 // CheckWaveMove refuses an unknown state or a move the life cycle does not
 // allow. The error is ErrBadTransition's (409) with from and to.
-func CheckWaveMove(from, to WaveState) error {
-	if !from.Valid() {
-		return ErrInvalid.New(fmt.Sprintf("unknown wave state %q", from))
-	}
-	if !to.Valid() {
-		return ErrInvalid.New(fmt.Sprintf("unknown wave state %q", to))
-	}
-	for _, n := range waveMoves[from] {
-		if n == to {
-			return nil
-		}
-	}
-	return ErrBadTransition.New(string(from), "move to "+string(to))
-}
+func CheckWaveMove(from, to WaveState) error { return checkMove("wave", "", waveMoves, from, to) }
 
 // MemberState is where one member is. A member takes one slot of
 // max_concurrent while COPYING only: it leaves the window once its full copy
@@ -145,18 +135,26 @@ func (s MemberState) Next() []MemberState { return append([]MemberState(nil), me
 
 // CheckMemberMove refuses an unknown state or a move a member cannot make.
 func CheckMemberMove(from, to MemberState) error {
+	return checkMove("member", "member ", memberMoves, from, to)
+}
+
+// checkMove is CheckWaveMove and CheckMemberMove: an unknown state is
+// ErrInvalid's error naming kind; a move that moves does not list is
+// ErrBadTransition's, from written after prefix.
+func checkMove[S interface {
+	~string
+	Valid() bool
+}](kind, prefix string, moves map[S][]S, from, to S) error {
 	if !from.Valid() {
-		return ErrInvalid.New(fmt.Sprintf("unknown member state %q", from))
+		return ErrInvalid.New(fmt.Sprintf("unknown %s state %q", kind, from))
 	}
 	if !to.Valid() {
-		return ErrInvalid.New(fmt.Sprintf("unknown member state %q", to))
+		return ErrInvalid.New(fmt.Sprintf("unknown %s state %q", kind, to))
 	}
-	for _, n := range memberMoves[from] {
-		if n == to {
-			return nil
-		}
+	if slices.Contains(moves[from], to) {
+		return nil
 	}
-	return ErrBadTransition.New("member "+string(from), "move to "+string(to))
+	return ErrBadTransition.New(prefix+string(from), "move to "+string(to))
 }
 
 // CutoverMode says what starts the cutover once every member is in sync.

@@ -87,13 +87,8 @@ func signedError(err error) error {
 // accessKey finds an active AK and decrypts its SK, through the cache.
 func (s *Service) accessKey(ctx context.Context, ak string) (store.AccessKeyWithUser, string, error) {
 	now := s.opts.Now()
-	if s.opts.CacheTTL > 0 {
-		s.mu.Lock()
-		c, ok := s.keys[ak]
-		s.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.key, c.sk, nil
-		}
+	if c, ok := cacheGet(s, s.keys, ak, now); ok {
+		return c.key, c.sk, nil
 	}
 	k, err := s.store.ActiveAccessKey(ctx, ak)
 	if errors.Is(err, store.ErrNotFound) {
@@ -106,10 +101,6 @@ func (s *Service) accessKey(ctx context.Context, ak string) (store.AccessKeyWith
 	if err != nil {
 		return store.AccessKeyWithUser{}, "", fmt.Errorf("iam: access key %s: %w", ak, err)
 	}
-	if s.opts.CacheTTL > 0 {
-		s.mu.Lock()
-		s.keys[ak] = cachedKey{key: *k, sk: sk, expires: now.Add(s.opts.CacheTTL)}
-		s.mu.Unlock()
-	}
+	cachePut(s, s.keys, ak, cachedKey{key: *k, sk: sk}, now.Add(s.opts.CacheTTL))
 	return *k, sk, nil
 }

@@ -93,25 +93,15 @@ type Service struct {
 	checkPassword func(hash, password string) bool
 
 	mu       sync.Mutex
-	keys     map[string]cachedKey     // by AK
-	tokens   map[string]cachedToken   // by token hash
-	projects map[string]cachedProject // by domainID + "/" + project id
+	keys     map[string]cached[cachedKey]     // by AK
+	tokens   map[string]cached[Principal]     // by token hash
+	projects map[string]cached[store.Project] // by domainID + "/" + project id
 }
 
+// cachedKey is an active access key with its decrypted SK.
 type cachedKey struct {
-	key     store.AccessKeyWithUser
-	sk      string
-	expires time.Time
-}
-
-type cachedToken struct {
-	p       Principal
-	expires time.Time
-}
-
-type cachedProject struct {
-	p       store.Project
-	expires time.Time
+	key store.AccessKeyWithUser
+	sk  string
 }
 
 // New builds the service.
@@ -132,7 +122,7 @@ func New(s Store, box *secret.Box, opts Options) *Service {
 	return &Service{
 		store: s, box: box, opts: opts, log: log,
 		login: newLoginGuard(opts.Login), checkPassword: secret.CheckPassword,
-		keys: map[string]cachedKey{}, tokens: map[string]cachedToken{}, projects: map[string]cachedProject{},
+		keys: map[string]cached[cachedKey]{}, tokens: map[string]cached[Principal]{}, projects: map[string]cached[store.Project]{},
 	}
 }
 
@@ -155,13 +145,8 @@ func hashToken(tok string) string {
 func (s *Service) resolveProject(ctx context.Context, domainID, want string) (store.Project, error) {
 	key := domainID + "/" + want
 	now := s.opts.Now()
-	if s.opts.CacheTTL > 0 {
-		s.mu.Lock()
-		c, ok := s.projects[key]
-		s.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.p, nil
-		}
+	if p, ok := cacheGet(s, s.projects, key, now); ok {
+		return p, nil
 	}
 	var p store.Project
 	if want != "" {
@@ -183,10 +168,6 @@ func (s *Service) resolveProject(ctx context.Context, domainID, want string) (st
 		}
 		p = ps[0]
 	}
-	if s.opts.CacheTTL > 0 {
-		s.mu.Lock()
-		s.projects[key] = cachedProject{p: p, expires: now.Add(s.opts.CacheTTL)}
-		s.mu.Unlock()
-	}
+	cachePut(s, s.projects, key, p, now.Add(s.opts.CacheTTL))
 	return p, nil
 }

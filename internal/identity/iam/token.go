@@ -159,13 +159,8 @@ func (s *Service) AuthenticateToken(ctx context.Context, tok string) (Principal,
 	}
 	h := hashToken(tok)
 	now := s.opts.Now()
-	if s.opts.CacheTTL > 0 {
-		s.mu.Lock()
-		c, ok := s.tokens[h]
-		s.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.p, nil
-		}
+	if pr, ok := cacheGet(s, s.tokens, h, now); ok {
+		return pr, nil
 	}
 	t, err := s.store.ActiveToken(ctx, h, now)
 	if errors.Is(err, store.ErrNotFound) {
@@ -182,14 +177,10 @@ func (s *Service) AuthenticateToken(ctx context.Context, tok string) (Principal,
 		DomainID: t.DomainID, DomainName: t.DomainName, UserID: t.UserID, UserName: t.UserName,
 		ProjectID: p.ID, ProjectName: p.Name, Method: "token",
 	}
-	if s.opts.CacheTTL > 0 {
-		exp := now.Add(s.opts.CacheTTL)
-		if t.ExpiresAt.Before(exp) {
-			exp = t.ExpiresAt
-		}
-		s.mu.Lock()
-		s.tokens[h] = cachedToken{p: pr, expires: exp}
-		s.mu.Unlock()
+	exp := now.Add(s.opts.CacheTTL)
+	if t.ExpiresAt.Before(exp) {
+		exp = t.ExpiresAt
 	}
+	cachePut(s, s.tokens, h, pr, exp)
 	return pr, nil
 }
