@@ -3,9 +3,9 @@ package activities
 import (
 	"context"
 	"errors"
-	"github.com/smsflow/smsflow/internal/ptr"
 	"time"
 
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"

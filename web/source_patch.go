@@ -2,8 +2,8 @@ package web
 
 import (
 	"fmt"
-	"github.com/smsflow/smsflow/internal/ptr"
 
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"

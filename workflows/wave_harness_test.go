@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"sort"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 

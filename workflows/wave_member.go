@@ -1,13 +1,13 @@
 package workflows
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 )
 

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"sync"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/sms"
 )
 
 // waveEvents records what a member run signals its wave.

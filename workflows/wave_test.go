@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/smsflow/smsflow/activities"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 

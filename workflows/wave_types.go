@@ -1,9 +1,9 @@
 package workflows
 
 import (
-	"github.com/smsflow/smsflow/internal/sms"
 	"time"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 

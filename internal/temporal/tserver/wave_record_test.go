@@ -3,7 +3,6 @@ package tserver_test
 import (
 	"context"
 	"fmt"
-	"github.com/smsflow/smsflow/internal/sms"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/provider"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/temporal/tserver"
 	"github.com/smsflow/smsflow/internal/wave"
