@@ -1,0 +1,335 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
+)
+
+// browser is a console client: a cookie jar, no redirects followed, the
+// CSRF token read from the last page.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newBrowser(t *testing.T, e *env) *browser {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &browser{t: t, base: e.srv.URL, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
+
+func (b *browser) get(path string) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.base+path, nil)
+	require.NoError(b.t, err)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	return b.send(req)
+}
+
+func (b *browser) post(path string, form url.Values) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	require.NoError(b.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.send(req)
+}
+
+func (b *browser) send(req *http.Request) response {
+	resp, err := b.c.Do(req)
+	require.NoError(b.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(b.t, err)
+	if m := csrfMeta.FindStringSubmatch(string(body)); m != nil {
+		b.csrf = m[1]
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// signIn signs in through the form and opens the dashboard.
+func (b *browser) signIn(domain, user, password string) {
+	b.t.Helper()
+	r := b.post("/console/login", url.Values{"domain": {domain}, "user": {user}, "password": {password}, "next": {"/console/"}})
+	require.Equal(b.t, http.StatusSeeOther, r.status, r.body)
+	r = b.get("/console/")
+	require.Equal(b.t, http.StatusOK, r.status, r.body)
+	require.NotEmpty(b.t, b.csrf)
+}
+
+// otherUser creates a user in the env's other domain and returns its password.
+func otherUser(t *testing.T, e *env) string {
+	_, pw, err := e.iam.CreateUser(context.Background(), "other", "carol", "")
+	require.NoError(t, err)
+	return pw
+}
+
+func projectForm(b *browser, name string) url.Values {
+	return url.Values{"csrf": {b.csrf}, "name": {name}, "region": {"local"}, "type": {"MIGRATE_BLOCK"},
+		"speed_limit": {"0"}, "enterprise_project": {"default"}, "form_id": {"f-" + name}}
+}
+
+func TestConsoleRootAnswersBrowsersAndSDKs(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		b := newBrowser(t, e)
+		for _, tc := range []struct {
+			accept string
+			html   bool
+		}{
+			{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", true},
+			{"application/json", false},
+			{"", false},
+			{"application/json, text/html", false},
+			{"*/*", false},
+		} {
+			req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/", nil)
+			require.NoError(t, err)
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			r := b.send(req)
+			if tc.html {
+				assert.Equal(t, http.StatusFound, r.status, tc.accept)
+				assert.Equal(t, "/console/", r.header.Get("Location"))
+			} else {
+				assert.Equal(t, http.StatusOK, r.status, tc.accept)
+				assert.Contains(t, r.body, `"versions"`, tc.accept)
+			}
+		}
+	})
+}
+
+func TestConsoleSignInAndReturn(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		b := newBrowser(t, e)
+		r := b.get("/console/projects?x=1")
+		require.Equal(t, http.StatusSeeOther, r.status)
+		loc := r.header.Get("Location")
+		assert.Equal(t, "/console/login?next="+url.QueryEscape("/console/projects?x=1"), loc)
+
+		r = b.get(loc)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, r.body, `name="next" value="/console/projects?x=1"`)
+
+		r = b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+			"password": {"wrong"}, "next": {"/console/projects?x=1"}})
+		assert.Equal(t, http.StatusUnauthorized, r.status)
+		assert.Contains(t, r.body, "Wrong domain, user name or password")
+		assert.Empty(t, r.header.Values("Set-Cookie"))
+
+		r = b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+			"password": {e.creds.Password}, "next": {"/console/projects?x=1"}})
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		assert.Equal(t, "/console/projects?x=1", r.header.Get("Location"))
+		ck := r.header.Get("Set-Cookie")
+		assert.Contains(t, ck, "HttpOnly")
+		assert.Contains(t, ck, "SameSite=Lax")
+		assert.NotContains(t, ck, "Secure", "plain HTTP: no Secure flag")
+		assert.NotContains(t, ck, e.token[:16], "the token is sealed, not in clear")
+
+		r = b.get("/console/projects")
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, r.body, e.creds.DomainName)
+
+		// Logout ends the session.
+		r = b.post("/console/logout", url.Values{"csrf": {b.csrf}})
+		assert.Equal(t, http.StatusSeeOther, r.status)
+		assert.Equal(t, http.StatusSeeOther, b.get("/console/").status)
+	})
+}
+
+func TestConsoleOpenRedirectRefused(t *testing.T) {
+	e := newEnv(t, testdb.Open(t, store.SQLite))
+	b := newBrowser(t, e)
+	for _, next := range []string{"https://evil.example/", "//evil.example/x", "/v3/tasks", "/console\\..\\x"} {
+		r := b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+			"password": {e.creds.Password}, "next": {next}})
+		require.Equal(t, http.StatusSeeOther, r.status)
+		assert.Equal(t, "/console/", r.header.Get("Location"), next)
+	}
+}
+
+func TestConsoleIdleExpiry(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{now: now})
+	b := newBrowser(t, e)
+	b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+	// Activity keeps the session: 20 minutes, a page, 20 more minutes.
+	clock.Add(int64(20 * time.Minute))
+	require.Equal(t, http.StatusOK, b.get("/console/tasks").status)
+	clock.Add(int64(20 * time.Minute))
+	require.Equal(t, http.StatusOK, b.get("/console/tasks").status)
+	// 31 idle minutes end it; the sign-in page brings the operator back.
+	clock.Add(int64(31 * time.Minute))
+	r := b.get("/console/sources?state=error")
+	require.Equal(t, http.StatusSeeOther, r.status)
+	assert.Equal(t, "/console/login?next="+url.QueryEscape("/console/sources?state=error"), r.header.Get("Location"))
+}
+
+func TestConsoleCSRF(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		for _, tok := range []string{"", "forged"} {
+			f := projectForm(b, "nocsrf")
+			f.Set("csrf", tok)
+			r := b.post("/console/projects", f)
+			assert.Equal(t, http.StatusForbidden, r.status, tok)
+			assert.Contains(t, r.body, "CSRF")
+			assert.Regexp(t, `Request id: <code class="reqid">[0-9a-f]{32}</code>`, r.body)
+		}
+		r := e.do("GET", "/v3/migprojects", "", e.token)
+		assert.NotContains(t, r.body, "nocsrf")
+		// The header htmx sends is accepted like the field.
+		f := projectForm(b, "viaheader")
+		f.Del("csrf")
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/console/projects", strings.NewReader(f.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-CSRF-Token", b.csrf)
+		assert.Equal(t, http.StatusSeeOther, b.send(req).status)
+	})
+}
+
+func TestConsoleProjectForms(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		for _, tc := range []struct {
+			field, value, code string
+		}{
+			{"name", "", "SMS.6013"},
+			{"name", "x", "SMS.9001"},
+			{"speed_limit", "abc", "SMS.9001"},
+			{"speed_limit", "20000", "SMS.9001"},
+			{"type", "MIGRATE_TAPE", "SMS.9001"},
+		} {
+			f := projectForm(b, "valid-"+tc.field)
+			f.Set(tc.field, tc.value)
+			r := b.post("/console/projects", f)
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, tc)
+			// The message sits in the field's block, with the API's code.
+			re := regexp.MustCompile(`(?s)<div class="field invalid">\s*<label for="` + tc.field + `">.*?<p class="ferr"[^>]*>([^<]*)</p>`)
+			m := re.FindStringSubmatch(r.body)
+			require.NotNil(t, m, "no error next to %s: %s", tc.field, r.body)
+			assert.Contains(t, m[1], tc.code, tc)
+		}
+		// The API agrees on a code.
+		r := e.do("POST", "/v3/migprojects", `{"name":"x","region":"r","type":"MIGRATE_BLOCK"}`, e.token)
+		code, _ := r.smsError(t)
+		assert.Equal(t, "SMS.9001", code)
+
+		// Create, twice with the same form: one project.
+		f := projectForm(b, "wave-one")
+		r = b.post("/console/projects", f)
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		r2 := b.post("/console/projects", f)
+		require.Equal(t, http.StatusSeeOther, r2.status, r2.body)
+		assert.Equal(t, r.header.Get("Location"), r2.header.Get("Location"))
+		list := e.do("GET", "/v3/migprojects", "", e.token).body
+		assert.Equal(t, 1, strings.Count(list, `"wave-one"`), list)
+		id := strings.TrimPrefix(r.header.Get("Location"), "/console/projects?created=")
+		require.NotEmpty(t, id)
+
+		// Edit then delete through the forms.
+		r = b.get("/console/projects/" + id)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, r.body, `value="wave-one"`)
+		f = projectForm(b, "wave-two")
+		f.Set("speed_limit", "300")
+		r = b.post("/console/projects/"+id, f)
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		show := e.do("GET", "/v3/migprojects/"+id, "", e.token).json(t)
+		assert.Equal(t, "wave-two", show["name"])
+		assert.EqualValues(t, 300, show["speed_limit"])
+		// The first project is the default: the store refuses to delete
+		// it and the page says why, with the code.
+		r = b.post("/console/projects/"+id+"/delete", url.Values{"csrf": {b.csrf}})
+		require.Equal(t, http.StatusConflict, r.status, r.body)
+		assert.Contains(t, r.body, "SMS.7303")
+		r = b.post("/console/projects", projectForm(b, "wave-three"))
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		id3 := strings.TrimPrefix(r.header.Get("Location"), "/console/projects?created=")
+		r = b.post("/console/projects/"+id3+"/delete", url.Values{"csrf": {b.csrf}})
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		assert.Equal(t, http.StatusNotFound, e.do("GET", "/v3/migprojects/"+id3, "", e.token).status)
+	})
+}
+
+func TestConsoleTenancy(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		admin := newBrowser(t, e)
+		admin.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		r := admin.post("/console/projects", projectForm(admin, "mine"))
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		pid := strings.TrimPrefix(r.header.Get("Location"), "/console/projects?created=")
+		sid := register(t, e, e.token, linuxSource("srv-a", "52:54:00:00:00:01"))
+		require.Equal(t, http.StatusOK, admin.get("/console/sources/"+sid).status)
+		assert.Contains(t, admin.get("/console/sources").body, "srv-a")
+
+		other := newBrowser(t, e)
+		other.signIn("other", "carol", otherUser(t, e))
+		for _, path := range []string{"/console/projects/" + pid, "/console/sources/" + sid} {
+			r := other.get(path)
+			assert.Equal(t, http.StatusNotFound, r.status, path)
+			assert.Contains(t, r.body, "Request id:")
+		}
+		f := projectForm(other, "stolen")
+		r = other.post("/console/projects/"+pid, f)
+		assert.Equal(t, http.StatusNotFound, r.status)
+		r = other.post("/console/projects/"+pid+"/delete", url.Values{"csrf": {other.csrf}})
+		assert.Equal(t, http.StatusNotFound, r.status)
+		assert.Equal(t, "mine", e.do("GET", "/v3/migprojects/"+pid, "", e.token).json(t)["name"])
+		assert.NotContains(t, other.get("/console/sources").body, "srv-a")
+		assert.NotContains(t, other.get("/console/projects").body, "mine")
+		// A session's CSRF token is its own: the admin's does not pass for carol.
+		f.Set("csrf", admin.csrf)
+		assert.Equal(t, http.StatusForbidden, other.post("/console/projects", f).status)
+	})
+}
+
+func TestConsoleAssetsAndNotFound(t *testing.T) {
+	e := newEnv(t, testdb.Open(t, store.SQLite))
+	b := newBrowser(t, e)
+	r := b.get("/console/login")
+	require.Equal(t, http.StatusOK, r.status)
+	m := regexp.MustCompile(`href="(/console/assets/style\.[0-9a-f]{12}\.css)"`).FindStringSubmatch(r.body)
+	require.NotNil(t, m, r.body)
+	a := b.get(m[1])
+	assert.Equal(t, http.StatusOK, a.status)
+	assert.Equal(t, "public, max-age=31536000, immutable", a.header.Get("Cache-Control"))
+	assert.Contains(t, a.header.Get("Content-Type"), "text/css")
+	js := regexp.MustCompile(`src="(/console/assets/htmx\.min\.[0-9a-f]{12}\.js)"`).FindStringSubmatch(r.body)
+	require.NotNil(t, js)
+	assert.Equal(t, http.StatusOK, b.get(js[1]).status)
+	assert.Equal(t, http.StatusNotFound, b.get("/console/assets/style.css").status)
+	nf := b.get("/console/nowhere")
+	assert.Equal(t, http.StatusNotFound, nf.status)
+	assert.Contains(t, nf.header.Get("Content-Type"), "text/html")
+	assert.Contains(t, nf.body, nf.header.Get("X-Request-Id"))
+}
