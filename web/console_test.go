@@ -231,7 +231,7 @@ func TestConsoleProjectForms(t *testing.T) {
 			f := projectForm(b, "valid-"+tc.field)
 			f.Set(tc.field, tc.value)
 			r := b.post("/console/projects", f)
-			require.Equal(t, http.StatusUnprocessableEntity, r.status, tc)
+			require.Equal(t, http.StatusOK, r.status, tc) // the form again, as a browser shows it
 			// The message sits in the field's block, with the API's code.
 			re := regexp.MustCompile(`(?s)<div class="field invalid">\s*<label for="` + tc.field + `">.*?<p class="ferr"[^>]*>([^<]*)</p>`)
 			m := re.FindStringSubmatch(r.body)

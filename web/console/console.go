@@ -28,7 +28,7 @@ import (
 // Prefix is where the console lives.
 const Prefix = "/console"
 
-//go:embed assets/*.css assets/*.js templates/*.html
+//go:embed assets/*.css assets/*.js assets/*.svg templates/*.html
 var files embed.FS
 
 // Auth signs operators in and checks their session's token (iam.Service).
@@ -45,6 +45,8 @@ type Store interface {
 	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
+	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.TemplateDoc, int64, error)
+	ListWaves(ctx context.Context, t store.Tenant, f store.WaveFilter, pg store.Page) ([]store.Wave, int64, error)
 }
 
 // ProjectForm is a migration project as the form posts it: every field a
@@ -123,10 +125,8 @@ func New(d Deps) *Console {
 		sum := sha256.Sum256(b)
 		ext := path.Ext(e.Name())
 		hashed := strings.TrimSuffix(e.Name(), ext) + "." + hex.EncodeToString(sum[:6]) + ext
-		ct := "text/css; charset=utf-8"
-		if ext == ".js" {
-			ct = "text/javascript; charset=utf-8"
-		}
+		ct := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+			".svg": "image/svg+xml"}[ext]
 		k.assets[hashed] = asset{body: b, ctype: ct}
 		k.urls[e.Name()] = Prefix + "/assets/" + hashed
 	}
@@ -134,9 +134,15 @@ func New(d Deps) *Console {
 		"asset": func(name string) string { return k.urls[name] },
 		"bytes": humanBytes,
 		"ms":    fmtMs,
+		"when": func(t *time.Time) string {
+			if t == nil {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
 	}
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "templates", "waves"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
@@ -165,6 +171,8 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/sources", k.sources)
 	a.GET("/sources/:id", k.source)
 	a.GET("/tasks", k.tasks)
+	a.GET("/templates", k.templates)
+	a.GET("/waves", k.waves)
 }
 
 // asset serves an embedded file by its hashed name: the name changes with

@@ -117,7 +117,12 @@ func (k *Console) dashboard(c *gin.Context) {
 			}
 		}
 	}
-	k.render(c, http.StatusOK, "dashboard", s, gin.H{
+	waves, _, err := k.d.Store.ListWaves(ctx, t, store.WaveFilter{}, store.Page{Limit: 10})
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	k.render(c, http.StatusOK, "dashboard", s, gin.H{"Waves": waves,
 		"Sources": total, "States": states, "Tasks": ntasks, "Running": running, "Syncing": syncing,
 		"Failed": failed, "Speed": fmt.Sprintf("%.1f", speed), "Errors": recent, "TemporalUI": k.d.TemporalUI,
 	})
@@ -209,7 +214,7 @@ func (k *Console) createProject(c *gin.Context) {
 			k.fail(c, err)
 			return
 		}
-		k.render(c, http.StatusUnprocessableEntity, "project_form", s,
+		k.render(c, http.StatusOK, "project_form", s,
 			projectPage{Form: f, FormID: c.PostForm("form_id"), Errors: fe, General: general})
 		return
 	}
@@ -245,7 +250,7 @@ func (k *Console) updateProject(c *gin.Context) {
 			k.fail(c, err)
 			return
 		}
-		k.render(c, http.StatusUnprocessableEntity, "project_form", s, projectPage{ID: id, Form: f, Errors: fe, General: general})
+		k.render(c, http.StatusOK, "project_form", s, projectPage{ID: id, Form: f, Errors: fe, General: general})
 		return
 	}
 	c.Redirect(http.StatusSeeOther, Prefix+"/projects")
@@ -358,6 +363,26 @@ func (k *Console) tasks(c *gin.Context) {
 		return
 	}
 	k.render(c, http.StatusOK, "tasks", s, gin.H{"Tasks": list, "Total": n, "Filter": f, "States": sms.TaskStates})
+}
+
+func (k *Console) templates(c *gin.Context) {
+	s := mustSession(c)
+	list, n, err := k.d.Store.Templates(c.Request.Context(), s.principal.Tenant(), store.TemplateFilter{}, store.Page{Limit: 200})
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	k.render(c, http.StatusOK, "templates", s, gin.H{"Templates": list, "Total": n})
+}
+
+func (k *Console) waves(c *gin.Context) {
+	s := mustSession(c)
+	list, n, err := k.d.Store.ListWaves(c.Request.Context(), s.principal.Tenant(), store.WaveFilter{}, store.Page{Limit: 200})
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	k.render(c, http.StatusOK, "waves", s, gin.H{"Waves": list, "Total": n})
 }
 
 func humanBytes(n int64) string {
