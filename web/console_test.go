@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -332,4 +333,57 @@ func TestConsoleAssetsAndNotFound(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, nf.status)
 	assert.Contains(t, nf.header.Get("Content-Type"), "text/html")
 	assert.Contains(t, nf.body, nf.header.Get("X-Request-Id"))
+}
+
+func TestConsoleTaskLiveFragment(t *testing.T) {
+	eachTask(t, func(t *testing.T, e *env, _ *fakeEngine) {
+		tid, _ := newSourceTask(t, e, "db-01")
+		setTask(t, e, tid, map[string]any{"state": "RUNNING", "replicatesize": int64(3 << 30), "totalsize": int64(12 << 30),
+			"migrate_speed": 412.5, "remain_seconds": int64(95)})
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		r := b.get("/console/tasks/" + tid)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, r.body, `hx-get="/console/tasks/`+tid+`/live" hx-trigger="every 2s"`)
+		assert.Contains(t, b.get("/console/tasks").body, `/console/tasks/`+tid)
+
+		live := b.get("/console/tasks/" + tid + "/live")
+		require.Equal(t, http.StatusOK, live.status)
+		assert.Contains(t, live.body, `value="25"`)
+		assert.Contains(t, live.body, "3.0 GiB of 12.0 GiB")
+		assert.Contains(t, live.body, "412.5 Mbit/s")
+		assert.Contains(t, live.body, "1m35s")
+		assert.NotContains(t, live.body, "<html", "a fragment, not a page")
+		assert.Less(t, len(live.body), 5<<10, "a live tick stays under 5 KB")
+
+		other := newBrowser(t, e)
+		other.signIn("other", "carol", otherUser(t, e))
+		assert.Equal(t, http.StatusNotFound, other.get("/console/tasks/"+tid).status)
+		assert.Equal(t, http.StatusNotFound, other.get("/console/tasks/"+tid+"/live").status)
+		assert.NotContains(t, other.get("/console/tasks").body, "db-01")
+	})
+}
+
+func TestConsoleSourcesEmptyStateAndPaging(t *testing.T) {
+	e := newEnv(t, testdb.Open(t, store.SQLite))
+	b := newBrowser(t, e)
+	b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+	r := b.get("/console/sources")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, r.body, "No sources yet")
+	assert.Contains(t, r.body, "sms-agent run --server "+e.srv.URL)
+	assert.Regexp(t, `--project [0-9a-f]{32}`, r.body)
+
+	for i := range 55 {
+		register(t, e, e.token, linuxSource(fmt.Sprintf("host-%02d", i), nextMAC()))
+	}
+	r = b.get("/console/sources")
+	assert.Contains(t, r.body, "Page 1 of 2 · 55 source(s)")
+	assert.Contains(t, r.body, `href="/console/sources?page=2"`)
+	r = b.get("/console/sources?page=2")
+	assert.Equal(t, 5, strings.Count(r.body, `<a href="/console/sources/`))
+	r = b.get("/console/sources?name=host-07")
+	assert.Contains(t, r.body, "1 source(s)")
+	r = b.get("/console/sources?state=error")
+	assert.Contains(t, r.body, "No source matches these filters.")
 }

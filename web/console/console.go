@@ -45,6 +45,7 @@ type Store interface {
 	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
+	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
 	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.TemplateDoc, int64, error)
 	ListWaves(ctx context.Context, t store.Tenant, f store.WaveFilter, pg store.Page) ([]store.Wave, int64, error)
 }
@@ -134,6 +135,13 @@ func New(d Deps) *Console {
 		"asset": func(name string) string { return k.urls[name] },
 		"bytes": humanBytes,
 		"ms":    fmtMs,
+		"pct": func(done, total int64) int64 {
+			if total <= 0 {
+				return 0
+			}
+			return min(100, done*100/total)
+		},
+		"secs": fmtSeconds,
 		"when": func(t *time.Time) string {
 			if t == nil {
 				return "—"
@@ -142,7 +150,7 @@ func New(d Deps) *Console {
 		},
 	}
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "templates", "waves"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "waves"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
@@ -171,6 +179,8 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/sources", k.sources)
 	a.GET("/sources/:id", k.source)
 	a.GET("/tasks", k.tasks)
+	a.GET("/tasks/:id", k.task)
+	a.GET("/tasks/:id/live", k.taskLive)
 	a.GET("/templates", k.templates)
 	a.GET("/waves", k.waves)
 }

@@ -318,7 +318,7 @@ func (k *Console) sources(c *gin.Context) {
 		"States": sms.SourceStates, "Filter": gin.H{"State": f.State, "Project": f.MigProjectID, "Name": f.Name,
 			"Connected": c.Query("connected")},
 		"Filtered": f != (store.SourceFilter{}) || c.Query("connected") != "",
-		"Endpoint": endpoint(c), "ConnectedSince": k.d.Now().Add(-k.d.AgentTimeout).UnixMilli()}
+		"Endpoint": endpoint(c), "ProjectID": s.principal.ProjectID, "ConnectedSince": k.d.Now().Add(-k.d.AgentTimeout).UnixMilli()}
 	if page > 1 {
 		data["Prev"] = pageURL(page - 1)
 	}
@@ -365,6 +365,34 @@ func (k *Console) tasks(c *gin.Context) {
 	k.render(c, http.StatusOK, "tasks", s, gin.H{"Tasks": list, "Total": n, "Filter": f, "States": sms.TaskStates})
 }
 
+// task is a task's page; its live part (taskLive) is one fragment polled
+// every 2 s: one request per tick whatever the page shows.
+func (k *Console) task(c *gin.Context) {
+	s := mustSession(c)
+	tk, err := k.d.Store.Task(c.Request.Context(), s.principal.Tenant(), c.Param("id"))
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	k.render(c, http.StatusOK, "task", s, gin.H{"Task": tk})
+}
+
+// taskLive answers the task page's live fragment alone.
+func (k *Console) taskLive(c *gin.Context) {
+	s := mustSession(c)
+	tk, err := k.d.Store.Task(c.Request.Context(), s.principal.Tenant(), c.Param("id"))
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Status(http.StatusOK)
+	v := view{Session: s, Data: gin.H{"Task": tk}}
+	if err := k.pages["task"].ExecuteTemplate(c.Writer, "live", v); err != nil {
+		k.d.Logger.ErrorContext(c.Request.Context(), "console render", "page", "task live", "err", err)
+	}
+}
+
 func (k *Console) templates(c *gin.Context) {
 	s := mustSession(c)
 	list, n, err := k.d.Store.Templates(c.Request.Context(), s.principal.Tenant(), store.TemplateFilter{}, store.Page{Limit: 200})
@@ -396,6 +424,13 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func fmtSeconds(n int64) string {
+	if n <= 0 {
+		return "—"
+	}
+	return (time.Duration(n) * time.Second).String()
 }
 
 func fmtMs(ms int64) string {
