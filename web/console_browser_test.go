@@ -105,9 +105,13 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // project, then every page loads with no console error.
 func TestConsoleInBrowser(t *testing.T) {
 	ctx, pageErrors := headless(t)
-	e := newEnv(t, testdb.Open(t, store.SQLite))
+	s := testdb.Open(t, store.SQLite)
+	e := newEnvWithEngine(t, s, newFakeEngine(s), taskOpts)
 	base := e.srv.URL
 	sid := register(t, e, e.token, linuxSource("web-01", "52:54:00:00:00:11"))
+	tid := createTask(t, e, e.token, taskBody("web-01", sid))
+	setTask(t, e, tid, map[string]any{"state": "RUNNING", "replicatesize": int64(1 << 30), "totalsize": int64(8 << 30),
+		"migrate_speed": 380.0, "remain_seconds": int64(600)})
 
 	// An operator opening the server's root lands on the sign-in page.
 	require.NoError(t, chromedp.Do(ctx,
@@ -169,5 +173,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.NotContains(t, title, "Not found", p.path)
 		screenshot(t, ctx, p.name)
 	}
+
+	// The task page's bar advances without a reload: its fragment is polled.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/console/tasks/"+tid),
+		chromedp.WaitVisible(chromedp.CSS(`progress.big[value="12"]`))))
+	screenshot(t, ctx, "task")
+	setTask(t, e, tid, map[string]any{"replicatesize": int64(4 << 30), "migrate_speed": 512.0})
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`progress.big[value="50"]`))))
+	stats, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".stats")))
+	require.NoError(t, err)
+	assert.Contains(t, stats, "4.0 GiB of 8.0 GiB")
+	assert.Contains(t, stats, "512.0 Mbit/s")
+
 	assert.Empty(t, pageErrors(), "the pages reported errors")
 }
