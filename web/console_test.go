@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,4 +388,39 @@ func TestConsoleSourcesEmptyStateAndPaging(t *testing.T) {
 	assert.Contains(t, r.body, "1 source(s)")
 	r = b.get("/console/sources?state=error")
 	assert.Contains(t, r.body, "No source matches these filters.")
+}
+
+// TestTemporalUIConsoleSession: an administrator's console session opens
+// the proxied Temporal UI (the dashboard links it), another domain's does
+// not, and the UI never sees the console's cookie.
+func TestTemporalUIConsoleSession(t *testing.T) {
+	var mu sync.Mutex
+	var cookies string
+	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cookies = r.Header.Get("Cookie")
+		mu.Unlock()
+		_, _ = io.WriteString(w, "temporal ui at "+r.URL.Path)
+	}))
+	t.Cleanup(ui.Close)
+	backend, err := url.Parse(ui.URL)
+	require.NoError(t, err)
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{uiBackend: backend})
+
+	admin := newBrowser(t, e)
+	admin.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+	assert.Contains(t, admin.get("/console/").body, `href="/temporal/"`)
+	r := admin.get("/temporal/namespaces")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Equal(t, "temporal ui at /temporal/namespaces", r.body)
+	mu.Lock()
+	assert.NotContains(t, cookies, "smsflow_console")
+	mu.Unlock()
+
+	other := newBrowser(t, e)
+	other.signIn("other", "carol", otherUser(t, e))
+	assert.Equal(t, http.StatusUnauthorized, other.get("/temporal/namespaces").status)
+	// Signed out, the admin's browser is refused too.
+	admin.post("/console/logout", url.Values{"csrf": {admin.csrf}})
+	assert.Equal(t, http.StatusUnauthorized, admin.get("/temporal/namespaces").status)
 }
