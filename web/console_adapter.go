@@ -8,8 +8,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/web/console"
+	"github.com/smsflow/smsflow/workflows"
 )
 
 // consoleProjects writes the console's project forms through the API's
@@ -80,4 +82,14 @@ func (h consoleProjects) DeleteProject(ctx context.Context, p iam.Principal, id 
 		return migProjectError(err, id)
 	}
 	return nil
+}
+
+// consoleTasks runs the console's task buttons through the API's action
+// path (taskHandlers.runAction): the same tenancy, engine and codes.
+type consoleTasks struct{ h taskHandlers }
+
+var _ console.Tasks = consoleTasks{}
+
+func (t consoleTasks) TaskAction(ctx context.Context, p iam.Principal, id string, op sms.Action) error {
+	return t.h.runAction(ctx, p.Tenant(), id, workflows.ActionRequest{Operation: op})
 }

@@ -424,3 +424,44 @@ func TestTemporalUIConsoleSession(t *testing.T) {
 	admin.post("/console/logout", url.Values{"csrf": {admin.csrf}})
 	assert.Equal(t, http.StatusUnauthorized, admin.get("/temporal/namespaces").status)
 }
+
+func TestConsoleTaskActions(t *testing.T) {
+	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
+		tid, _ := newSourceTask(t, e, "app-01")
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		r := b.get("/console/tasks/" + tid)
+		require.Equal(t, http.StatusOK, r.status)
+		// READY: start is offered, stop is disabled with the run's reason.
+		assert.Regexp(t, `value="start">\s*<button type="submit" >Start</button>`, r.body)
+		assert.Regexp(t, `value="stop">\s*<button type="submit" disabled title="SMS.7714: [^"]*\(task is READY\)">Stop</button>`, r.body)
+		assert.Contains(t, r.body, `data-confirm="Stop this migration?`)
+
+		for _, bad := range []url.Values{{"operation": {"start"}}, {"operation": {"start"}, "csrf": {"nope"}}} {
+			assert.Equal(t, http.StatusForbidden, b.post("/console/tasks/"+tid+"/action", bad).status)
+		}
+		assert.Empty(t, eng.calls().actions, "no action without the CSRF token")
+
+		r = b.post("/console/tasks/"+tid+"/action", url.Values{"operation": {"start"}, "csrf": {b.csrf}})
+		require.Equal(t, http.StatusSeeOther, r.status, r.body)
+		assert.Equal(t, "/console/tasks/"+tid, r.header.Get("Location"))
+		calls := eng.calls().actions
+		require.Len(t, calls, 1)
+		assert.Equal(t, tid, calls[0].TaskID)
+		assert.EqualValues(t, "start", calls[0].Req.Operation)
+
+		// The run refuses stop on a READY task: the page says why, with the code.
+		r = b.post("/console/tasks/"+tid+"/action", url.Values{"operation": {"stop"}, "csrf": {b.csrf}})
+		assert.GreaterOrEqual(t, r.status, 400)
+		assert.Less(t, r.status, 500)
+		assert.Contains(t, r.body, "SMS.7714")
+		r = b.post("/console/tasks/"+tid+"/action", url.Values{"operation": {"explode"}, "csrf": {b.csrf}})
+		assert.Equal(t, http.StatusBadRequest, r.status)
+
+		other := newBrowser(t, e)
+		other.signIn("other", "carol", otherUser(t, e))
+		r = other.post("/console/tasks/"+tid+"/action", url.Values{"operation": {"start"}, "csrf": {other.csrf}})
+		assert.Equal(t, http.StatusNotFound, r.status)
+		assert.Len(t, eng.calls().actions, 2, "another domain's click reaches no run")
+	})
+}

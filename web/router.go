@@ -62,6 +62,7 @@ func (s *Server) routes(r *gin.Engine) {
 	// §4.2 tasks (+ the SDK's task operations).
 	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, targets: s.deps.Targets, log: s.deps.Logger, opts: s.deps.TaskOptions,
 		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(progressKeepAlive(s.deps.TaskOptions.AgentStepTimeout))}
+	s.console.SetTasks(consoleTasks{h: tk})
 	api.POST("/tasks", tk.create)
 	api.GET("/tasks", tk.list)
 	api.POST("/tasks/delete", tk.batchDelete)

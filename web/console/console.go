@@ -22,6 +22,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -66,14 +67,23 @@ type Projects interface {
 	DeleteProject(ctx context.Context, p iam.Principal, id string) error
 }
 
+// Tasks runs task operations through the API's action path (web
+// implements it); errors are *smserr.Error.
+type Tasks interface {
+	TaskAction(ctx context.Context, p iam.Principal, id string, op sms.Action) error
+}
+
 // Deps are the console's collaborators.
 type Deps struct {
 	Auth     Auth
 	Box      *secret.Box
 	Store    Store
 	Projects Projects
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Tasks may be set after New (SetTasks): the API builds its task
+	// handlers with its routes.
+	Tasks  Tasks
+	Logger *slog.Logger
+	Now    func() time.Time
 	// IdleTimeout ends a session nobody used for this long (default 30 min).
 	IdleTimeout time.Duration
 	// TemporalUI is the Temporal UI's path, linked from the dashboard
@@ -157,6 +167,9 @@ func New(d Deps) *Console {
 	return k
 }
 
+// SetTasks gives the console the API's task actions.
+func (k *Console) SetTasks(t Tasks) { k.d.Tasks = t }
+
 // SetTemporalUI links the dashboard to the Temporal UI mounted at path.
 func (k *Console) SetTemporalUI(path string) { k.d.TemporalUI = path }
 
@@ -181,6 +194,7 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/tasks", k.tasks)
 	a.GET("/tasks/:id", k.task)
 	a.GET("/tasks/:id/live", k.taskLive)
+	a.POST("/tasks/:id/action", k.taskAction)
 	a.GET("/templates", k.templates)
 	a.GET("/waves", k.waves)
 }

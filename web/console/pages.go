@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/workflows"
 )
 
 // view is what every page template receives.
@@ -374,7 +377,73 @@ func (k *Console) task(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
-	k.render(c, http.StatusOK, "task", s, gin.H{"Task": tk})
+	k.render(c, http.StatusOK, "task", s, taskData(tk))
+}
+
+// button is a task action as the page shows it: disabled, with the reason,
+// when the run would refuse it now (workflows.ValidateAction on the state
+// the store last saw: the run decides, the page only predicts).
+type button struct {
+	Op, Label, Reason, Confirm string
+}
+
+var taskButtons = []struct {
+	op             sms.Action
+	label, confirm string
+}{
+	{sms.ActionStart, "Start", ""},
+	{sms.ActionStop, "Stop", "Stop this migration? The copy pauses until it is started again."},
+	{sms.ActionRestart, "Restart", "Restart this migration? It copies again into the same target."},
+	{sms.ActionTest, "Launch target", "Launch the target server? The last sync runs and the source is cut over."},
+	{sms.ActionNetworkCheck, "Check network", ""},
+}
+
+func taskData(tk *store.Task) gin.H {
+	var bs []button
+	for _, b := range taskButtons {
+		reason := ""
+		if err := workflows.ValidateAction(tk.State, tk.State == sms.TaskSyncing, tk.TargetStarted,
+			workflows.ActionRequest{Operation: b.op}); err != nil {
+			reason = err.Error()
+			var ae *temporal.ApplicationError
+			if errors.As(err, &ae) {
+				reason = ae.Type() + ": " + ae.Message()
+			}
+		}
+		bs = append(bs, button{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm})
+	}
+	return gin.H{"Task": tk, "Buttons": bs}
+}
+
+// taskAction runs a button's operation, then shows the task again.
+func (k *Console) taskAction(c *gin.Context) {
+	s := mustSession(c)
+	id, op := c.Param("id"), sms.Action(c.PostForm("operation"))
+	if !slices.Contains(sms.Actions, op) {
+		k.errorPage(c, http.StatusBadRequest, "Unknown action", "SMS.9001: operation must be one of the task actions.")
+		return
+	}
+	if k.d.Tasks == nil {
+		k.errorPage(c, http.StatusServiceUnavailable, "Actions unavailable", "This server runs no task workflows.")
+		return
+	}
+	if err := k.d.Tasks.TaskAction(c.Request.Context(), s.principal, id, op); err != nil {
+		if isNotFound(err) {
+			k.NotFound(c)
+			return
+		}
+		if e, ok := smserr.As(err); ok && e.Status < 500 {
+			_, general, _ := formErrors(err)
+			if general == "" {
+				general = string(e.Code) + ": " + e.Message
+			}
+			k.errorPage(c, e.Status, "The task refused "+string(op), general)
+			return
+		}
+		k.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, Prefix+"/tasks/"+url.PathEscape(id))
 }
 
 // taskLive answers the task page's live fragment alone.
@@ -387,7 +456,7 @@ func (k *Console) taskLive(c *gin.Context) {
 	}
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(http.StatusOK)
-	v := view{Session: s, Data: gin.H{"Task": tk}}
+	v := view{Session: s, CSRF: s.data.CSRF, Data: taskData(tk)}
 	if err := k.pages["task"].ExecuteTemplate(c.Writer, "live", v); err != nil {
 		k.d.Logger.ErrorContext(c.Request.Context(), "console render", "page", "task live", "err", err)
 	}
