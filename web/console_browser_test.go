@@ -178,9 +178,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(base+"/console/tasks/"+tid),
 		chromedp.WaitVisible(chromedp.CSS(`progress.big[value="12"]`))))
+	// Progress reports (as the agent's arrive) move the bar and add
+	// points to the speed chart, with the limit in force.
+	ten := store.Tenant{DomainID: taskRow(t, e, tid).DomainID}
+	t0 := time.Now().Add(-20 * time.Minute).UnixMilli()
+	for i := range int64(40) {
+		require.NoError(t, e.store.UpdateTaskProgress(context.Background(), ten, tid, func(tk *store.Task) error {
+			tk.LastProgressAt = t0 + i*30_000
+			tk.MigrateSpeed = 300 + float64(i%7)*25
+			tk.CurrentLimit = 500
+			tk.Replicatesize = min(int64(1<<30)+i*(3<<30)/39, int64(4<<30))
+			if i == 39 {
+				tk.MigrateSpeed = 512
+			}
+			return nil
+		}))
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`progress.big[value="50"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.speed`)),
+		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.limit`))))
 	screenshot(t, ctx, "task")
-	setTask(t, e, tid, map[string]any{"replicatesize": int64(4 << 30), "migrate_speed": 512.0})
-	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`progress.big[value="50"]`))))
 	stats, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".stats")))
 	require.NoError(t, err)
 	assert.Contains(t, stats, "4.0 GiB of 8.0 GiB")

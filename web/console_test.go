@@ -356,6 +356,24 @@ func TestConsoleTaskLiveFragment(t *testing.T) {
 		assert.Contains(t, live.body, "412.5 Mbit/s")
 		assert.Contains(t, live.body, "1m35s")
 		assert.NotContains(t, live.body, "<html", "a fragment, not a page")
+		assert.Contains(t, live.body, "No speed samples yet")
+
+		// Progress reports leave samples; the chart draws them, the limit
+		// in force dashed, and stays small at its point bound.
+		ten := store.Tenant{DomainID: taskRow(t, e, tid).DomainID}
+		for i := range int64(300) {
+			require.NoError(t, e.store.UpdateTaskProgress(context.Background(), ten, tid, func(tk *store.Task) error {
+				tk.LastProgressAt, tk.MigrateSpeed, tk.CurrentLimit = 1_800_000_000_000+i*10_000, float64(300+i%50), 400
+				return nil
+			}))
+		}
+		live = b.get("/console/tasks/" + tid + "/live")
+		speed := regexp.MustCompile(`<polyline class="speed" points="([^"]*)"`).FindStringSubmatch(live.body)
+		require.NotNil(t, speed, live.body)
+		assert.Len(t, strings.Fields(speed[1]), 120, "thinned to the chart's bound")
+		assert.Contains(t, live.body, `<polyline class="limit" points="44,12 640,12"/>`, "a constant limit is one segment")
+		assert.Contains(t, live.body, "49m50s ago")
+		assert.Less(t, len(live.body), 5<<10, "with its chart, a live tick stays under 5 KB")
 		assert.Less(t, len(live.body), 5<<10, "a live tick stays under 5 KB")
 
 		other := newBrowser(t, e)

@@ -47,6 +47,7 @@ type Store interface {
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
+	SpeedSamples(ctx context.Context, t store.Tenant, taskID string, limit int) ([]store.SpeedSample, error)
 	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.TemplateDoc, int64, error)
 	ListWaves(ctx context.Context, t store.Tenant, f store.WaveFilter, pg store.Page) ([]store.Wave, int64, error)
 }

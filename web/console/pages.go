@@ -377,7 +377,12 @@ func (k *Console) task(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
-	k.render(c, http.StatusOK, "task", s, taskData(tk))
+	data, err := k.taskData(c, s, tk)
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	k.render(c, http.StatusOK, "task", s, data)
 }
 
 // button is a task action as the page shows it: disabled, with the reason,
@@ -398,7 +403,11 @@ var taskButtons = []struct {
 	{sms.ActionNetworkCheck, "Check network", ""},
 }
 
-func taskData(tk *store.Task) gin.H {
+func (k *Console) taskData(c *gin.Context, s *session, tk *store.Task) (gin.H, error) {
+	samples, err := k.d.Store.SpeedSamples(c.Request.Context(), s.principal.Tenant(), tk.ID, chartPoints)
+	if err != nil {
+		return nil, err
+	}
 	var bs []button
 	for _, b := range taskButtons {
 		reason := ""
@@ -412,7 +421,7 @@ func taskData(tk *store.Task) gin.H {
 		}
 		bs = append(bs, button{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm})
 	}
-	return gin.H{"Task": tk, "Buttons": bs}
+	return gin.H{"Task": tk, "Buttons": bs, "Chart": speedChart(samples)}, nil
 }
 
 // taskAction runs a button's operation, then shows the task again.
@@ -454,9 +463,14 @@ func (k *Console) taskLive(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
+	data, err := k.taskData(c, s, tk)
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(http.StatusOK)
-	v := view{Session: s, CSRF: s.data.CSRF, Data: taskData(tk)}
+	v := view{Session: s, CSRF: s.data.CSRF, Data: data}
 	if err := k.pages["task"].ExecuteTemplate(c.Writer, "live", v); err != nil {
 		k.d.Logger.ErrorContext(c.Request.Context(), "console render", "page", "task live", "err", err)
 	}
