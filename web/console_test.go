@@ -25,13 +25,13 @@ import (
 // browser is a console client: a cookie jar, no redirects followed, the
 // CSRF token read from the last page.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 	csrf string
 }
 
-func newBrowser(t *testing.T, e *env) *browser {
+func newBrowser(t testing.TB, e *env) *browser {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	return &browser{t: t, base: e.srv.URL, c: &http.Client{Jar: jar,
@@ -482,4 +482,41 @@ func TestConsoleTaskActions(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, r.status)
 		assert.Len(t, eng.calls().actions, 2, "another domain's click reaches no run")
 	})
+}
+
+// BenchmarkConsoleSources: the sources page over 10,000 realistic sources
+// (first page, a far page, filtered), server time p50/p99 per page.
+func BenchmarkConsoleSources(b *testing.B) {
+	for _, d := range testdb.Dialects() {
+		b.Run(string(d), func(b *testing.B) {
+			e := newEnvTB(b, testdb.Open(b, d))
+			seedSources(b, e, 10000)
+			br := newBrowser(b, e)
+			r := br.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+				"password": {e.creds.Password}})
+			require.Equal(b, http.StatusSeeOther, r.status)
+			u, err := url.Parse(e.srv.URL)
+			require.NoError(b, err)
+			cookie := br.c.Jar.Cookies(u)[0]
+			for _, path := range []string{"/console/sources", "/console/sources?page=150", "/console/sources?state=replicate&connected=yes"} {
+				b.Run(strings.TrimPrefix(path, "/console/sources"), func(b *testing.B) {
+					lat := make([]time.Duration, 0, b.N)
+					for b.Loop() {
+						req := httptest.NewRequest("GET", path, nil)
+						req.AddCookie(cookie)
+						w := httptest.NewRecorder()
+						start := time.Now()
+						e.handler.ServeHTTP(w, req)
+						lat = append(lat, time.Since(start))
+						if w.Code != http.StatusOK {
+							b.Fatalf("%s: %d", path, w.Code)
+						}
+					}
+					p50, p99 := percentiles(lat)
+					b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+				})
+			}
+		})
+	}
 }
