@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/web/console"
@@ -92,4 +93,44 @@ var _ console.Tasks = consoleTasks{}
 
 func (t consoleTasks) TaskAction(ctx context.Context, p iam.Principal, id string, op sms.Action) error {
 	return t.h.runAction(ctx, p.Tenant(), id, workflows.ActionRequest{Operation: op})
+}
+
+// consoleTemplates writes the console's template forms through the API's
+// templateBody: the same rules and codes as POST /v3/vm/templates, the
+// target password sealed by the same box.
+type consoleTemplates struct {
+	store TemplateStore
+	box   *secret.Box
+}
+
+var _ console.Templates = consoleTemplates{}
+
+func (h consoleTemplates) CreateTemplate(ctx context.Context, p iam.Principal, f console.TemplateForm) (string, error) {
+	str := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	b := templateBody{Name: str(f.Name), IsTemplate: new(true), Region: str(f.Region), ProjectID: str(f.ProjectID),
+		TargetServerName: str(f.TargetServerName), AvailabilityZone: str(f.AvailabilityZone), VolumeType: str(f.VolumeType),
+		Flavor: str(f.Flavor), TargetPassword: str(f.TargetPassword)}
+	if err := b.validate(creating); err != nil {
+		return "", err
+	}
+	tpl := &store.Template{ID: uuid.NewString()}
+	if err := b.apply(tpl, h.box); err != nil {
+		return "", err
+	}
+	if err := h.store.CreateTemplate(ctx, p.Tenant(), tpl); err != nil {
+		return "", templateError(err, "")
+	}
+	return tpl.ID, nil
+}
+
+func (h consoleTemplates) DeleteTemplate(ctx context.Context, p iam.Principal, id string) error {
+	if err := h.store.DeleteTemplates(ctx, p.Tenant(), []string{id}); err != nil {
+		return templateError(err, id)
+	}
+	return nil
 }

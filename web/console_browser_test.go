@@ -156,6 +156,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, table, "250")
 	assert.Contains(t, e.do("GET", "/v3/migprojects", "", e.token).body, `"east-dc"`)
 
+	// A template through its form; the password never comes back.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/console/templates/new"),
+		chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.SendKeys(chromedp.ID("name"), "web-tier"),
+		chromedp.SendKeys(chromedp.ID("flavor"), "s6.large"),
+		chromedp.SendKeys(chromedp.ID("target_password"), "S3cret-pw!")))
+	screenshot(t, ctx, "template-form")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("button.primary")),
+		chromedp.WaitVisible(chromedp.CSS("td.actions"))))
+	table, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("table")))
+	require.NoError(t, err)
+	assert.Contains(t, table, "web-tier")
+	assert.Contains(t, table, "s6.large")
+
 	for _, p := range []struct{ path, name, wait string }{
 		{"/console/", "dashboard", ".tiles"},
 		{"/console/projects", "projects", "table"},

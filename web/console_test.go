@@ -520,3 +520,48 @@ func BenchmarkConsoleSources(b *testing.B) {
 		})
 	}
 }
+
+func TestConsoleTemplateForms(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		form := func(id string) url.Values {
+			return url.Values{"csrf": {b.csrf}, "form_id": {id}, "name": {"web-tier"}, "region": {"local"},
+				"projectid": {"p-1"}, "volumetype": {"SSD"}, "flavor": {"s6.large"}, "target_password": {"S3cret-pw!"}}
+		}
+		f := form("t1")
+		f.Set("volumetype", "TAPE")
+		r := b.post("/console/templates", f)
+		require.Equal(t, http.StatusOK, r.status)
+		m := regexp.MustCompile(`(?s)<div class="field invalid">\s*<label for="volumetype">.*?<p class="ferr">([^<]*)</p>`).FindStringSubmatch(r.body)
+		require.NotNil(t, m, r.body)
+		assert.Contains(t, m[1], "SMS.9001")
+		assert.NotContains(t, r.body, "S3cret-pw!", "the password is write-only")
+		f = form("t2")
+		f.Del("name")
+		r = b.post("/console/templates", f)
+		assert.Regexp(t, `(?s)<label for="name">.*?<p class="ferr">SMS.6013`, r.body)
+
+		// Created once, however often the form is sent.
+		f = form("t3")
+		require.Equal(t, http.StatusSeeOther, b.post("/console/templates", f).status)
+		require.Equal(t, http.StatusSeeOther, b.post("/console/templates", f).status)
+		list := e.do("GET", "/v3/vm/templates", "", e.token).json(t)
+		tpls := list["templates"].([]any)
+		require.Len(t, tpls, 1)
+		id := tpls[0].(map[string]any)["id"].(string)
+		page := b.get("/console/templates").body
+		assert.Contains(t, page, "web-tier")
+		assert.NotContains(t, page, "S3cret-pw!")
+		pw := e.do("GET", "/v3/vm/templates/"+id+"/target-password", "", e.token).body
+		assert.Contains(t, pw, "S3cret-pw!", "sealed by the API's box, readable through the API")
+
+		other := newBrowser(t, e)
+		other.signIn("other", "carol", otherUser(t, e))
+		assert.NotContains(t, other.get("/console/templates").body, "web-tier")
+		assert.Equal(t, http.StatusNotFound, other.post("/console/templates/"+id+"/delete", url.Values{"csrf": {other.csrf}}).status)
+		assert.Equal(t, http.StatusSeeOther, b.post("/console/templates/"+id+"/delete", url.Values{"csrf": {b.csrf}}).status)
+		assert.Equal(t, http.StatusNotFound, e.do("GET", "/v3/vm/templates/"+id, "", e.token).status)
+	})
+}

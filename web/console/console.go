@@ -68,6 +68,19 @@ type Projects interface {
 	DeleteProject(ctx context.Context, p iam.Principal, id string) error
 }
 
+// TemplateForm is a template as the form posts it. TargetPassword is
+// write-only: no page ever shows it back.
+type TemplateForm struct {
+	Name, Region, ProjectID, TargetServerName, AvailabilityZone, VolumeType, Flavor, TargetPassword string
+}
+
+// Templates writes templates through the API's body type and validation
+// (web implements it); errors name their field as "template.<field>".
+type Templates interface {
+	CreateTemplate(ctx context.Context, p iam.Principal, f TemplateForm) (string, error)
+	DeleteTemplate(ctx context.Context, p iam.Principal, id string) error
+}
+
 // Tasks runs task operations through the API's action path (web
 // implements it); errors are *smserr.Error.
 type Tasks interface {
@@ -76,10 +89,11 @@ type Tasks interface {
 
 // Deps are the console's collaborators.
 type Deps struct {
-	Auth     Auth
-	Box      *secret.Box
-	Store    Store
-	Projects Projects
+	Auth      Auth
+	Box       *secret.Box
+	Store     Store
+	Projects  Projects
+	Templates Templates
 	// Tasks may be set after New (SetTasks): the API builds its task
 	// handlers with its routes.
 	Tasks  Tasks
@@ -153,6 +167,7 @@ func New(d Deps) *Console {
 			return min(100, done*100/total)
 		},
 		"secs": fmtSeconds,
+		"list": func(v ...string) []string { return v },
 		"when": func(t *time.Time) string {
 			if t == nil {
 				return "—"
@@ -161,7 +176,7 @@ func New(d Deps) *Console {
 		},
 	}
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "waves"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
@@ -197,6 +212,9 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/tasks/:id/live", k.taskLive)
 	a.POST("/tasks/:id/action", k.taskAction)
 	a.GET("/templates", k.templates)
+	a.GET("/templates/new", k.newTemplate)
+	a.POST("/templates", k.createTemplate)
+	a.POST("/templates/:id/delete", k.deleteTemplate)
 	a.GET("/waves", k.waves)
 }
 

@@ -486,6 +486,67 @@ func (k *Console) templates(c *gin.Context) {
 	k.render(c, http.StatusOK, "templates", s, gin.H{"Templates": list, "Total": n})
 }
 
+// templatePage is the template form's data.
+type templatePage struct {
+	Form    TemplateForm
+	FormID  string
+	Errors  map[string]string
+	General string
+}
+
+func (k *Console) newTemplate(c *gin.Context) {
+	s := mustSession(c)
+	k.render(c, http.StatusOK, "template_form", s, templatePage{Form: TemplateForm{Region: "local", ProjectID: s.principal.ProjectID},
+		FormID: secret.RandomString(24, secret.AlphaNumeric)})
+}
+
+func (k *Console) createTemplate(c *gin.Context) {
+	s := mustSession(c)
+	f := TemplateForm{Name: c.PostForm("name"), Region: c.PostForm("region"), ProjectID: c.PostForm("projectid"),
+		TargetServerName: c.PostForm("target_server_name"), AvailabilityZone: c.PostForm("availability_zone"),
+		VolumeType: c.PostForm("volumetype"), Flavor: c.PostForm("flavor"), TargetPassword: c.PostForm("target_password")}
+	key := s.principal.DomainID + "\x00t\x00" + c.PostForm("form_id")
+	if c.PostForm("form_id") != "" {
+		if _, first := k.forms.claim(key); !first {
+			c.Redirect(http.StatusSeeOther, Prefix+"/templates")
+			return
+		}
+	}
+	id, err := k.d.Templates.CreateTemplate(c.Request.Context(), s.principal, f)
+	if err != nil {
+		k.forms.release(key)
+		fe, general, ok := formErrors(err)
+		if !ok {
+			k.fail(c, err)
+			return
+		}
+		for name, msg := range fe {
+			if short, cut := strings.CutPrefix(name, "template."); cut {
+				delete(fe, name)
+				fe[short] = msg
+			}
+		}
+		f.TargetPassword = "" // write-only: typed again, never sent back
+		k.render(c, http.StatusOK, "template_form", s, templatePage{Form: f, FormID: c.PostForm("form_id"), Errors: fe, General: general})
+		return
+	}
+	k.forms.done(key, id)
+	c.Redirect(http.StatusSeeOther, Prefix+"/templates")
+}
+
+func (k *Console) deleteTemplate(c *gin.Context) {
+	s := mustSession(c)
+	if err := k.d.Templates.DeleteTemplate(c.Request.Context(), s.principal, c.Param("id")); err != nil {
+		if isNotFound(err) {
+			k.NotFound(c)
+			return
+		}
+		k.fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, Prefix+"/templates")
+}
+
 func (k *Console) waves(c *gin.Context) {
 	s := mustSession(c)
 	list, n, err := k.d.Store.ListWaves(c.Request.Context(), s.principal.Tenant(), store.WaveFilter{}, store.Page{Limit: 200})
