@@ -184,8 +184,15 @@ func TestConsoleIdleExpiry(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.get("/console/tasks").status)
 	clock.Add(int64(20 * time.Minute))
 	require.Equal(t, http.StatusOK, b.get("/console/tasks").status)
+	// Polled fragments are not activity: a page left open does not keep
+	// the session.
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/console/tasks", nil)
+	require.NoError(t, err)
+	req.Header.Set("HX-Request", "true")
+	clock.Add(int64(20 * time.Minute))
+	require.Equal(t, http.StatusOK, b.send(req).status)
 	// 31 idle minutes end it; the sign-in page brings the operator back.
-	clock.Add(int64(31 * time.Minute))
+	clock.Add(int64(11 * time.Minute))
 	r := b.get("/console/sources?state=error")
 	require.Equal(t, http.StatusSeeOther, r.status)
 	assert.Equal(t, "/console/login?next="+url.QueryEscape("/console/sources?state=error"), r.header.Get("Location"))

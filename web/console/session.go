@@ -141,11 +141,15 @@ func (k *Console) session(c *gin.Context) {
 			return
 		}
 	}
-	s.Active = now
-	if err := k.writeSession(c, s); err != nil {
-		k.fail(c, err)
-		c.Abort()
-		return
+	// A polled fragment (htmx's GET) is not the operator's activity: a
+	// task page left open must not keep its session alive forever.
+	if c.Request.Method != http.MethodGet || c.GetHeader("HX-Request") != "true" {
+		s.Active = now
+		if err := k.writeSession(c, s); err != nil {
+			k.fail(c, err)
+			c.Abort()
+			return
+		}
 	}
 	c.Set(ctxSession, &session{data: s, principal: p})
 	c.Next()
