@@ -2,10 +2,12 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/web/console"
 )
 
 // routes wires every endpoint, in one place, grouped like the spec.
@@ -63,6 +65,7 @@ func (s *Server) routes(r *gin.Engine) {
 	// §4.2 tasks (+ the SDK's task operations).
 	tk := taskHandlers{store: s.deps.Store, engine: s.deps.Engine, targets: s.deps.Targets, log: s.deps.Logger, opts: s.deps.TaskOptions,
 		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, throttle: newProgressThrottle(progressKeepAlive(s.deps.TaskOptions.AgentStepTimeout))}
+	s.console.SetTasks(consoleTasks{h: tk})
 	api.POST("/tasks", tk.create)
 	api.GET("/tasks", tk.list)
 	api.POST("/tasks/delete", tk.batchDelete)
@@ -100,10 +103,23 @@ func (s *Server) routes(r *gin.Engine) {
 	api.POST("/waves/:wave_id/action", wv.action)
 	api.GET("/waves/:wave_id/report", wv.report)
 
-	r.GET("/", listVersions)
+	// The operator's console; a browser opening / lands there, the SDK's
+	// ListApiVersion (Accept: application/json or none) still gets JSON.
+	s.console.Mount(r)
+	r.GET("/", func(c *gin.Context) {
+		if console.PrefersHTML(c.Request) {
+			c.Redirect(http.StatusFound, console.Prefix+"/")
+			return
+		}
+		listVersions(c)
+	})
 	r.GET("/:version", showVersion)
 
 	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, console.Prefix+"/") {
+			s.console.NotFound(c)
+			return
+		}
 		fail(c, smserr.New(CodeNoAPI).WithStatus(http.StatusNotFound).
 			WithDetail("no API at "+c.Request.Method+" "+c.Request.URL.Path))
 	})

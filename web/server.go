@@ -17,6 +17,7 @@ import (
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/web/console"
 )
 
 // CodeNoAPI answers unknown routes and methods (with 404/405): the catalog
@@ -77,8 +78,9 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	deps   Deps
-	engine *gin.Engine
+	deps    Deps
+	engine  *gin.Engine
+	console *console.Console
 }
 
 var _ IAM = (*iam.Service)(nil)
@@ -102,6 +104,9 @@ func New(d Deps) *Server {
 	r.RedirectFixedPath = false
 	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening(), withBodyGate(newBodyGate(d.Body)))
 	s := &Server{deps: d, engine: r}
+	s.console = console.New(console.Deps{Auth: d.IAM, Box: d.Box, Store: d.Store, Projects: consoleProjects{store: d.Store},
+		Templates: consoleTemplates{store: d.Store, box: d.Box},
+		Logger:    d.Logger, Now: d.Now, AgentTimeout: d.AgentTimeout})
 	s.routes(r)
 	return s
 }

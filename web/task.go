@@ -35,6 +35,8 @@ type TaskStore interface {
 	TargetVMInUse(ctx context.Context, t store.Tenant, vmID, exceptTask string) (bool, error)
 	SaveAgentLog(ctx context.Context, t store.Tenant, taskID, bucket string, text []byte) (*store.AgentLog, error)
 	LatestAgentLog(ctx context.Context, t store.Tenant, taskID string) (*store.AgentLog, error)
+	// SpeedSamples feeds the console's speed chart.
+	SpeedSamples(ctx context.Context, t store.Tenant, taskID string, limit int) ([]store.SpeedSample, error)
 }
 
 // TaskEngine runs tasks as workflows (engine.Engine).

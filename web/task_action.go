@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -40,23 +41,29 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 		return
 	}
 	ctx := c.Request.Context()
-	t := r.tenant
-	if _, err := h.store.Task(ctx, t, r.id); err != nil {
-		fail(c, taskError(err, r.id))
-		return
-	}
-	err := h.engine.Action(ctx, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
-		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)})
-	if errors.Is(err, engine.ErrNoRun) {
-		fail(c, smserr.New(smserr.SMS7713, r.id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)"))
-		return
-	}
-	if err != nil {
+	if err := h.runAction(ctx, r.tenant, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
+		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)}); err != nil {
 		fail(c, err)
 		return
 	}
 	logFor(c).InfoContext(ctx, "task action", "task", r.id, "operation", *b.Operation)
 	okEmpty(c)
+}
+
+// runAction sends an operation to the tenant's task's workflow: the API's
+// action and the console's buttons both go through it.
+func (h taskHandlers) runAction(ctx context.Context, t store.Tenant, id string, req workflows.ActionRequest) error {
+	if _, err := h.store.Task(ctx, t, id); err != nil {
+		return taskError(err, id)
+	}
+	if h.engine == nil {
+		return smserr.New(smserr.SMS7713, id).WithDetail("this server runs no task workflows")
+	}
+	err := h.engine.Action(ctx, id, req)
+	if errors.Is(err, engine.ErrNoRun) {
+		return smserr.New(smserr.SMS7713, id).WithDetail("the task's workflow is not running (terminated from the Temporal UI?)")
+	}
+	return err
 }
 
 // progressThrottle decides which progress reports the task's workflow hears

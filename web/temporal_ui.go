@@ -10,6 +10,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
+	"github.com/smsflow/smsflow/web/console"
 )
 
 // The Temporal Web UI shows, and can cancel, every domain's runs, and has no
@@ -49,8 +50,10 @@ func (s *Server) MountTemporalUI(backend *url.URL) {
 		r.Header.Del("Authorization")
 		r.Header.Del("X-Auth-Token")
 		stripCookie(r, uiCookie)
+		stripCookie(r, console.SessionCookie)
 		proxy.ServeHTTP(c.Writer, r)
 	}
+	s.console.SetTemporalUI(TemporalUIPath)
 	s.engine.Any(TemporalUIPath, h)
 	s.engine.Any(TemporalUIPath+"/*path", h)
 }
@@ -61,11 +64,15 @@ func (s *Server) MountTemporalUI(backend *url.URL) {
 // an X-Auth-Token header, the token cookie, or Basic credentials
 // "domain/user" (or just "user", in the bootstrap domain) and password,
 // which sign in like POST /v3/auth/tokens (throttled alike) and set the
-// cookie. A console session can be added here later.
+// cookie. A live console session (console.Console.Principal) counts too.
 func (s *Server) uiAdmin(c *gin.Context) (iam.Principal, error) {
 	ctx := c.Request.Context()
 	var p iam.Principal
 	var err error
+	if cp, live := s.console.Principal(c); live && isAdmin(cp) {
+		c.Set(ctxPrincipal, cp)
+		return cp, nil
+	}
 	tok := c.GetHeader("X-Auth-Token")
 	if tok == "" {
 		if ck, cerr := c.Request.Cookie(uiCookie); cerr == nil {

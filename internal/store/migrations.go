@@ -32,6 +32,7 @@ var migrations = []migration{
 	{ID: "0003_tasks", Up: m0003},
 	{ID: "0004_agent_logs", Up: m0004},
 	{ID: "0005_waves", Up: m0005},
+	{ID: "0006_task_speed_samples", Up: m0006},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -513,3 +514,19 @@ func m0005(tx *gorm.DB) error {
 	}
 	return nil
 }
+
+// ---- 0006: a task's speed over its life, for the console's chart.
+
+type m0006TaskSpeedSample struct {
+	ID         int64   `gorm:"primaryKey;autoIncrement"`
+	DomainID   string  `gorm:"size:64;not null;index:ix_task_speed_samples,priority:1"`
+	TaskID     string  `gorm:"size:64;not null;index:ix_task_speed_samples,priority:2"`
+	AtMs       int64   `gorm:"not null;index:ix_task_speed_samples,priority:3"`
+	Mbps       float64 `gorm:"not null"`
+	LimitMbps  int32   `gorm:"not null"`
+	Replicated int64   `gorm:"not null"`
+}
+
+func (m0006TaskSpeedSample) TableName() string { return "task_speed_samples" }
+
+func m0006(tx *gorm.DB) error { return createTables(tx, &m0006TaskSpeedSample{}) }

@@ -327,6 +327,14 @@ func (s *Store) UpdateTaskProgress(ctx context.Context, t Tenant, id string, fn 
 		if err != nil {
 			return err
 		}
+		// The report's own time (the API's clock), so samples follow it.
+		at := task.LastProgressAt
+		if at == 0 {
+			at = time.Now().UnixMilli()
+		}
+		if err := addSpeedSample(tx, task, at); err != nil {
+			return err
+		}
 		return tx.Model(&Source{}).Where("domain_id = ? AND id = ?", t.DomainID, task.SourceID).
 			Updates(map[string]any{"replicatesize": task.Replicatesize, "totalsize": task.Totalsize}).Error
 	})
@@ -358,6 +366,9 @@ func (s *Store) DeleteTask(ctx context.Context, t Tenant, id string) error {
 			return err
 		}
 		if err := tx.Where("domain_id = ? AND task_id = ?", t.DomainID, id).Delete(&AgentLog{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("domain_id = ? AND task_id = ?", t.DomainID, id).Delete(&SpeedSample{}).Error; err != nil {
 			return err
 		}
 		return tx.Model(&Source{}).Where("domain_id = ? AND id = ? AND current_task_id = ?", t.DomainID, task.SourceID, id).
