@@ -140,7 +140,7 @@ func (h commandHandlers) next(c *gin.Context, r request) {
 			}
 		}
 	}
-	logFor(c).InfoContext(ctx, "command handed out", "source", r.id, "command", cmd.Name, "task", cmd.TaskID, "delivery", cmd.Deliveries)
+	logFor(c).InfoContext(ctx, "command handed out", "source", r.id, "command", cmd.Name, "command_id", cmd.ID, "task", cmd.TaskID, "delivery", cmd.Deliveries)
 	// command_id (our extension; the SDK ignores it) names this command
 	// apart from others of the same name: the agent runs a new SYNC queued
 	// while the previous one finishes, and reports each result with its id.

@@ -50,6 +50,13 @@ func (r *Runner) copy(ctx context.Context, spec jobSpec) error {
 		if ctx.Err() != nil || !linkBroke(err) {
 			return err
 		}
+		// The pass got through to the receiver before this break (its dial
+		// ended the outage): the link was up, so the wait starts short
+		// again. Kept growing, a link that flaps every minute would have
+		// the agent idle for 30 s after each flap, a pass never finishing.
+		if down.since.IsZero() {
+			b.reset()
+		}
 		if down.begin(time.Now()); down.over(time.Now()) {
 			return fmt.Errorf("%w: down for %v: %w", errUnreachable, r.cfg.LinkRetryFor, err)
 		}

@@ -382,3 +382,54 @@ func TestPollWaitFitsAgentTimeout(t *testing.T) {
 		})
 	}
 }
+
+// drop closes the relay's connections and keeps listening: a flap.
+func (r *relay) drop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+}
+
+// TestCopyFlappingLinkRetriesSoon: a link that flaps (each connection
+// dropped after 1 MiB, five times; the link itself stays up) costs the copy
+// about a second per flap, not a wait that doubles with each one: the
+// backoff starts short again after a pass that got through. Before, the
+// waits grew 1, 2, 4, 8, 16 s (15.5 s at least with the jitter), and on
+// a link flapping every 20 s a pass never finished (TestBadNetwork).
+func TestCopyFlappingLinkRetriesSoon(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	const size = 8 << 20
+	addr, src, dst := blockTarget(t, f, size)
+	rl := newRelay(t, addr)
+	var mu sync.Mutex
+	flaps := 0
+	rl.onBytes = func(total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if flaps < 5 && total > int64(flaps+1)<<20 {
+			flaps++
+			go rl.drop()
+		}
+	}
+	r, logs := startRunner(t, srv, t.TempDir(), func(c *Config) {
+		c.DiskPaths = map[string]string{"/dev/vda": src}
+	})
+	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
+	start := time.Now()
+	f.commands <- copyCommand("START", "start-1", rl.addr, size)
+	res := f.nextWithin(t, time.Minute)
+	took := time.Since(start)
+	assert.Equal(t, "success", res.Result, "%+v", res)
+	mu.Lock()
+	assert.Equal(t, 5, flaps, "the link flapped five times")
+	mu.Unlock()
+	// Two drops may land in one pass (a drop runs a moment after its byte).
+	reruns := strings.Count(logs.String(), "running the pass again")
+	assert.GreaterOrEqual(t, reruns, 3, logs.String())
+	assert.LessOrEqual(t, reruns, 5, logs.String())
+	assert.Less(t, took, 12*time.Second, "each flap cost about a second")
+	sameFiles(t, src, dst)
+}

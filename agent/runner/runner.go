@@ -459,6 +459,9 @@ func (r *Runner) startJob(ctx context.Context, spec jobSpec) {
 				return // stopped before its turn: the server hands it out again
 			}
 		}
+		// When a pass really starts (after any pass it was queued behind):
+		// the measure of how soon a command is acted on.
+		r.log.Info("pass started", "task", spec.TaskID, "command", spec.Command, "command_id", spec.CommandID)
 		if err := os.MkdirAll(r.taskDir(spec.TaskID), 0o700); err == nil {
 			b, _ := json.Marshal(spec)
 			_ = writeFileAtomic(filepath.Join(r.taskDir(spec.TaskID), "job.json"), b)
