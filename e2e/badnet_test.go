@@ -529,14 +529,17 @@ func TestBadNetwork(t *testing.T) {
 			flapped := make(chan struct{})
 			go func() {
 				defer close(flapped)
-				tk := time.NewTicker(20 * time.Second)
-				defer tk.Stop()
+				// The first flap comes early, so that even a copy that an idle
+				// machine finishes in seconds loses its connections once; then
+				// every 20 s.
+				next := time.After(3 * time.Second)
 				for {
 					select {
 					case <-stop:
 						return
-					case <-tk.C:
+					case <-next:
 						l.flap()
+						next = time.After(20 * time.Second)
 					}
 				}
 			}()

@@ -1527,6 +1527,9 @@ func (h waveHandlers) report(c *gin.Context) {
 		if m.DowntimeSeconds == nil {
 			r.DowntimeSeconds = between2(m.CutoverStartedAt, m.TargetStartedAt)
 		}
+		if r.Verification == "" && v.task != nil {
+			r.Verification = verification(v.task.ConsistencyResults)
+		}
 		rows[i] = r
 	}
 	if format == "csv" {
@@ -1535,6 +1538,23 @@ func (h waveHandlers) report(c *gin.Context) {
 		return
 	}
 	ok(c, gin.H{"wave": h.waveJSON(w), "totals": h.totals(w, vs), "members": rows})
+}
+
+// verification sums up a task's consistency results for the report:
+// PASSED when every checked disk or file system matched, FAILED when one
+// did not, empty when the agent has not verified yet. No one records a
+// member's verification apart from its task's results, so the report
+// reads them there.
+func verification(results []store.ConsistencyResult) string {
+	if len(results) == 0 {
+		return ""
+	}
+	for _, r := range results {
+		if r.NumDifferentFiles != 0 || r.NumTargetMissFiles != 0 || r.NumTargetMoreFiles != 0 {
+			return "FAILED"
+		}
+	}
+	return "PASSED"
 }
 
 // reportCSV writes the report's rows as CSV with a header. A cell that a

@@ -738,12 +738,19 @@ func TestWaveShowAndReport(t *testing.T) {
 		assert.NotNil(t, totals["copy_eta"])
 		assert.EqualValues(t, 1, m["done_count"])
 
+		// The agent verified member 1's task and one disk differed; the
+		// member itself records no verification: the report reads the task's.
+		require.NoError(t, e.store.SetConsistencyResults(t.Context(), ten, *ms[1].TaskID, []store.ConsistencyResult{
+			{DirCheck: "/dev/vda", NumTotalFiles: 10}, {DirCheck: "/dev/vdb", NumTotalFiles: 10, NumDifferentFiles: 1}}))
+
 		// Report, JSON and CSV.
 		r = e.do("GET", "/v3/waves/"+id+"/report", "", e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		rep := r.json(t)["members"].([]any)
 		require.Len(t, rep, 3)
-		r1, r2 := rep[1].(map[string]any), rep[2].(map[string]any)
+		r0, r1, r2 := rep[0].(map[string]any), rep[1].(map[string]any), rep[2].(map[string]any)
+		assert.Equal(t, "", r0["verification"], "not verified yet")
+		assert.Equal(t, "FAILED", r1["verification"], "from the task's consistency results")
 		assert.EqualValues(t, 3600, r1["copy_seconds"])
 		assert.EqualValues(t, 90, r2["downtime_seconds"], "measured downtime: final pass start to target started")
 		assert.Equal(t, "PASSED", r2["verification"])

@@ -789,13 +789,16 @@ type WaveTask struct {
 	State                    sms.TaskState
 	Replicatesize, Totalsize int64
 	MigrateSpeed             float64
+	// ConsistencyResults are the agent's verification results: a member's
+	// verification in the report when the workflow recorded none.
+	ConsistencyResults []ConsistencyResult `gorm:"serializer:json"`
 }
 
 // WaveTasks reads the tasks of a wave in one query, by task id.
 func (s *Store) WaveTasks(ctx context.Context, t Tenant, waveID string) (map[string]WaveTask, error) {
 	var rows []WaveTask
 	err := s.db.WithContext(ctx).Model(&Task{}).
-		Select("id", "state", "replicatesize", "totalsize", "migrate_speed").
+		Select("id", "state", "replicatesize", "totalsize", "migrate_speed", "consistency_results").
 		Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("wave tasks: %w", err)

@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smsflow/smsflow/internal/testkit/diskimage"
+)
+
+// defaultMigProject is the id of the domain's default migration project.
+func (s *server) defaultMigProject(t testing.TB) string {
+	t.Helper()
+	var mps struct {
+		MigProjects []struct {
+			ID        string `json:"id"`
+			IsDefault bool   `json:"isdefault"`
+		} `json:"migprojects"`
+	}
+	s.call("GET", "/v3/migprojects", nil, &mps)
+	require.NotEmpty(t, mps.MigProjects)
+	for _, p := range mps.MigProjects {
+		if p.IsDefault {
+			return p.ID
+		}
+	}
+	return mps.MigProjects[0].ID
+}
+
+// waveShow is the part of GET /v3/waves/{id} the tests read.
+type waveShow struct {
+	State   string `json:"state"`
+	Members []struct {
+		SourceID string   `json:"source_id"`
+		State    string   `json:"state"`
+		Downtime *float64 `json:"downtime_seconds"`
+	} `json:"members"`
+}
+
+// waitWave polls the wave until done says so, and returns what it saw last.
+func (s *server) waitWave(t testing.TB, id string, within time.Duration, done func(w waveShow) bool) waveShow {
+	t.Helper()
+	var w waveShow
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		w = waveShow{}
+		s.call("GET", "/v3/waves/"+id, nil, &w)
+		if done(w) {
+			return w
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("wave %s: still %s (%+v) after %s\n%s", id, w.State, w.Members, within, lastLines(s.log.String(), 40))
+	return w
+}
+
+// startWave creates a wave from body and starts it once its agents have
+// polled (the preflight passes then). It returns the wave's id.
+func (s *server) startWave(t testing.TB, body map[string]any) string {
+	t.Helper()
+	var created struct {
+		ID string `json:"id"`
+	}
+	s.call("POST", "/v3/waves", body, &created)
+	require.NotEmpty(t, created.ID)
+	var last string
+	require.Eventually(t, func() bool {
+		code, b, err := s.do("POST", "/v3/waves/"+created.ID+"/action", map[string]string{"operation": "start"})
+		last = fmt.Sprint(code, " ", string(b), err)
+		return err == nil && code == http.StatusOK
+	}, 60*time.Second, 500*time.Millisecond, "the wave starts: %s", &last)
+	return created.ID
+}
+
+// TestWaveOfTwoRealAgents: two real sms-agent processes, each with a 48 MiB
+// disk image, migrate in one wave with continuous sync and cutover on
+// approval inside a cutover window open now (UTC). After approve_cutover
+// the wave is DONE, each target disk is its source byte for byte, and the
+// report gives every member its measured downtime and its verification.
+func TestWaveOfTwoRealAgents(t *testing.T) {
+	s := newServer(t)
+	type member struct {
+		img, src string
+		a        *realAgent
+	}
+	var ms []member
+	var body []map[string]any
+	for i, name := range []string{"wreal-01", "wreal-02"} {
+		img := filepath.Join(t.TempDir(), "vda.img")
+		require.NoError(t, diskimage.Source(img, 48<<20, uint64(31+i)))
+		// Both agents run on this machine: each names its own, or the
+		// server takes the second for the first re-registering.
+		a := startAgent(t, s, "--name", name, "--machine-id", "e2e-"+name, "--disk-image", "/dev/vda="+img, "--only-images")
+		m := member{img: img, a: a, src: s.waitSource(t, name)}
+		ms = append(ms, m)
+		body = append(body, map[string]any{"source_id": m.src})
+	}
+	// A cutover window open from a minute ago for an hour, on today's
+	// weekday in UTC (it may run past midnight: the start's day counts).
+	from := time.Now().UTC().Add(-time.Minute)
+	to := from.Add(time.Hour)
+	day := strings.ToUpper(from.Weekday().String()[:3])
+	id := s.startWave(t, map[string]any{
+		"name": "wave-real", "project_id": s.defaultMigProject(t),
+		"task_defaults": map[string]any{"type": "MIGRATE_BLOCK", "syncing": true}, "members": body,
+		"max_concurrent": 2, "time_zone": "UTC", "cutover_mode": "approve", "max_failures": 0,
+		"cutover_windows": []map[string]any{{"start": from.Format("15:04"), "end": to.Format("15:04"), "weekdays": []string{day}}},
+	})
+
+	s.waitWave(t, id, 2*time.Minute, func(w waveShow) bool {
+		require.NotContains(t, []string{"FAILED", "PAUSED", "CANCELED", "DONE"}, w.State, "the wave waits for approval")
+		return w.State == "AWAITING_CUTOVER"
+	})
+	s.call("POST", "/v3/waves/"+id+"/action", map[string]string{"operation": "approve_cutover"}, nil)
+	w := s.waitWave(t, id, 2*time.Minute, func(w waveShow) bool {
+		return w.State == "DONE" || w.State == "FAILED" || w.State == "PAUSED" || w.State == "CANCELED"
+	})
+	require.Equal(t, "DONE", w.State)
+	// The workflow writes the wave's DONE before its members' last moves
+	// (they are flushed after the state): wait for the members' rows too.
+	s.waitWave(t, id, 30*time.Second, func(w waveShow) bool {
+		for _, m := range w.Members {
+			if m.State != "DONE" {
+				return false
+			}
+		}
+		return true
+	})
+
+	var report struct {
+		Members []reportRow `json:"members"`
+	}
+	s.call("GET", "/v3/waves/"+id+"/report", nil, &report)
+	require.Len(t, report.Members, 2)
+	bySource := map[string]reportRow{}
+	for _, r := range report.Members {
+		bySource[r.SourceID] = r
+	}
+	for _, m := range ms {
+		r, found := bySource[m.src]
+		require.True(t, found, m.src)
+		assert.Equal(t, "DONE", r.State, m.src)
+		if assert.NotNil(t, r.DowntimeSeconds, "%s: downtime measured", m.src) {
+			assert.Positive(t, *r.DowntimeSeconds, m.src)
+		}
+		assert.Equal(t, int64(48<<20), r.BytesTotal, m.src)
+		assert.Equal(t, "PASSED", r.Verification, "%s: the verification is reported", m.src)
+		require.NotEmpty(t, r.TaskID, m.src)
+		tk := s.task(r.TaskID)
+		assert.Equal(t, "MIGRATE_SUCCESS", tk.State, m.src)
+		target := filepath.Join(tk.TargetServer.Location, "disk-0.img")
+		assert.True(t, sameHead(t, m.img, target), "%s: the target disk is the source byte for byte", m.src)
+	}
+}
+
+// reportRow is one member of GET /v3/waves/{id}/report.
+type reportRow struct {
+	SourceID        string   `json:"source_id"`
+	TaskID          string   `json:"task_id"`
+	State           string   `json:"state"`
+	BytesTotal      int64    `json:"bytes_total"`
+	DowntimeSeconds *float64 `json:"downtime_seconds"`
+	Verification    string   `json:"verification"`
+}
+
+// TestServeKilledMidWave: `smsflow serve` is killed with SIGKILL while the
+// three members of a wave copy and started again on the same data dir. The
+// wave goes on to DONE, and no member's copy was started twice: each task
+// got exactly one START, by the agents' records and by the server's log.
+func TestServeKilledMidWave(t *testing.T) {
+	// Open finding: after the restart a member's task may fail with
+	// SMS.0508 (its WaitAgent activity's heartbeat timed out while serve was
+	// down) and the wave pauses (max_failures 0). Passed 1 run in 3.
+	t.Skip("open finding: serve restart fails a member's task with SMS.0508 (WaitAgent heartbeat timeout); see the wave-e2e report")
+	s := newServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	starts := map[string]int{} // task id → START commands received
+	var agents []*scriptedAgent
+	var body []map[string]any
+	for i := range 3 {
+		a := newAgent(t, s, fmt.Sprintf("wkill-%02d", i))
+		a.onCommand = func(a *scriptedAgent, name, taskID string) (string, string) {
+			switch name {
+			case "START":
+				mu.Lock()
+				starts[taskID]++
+				mu.Unlock()
+				// A copy of about 8 s: time enough to kill serve midway.
+				go func() {
+					for p := int32(10); p <= 100; p += 10 {
+						a.progress(ctx, taskID, "MIGRATE_LINUX_BLOCK", p)
+						time.Sleep(800 * time.Millisecond)
+					}
+				}()
+			case "SYNC":
+				go a.progress(ctx, taskID, "SYNC_LINUX_BLOCK", 100)
+			}
+			return "success", "done"
+		}
+		go a.run(ctx)
+		agents = append(agents, a)
+		body = append(body, map[string]any{"source_id": a.sourceID})
+	}
+	id := s.startWave(t, map[string]any{
+		"name": "wave-kill", "project_id": s.defaultMigProject(t), "task_defaults": map[string]any{"type": "MIGRATE_BLOCK"},
+		"members": body, "max_concurrent": 3, "time_zone": "UTC", "cutover_mode": "auto", "max_failures": 0,
+	})
+	s.waitWave(t, id, 2*time.Minute, func(w waveShow) bool {
+		n := 0
+		for _, m := range w.Members {
+			if m.State == "COPYING" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	s.kill()
+	before := s.log.String()
+	s.start()
+
+	w := s.waitWave(t, id, 3*time.Minute, func(w waveShow) bool {
+		return w.State == "DONE" || w.State == "FAILED" || w.State == "PAUSED" || w.State == "CANCELED"
+	})
+	require.Equal(t, "DONE", w.State)
+	s.waitWave(t, id, 30*time.Second, func(w waveShow) bool { // members' rows follow the wave's (see above)
+		for _, m := range w.Members {
+			if m.State != "DONE" {
+				return false
+			}
+		}
+		return true
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, starts, 3, "each member's task was started")
+	for task, n := range starts {
+		assert.Equal(t, 1, n, "task %s: START received %d times", task, n)
+	}
+	// The server's side: one START handed out per task, over both lives.
+	handed := map[string]int{}
+	for _, line := range strings.Split(before+s.log.String(), "\n") {
+		if strings.Contains(line, `"msg":"command handed out"`) && strings.Contains(line, `"command":"START"`) {
+			for task := range starts {
+				if strings.Contains(line, `"task":"`+task+`"`) {
+					handed[task]++
+				}
+			}
+		}
+	}
+	for task := range starts {
+		assert.Equal(t, 1, handed[task], "task %s: START handed out %d times", task, handed[task])
+	}
+	for _, a := range agents {
+		assert.Equal(t, 1, a.count("START"), a.sourceID)
+	}
+}
