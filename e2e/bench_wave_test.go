@@ -112,6 +112,11 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 // progress to each other copying agent receiving its raised SPEED_LIMIT
 // (measured in the wave's tail, where every finish raises the others).
 //
+// One wave is one iteration; -benchtime 5s still runs it once (an
+// iteration is longer), so `go test -p 1 ./web/ ./e2e/ -bench
+// 'WaveShow|WaveThousand' -benchtime 5s` measures it beside
+// BenchmarkWaveShow in one run.
+//
 //	go test ./e2e/ -run '^$' -bench WaveThousand -benchtime 1x -timeout 60m
 func BenchmarkWaveThousand(b *testing.B) {
 	n := benchWaveMembers(b)
