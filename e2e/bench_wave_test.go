@@ -35,7 +35,7 @@ func benchWaveMembers(b *testing.B) int {
 type waveBench struct {
 	mu            sync.Mutex
 	n, window     int
-	started       int // members that received START
+	started       map[string]bool // members that received START (a member may get it twice)
 	copying       map[string]bool
 	firstWindow   time.Time     // when the window was first full
 	full          chan struct{} // closed then
@@ -64,7 +64,7 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 			w.mu.Unlock()
 		case "START":
 			w.mu.Lock()
-			w.started++
+			w.started[a.sourceID] = true
 			w.copying[a.sourceID] = true
 			if len(w.copying) >= w.window && w.firstWindow.IsZero() {
 				w.firstWindow = now
@@ -87,7 +87,7 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 				// reassignments: before that a pending member takes
 				// the freed share and the others' limits stay as
 				// they were, so no command is due.
-				if w.started == w.n {
+				if len(w.started) == w.n {
 					f := time.Now()
 					for src := range w.copying {
 						w.pending[src] = append(w.pending[src], f)
@@ -130,7 +130,7 @@ func BenchmarkWaveThousand(b *testing.B) {
 		s.client = &http.Client{Timeout: 60 * time.Second,
 			Transport: &http.Transport{MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000}}
 		ctx, cancel := context.WithCancel(context.Background())
-		w := &waveBench{n: n, window: window, copying: map[string]bool{}, full: make(chan struct{}), pending: map[string][]time.Time{}}
+		w := &waveBench{n: n, window: window, copying: map[string]bool{}, started: map[string]bool{}, full: make(chan struct{}), pending: map[string][]time.Time{}}
 		members := make([]map[string]any, n)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
