@@ -140,7 +140,7 @@ func BenchmarkWaveThousand(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				a := newAgent(b, s, fmt.Sprintf("wave-%04d", i))
+				a := newAgentUsed(b, s, fmt.Sprintf("wave-%04d", i), 1<<20)
 				a.onCommand = w.agent(ctx)
 				go a.run(ctx) // one long-polling goroutine per source
 				members[i] = map[string]any{"source_id": a.sourceID}
