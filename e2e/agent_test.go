@@ -26,16 +26,23 @@ type scriptedAgent struct {
 	onCommand func(a *scriptedAgent, name, taskID string) (string, string)
 }
 
-// register registers a small Linux server (one 2 GiB disk).
+// newAgent registers a small Linux server (one 2 GiB disk, 64 MiB used).
 func newAgent(t testing.TB, srv *server, name string) *scriptedAgent {
+	return newAgentUsed(t, srv, name, 64<<20)
+}
+
+// newAgentUsed registers it with used bytes on its disk: a wave's
+// preflight checks the members' used bytes against the targets' free
+// storage, which a thousand members of 64 MiB outgrow on a small disk.
+func newAgentUsed(t testing.TB, srv *server, name string, used int64) *scriptedAgent {
 	a := &scriptedAgent{t: t, srv: srv}
 	body := map[string]any{
 		"name": name, "hostname": name, "ip": "10.0.0.10", "os_type": "LINUX", "os_version": "CENTOS7.9",
 		"has_rsync": true, "paravirtualization": false, "boot_loader": "GRUB", "btrfs_list": []any{}, "volume_groups": []any{},
 		"has_tc": true, "linux_block_check": `{"architecture":"x86_64"}`, "agent_version": "scripted",
 		"disks": []any{map[string]any{"name": "/dev/vda", "device_use": "BOOT", "partition_style": "MBR",
-			"size": 2 << 30, "used_size": 64 << 20, "physical_volumes": []any{map[string]any{"name": "/dev/vda1",
-				"size": 2 << 30, "used_size": 64 << 20, "file_system": "ext4", "mount_point": "/"}}}},
+			"size": 2 << 30, "used_size": used, "physical_volumes": []any{map[string]any{"name": "/dev/vda1",
+				"size": 2 << 30, "used_size": used, "file_system": "ext4", "mount_point": "/"}}}},
 		"networks": []any{map[string]any{"name": "eth0", "ip": "10.0.0.10", "netmask": "255.255.255.0",
 			"gateway": "10.0.0.1", "mac": "fa:16:3e:00:00:" + name[len(name)-2:], "mtu": 1500}},
 	}
