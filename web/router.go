@@ -91,6 +91,7 @@ func (s *Server) routes(r *gin.Engine) {
 	// Waves (batch plans): smsflow's extension, in the spec's conventions.
 	wv := waveHandlers{store: s.deps.Store, engine: s.deps.Waves, capacity: s.deps.Capacity, tasks: tk,
 		agentTimeout: s.deps.AgentTimeout, now: s.deps.Now, log: s.deps.Logger}
+	s.console.SetWaves(consoleWaves{h: wv})
 	api.POST("/waves", wv.create)
 	api.GET("/waves", wv.list)
 	api.GET("/waves/:wave_id", wv.show)

@@ -43,6 +43,8 @@ type WaveStore interface {
 	WaveDependencies(ctx context.Context, t store.Tenant) (map[string]string, error)
 	WaveTasks(ctx context.Context, t store.Tenant, waveID string) (map[string]store.WaveTask, error)
 	FindSources(ctx context.Context, t store.Tenant, ids, names, ips []string) ([]store.SourceRef, error)
+	// WaveThroughput is the console's wave chart.
+	WaveThroughput(ctx context.Context, t store.Tenant, waveID string, sinceMs, bucketMs int64) ([]store.ThroughputPoint, error)
 }
 
 // WaveEngine runs waves on Temporal (engine.Engine's wave methods, adapted
@@ -137,38 +139,57 @@ func (h waveHandlers) create(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if ps := wave.Validate(spec, h.now()); len(ps) > 0 {
-		fail(c, wave.ProblemsError(ps))
-		return
-	}
 	ctx := c.Request.Context()
-	t := mustPrincipal(c).Tenant()
-	id := uuid.NewString()
-	if err := h.checkRefs(ctx, t, id, spec); err != nil {
-		fail(c, err)
-		return
-	}
-	ms, err := h.resolveJSON(ctx, t, id, spec.Members)
+	id, n, err := h.createWave(ctx, mustPrincipal(c).Tenant(), spec, nil)
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	logFor(c).InfoContext(ctx, "wave created", "wave", id, "members", n)
+	ok(c, gin.H{"id": id})
+}
+
+// createWave validates spec, checks its references, resolves its members
+// (plus extra, already resolved: a console form's CSV file; a source in
+// both counts once) and stores the wave as DRAFT. It returns the wave's id
+// and its member count. The API and the console create through it.
+func (h waveHandlers) createWave(ctx context.Context, t store.Tenant, spec wave.Spec, extra []store.WaveMember) (string, int, error) {
+	if ps := wave.Validate(spec, h.now()); len(ps) > 0 {
+		return "", 0, wave.ProblemsError(ps)
+	}
+	id := uuid.NewString()
+	if err := h.checkRefs(ctx, t, id, spec); err != nil {
+		return "", 0, err
+	}
+	ms, err := h.resolveJSON(ctx, t, id, spec.Members)
+	if err != nil {
+		return "", 0, err
+	}
+	have := map[string]bool{}
+	for _, m := range ms {
+		have[m.SourceID] = true
+	}
+	for _, m := range extra {
+		if !have[m.SourceID] {
+			have[m.SourceID] = true
+			ms = append(ms, m)
+		}
+	}
+	if len(ms) > wave.MaxMembers {
+		return "", 0, wave.ErrTooManyMembers.New(itoa(wave.MaxMembers))
 	}
 	w := &store.Wave{ID: id}
 	w.SetSpec(spec)
 	if err := h.store.CreateWave(ctx, t, w, ms); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			fail(c, wave.ErrNameExists.New(spec.Name))
-			return
+			return "", 0, wave.ErrNameExists.New(spec.Name)
 		}
 		if errors.Is(err, store.ErrNotFound) {
-			fail(c, projectProblem(spec.ProjectID))
-			return
+			return "", 0, projectProblem(spec.ProjectID)
 		}
-		fail(c, waveError(err, id))
-		return
+		return "", 0, waveError(err, id)
 	}
-	logFor(c).InfoContext(ctx, "wave created", "wave", id, "members", len(ms))
-	ok(c, gin.H{"id": id})
+	return id, len(ms), nil
 }
 
 func dotted(col string) string {
@@ -673,18 +694,29 @@ func (h waveHandlers) update(c *gin.Context) {
 			Msg: "members change through POST /v3/waves/{id}/members and /members/delete"}}))
 		return
 	}
-	if !w.State.Editable() {
-		fail(c, wave.ErrNotEditable.New(string(w.State)))
+	if err := h.updateWave(c.Request.Context(), t, w, func(spec *wave.Spec) error { return decodeJSON(body, spec) }); err != nil {
+		fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
+	okEmpty(c)
+}
+
+// updateWave changes an editable wave's spec (not its members): change
+// edits the stored spec, the result is validated as a new wave's would be,
+// and a scheduled wave's schedule follows its start_at. The API (a JSON
+// body merged onto the spec) and the console (the form's whole spec)
+// update through it.
+func (h waveHandlers) updateWave(ctx context.Context, t store.Tenant, w *store.Wave, change func(*wave.Spec) error) error {
+	if !w.State.Editable() {
+		return wave.ErrNotEditable.New(string(w.State))
+	}
 	var updated store.Wave
-	err = h.store.UpdateWave(ctx, t, w.ID, func(_ *gorm.DB, cur *store.Wave) error {
+	err := h.store.UpdateWave(ctx, t, w.ID, func(_ *gorm.DB, cur *store.Wave) error {
 		if !cur.State.Editable() {
 			return wave.ErrNotEditable.New(string(cur.State))
 		}
 		spec := cur.Spec(nil)
-		if err := decodeJSON(body, &spec); err != nil {
+		if err := change(&spec); err != nil {
 			return err
 		}
 		var ps []wave.Problem
@@ -712,23 +744,19 @@ func (h waveHandlers) update(c *gin.Context) {
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			fail(c, wave.ErrNameExists.New(updated.Name))
-			return
+			return wave.ErrNameExists.New(updated.Name)
 		}
-		fail(c, waveError(err, w.ID))
-		return
+		return waveError(err, w.ID)
 	}
 	if updated.State == wave.WaveScheduled && !sameTime(updated.StartAt, w.StartAt) {
 		if err := h.needEngine(); err != nil {
-			fail(c, err)
-			return
+			return err
 		}
 		if err := h.engine.ScheduleWave(ctx, t, &updated); err != nil {
-			fail(c, asError(fmt.Errorf("move the wave's schedule: %w", err)))
-			return
+			return asError(fmt.Errorf("move the wave's schedule: %w", err))
 		}
 	}
-	okEmpty(c)
+	return nil
 }
 
 func sameTime(a, b *time.Time) bool {
@@ -754,31 +782,35 @@ func (h waveHandlers) delete(c *gin.Context) {
 	if !okk {
 		return
 	}
-	if w.State.Running() {
-		fail(c, wave.ErrRunning.New(w.ID).WithDetail("state "+string(w.State)))
-		return
-	}
 	ctx := c.Request.Context()
-	if w.State == wave.WaveScheduled {
-		if err := h.needEngine(); err != nil {
-			fail(c, err)
-			return
-		}
-		if err := h.engine.UnscheduleWave(ctx, w.ID); err != nil {
-			fail(c, fmt.Errorf("delete the wave's schedule: %w", err))
-			return
-		}
-		if err := h.dropTasks(ctx, t, w.ID, nil); err != nil {
-			fail(c, err)
-			return
-		}
-	}
-	if err := h.store.DeleteWave(ctx, t, w.ID); err != nil {
-		fail(c, waveError(err, w.ID))
+	if err := h.deleteWave(ctx, t, w); err != nil {
+		fail(c, err)
 		return
 	}
 	logFor(c).InfoContext(ctx, "wave deleted", "wave", w.ID)
 	okEmpty(c)
+}
+
+// deleteWave deletes w unless it runs (the API's and the console's delete).
+func (h waveHandlers) deleteWave(ctx context.Context, t store.Tenant, w *store.Wave) error {
+	if w.State.Running() {
+		return wave.ErrRunning.New(w.ID).WithDetail("state " + string(w.State))
+	}
+	if w.State == wave.WaveScheduled {
+		if err := h.needEngine(); err != nil {
+			return err
+		}
+		if err := h.engine.UnscheduleWave(ctx, w.ID); err != nil {
+			return fmt.Errorf("delete the wave's schedule: %w", err)
+		}
+		if err := h.dropTasks(ctx, t, w.ID, nil); err != nil {
+			return err
+		}
+	}
+	if err := h.store.DeleteWave(ctx, t, w.ID); err != nil {
+		return waveError(err, w.ID)
+	}
+	return nil
 }
 
 // dropTasks deletes the READY tasks of a wave's members that never ran
@@ -853,33 +885,36 @@ func (h waveHandlers) addMembers(c *gin.Context) {
 // add stores new members; in a wave that was scheduled they get their
 // tasks at once, as the others got theirs at schedule.
 func (h waveHandlers) add(c *gin.Context, w *store.Wave, t store.Tenant, ms []store.WaveMember) {
-	ctx := c.Request.Context()
-	if err := h.store.AddWaveMembers(ctx, t, w.ID, ms); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			fail(c, wave.ErrDuplicateMember.New("a source server is a member already"))
-			return
-		}
-		fail(c, waveError(err, w.ID))
+	ids, err := h.addResolved(c.Request.Context(), t, w, ms)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	if w.State != wave.WaveDraft {
-		if err := h.createTasks(ctx, t, w, ms); err != nil {
-			ids := make([]string, len(ms))
-			for i := range ms {
-				ids[i] = ms[i].ID
-			}
-			if rerr := h.store.RemoveWaveMembers(context.WithoutCancel(ctx), t, w.ID, ids); rerr != nil {
-				logFor(c).ErrorContext(ctx, "cannot take back members whose tasks failed", "wave", w.ID, "err", rerr)
-			}
-			fail(c, err)
-			return
+	ok(c, gin.H{"ids": ids})
+}
+
+// addResolved stores resolved members and returns their ids (the API's
+// and the console's path).
+func (h waveHandlers) addResolved(ctx context.Context, t store.Tenant, w *store.Wave, ms []store.WaveMember) ([]string, error) {
+	if err := h.store.AddWaveMembers(ctx, t, w.ID, ms); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			return nil, wave.ErrDuplicateMember.New("a source server is a member already")
 		}
+		return nil, waveError(err, w.ID)
 	}
 	ids := make([]string, len(ms))
 	for i := range ms {
 		ids[i] = ms[i].ID
 	}
-	ok(c, gin.H{"ids": ids})
+	if w.State != wave.WaveDraft {
+		if err := h.createTasks(ctx, t, w, ms); err != nil {
+			if rerr := h.store.RemoveWaveMembers(context.WithoutCancel(ctx), t, w.ID, ids); rerr != nil {
+				h.log.ErrorContext(ctx, "cannot take back members whose tasks failed", "wave", w.ID, "err", rerr)
+			}
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // removeMembers: POST /v3/waves/{id}/members/delete {"ids":[member ids]};
@@ -938,23 +973,33 @@ func (h waveHandlers) importMembers(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	rows, rerrs := wave.ParseMembers(bytes.NewReader(data), wave.MaxMembers-w.MemberCount)
-	if len(rerrs) > 0 {
-		fail(c, wave.RowErrorsError(rerrs))
+	ms, err := h.csvMembers(c.Request.Context(), t, w.ID, data, wave.MaxMembers-w.MemberCount)
+	if err != nil {
+		fail(c, err)
 		return
 	}
+	h.add(c, w, t, ms)
+}
+
+// csvMembers reads a member CSV file and resolves its rows for wave
+// waveID ("" for a wave not made yet): every row or none, each bad row
+// reported with its line and code (the API's import and the console's
+// upload).
+func (h waveHandlers) csvMembers(ctx context.Context, t store.Tenant, waveID string, data []byte, maxRows int) ([]store.WaveMember, error) {
+	rows, rerrs := wave.ParseMembers(bytes.NewReader(data), maxRows)
+	if len(rerrs) > 0 {
+		return nil, wave.RowErrorsError(rerrs)
+	}
 	if len(rows) == 0 {
-		fail(c, wave.ErrCSVFile.New("it has no member rows"))
-		return
+		return nil, wave.ErrCSVFile.New("it has no member rows")
 	}
 	members := make([]wave.Member, len(rows))
 	for i, r := range rows {
 		members[i] = r.Member
 	}
-	ms, errs, err := h.resolve(c.Request.Context(), t, w.ID, members)
+	ms, errs, err := h.resolve(ctx, t, waveID, members)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	if len(errs) > 0 {
 		rs := make([]wave.RowError, len(errs))
@@ -965,10 +1010,9 @@ func (h waveHandlers) importMembers(c *gin.Context) {
 			}
 			rs[i] = wave.RowError{Line: rows[e.index].Line, Column: col, Code: e.code, Msg: e.msg}
 		}
-		fail(c, wave.RowErrorsError(rs))
-		return
+		return nil, wave.RowErrorsError(rs)
 	}
-	h.add(c, w, t, ms)
+	return ms, nil
 }
 
 // csvBody reads the CSV file of an import: the body itself, or the "file"
@@ -1197,15 +1241,23 @@ func (h waveHandlers) action(c *gin.Context) {
 		return
 	}
 	a := wave.Action(*b.Operation)
-	if err := wave.CheckAction(w.State, a); err != nil {
+	ctx := c.Request.Context()
+	if err := h.runAction(ctx, t, w, a); err != nil {
 		fail(c, err)
 		return
+	}
+	logFor(c).InfoContext(ctx, "wave action", "wave", w.ID, "operation", a)
+	okEmpty(c)
+}
+
+// runAction runs operator action a on w (the API's and the console's).
+func (h waveHandlers) runAction(ctx context.Context, t store.Tenant, w *store.Wave, a wave.Action) error {
+	if err := wave.CheckAction(w.State, a); err != nil {
+		return err
 	}
 	if err := h.needEngine(); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	ctx := c.Request.Context()
 	var err error
 	switch {
 	case a == wave.ActionSchedule:
@@ -1219,11 +1271,9 @@ func (h waveHandlers) action(c *gin.Context) {
 		err = h.engine.WaveAction(ctx, w.ID, a)
 	}
 	if err != nil {
-		fail(c, waveError(err, w.ID))
-		return
+		return waveError(err, w.ID)
 	}
-	logFor(c).InfoContext(ctx, "wave action", "wave", w.ID, "operation", a)
-	okEmpty(c)
+	return nil
 }
 
 func actionNames() []string {
@@ -1511,10 +1561,25 @@ func (h waveHandlers) report(c *gin.Context) {
 		fail(c, smserr.New(smserr.SMS9001, "format").WithDetail("format: json or csv"))
 		return
 	}
-	vs, err := h.view(c.Request.Context(), t, w, true)
+	rows, vs, err := h.reportRows(c.Request.Context(), t, w)
 	if err != nil {
 		fail(c, waveError(err, w.ID))
 		return
+	}
+	if format == "csv" {
+		c.Header("Content-Disposition", `attachment; filename="wave-`+w.ID+`-report.csv"`)
+		c.Data(http.StatusOK, "text/csv; charset=utf-8", reportCSV(rows))
+		return
+	}
+	ok(c, gin.H{"wave": h.waveJSON(w), "totals": h.totals(w, vs), "members": rows})
+}
+
+// reportRows is the report of w, one row a member (the API's and the
+// console's report).
+func (h waveHandlers) reportRows(ctx context.Context, t store.Tenant, w *store.Wave) ([]reportRow, []memberView, error) {
+	vs, err := h.view(ctx, t, w, true)
+	if err != nil {
+		return nil, nil, err
 	}
 	rows := make([]reportRow, len(vs))
 	for i, v := range vs {
@@ -1532,12 +1597,7 @@ func (h waveHandlers) report(c *gin.Context) {
 		}
 		rows[i] = r
 	}
-	if format == "csv" {
-		c.Header("Content-Disposition", `attachment; filename="wave-`+w.ID+`-report.csv"`)
-		c.Data(http.StatusOK, "text/csv; charset=utf-8", reportCSV(rows))
-		return
-	}
-	ok(c, gin.H{"wave": h.waveJSON(w), "totals": h.totals(w, vs), "members": rows})
+	return rows, vs, nil
 }
 
 // verification sums up a task's consistency results for the report:

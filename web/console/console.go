@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path"
 	"strings"
@@ -108,6 +109,8 @@ type Deps struct {
 	RequestID func(c *gin.Context) string
 	// AgentTimeout: an agent silent this long is disconnected.
 	AgentTimeout time.Duration
+	// Waves may be set after New (SetWaves), like Tasks.
+	Waves Waves
 }
 
 // Console is the mounted console.
@@ -175,8 +178,10 @@ func New(d Deps) *Console {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 	}
+	maps.Copy(funcs, waveFuncs)
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves",
+		"wave_form", "wave", "wave_preflight", "wave_report"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
@@ -215,7 +220,8 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/templates/new", k.newTemplate)
 	a.POST("/templates", k.createTemplate)
 	a.POST("/templates/:id/delete", k.deleteTemplate)
-	a.GET("/waves", k.waves)
+	// The wave pages (wave.go).
+	k.mountWaves(g, a)
 }
 
 // asset serves an embedded file by its hashed name: the name changes with
