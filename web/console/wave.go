@@ -284,7 +284,7 @@ func (r windowRow) blank() bool {
 	return strings.TrimSpace(r.Start) == "" && strings.TrimSpace(r.End) == "" && strings.TrimSpace(r.Mbps) == "" && len(r.Days) == 0
 }
 
-// wavePage data for the form.
+// waveFormPage is the create and edit form's data.
 type waveFormPage struct {
 	ID     string
 	Form   waveForm
@@ -307,8 +307,8 @@ type waveFormPage struct {
 	States    []sms.SourceState
 }
 
-// formValues reads the form's fields from the POSTed form or, for GET,
-// nothing (defaults).
+// readWaveForm reads the form's fields through get and all (a POSTed
+// form's values).
 func readWaveForm(get func(string) string, all func(string) []string) waveForm {
 	f := waveForm{Name: get("name"), Description: get("description"), ProjectID: get("project_id"),
 		Type: get("type"), TemplateID: get("vm_template_id"), Syncing: get("syncing"), StartTarget: get("start_target_server"),
