@@ -224,7 +224,7 @@ func TestConsoleWaveCSVUpload(t *testing.T) {
 		// More members on the wave page: a bad row refuses the file.
 		r = b.postMultipart("/console/waves/"+id+"/members", url.Values{"csrf": {b.csrf}}, []byte("name\nsrc-3\nsrc-0\n"))
 		assert.Equal(t, http.StatusBadRequest, r.status)
-		assert.Contains(t, r.body, "SMS.8513", "src-0 is a member already (the API's answer too)")
+		assert.Contains(t, r.body, "SMS.8513: line 3: source server "+f.sources[0]+" is a member of this wave already")
 		assert.Len(t, waveMembers(t, e, id), 3)
 		r = b.postMultipart("/console/waves/"+id+"/members", url.Values{"csrf": {b.csrf}}, nil)
 		assert.Equal(t, http.StatusBadRequest, r.status)

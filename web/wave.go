@@ -1001,6 +1001,24 @@ func (h waveHandlers) csvMembers(ctx context.Context, t store.Tenant, waveID str
 	if err != nil {
 		return nil, err
 	}
+	if len(errs) == 0 && waveID != "" {
+		// A row naming a member of this wave already: its line, rather
+		// than the store's unnamed duplicate.
+		have, err := h.store.WaveMembersBrief(ctx, t, waveID)
+		if err != nil {
+			return nil, err
+		}
+		in := make(map[string]bool, len(have))
+		for _, m := range have {
+			in[m.SourceID] = true
+		}
+		for i, m := range ms {
+			if in[m.SourceID] {
+				errs = append(errs, memberError{i, "", wave.ErrDuplicateMember.Code,
+					fmt.Sprintf("source server %s is a member of this wave already", m.SourceID)})
+			}
+		}
+	}
 	if len(errs) > 0 {
 		rs := make([]wave.RowError, len(errs))
 		for i, e := range errs {

@@ -910,9 +910,14 @@ func (k *Console) waveData(c *gin.Context, s *session, id string) (gin.H, error)
 	if err != nil {
 		return nil, err
 	}
+	// A finished wave changes no more: its page stops polling.
+	tick := waveTick
+	if w.State.Terminal() {
+		tick = ""
+	}
 	return gin.H{"Wave": w, "Detail": d, "Groups": groupMembers(d.Members), "Buttons": buttonsFor(w.State),
 		"Chart": waveChart(pts, w, end), "Editable": w.State.Editable(), "Deletable": !w.State.Running(),
-		"Tick": waveTick}, nil
+		"Tick": tick}, nil
 }
 
 func (k *Console) wavePage(c *gin.Context) {
