@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -214,6 +215,22 @@ func TestConsoleWaveCSVUpload(t *testing.T) {
 		assert.Contains(t, r.body, "SMS.8518")
 		assert.Contains(t, r.body, "too large")
 		assert.NotContains(t, listWaves(t, e), "csv-huge")
+		// The same without a length (chunked): the same answer.
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		require.NoError(t, mw.WriteField("csrf", b.csrf))
+		fw, err := mw.CreateFormFile("file", "huge.csv")
+		require.NoError(t, err)
+		_, err = fw.Write(huge)
+		require.NoError(t, err)
+		require.NoError(t, mw.Close())
+		req, err := http.NewRequest(http.MethodPost, b.base+"/console/waves", io.MultiReader(&body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		require.EqualValues(t, 0, req.ContentLength, "sent chunked")
+		r = b.send(req)
+		assert.Equal(t, http.StatusRequestEntityTooLarge, r.status)
+		assert.Contains(t, r.body, "SMS.8518")
 
 		// A good file, with a picked source besides: three members.
 		good := []byte("name,target_name,priority\nsrc-0,t-0,2\nsrc-1,,0\n")

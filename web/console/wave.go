@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -210,14 +211,30 @@ func (k *Console) mountWaves(g, a gin.IRoutes) {
 func (k *Console) SetWaves(w Waves) { k.d.Waves = w }
 
 // limitUpload refuses a body larger than a member file may be before
-// anything reads it, with the API's code; a body of unknown length is cut
-// at the limit.
+// anything else reads it, with the API's code.
 func (k *Console) limitUpload(c *gin.Context) {
 	if c.Request.ContentLength > uploadLimit {
 		k.errorPage(c, http.StatusRequestEntityTooLarge, "The file is too large",
 			tooLargeMsg())
 		c.Abort()
 		return
+	}
+	if c.Request.ContentLength < 0 {
+		// A body of unknown length (chunked) is read here, within the
+		// limit, so that a huge one gets this answer too rather than a
+		// form the CSRF check cannot read.
+		b, err := io.ReadAll(io.LimitReader(c.Request.Body, uploadLimit+1))
+		if err != nil {
+			k.uploadFail(c, err)
+			c.Abort()
+			return
+		}
+		if len(b) > uploadLimit {
+			k.errorPage(c, http.StatusRequestEntityTooLarge, "The file is too large", tooLargeMsg())
+			c.Abort()
+			return
+		}
+		c.Request.Body, c.Request.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, uploadLimit)
 	c.Next()
