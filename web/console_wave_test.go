@@ -130,6 +130,15 @@ func TestConsoleWaveCreateForm(t *testing.T) {
 			assert.Contains(t, fieldError(t, r.body, tc.id), tc.code, tc)
 			assert.Contains(t, r.body, `value="`+f.sources[0]+`" id="pick-`+f.sources[0]+`" checked`, "the pick is kept")
 		}
+		// A value that does not parse and one the rules refuse: both shown.
+		v = waveFormValues(b, f, "two-problems")
+		v.Set("max_failures", "many")
+		v.Set("time_zone", "Nowhere/Else")
+		r = b.postMultipart("/console/waves", v, nil)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, fieldError(t, r.body, "max_failures"), "SMS.8500: must be a whole number")
+		assert.Contains(t, fieldError(t, r.body, "time_zone"), "SMS.8509")
+
 		// Overlapping budget windows: the second row says so, with the code.
 		v = waveFormValues(b, f, "overlap")
 		v.Set("bw_start_1", "17:00")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -376,6 +377,8 @@ func (f *waveForm) spec() (wave.Spec, []problem) {
 		DependsOn: f.DependsOn}
 	s.MaxConcurrent = num("max_concurrent", f.MaxConcurrent, false)
 	s.MaxFailures = num("max_failures", f.MaxFailures, true)
+	// Clamped: a value out of range stays out of range for Validate
+	// without overflowing an int32.
 	s.Budget.DefaultMbps = int32(min(max(num("bandwidth_budget.default_mbps", f.BudgetDefault, true), -1), wave.MaxBudgetMbps+1))
 	if v := strings.TrimSpace(f.StartAt); v != "" {
 		loc, err := wave.LoadZone(f.TimeZone)
@@ -713,17 +716,26 @@ func (k *Console) createFromForm(c *gin.Context, s *session, f *waveForm) (strin
 		return "", err
 	}
 	if len(ps) > 0 {
-		return "", formProblems(ps)
+		return "", k.formProblems(ps, spec)
 	}
 	return k.d.Waves.CreateWave(c.Request.Context(), s.principal, spec, file)
 }
 
 // formProblems reports values that do not parse as the API reports a
-// body's bad values.
-func formProblems(ps []problem) error {
-	out := make([]wave.Problem, len(ps))
-	for i, p := range ps {
-		out[i] = wave.Problem{Field: p.field, Code: wave.ErrInvalid.Code, Msg: p.msg}
+// body's bad values, with what wave.Validate finds in the rest of spec (a
+// field that did not parse is left out: its zero value is not what was
+// typed).
+func (k *Console) formProblems(ps []problem, spec wave.Spec) error {
+	out := make([]wave.Problem, 0, len(ps))
+	bad := map[string]bool{}
+	for _, p := range ps {
+		out = append(out, wave.Problem{Field: p.field, Code: wave.ErrInvalid.Code, Msg: p.msg})
+		bad[p.field] = true
+	}
+	for _, p := range wave.Validate(spec, k.d.Now()) {
+		if !bad[p.Field] {
+			out = append(out, p)
+		}
 	}
 	return wave.ProblemsError(out)
 }
@@ -764,7 +776,7 @@ func (k *Console) updateWave(c *gin.Context) {
 	if len(ps) > 0 {
 		// The wave must exist before its form's problems are shown.
 		if _, err = k.d.Waves.Wave(c.Request.Context(), s.principal, id); err == nil {
-			err = formProblems(ps)
+			err = k.formProblems(ps, spec)
 		}
 	} else {
 		err = k.d.Waves.UpdateWave(c.Request.Context(), s.principal, id, spec)
@@ -882,27 +894,21 @@ type memberGroup struct {
 }
 
 func groupMembers(ms []WaveMember) []memberGroup {
-	at := map[wave.MemberState]int{}
+	by := map[wave.MemberState][]WaveMember{}
+	for _, m := range ms {
+		by[m.State] = append(by[m.State], m)
+	}
 	var out []memberGroup
 	for _, st := range wave.MemberStates {
-		at[st] = -1
-	}
-	for _, m := range ms {
-		i, known := at[m.State]
-		if !known || i < 0 {
-			at[m.State] = len(out)
-			out = append(out, memberGroup{State: m.State})
-			i = len(out) - 1
+		if len(by[st]) > 0 {
+			out = append(out, memberGroup{State: st, Members: by[st]})
+			delete(by, st)
 		}
-		out[i].Members = append(out[i].Members, m)
 	}
-	order := func(s wave.MemberState) int {
-		if i := slices.Index(wave.MemberStates, s); i >= 0 {
-			return i
-		}
-		return len(wave.MemberStates)
+	// A state this console does not know (a newer server's) comes last.
+	for _, st := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, memberGroup{State: st, Members: by[st]})
 	}
-	slices.SortStableFunc(out, func(a, b memberGroup) int { return order(a.State) - order(b.State) })
 	return out
 }
 
