@@ -13,7 +13,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net/http"
 	"path"
 	"strings"
@@ -178,13 +177,12 @@ func New(d Deps) *Console {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 	}
-	maps.Copy(funcs, waveFuncs)
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves",
-		"wave_form", "wave", "wave_preflight", "wave_report"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
+	k.addWavePages(funcs)
 	return k
 }
 
@@ -220,8 +218,8 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.GET("/templates/new", k.newTemplate)
 	a.POST("/templates", k.createTemplate)
 	a.POST("/templates/:id/delete", k.deleteTemplate)
-	// The wave pages (wave.go).
-	k.mountWaves(g, a)
+	a.GET("/waves", k.waves)
+	k.mountWaves(g, a) // the wave pages (wave.go)
 }
 
 // asset serves an embedded file by its hashed name: the name changes with

@@ -189,10 +189,23 @@ var waveDays = []wave.Weekday{wave.Monday, wave.Tuesday, wave.Wednesday, wave.Th
 var zones = []string{"UTC", "Europe/Berlin", "Europe/London", "Europe/Paris", "America/New_York",
 	"America/Chicago", "America/Los_Angeles", "Asia/Shanghai", "Asia/Tokyo", "Asia/Singapore", "Australia/Sydney"}
 
-// mountWaves wires the wave pages (called by Mount). The two routes that
+// wavePages are the wave pages' templates.
+var wavePages = []string{"wave_form", "wave", "wave_preflight", "wave_report"}
+
+// addWavePages parses the wave pages with the console's template helpers
+// and the wave pages' own (called by New).
+func (k *Console) addWavePages(funcs template.FuncMap) {
+	fm := maps.Clone(funcs)
+	maps.Copy(fm, waveFuncs)
+	for _, p := range wavePages {
+		k.pages[p] = template.Must(template.New("layout.html").Funcs(fm).
+			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
+	}
+}
+
+// mountWaves wires the wave pages (called by Mount after the list). The two routes that
 // take a file limit the body before the session's CSRF check reads it.
 func (k *Console) mountWaves(g, a gin.IRoutes) {
-	a.GET("/waves", k.waves) // the list (pages.go)
 	a.GET("/waves/new", k.newWave)
 	g.POST("/waves/new", k.limitUpload, k.session, k.newWave) // the form's filter button
 	g.POST("/waves", k.limitUpload, k.session, k.createWave)
