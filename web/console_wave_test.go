@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/wave"
 )
 
@@ -481,4 +482,22 @@ func TestConsoleWaveReportAndTenancy(t *testing.T) {
 		assert.Empty(t, actions)
 		assert.Len(t, waveMembers(t, e, id), 2)
 	})
+}
+
+// TestConsoleWaveLargeGroups: a state's group shows at most 200 rows and
+// says how many more there are, so a page of a big wave stays a page.
+func TestConsoleWaveLargeGroups(t *testing.T) {
+	s := testdb.Open(t, store.SQLite)
+	fw := newFakeWaves(s)
+	fw.tasks = newFakeEngine(s)
+	e := newEnvWith(t, s, envOptions{engine: fw.tasks, taskOptions: taskOpts, waves: fw})
+	id := seedWave(t, e, 630) // 210 copying, 210 syncing, 210 done
+	b := newBrowser(t, e)
+	b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+	live := b.get("/console/waves/" + id + "/live")
+	require.Equal(t, http.StatusOK, live.status)
+	bars := regexp.MustCompile(`<progress max="100" value="\d+" aria-label="[^"]+ copied">`).FindAllString(live.body, -1)
+	assert.Len(t, bars, 600, "200 rows a group")
+	assert.Equal(t, 3, strings.Count(live.body, "and 10 more in this state"))
+	assert.Contains(t, live.body, `<span class="badge m-COPYING">COPYING</span> 210</h2>`)
 }

@@ -900,10 +900,17 @@ func buttonsFor(st wave.WaveState) []waveButton {
 	return out
 }
 
-// memberGroup is the members in one state.
+// groupRows bounds the rows a state's group shows: a page of a
+// 10,000-member wave stays a page (the report lists everyone).
+const groupRows = 200
+
+// memberGroup is the members in one state: the first groupRows of them,
+// and how many more there are.
 type memberGroup struct {
 	State   wave.MemberState
 	Members []WaveMember
+	Total   int
+	More    int
 }
 
 func groupMembers(ms []WaveMember) []memberGroup {
@@ -911,16 +918,24 @@ func groupMembers(ms []WaveMember) []memberGroup {
 	for _, m := range ms {
 		by[m.State] = append(by[m.State], m)
 	}
+	group := func(st wave.MemberState) memberGroup {
+		ms := by[st]
+		g := memberGroup{State: st, Members: ms, Total: len(ms)}
+		if len(ms) > groupRows {
+			g.Members, g.More = ms[:groupRows], len(ms)-groupRows
+		}
+		return g
+	}
 	var out []memberGroup
 	for _, st := range wave.MemberStates {
 		if len(by[st]) > 0 {
-			out = append(out, memberGroup{State: st, Members: by[st]})
+			out = append(out, group(st))
 			delete(by, st)
 		}
 	}
 	// A state this console does not know (a newer server's) comes last.
 	for _, st := range slices.Sorted(maps.Keys(by)) {
-		out = append(out, memberGroup{State: st, Members: by[st]})
+		out = append(out, group(st))
 	}
 	return out
 }
