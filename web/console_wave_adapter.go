@@ -163,7 +163,7 @@ func (a consoleWaves) WaveDetail(ctx context.Context, p iam.Principal, id string
 		m := console.WaveMember{ID: j.ID, SourceID: j.SourceID, SourceName: j.SourceName, TargetName: j.TargetName,
 			State: j.State, FailedFrom: j.FailedFrom, Percent: j.Percent, BytesDone: j.BytesDone, BytesTotal: j.BytesTotal,
 			SpeedMbps: j.SpeedMbps, ShareMbps: j.ShareMbps, ETA: v.est.CopyEnd, ExpectedDowntime: j.ExpectedDowntime,
-			NotConverging: j.NotConverging, ErrorCode: j.ErrorCode, ErrorMsg: j.ErrorMsg}
+			Downtime: j.DowntimeSeconds, NotConverging: j.NotConverging, ErrorCode: j.ErrorCode, ErrorMsg: j.ErrorMsg}
 		if j.TaskID != nil {
 			m.TaskID = *j.TaskID
 		}

@@ -145,9 +145,18 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 			"cutover_started_at": now.Add(-time.Minute), "target_started_at": now}).Error)
 	require.NoError(t, db.Model(&store.Wave{}).Where("id = ?", id).
 		Updates(map[string]any{"state": string(wave.WaveDone), "done_count": 3, "finished_at": now}).Error)
+	for _, m := range ms {
+		require.NoError(t, e.store.UpdateTaskProgress(ctxb, ten, *m.TaskID, func(tk *store.Task) error {
+			tk.LastProgressAt, tk.Replicatesize, tk.MigrateSpeed = now.UnixMilli(), 8<<30, 0
+			return nil
+		}))
+	}
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`.badge.w-DONE`)),
 		chromedp.WaitVisible(chromedp.CSS(`section[data-state="DONE"]`))))
+	done, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section[data-state="DONE"] table`)))
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(done, "42s"), "each member's downtime: %s", done)
 	screenshot(t, ctx, "wave-done")
 
 	// The report: a table, and its CSV as the browser downloads it (the

@@ -70,8 +70,10 @@ type WaveMember struct {
 	ShareMbps                                    int32
 	ETA                                          *time.Time
 	ExpectedDowntime                             *float64
-	NotConverging                                bool
-	ErrorCode, ErrorMsg                          string
+	// Downtime is the downtime the member's cutover had (nil before).
+	Downtime            *float64
+	NotConverging       bool
+	ErrorCode, ErrorMsg string
 }
 
 // WaveTotals sums a wave's members up.
@@ -966,7 +968,11 @@ func (k *Console) waveData(c *gin.Context, s *session, id string) (gin.H, error)
 	if w.State.Terminal() {
 		tick = ""
 	}
-	return gin.H{"Wave": w, "Detail": d, "Groups": groupMembers(d.Members), "Buttons": buttonsFor(w.State),
+	project := w.MigProjectID
+	if mp, err := k.d.Store.MigProject(ctx, s.principal.Tenant(), w.MigProjectID); err == nil {
+		project = mp.Name
+	}
+	return gin.H{"Wave": w, "Detail": d, "Project": project, "Groups": groupMembers(d.Members), "Buttons": buttonsFor(w.State),
 		"Chart": waveChart(pts, w, end), "Editable": w.State.Editable(), "Deletable": !w.State.Running(),
 		"Tick": tick}, nil
 }
