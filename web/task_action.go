@@ -41,6 +41,14 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 		return
 	}
 	ctx := c.Request.Context()
+	// clone_test's template_id is the clone's template: one of the
+	// tenant's (SMS.7101 404 otherwise, as for another tenant's ids).
+	if sms.Action(*b.Operation) == sms.ActionCloneTest && ptr.Deref(b.TemplateID) != "" {
+		if _, err := h.store.Template(ctx, r.tenant, *b.TemplateID); err != nil {
+			fail(c, templateError(err, *b.TemplateID))
+			return
+		}
+	}
 	if err := h.runAction(ctx, r.tenant, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
 		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)}); err != nil {
 		fail(c, err)
