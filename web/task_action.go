@@ -41,14 +41,6 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 		return
 	}
 	ctx := c.Request.Context()
-	// clone_test's template_id is the clone's template: one of the
-	// tenant's (SMS.7101 404 otherwise, as for another tenant's ids).
-	if sms.Action(*b.Operation) == sms.ActionCloneTest && ptr.Deref(b.TemplateID) != "" {
-		if _, err := h.store.Template(ctx, r.tenant, *b.TemplateID); err != nil {
-			fail(c, templateError(err, *b.TemplateID))
-			return
-		}
-	}
 	if err := h.runAction(ctx, r.tenant, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
 		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)}); err != nil {
 		fail(c, err)
@@ -63,6 +55,13 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 func (h taskHandlers) runAction(ctx context.Context, t store.Tenant, id string, req workflows.ActionRequest) error {
 	if _, err := h.store.Task(ctx, t, id); err != nil {
 		return taskError(err, id)
+	}
+	// clone_test's template_id is the clone's template: one of the
+	// tenant's (SMS.7101 404 otherwise, as for another tenant's ids).
+	if req.Operation == sms.ActionCloneTest && req.TemplateID != "" {
+		if _, err := h.store.Template(ctx, t, req.TemplateID); err != nil {
+			return templateError(err, req.TemplateID)
+		}
 	}
 	if h.engine == nil {
 		return smserr.New(smserr.SMS7713, id).WithDetail("this server runs no task workflows")

@@ -24,37 +24,45 @@ import (
 // The official SDK's CreateTask gets the same answers.
 func TestTaskCreateTimeZone(t *testing.T) {
 	t.Setenv("TZ", "Asia/Tokyo") // what "Local" means on this machine
-	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		for _, c := range []struct {
-			zone, want string
-		}{
-			{"Local", "Asia/Tokyo"},
-			{"", "Asia/Tokyo"},
-			{"Europe/Berlin", "Europe/Berlin"},
-		} {
+	for _, c := range []struct {
+		zone, want string
+	}{
+		{"Local", "Asia/Tokyo"},
+		{"", "Asia/Tokyo"},
+		{"Europe/Berlin", "Europe/Berlin"},
+	} {
+		// Subtests of their own: a repeated name would get a "#01" suffix,
+		// which cuts the SQLite DSN short at the "#".
+		t.Run("zone="+c.zone, func(t *testing.T) {
+			testdb.Each(t, func(t *testing.T, s *store.Store) {
+				eng := newFakeEngine(s)
+				e := newEnvWithEngine(t, s, eng, web.TaskOptions{TimeZone: c.zone})
+				createTask(t, e, e.token, taskBody("tz", register(t, e, e.token, linuxSource("tz", nextMAC()))))
+				starts := eng.calls().starts
+				require.Len(t, starts, 1)
+				assert.Equal(t, c.want, starts[0].TimeZone, "configured %q", c.zone)
+			})
+		})
+	}
+	t.Run("zone=Mars", func(t *testing.T) {
+		testdb.Each(t, func(t *testing.T, s *store.Store) {
 			eng := newFakeEngine(s)
-			e := newEnvWithEngine(t, s, eng, web.TaskOptions{TimeZone: c.zone})
-			createTask(t, e, e.token, taskBody("tz", register(t, e, e.token, linuxSource("tz", nextMAC()))))
-			starts := eng.calls().starts
-			require.Len(t, starts, 1)
-			assert.Equal(t, c.want, starts[0].TimeZone, "configured %q", c.zone)
-		}
+			e := newEnvWithEngine(t, s, eng, web.TaskOptions{TimeZone: "Mars/Olympus"})
+			before := taskCount(t, e)
+			src := register(t, e, e.token, linuxSource("tz-bad", nextMAC()))
+			r := e.do("POST", "/v3/tasks", taskBody("tz-bad", src), e.token)
+			params := wantError(t, r, http.StatusBadRequest, "SMS.8509")
+			assert.Equal(t, []string{"Mars/Olympus"}, params)
 
-		eng := newFakeEngine(s)
-		e := newEnvWithEngine(t, s, eng, web.TaskOptions{TimeZone: "Mars/Olympus"})
-		before := taskCount(t, e)
-		src := register(t, e, e.token, linuxSource("tz-bad", nextMAC()))
-		r := e.do("POST", "/v3/tasks", taskBody("tz-bad", src), e.token)
-		params := wantError(t, r, http.StatusBadRequest, "SMS.8509")
-		assert.Equal(t, []string{"Mars/Olympus"}, params)
-
-		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
-		_, err := c.CreateTask(&model.CreateTaskRequest{Body: &model.PostTask{
-			Name: "tz-sdk", Type: model.GetPostTaskTypeEnum().MIGRATE_FILE, SourceServer: &model.SourceServerByTask{Id: src},
-			RegionName: "region", RegionId: "region-1", ProjectName: "region", ProjectId: "p-1"}})
-		sdktest.Err(t, err, http.StatusBadRequest, "SMS.8509")
-		assert.Empty(t, eng.calls().starts, "no run starts")
-		assert.Equal(t, before, taskCount(t, e), "no task is kept")
+			c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
+			_, err := c.CreateTask(&model.CreateTaskRequest{Body: &model.PostTask{
+				Name: "tz-sdk", Type: model.GetPostTaskTypeEnum().MIGRATE_FILE, SourceServer: &model.SourceServerByTask{Id: src},
+				TargetServer: &model.TargetServerByTask{Name: "tz-sdk-target", VmId: ""}, OsType: new(model.GetPostTaskOsTypeEnum().LINUX),
+				RegionName: "region", RegionId: "region-1", ProjectName: "region", ProjectId: "p-1"}})
+			sdktest.Err(t, err, http.StatusBadRequest, "SMS.8509")
+			assert.Empty(t, eng.calls().starts, "no run starts")
+			assert.Equal(t, before, taskCount(t, e), "no task is kept")
+		})
 	})
 }
 
