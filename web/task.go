@@ -585,16 +585,32 @@ func (h taskHandlers) deleteOne(ctx context.Context, t store.Tenant, id string) 
 		if err := h.store.DeleteTask(ctx, t, id); err != nil {
 			return err
 		}
-		// No run to clean up: a bound existing server is released here,
-		// or it would stay held by a task that no longer exists.
-		if h.targets != nil && task.ExistServer && task.TargetServer != nil && task.TargetServer.Location != "" {
-			if err := h.targets.Release(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location}, id); err != nil {
+		// No run to clean up (it was ended from the Temporal UI): what the
+		// run's delete would do is done here, or it is left orphaned. A
+		// bound existing server is released (its receiver stops); a target
+		// the task created goes with it.
+		if h.targets == nil || task.TargetServer == nil || task.TargetServer.Location == "" {
+			return nil
+		}
+		tg := provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location}
+		if task.ExistServer {
+			if err := h.targets.Release(ctx, tg, id); err != nil {
 				h.log.WarnContext(ctx, "bound target not released", "task", id, "err", err)
+			}
+		} else if d, ok := h.targets.(targetDeleter); ok {
+			if err := d.Delete(ctx, tg); err != nil {
+				h.log.WarnContext(ctx, "created target not removed", "task", id, "err", err)
 			}
 		}
 		return nil
 	}
 	return err
+}
+
+// targetDeleter removes a target a task created (provider.Provider's
+// Delete; it refuses an existing server).
+type targetDeleter interface {
+	Delete(ctx context.Context, t provider.Target) error
 }
 
 // batchDelete: POST /v3/tasks/delete {"ids"}: every task is checked first,

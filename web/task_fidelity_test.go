@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/sdktest"
@@ -185,4 +187,30 @@ func TestCloneStatesAreTheSDKs(t *testing.T) {
 	}
 	assert.ElementsMatch(t, sdk, ours)
 	assert.False(t, sms.CloneState("SUCCESS").Valid())
+}
+
+// TestTaskDeleteWithoutRunLeavesNoTarget: a task whose run is gone (ended
+// from the Temporal UI) is deleted by the API, and the target it created is
+// removed with it, as the run's own delete does: nothing is left orphaned.
+func TestTaskDeleteWithoutRunLeavesNoTarget(t *testing.T) {
+	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
+		ctx := t.Context()
+		id, _ := newSourceTask(t, e, "orphan")
+		tg, err := e.targets.Create(ctx, provider.Spec{TaskID: id, DomainID: e.creds.DomainID, Name: "orphan-target"})
+		require.NoError(t, err)
+		require.NoError(t, e.store.UpdateTask(ctx, tenantOf(e), id, func(task *store.Task) error {
+			task.ExistServer = false // a target the task created
+			task.TargetServer.VMID, task.TargetServer.Location = tg.VMID, tg.Location
+			return nil
+		}))
+		eng.set(func(f *fakeEngine) { f.noRun[id] = true })
+		wantError(t, e.do("DELETE", "/v3/tasks/"+id, "", e.other), http.StatusNotFound, "SMS.7703")
+		_, err = os.Stat(tg.Location)
+		require.NoError(t, err, "another tenant's delete touches nothing")
+		r := e.do("DELETE", "/v3/tasks/"+id, "", e.token)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.False(t, taskExists(t, e, id))
+		_, err = os.Stat(tg.Location)
+		assert.True(t, os.IsNotExist(err), "the created target is removed: %v", err)
+	})
 }
