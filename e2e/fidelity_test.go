@@ -119,3 +119,46 @@ func waitGone(t *testing.T, c interface {
 		return errors.As(err, &se) && se.StatusCode == http.StatusNotFound
 	}, 20*time.Second, 200*time.Millisecond, "task %s is deleted", id)
 }
+
+// TestSDKCloneTestTemplate: clone_test's template_id through the SDK and
+// the real run: a template that is not the tenant's is 404 SMS.7101 before
+// the run is asked; the tenant's names the clone, whose clone_state is the
+// SDK's FINISHED.
+func TestSDKCloneTestTemplate(t *testing.T) {
+	s := newServer(t)
+	c := sdkClient(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAgent(t, s, "clone-01")
+	a.onCommand = copyAll(ctx)
+	go a.run(ctx)
+	tpl, err := c.CreateTemplate(&model.CreateTemplateRequest{Body: &model.CreateTemplateReq{Template: &model.TemplateRequest{
+		Name: "clone-tpl", IsTemplate: new(true), Region: new("local"), Projectid: new(s.creds.ProjectID),
+		TargetServerName: new("web-clone")}}})
+	require.NoError(t, err)
+	id := s.localTask("clone", "MIGRATE_BLOCK", a.sourceID, map[string]any{"syncing": true})
+	sdkWaitState(t, s, c, id, "SYNCING", 90*time.Second)
+
+	clone := func(tplID string) error {
+		_, err := c.UpdateTaskStatus(&model.UpdateTaskStatusRequest{TaskId: id, Body: &model.UpdateTaskStatusReq{
+			Operation: model.GetUpdateTaskStatusReqOperationEnum().CLONE_TEST, TemplateId: &tplID}})
+		return err
+	}
+	sdktest.Err(t, clone("no-such-template"), http.StatusNotFound, "SMS.7101")
+	// SYNCING is written just before the run enters its sync loop: retry
+	// the few milliseconds it may be refused with SMS.7721.
+	require.Eventually(t, func() bool { return clone(*tpl.Id) == nil }, 30*time.Second, 200*time.Millisecond)
+	var shown *model.ShowTaskResponse
+	require.Eventually(t, func() bool {
+		shown = sdkShow(t, c, id)
+		return shown.CloneServer != nil && shown.CloneServer.CloneState != nil &&
+			shown.CloneServer.CloneState.Value() == "FINISHED"
+	}, 60*time.Second, 200*time.Millisecond, "the clone is made")
+	require.NotNil(t, shown.CloneServer.Name)
+	assert.Equal(t, "web-clone", *shown.CloneServer.Name, "named by its template")
+	assert.NotEmpty(t, shown.CloneServer.VmId)
+
+	_, err = c.DeleteTask(&model.DeleteTaskRequest{TaskId: id})
+	require.NoError(t, err)
+	waitGone(t, c, id)
+}
