@@ -1,7 +1,10 @@
 package workflows
 
 import (
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/sms"
 )
@@ -91,4 +94,16 @@ func (s *migrationSuite) TestStartTargetLater() {
 		}
 	}
 	s.Equal([]bool{false, true}, launched, "the task records the launch")
+}
+
+// TestWaveTestNotForFinishedMember: the late launch that test gives a
+// finished task with a stopped target is the operator's: a wave's test (its
+// cutover) still waits, as it did, so wave runs replay unchanged.
+func TestWaveTestNotForFinishedMember(t *testing.T) {
+	m := &migration{st: &RunState{TaskState: sms.TaskMigrateSuccess}}
+	m.st.Wave.Op = sms.ActionTest
+	require.NoError(t, ValidateAction(m.st.TaskState, false, false, ActionRequest{Operation: sms.ActionTest}), "the operator's test launches it")
+	require.Error(t, m.waveOpRefused(), "the wave's test waits")
+	m.st.TaskState, m.st.InSyncLoop = sms.TaskSyncing, true
+	require.NoError(t, m.waveOpRefused(), "in the sync loop, the wave's test is its cutover")
 }
