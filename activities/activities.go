@@ -45,6 +45,7 @@ type Store interface {
 	TransitionTask(ctx context.Context, t store.Tenant, id string, fn func(task *store.Task) error, change store.SourceCycleChange) error
 	DeleteTask(ctx context.Context, t store.Tenant, id string) error
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
+	Template(ctx context.Context, t store.Tenant, id string) (*store.Template, error)
 }
 
 // Queue queues agent commands.

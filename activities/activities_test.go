@@ -352,15 +352,30 @@ func TestCloneRecordsTheResult(t *testing.T) {
 		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c1"}, nil))
 		cs := f.task().CloneServer
 		require.NotNil(t, cs)
-		assert.Equal(t, "SUCCESS", cs.CloneState)
+		assert.Equal(t, "FINISHED", cs.CloneState, "the SDK's clone_state")
+		assert.Equal(t, "c1", cs.Name)
 		assert.True(t, strings.HasSuffix(cs.VMID, "-c1"), cs.VMID)
+
+		// The template names the clone; a template gone since the API
+		// checked it is a clone ERROR with SMS.7101, and no clone.
+		tpl := &store.Template{ID: "tpl-clone", Name: "clone-tpl", TargetServerName: "web-clone", Region: "r", ProjectID: "p"}
+		require.NoError(t, s.CreateTemplate(t.Context(), store.Tenant{DomainID: f.ref.DomainID}, tpl))
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c3", TemplateID: tpl.ID}, nil))
+		cs = f.task().CloneServer
+		assert.Equal(t, "FINISHED", cs.CloneState)
+		assert.Equal(t, "web-clone", cs.Name, "named by its template")
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c4", TemplateID: "gone"}, nil))
+		cs = f.task().CloneServer
+		assert.Equal(t, "ERROR", cs.CloneState)
+		assert.Equal(t, "SMS.7101", cs.CloneError)
+		assert.Empty(t, cs.VMID)
 
 		gone := *out.Target
 		gone.Location = filepath.Join(filepath.Dir(gone.Location), "missing")
 		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: gone, Name: "c2"}, nil),
 			"a failed clone is a result for the operator, not a failed task")
 		cs = f.task().CloneServer
-		assert.Equal(t, "FAILED", cs.CloneState)
+		assert.Equal(t, "ERROR", cs.CloneState)
 		assert.Equal(t, "SMS.1102", cs.CloneError)
 		assert.NotEmpty(t, cs.ErrorMsg)
 	})

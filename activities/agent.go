@@ -80,31 +80,53 @@ type CloneInput struct {
 	Ref
 	Target provider.Target
 	Name   string
+	// TemplateID is the clone's template (clone_test's template_id, checked
+	// by the API): its target_server_name names the clone.
+	TemplateID string
 }
 
-// Clone copies the target (clone_test) and records the clone on the task.
+// Clone copies the target (clone_test) and records the clone on the task:
+// clone_state CREATING while it copies, then FINISHED or ERROR (the SDK's
+// values).
 func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
+	name, cloneErr := in.Name, ""
+	if in.TemplateID != "" {
+		tpl, err := a.Store.Template(ctx, in.tenant(), in.TemplateID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Deleted since the API checked it: no clone from a template
+			// that is gone.
+			cloneErr = string(smserr.SMS7101)
+		case err != nil:
+			return err
+		case tpl.TargetServerName != "":
+			name = tpl.TargetServerName
+		}
+	}
+	record := func(cs store.CloneServer) error {
+		return a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
+			task.CloneServer = &cs
+			return nil
+		})
+	}
+	if cloneErr != "" {
+		return record(store.CloneServer{Name: name, CloneState: string(sms.CloneError), CloneError: cloneErr,
+			ErrorMsg: "template " + in.TemplateID + " does not exist"})
+	}
+	if err := record(store.CloneServer{Name: name, CloneState: string(sms.CloneCreating)}); err != nil {
+		return err
+	}
 	stop := heartbeat(ctx, 10*time.Second)
 	c, err := a.Provider.Clone(ctx, in.Target, in.Name)
 	stop()
 	if ctx.Err() != nil {
 		return ctx.Err() // the worker stops or the run timed out: retried
 	}
-	state, msg := "SUCCESS", ""
+	cs := store.CloneServer{VMID: c.VMID, Name: name, CloneState: string(sms.CloneFinished)}
 	if err != nil {
-		state, msg = "FAILED", err.Error()
+		cs.CloneState, cs.CloneError, cs.ErrorMsg = string(sms.CloneError), string(smserr.SMS1102), err.Error()
 	}
-	uerr := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
-		task.CloneServer = &store.CloneServer{VMID: c.VMID, Name: in.Name, CloneState: state, ErrorMsg: msg}
-		if err != nil {
-			task.CloneServer.CloneError = string(smserr.SMS1102)
-		}
-		return nil
-	})
-	if uerr != nil {
-		return uerr
-	}
-	return nil
+	return record(cs)
 }
 
 // CleanupInput removes a task.

@@ -167,7 +167,15 @@ func (a *Activities) WaveMemberInput(ctx context.Context, ref WaveRef, taskID st
 	if err != nil {
 		return TaskSpec{}, waveErr(err, smserr.SMS7703, taskID)
 	}
-	return TaskSpecOf(task, ref.DomainID, a.MemberOptions), nil
+	spec := TaskSpecOf(task, ref.DomainID, a.MemberOptions)
+	// A member's run reads its speed windows in an IANA zone, as a task
+	// the API starts does: never "Local", never UTC for a zone that fails.
+	zone, err := wave.ResolveZone(spec.TimeZone)
+	if err != nil {
+		return TaskSpec{}, failure(wave.ErrTimeZone.Code, err, spec.TimeZone)
+	}
+	spec.TimeZone = zone
+	return spec, nil
 }
 
 // SetWaveState records the wave's state.

@@ -55,6 +55,14 @@ func TestWaveActivities(t *testing.T) {
 		assert.Equal(t, f.ref.TaskID, spec.TaskID)
 		assert.Equal(t, f.ref.SourceID, spec.SourceID)
 		assert.Equal(t, "Europe/Berlin", spec.TimeZone)
+		// A zone that cannot be named is a failure (SMS.8509), not "Local" or
+		// UTC in the member's run.
+		f.acts.MemberOptions.TimeZone = "Mars/Olympus"
+		_, err = env.ExecuteActivity(a.WaveMemberInput, ref, f.ref.TaskID)
+		code, retry := smsCode(err)
+		assert.Equal(t, string(wave.ErrTimeZone.Code), code)
+		assert.False(t, retry)
+		f.acts.MemberOptions.TimeZone = "Europe/Berlin"
 
 		_, err = env.ExecuteActivity(a.SetWaveState, ref, activities.WaveStateChange{State: wave.WaveReplicating})
 		require.NoError(t, err)
@@ -81,7 +89,7 @@ func TestWaveActivities(t *testing.T) {
 		assert.Equal(t, wave.WaveReplicating, wv.State)
 
 		_, err = env.ExecuteActivity(a.UpdateWaveMembers, ref, []activities.WaveMemberChange{{MemberID: m.ID, State: wave.MemberCopying}})
-		code, retry := smsCode(err)
+		code, retry = smsCode(err)
 		assert.Equal(t, string(wave.ErrBadTransition.Code), code, "DONE → COPYING is refused")
 		assert.False(t, retry)
 

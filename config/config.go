@@ -55,7 +55,7 @@ type Config struct {
 	TemporalEmbedAddr string        `yaml:"temporal_embedded_addr" env:"SMSFLOW_TEMPORAL_EMBEDDED_ADDR" flag:"temporal-embedded-addr" default:"127.0.0.1:7233" help:"gRPC address of serve's embedded Temporal frontend"`
 	TemporalRetention time.Duration `yaml:"temporal_retention" env:"SMSFLOW_TEMPORAL_RETENTION" flag:"temporal-retention" default:"720h" help:"how long finished migration runs stay in Temporal (audits need weeks)"`
 
-	TimeZone          string        `yaml:"timezone" env:"SMSFLOW_TIMEZONE" flag:"timezone" default:"Local" help:"time zone of speed-limit windows (an IANA name such as Asia/Shanghai, or Local)"`
+	TimeZone          string        `yaml:"timezone" env:"SMSFLOW_TIMEZONE" flag:"timezone" default:"Local" help:"time zone of speed-limit windows (an IANA name such as Asia/Shanghai, or Local: the machine's zone, named at task creation)"`
 	SyncInterval      time.Duration `yaml:"sync_interval" env:"SMSFLOW_SYNC_INTERVAL" flag:"sync-interval" default:"10m" help:"pause between passes of a continuous-sync task"`
 	AgentStepTimeout  time.Duration `yaml:"agent_step_timeout" env:"SMSFLOW_AGENT_STEP_TIMEOUT" flag:"agent-step-timeout" default:"30m" help:"a copy step whose agent reports no progress this long fails"`
 	TargetsDir        string        `yaml:"targets_dir" env:"SMSFLOW_TARGETS_DIR" flag:"targets-dir" default:"" help:"where the local provider keeps target servers (empty = <data-dir>/targets)"`

@@ -216,7 +216,7 @@ func TestContinuousSyncCloneAndLaunch(t *testing.T) {
 	assert.Equal(t, int32(100), got.SpeedLimit[0].Speed)
 
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "clone_test"}, nil)
-	require.Eventually(t, func() bool { return s.task(id).CloneServer.CloneState == "SUCCESS" }, 60*time.Second,
+	require.Eventually(t, func() bool { return s.task(id).CloneServer.CloneState == "FINISHED" }, 60*time.Second,
 		200*time.Millisecond, "clone_test made a copy of the target")
 	clone := s.task(id).CloneServer
 	m, _ := filepath.Glob(filepath.Join(s.dataDir, "targets", "*-clone-*", "disk-0.img"))

@@ -92,6 +92,13 @@ func (h taskHandlers) create(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	t := mustPrincipal(c).Tenant()
+	// The run reads its speed windows in an IANA zone named now: never
+	// "Local", which each worker would read as its own.
+	zone, err := wave.ResolveZone(h.opts.TimeZone)
+	if err != nil {
+		fail(c, wave.ErrTimeZone.New(h.opts.TimeZone).WithDetail(err.Error()))
+		return
+	}
 	task, src, err := h.buildTask(ctx, t, &b)
 	if err != nil {
 		fail(c, err)
@@ -101,7 +108,7 @@ func (h taskHandlers) create(c *gin.Context) {
 		fail(c, taskError(err, ""))
 		return
 	}
-	if err := h.engine.Start(ctx, h.input(task, t)); err != nil {
+	if err := h.engine.Start(ctx, h.input(task, t, zone)); err != nil {
 		// No workflow, no task: nothing is left half made.
 		if derr := h.store.DeleteTask(context.WithoutCancel(ctx), t, task.ID); derr != nil {
 			logFor(c).ErrorContext(ctx, "cannot remove a task whose workflow did not start", "task", task.ID, "err", derr)
@@ -264,13 +271,14 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 	return task
 }
 
-func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
+// input is a task's workflow input; zone is the resolved IANA zone.
+func (h taskHandlers) input(task *store.Task, t store.Tenant, zone string) workflows.Input {
 	return workflows.Input{
 		TaskID: task.ID, DomainID: t.DomainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rulesOf(task.SpeedRules),
-		TimeZone: h.opts.TimeZone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
+		TimeZone: zone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
 	}
 }
 
@@ -528,9 +536,9 @@ func (h taskHandlers) checkUpdate(ctx context.Context, t store.Tenant, id string
 	return h.checkBind(ctx, t, vm, id)
 }
 
-// delete: DELETE /v3/tasks/{id}. A running task is stopped and cleaned up by
-// its workflow (the agent must be connected to be told, SMS.7723); a task
-// without a running workflow is removed at once.
+// delete: DELETE /v3/tasks/{id}. A task with a run is stopped and cleaned
+// up by its workflow (a connected agent is told to stop, a disconnected one
+// is not waited for); a task without a running workflow is removed at once.
 func (h taskHandlers) delete(c *gin.Context, r request) {
 	if err := h.deleteOne(c.Request.Context(), r.tenant, r.id); err != nil {
 		fail(c, taskError(err, r.id))
@@ -558,15 +566,12 @@ func (h taskHandlers) deletable(ctx context.Context, t store.Tenant, id string) 
 			return nil, wave.ErrRunning.New(w.ID).WithDetail("task " + id + " belongs to wave " + w.ID + " (" + string(w.State) + ")")
 		}
 	}
-	if task.State == sms.TaskRunning || task.State == sms.TaskSyncing {
-		srcs, err := h.sourceBriefs(ctx, t, []string{task.SourceID})
-		if err != nil {
-			return nil, err
-		}
-		if srcs[task.SourceID].LastVisitTime < h.now().Add(-h.agentTimeout).UnixMilli() {
-			return nil, smserr.New(smserr.SMS7723, id).WithDetail("stop the task, or reconnect its agent, then delete")
-		}
-	}
+	// §4.2.3/§4.2.4 allow a delete when the agent is disconnected or the
+	// source is in check-failed, ready, finished, error or paused: the
+	// first is the case of a source server that died mid-copy, whose run
+	// is told to delete and cleans up without waiting for the agent. The
+	// spec refuses the rest (agent connected, copying); smsflow accepts it
+	// too and stops the agent first, through the run.
 	return task, nil
 }
 
@@ -580,16 +585,32 @@ func (h taskHandlers) deleteOne(ctx context.Context, t store.Tenant, id string) 
 		if err := h.store.DeleteTask(ctx, t, id); err != nil {
 			return err
 		}
-		// No run to clean up: a bound existing server is released here,
-		// or it would stay held by a task that no longer exists.
-		if h.targets != nil && task.ExistServer && task.TargetServer != nil && task.TargetServer.Location != "" {
-			if err := h.targets.Release(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location}, id); err != nil {
+		// No run to clean up (it was ended from the Temporal UI): what the
+		// run's delete would do is done here, or it is left orphaned. A
+		// bound existing server is released (its receiver stops); a target
+		// the task created goes with it.
+		if h.targets == nil || task.TargetServer == nil || task.TargetServer.Location == "" {
+			return nil
+		}
+		tg := provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location}
+		if task.ExistServer {
+			if err := h.targets.Release(ctx, tg, id); err != nil {
 				h.log.WarnContext(ctx, "bound target not released", "task", id, "err", err)
+			}
+		} else if d, ok := h.targets.(targetDeleter); ok {
+			if err := d.Delete(ctx, tg); err != nil {
+				h.log.WarnContext(ctx, "created target not removed", "task", id, "err", err)
 			}
 		}
 		return nil
 	}
 	return err
+}
+
+// targetDeleter removes a target a task created (provider.Provider's
+// Delete; it refuses an existing server).
+type targetDeleter interface {
+	Delete(ctx context.Context, t provider.Target) error
 }
 
 // batchDelete: POST /v3/tasks/delete {"ids"}: every task is checked first,

@@ -56,6 +56,13 @@ func (h taskHandlers) runAction(ctx context.Context, t store.Tenant, id string, 
 	if _, err := h.store.Task(ctx, t, id); err != nil {
 		return taskError(err, id)
 	}
+	// clone_test's template_id is the clone's template: one of the
+	// tenant's (SMS.7101 404 otherwise, as for another tenant's ids).
+	if req.Operation == sms.ActionCloneTest && req.TemplateID != "" {
+		if _, err := h.store.Template(ctx, t, req.TemplateID); err != nil {
+			return templateError(err, req.TemplateID)
+		}
+	}
 	if h.engine == nil {
 		return smserr.New(smserr.SMS7713, id).WithDetail("this server runs no task workflows")
 	}

@@ -117,6 +117,8 @@ func (b *createTaskBody) validate() error {
 
 var targetDiskUses = []string{"NORMAL", "OS", "BOOT"}
 
+var cloneStates = names(sms.CloneStates)
+
 // checkTargetDisks bounds a target's disks like a source's: at most
 // layout.MaxDisks of them, each at most layout.MaxDiskSize with used_size
 // not past size, so that every sum made on them (the local provider's tree
@@ -142,7 +144,7 @@ func checkTargetDisks(v *checks, disks []targetDiskBody) {
 		}
 		for j, p := range *d.PhysicalVolumes {
 			g := fmt.Sprintf("%sphysical_volumes[%d].", f, j)
-			v.str(g+"device_use", p.DeviceUse, optional, 0, 255)
+			v.enum(g+"device_use", p.DeviceUse, optional, targetDiskUses...)
 			v.str(g+"file_system", p.FileSystem, optional, 0, 255)
 			between(v, g+"index", p.Index, optional, 0, maxInt32)
 			v.str(g+"mount_point", p.MountPoint, optional, 0, 255)
@@ -226,6 +228,15 @@ func (b *updateTaskBody) validate() error {
 		v.str(f.name, f.s, optional, 0, 255)
 	}
 	between(&v, "speed_limit", b.SpeedLimit, optional, 0, 10000)
+	if cs := b.CloneServer; cs != nil {
+		// The SDK decodes clone_state as its enum: nothing else is kept.
+		state := cs.CloneState
+		v.enumOrEmpty("clone_server.clone_state", &state, optional, cloneStates...)
+		for _, f := range []struct{ name, s string }{{"vm_id", cs.VMID}, {"name", cs.Name},
+			{"clone_error", cs.CloneError}, {"error_msg", cs.ErrorMsg}} {
+			v.str("clone_server."+f.name, &f.s, optional, 0, 255)
+		}
+	}
 	if ts := b.TargetServer; ts != nil {
 		v.serverID("target_server.vm_id", ts.VMID)
 		v.str("target_server.name", ts.Name, optional, 0, 255)

@@ -802,19 +802,20 @@ func TestTaskDelete(t *testing.T) {
 		assert.Equal(t, d, deletes()[len(deletes())-1])
 		assert.True(t, taskExists(t, e, d))
 
-		// A running task needs its agent to be told (SMS.7723).
-		run, srcRun := newSourceTask(t, e, "run")
-		setTask(t, e, run, map[string]any{"state": sms.TaskRunning})
-		setSource(t, e, srcRun, map[string]any{"last_visit_time": time.Now().Add(-10 * time.Minute).UnixMilli()})
+		// A running task is deleted through its run whether its agent is
+		// connected (stopped first) or gone (§4.2.4: a disconnected
+		// agent is exactly when a delete is allowed).
+		for _, seen := range []time.Duration{0, 10 * time.Minute} {
+			run, srcRun := newSourceTask(t, e, "run-"+seen.String())
+			setTask(t, e, run, map[string]any{"state": sms.TaskRunning})
+			setSource(t, e, srcRun, map[string]any{"last_visit_time": time.Now().Add(-seen).UnixMilli()})
+			r := e.do("DELETE", "/v3/tasks/"+run, "", e.token)
+			require.Equal(t, http.StatusOK, r.status, "agent last seen %s ago: %s", seen, r.body)
+			assert.Equal(t, run, deletes()[len(deletes())-1])
+		}
 		n := len(deletes())
-		wantError(t, e.do("DELETE", "/v3/tasks/"+run, "", e.token), http.StatusBadRequest, "SMS.7723")
-		assert.Len(t, deletes(), n)
-		setSource(t, e, srcRun, map[string]any{"last_visit_time": time.Now().UnixMilli()})
-		require.Equal(t, http.StatusOK, e.do("DELETE", "/v3/tasks/"+run, "", e.token).status)
-		assert.Equal(t, run, deletes()[len(deletes())-1])
 
 		// Unknown, and another tenant's.
-		n = len(deletes())
 		wantError(t, e.do("DELETE", "/v3/tasks/nope", "", e.token), http.StatusNotFound, "SMS.7703")
 		wantError(t, e.do("DELETE", "/v3/tasks/"+a, "", e.other), http.StatusNotFound, "SMS.7703")
 		assert.Len(t, deletes(), n)
@@ -865,6 +866,7 @@ func TestTaskBatchDelete(t *testing.T) {
 func TestTaskAction(t *testing.T) {
 	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
 		id, _ := newSourceTask(t, e, "web-1")
+		tpl := createTemplate(t, e, e.token, "clone-tpl") // clone_test's template_id must name one
 		const (
 			ready, running, syncing, success  = sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess
 			failed, aborting, abort, deleting = sms.TaskMigrateFail, sms.TaskAborting, sms.TaskAbort, sms.TaskDeleting
@@ -879,7 +881,7 @@ func TestTaskAction(t *testing.T) {
 		}{
 			{"start", []sms.TaskState{ready, abort, failed}, "SMS.7713"},
 			{"stop", []sms.TaskState{running, syncing}, "SMS.7714"},
-			{"test", nil, "SMS.7721"},
+			{"test", []sms.TaskState{success}, "SMS.7721"}, // success: launches a target left stopped
 			{"clone_test", nil, "SMS.7721"},
 			{"restart", []sms.TaskState{failed}, "SMS.7722"},
 			{"network_check", []sms.TaskState{ready, running, syncing, abort}, "SMS.7713"},
@@ -904,7 +906,8 @@ func TestTaskAction(t *testing.T) {
 			tcase{state: syncing, op: "test", inSyncLoop: true},
 			tcase{state: syncing, op: "clone_test", inSyncLoop: true},
 			tcase{state: running, op: "test", inSyncLoop: true, want: "SMS.7721"},
-			tcase{state: success, op: "restart", tStarted: true},
+			tcase{state: success, op: "restart", tStarted: true, want: "SMS.7713"},
+			tcase{state: success, op: "test", tStarted: true, want: "SMS.7721"},
 			tcase{state: failed, op: "restart", tStarted: true},
 			tcase{state: ready, op: "restart", tStarted: true, want: "SMS.7722"},
 		)
@@ -913,7 +916,7 @@ func TestTaskAction(t *testing.T) {
 			setTask(t, e, id, map[string]any{"state": tc.state, "target_started": tc.tStarted})
 			eng.set(func(f *fakeEngine) { f.inSyncLoop[id] = tc.inSyncLoop })
 			n := len(eng.calls().actions)
-			r := e.do("POST", "/v3/tasks/"+id+"/action", `{"operation":`+q(string(tc.op))+`,"template_id":"tpl-9","is_need_consistency_check":true,"switch_hce":false}`, e.token)
+			r := e.do("POST", "/v3/tasks/"+id+"/action", `{"operation":`+q(string(tc.op))+`,"template_id":`+q(tpl)+`,"is_need_consistency_check":true,"switch_hce":false}`, e.token)
 			if tc.want == "" {
 				assert.Equal(t, http.StatusOK, r.status, name+": "+r.body)
 				assert.JSONEq(t, `{}`, r.body, name)
@@ -922,7 +925,7 @@ func TestTaskAction(t *testing.T) {
 			}
 			calls := eng.calls().actions
 			if assert.Len(t, calls, n+1, name) {
-				assert.Equal(t, actionCall{id, workflows.ActionRequest{Operation: tc.op, TemplateID: "tpl-9", IsNeedConsistencyCheck: true}}, calls[n], name)
+				assert.Equal(t, actionCall{id, workflows.ActionRequest{Operation: tc.op, TemplateID: tpl, IsNeedConsistencyCheck: true}}, calls[n], name)
 			}
 		}
 

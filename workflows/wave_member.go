@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -141,8 +142,18 @@ func (m *migration) takeWaveSignals() {
 }
 
 func (m *migration) waveOpRefused() error {
+	if m.st.Wave.Op == sms.ActionTest && m.st.TaskState == sms.TaskMigrateSuccess {
+		// The wave's test is its cutover, which a finished task has had:
+		// the operator's late launch of a stopped target (ValidateAction
+		// accepts it) is not the wave's, and runs from before it replay
+		// the op they waited on as they did.
+		return errWaveTestFinished
+	}
 	return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, ActionRequest{Operation: m.st.Wave.Op})
 }
+
+// errWaveTestFinished refuses a wave's test to a finished member.
+var errWaveTestFinished = errors.New("the member's task has finished: the wave does not launch it again")
 
 // waveCapped is the limit in force under the wave's cap.
 func (m *migration) waveCapped(l speedlimit.Limit) speedlimit.Limit {

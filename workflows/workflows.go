@@ -84,6 +84,9 @@ type RunState struct {
 	NextSyncAt time.Time
 	// FinalPass: the agent step in flight is the launch's last sync pass.
 	FinalPass bool
+	// LaunchLater: test asked to start a target the task finished without
+	// (start_target_server=false); START_TARGET starts it.
+	LaunchLater bool
 	// Wave is a wave member's part (wave_member.go).
 	Wave WaveMemberState
 }
@@ -224,10 +227,23 @@ func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req
 		if taskState == sms.TaskSyncing && inSyncLoop {
 			return nil
 		}
+		// No dead end: a task that finished with start_target_server=false
+		// is launched later by test, which starts its target.
+		if req.Operation == sms.ActionTest && taskState == sms.TaskMigrateSuccess && !targetStarted {
+			return nil
+		}
 		return reject(smserr.SMS7721)
 	case sms.ActionRestart:
-		if taskState == sms.TaskMigrateFail || (taskState == sms.TaskMigrateSuccess && targetStarted) {
+		if taskState == sms.TaskMigrateFail {
 			return nil
+		}
+		if taskState == sms.TaskMigrateSuccess && targetStarted {
+			// A restart would copy over a target that was launched and
+			// may be in use: refused, never done silently. A new task
+			// migrates the source again.
+			return temporal.NewApplicationError(smserr.New(smserr.SMS7713).Message+
+				" (task is "+string(taskState)+" and its target was launched: a restart would overwrite it; create a new task to migrate again)",
+				string(smserr.SMS7713))
 		}
 		return reject(smserr.SMS7722)
 	case sms.ActionNetworkCheck:
@@ -253,13 +269,20 @@ func (m *migration) accept(req ActionRequest) {
 	case sms.ActionStart, sms.ActionRestart:
 		m.st.StartRequested = true
 		if req.Operation == sms.ActionRestart && m.st.TaskState == sms.TaskMigrateSuccess {
-			// A finished migration is run again from the copy, into the
-			// same target.
+			// Runs from before restart-after-launch was refused: the copy
+			// ran again into the same target (replayed as it ran).
 			m.st.Step, m.st.TargetStarted = sms.StepMigrate, false
 		}
 	case sms.ActionStop:
 		m.st.StopRequested = true
 	case sms.ActionTest:
+		if m.st.TaskState == sms.TaskMigrateSuccess {
+			// Launch a target the run left stopped (start_target_server
+			// false): the run goes back to its last step, which starts it
+			// this time (and again on a restart should it fail).
+			m.st.StartRequested, m.st.Step, m.st.LaunchLater = true, sms.StepStart, true
+			return
+		}
 		m.st.CutoverRequested = true
 	case sms.ActionCloneTest:
 		r := req
@@ -463,7 +486,7 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 			return err
 		}
 	}
-	started := m.in.StartTargetServer
+	started := m.startsTarget()
 	if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished, SourceCycle: sms.CycleCutovered,
 		Finished: true, TargetStarted: &started}); err != nil {
 		return err
@@ -471,6 +494,10 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 	m.waveEvent(ctx, WaveEventDone)
 	return nil
 }
+
+// startsTarget: the run ends by starting the target (start_target_server,
+// or a test after a run that left it stopped).
+func (m *migration) startsTarget() bool { return m.in.StartTargetServer || m.st.LaunchLater }
 
 // cycleOf is the source's migration cycle and state during a step.
 func cycleOf(step sms.Step) (sms.SourceState, sms.Cycle) {
@@ -496,7 +523,7 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 		}
 	}
 	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
-		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.in.StartTargetServer}
+		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.startsTarget()}
 	var out activities.StepOutput
 	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
 		return err
@@ -718,11 +745,10 @@ func (m *migration) clone(ctx workflow.Context) error {
 		BeginSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
+	// template_id is the clone's template (its name names the clone), not
+	// the clone's name: the provider's name for it stays one it accepts.
 	name := fmt.Sprintf("clone-%d", workflow.Now(ctx).Unix())
-	if req.TemplateID != "" {
-		name = req.TemplateID
-	}
-	in := activities.CloneInput{Ref: m.ref(), Target: *m.st.Target, Name: name}
+	in := activities.CloneInput{Ref: m.ref(), Target: *m.st.Target, Name: name, TemplateID: req.TemplateID}
 	// A clone copies whole disks: hours are possible, so a lost worker is
 	// found by the heartbeat, not by the overall timeout.
 	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -754,8 +780,8 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 			StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
-		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
-			return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
+		if err := m.waitAgent(ctx, wctx); err != nil {
+			return err
 		}
 		m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
 		m.st.AgentProgress, m.st.CommandFailed, m.st.OverSpeed, m.st.OverSince = 0, "", false, time.Time{}
@@ -811,6 +837,40 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 				fmt.Sprintf("no progress from the agent on %s for %s", sub, m.stepTimeout()), string(smserr.SMS5403), nil)
 		}
 	}
+}
+
+// waitAgent waits for the task's agent to be connected before a command.
+// A task whose source died waits here for up to AgentStepTimeout: runs since
+// "wait-agent-interruptible" stop waiting when the task is deleted or
+// stopped (the delete of §4.2.4 for a disconnected agent), runs from before
+// replay their uninterrupted wait.
+func (m *migration) waitAgent(ctx, wctx workflow.Context) error {
+	wrap := func(err error) error {
+		return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
+	}
+	if workflow.GetVersion(ctx, "wait-agent-interruptible", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
+			return wrap(err)
+		}
+		return nil
+	}
+	cctx, cancel := workflow.WithCancel(wctx)
+	f := workflow.ExecuteActivity(cctx, acts.WaitAgent, m.ref())
+	if err := workflow.Await(ctx, func() bool { return f.IsReady() || m.st.DeleteRequested || m.st.StopRequested }); err != nil {
+		cancel()
+		return err
+	}
+	if !f.IsReady() {
+		cancel()
+		if m.st.DeleteRequested {
+			return errDeleted
+		}
+		return m.stop(ctx)
+	}
+	if err := f.Get(ctx, nil); err != nil {
+		return wrap(err)
+	}
+	return nil
 }
 
 func (m *migration) stepTimeout() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type migrationSuite struct {
 	clones      int
 	updates     int
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
+	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
+	startTarget []bool               // StartTarget of each START_TARGET step
 }
 
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
@@ -46,6 +49,8 @@ func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.checks, s.checkErr = 0, nil
 	s.stepErr = map[sms.Step][]error{}
+	s.agentGone.Store(false)
+	s.startTarget = nil
 	s.env = s.newEnv()
 }
 
@@ -74,12 +79,25 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 			}
 		}
 		s.steps = append(s.steps, in.Step)
+		if in.Step == sms.StepStart {
+			s.startTarget = append(s.startTarget, in.StartTarget)
+		}
 		if in.Step == sms.StepCreate {
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}
 		return activities.StepOutput{}, nil
 	})
-	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.Ref) error {
+		if !s.agentGone.Load() {
+			return nil
+		}
+		// The source died: the wait ends only when the run gives up on it.
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		return errors.New("the agent is not connected")
+	})
 	env.OnActivity(acts.PushSpeedLimit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SpeedInput) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -355,12 +373,12 @@ func (s *migrationSuite) TestContinuousSyncCloneAndLaunch() {
 		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		restart = s.action(sms.ActionRestart)
 	})
-	s.at(17*time.Minute+time.Second, func() { s.Equal("", s.code(restart), "a started target may be restarted") })
+	s.at(17*time.Minute+time.Second, func() { s.Equal("SMS.7713", s.code(restart), "a launched target is not copied over") })
 	s.at(18*time.Minute, func() { s.deleteTask() })
 	s.env.ExecuteWorkflow(MigrationWorkflow, in)
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(3, s.count("SYNC"), "two passes and the launch pass")
-	s.Equal(2, s.count("START"), "the restart copies again")
+	s.Equal(1, s.count("START"), "no second copy")
 }
 
 // TestNetworkCheckWhileCopyingAndSyncing: a network check asked for during
@@ -496,7 +514,7 @@ func TestValidateAction(t *testing.T) {
 		sms.ActionStop:         {sms.TaskRunning, sms.TaskSyncing},
 		sms.ActionTest:         {sms.TaskSyncing},
 		sms.ActionCloneTest:    {sms.TaskSyncing},
-		sms.ActionRestart:      {sms.TaskMigrateFail, sms.TaskMigrateSuccess},
+		sms.ActionRestart:      {sms.TaskMigrateFail},
 		sms.ActionNetworkCheck: {sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort},
 	}
 	codes := map[sms.Action]string{sms.ActionStart: "SMS.7713", sms.ActionStop: "SMS.7714", sms.ActionTest: "SMS.7721", sms.ActionCloneTest: "SMS.7721",
@@ -504,15 +522,22 @@ func TestValidateAction(t *testing.T) {
 	for op, ok := range allowed {
 		for _, st := range states {
 			err := ValidateAction(st, true, true, ActionRequest{Operation: op})
+			want := codes[op]
+			if op == sms.ActionRestart && st == sms.TaskMigrateSuccess {
+				want = "SMS.7713" // launched (the loop's target is started)
+			}
 			if contains(ok, st) {
 				assert.NoError(t, err, "%s in %s", op, st)
 			} else {
-				assert.Equal(t, codes[op], smsCode(err), "%s in %s", op, st)
+				assert.Equal(t, want, smsCode(err), "%s in %s", op, st)
 			}
 		}
 	}
 	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(sms.TaskSyncing, false, true, ActionRequest{Operation: sms.ActionTest})), "not in continuous sync")
 	assert.Equal(t, "SMS.7722", smsCode(ValidateAction(sms.TaskMigrateSuccess, false, false, ActionRequest{Operation: sms.ActionRestart})), "target not started")
+	assert.Equal(t, "SMS.7713", smsCode(ValidateAction(sms.TaskMigrateSuccess, false, true, ActionRequest{Operation: sms.ActionRestart})), "launched: not copied over")
+	require.NoError(t, ValidateAction(sms.TaskMigrateSuccess, false, false, ActionRequest{Operation: sms.ActionTest}), "a stopped target is launched later")
+	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(sms.TaskMigrateSuccess, false, false, ActionRequest{Operation: sms.ActionCloneTest})))
 	assert.Equal(t, "SMS.7719", smsCode(ValidateDelete(sms.TaskDeleting)))
 	require.NoError(t, ValidateDelete(sms.TaskRunning))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/temporal/tserver"
+	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/web"
 	"github.com/smsflow/smsflow/worker"
 )
@@ -204,8 +205,18 @@ func (a *app) startWorker(ctx context.Context, t *temporalSide, queue *dispatch.
 	return func() { w.Stop(); prov.StopReceivers() }, nil
 }
 
+// taskOptions are the run options of tasks. The zone is named once here
+// ("Local" becomes the machine's IANA name) so wave members get a name too;
+// if the machine's zone has none, the setting stays as configured and the
+// API refuses task creation with SMS.8509 until --timezone names one.
 func (a *app) taskOptions() web.TaskOptions {
-	return web.TaskOptions{TimeZone: a.cfg.TimeZone, SyncInterval: a.cfg.SyncInterval, AgentStepTimeout: a.cfg.AgentStepTimeout}
+	zone := a.cfg.TimeZone
+	if z, err := wave.ResolveZone(zone); err == nil {
+		zone = z
+	} else {
+		a.log.Warn("time zone has no IANA name: tasks cannot be created", "timezone", zone, "err", err)
+	}
+	return web.TaskOptions{TimeZone: zone, SyncInterval: a.cfg.SyncInterval, AgentStepTimeout: a.cfg.AgentStepTimeout}
 }
 
 // uiPublicPath is the embedded UI's path prefix: the proxy's when it serves

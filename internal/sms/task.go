@@ -93,3 +93,24 @@ func contains[T comparable](list []T, v T) bool {
 	}
 	return false
 }
+
+// CloneState is a clone_test clone's clone_state (the SDK's
+// CloneServerCloneState enum).
+type CloneState string
+
+// Clone states. smsflow sets CREATING while it copies, then FINISHED or
+// ERROR; the others are the hosted service's, accepted on update.
+const (
+	CloneNotReady  CloneState = "NOT_READY"
+	CloneReady     CloneState = "READY"
+	ClonePreparing CloneState = "PREPARING"
+	CloneCreating  CloneState = "CREATING"
+	CloneError     CloneState = "ERROR"
+	CloneFinished  CloneState = "FINISHED"
+)
+
+// CloneStates lists the clone states.
+var CloneStates = []CloneState{CloneNotReady, CloneReady, ClonePreparing, CloneCreating, CloneError, CloneFinished}
+
+// Valid tells whether c is one of CloneStates.
+func (c CloneState) Valid() bool { return contains(CloneStates, c) }

@@ -1,7 +1,10 @@
 package wave
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -214,6 +217,69 @@ func LoadZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("time zone %q: %w", name, err)
 	}
 	return loc, nil
+}
+
+// ResolveZone names a configured time zone the way a workflow input must:
+// an IANA name that loads on any worker. "" and "Local" mean the machine's
+// zone, named from TZ, the /etc/localtime link or /etc/timezone; a run that
+// read "Local" would read it on whichever worker replays it, which is not
+// deterministic. A zone that cannot be named or loaded is an error, for the
+// API to refuse (SMS.8509) rather than a run to read as UTC.
+func ResolveZone(name string) (string, error) {
+	if strings.TrimSpace(name) == "" || name == "Local" {
+		local, err := localZoneName()
+		if err != nil {
+			return "", err
+		}
+		name = local
+	}
+	if _, err := LoadZone(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// zoneFiles are where localZoneName looks (variables for the tests).
+var zoneFiles = struct{ localtime, timezone string }{"/etc/localtime", "/etc/timezone"}
+
+// localZoneName is the IANA name of the machine's zone, read as Go reads
+// time.Local: TZ first ("" is UTC), then /etc/localtime (absent is UTC).
+func localZoneName() (string, error) {
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		tz = strings.TrimPrefix(tz, ":")
+		if tz == "" {
+			return "UTC", nil
+		}
+		if name, ok := zoneInPath(tz); ok {
+			return name, nil
+		}
+		return tz, nil
+	}
+	link, err := os.Readlink(zoneFiles.localtime)
+	switch {
+	case err == nil:
+		if name, ok := zoneInPath(link); ok {
+			return name, nil
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return "UTC", nil
+	}
+	// A copied zone file, not a link: Debian-like systems name it here.
+	if b, err := os.ReadFile(zoneFiles.timezone); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
+		}
+	}
+	return "", errors.New("time zone \"Local\": the machine's zone has no IANA name here; set --timezone (SMSFLOW_TIMEZONE) to one such as Europe/Berlin")
+}
+
+// zoneInPath reads the IANA name out of a zoneinfo file path.
+func zoneInPath(p string) (string, bool) {
+	const dir = "zoneinfo/"
+	if i := strings.LastIndex(p, dir); i >= 0 && i+len(dir) < len(p) {
+		return p[i+len(dir):], true
+	}
+	return "", false
 }
 
 // Budget is a wave's bandwidth budget in Mbit/s for the whole wave: the

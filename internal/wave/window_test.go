@@ -1,6 +1,7 @@
 package wave
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -200,5 +201,65 @@ func TestLoadZone(t *testing.T) {
 		if _, err := LoadZone(good); err != nil {
 			t.Errorf("LoadZone(%q): %v", good, err)
 		}
+	}
+}
+
+// TestResolveZone: "Local" and "" become the machine's IANA name, read from
+// TZ or the zone files as Go reads them; a name that does not load, or a
+// machine zone with no name, is an error, never UTC.
+func TestResolveZone(t *testing.T) {
+	dir := t.TempDir()
+	link := dir + "/localtime"
+	if err := os.Symlink("/usr/share/zoneinfo/America/Sao_Paulo", link); err != nil {
+		t.Fatal(err)
+	}
+	copied := dir + "/copied"
+	if err := os.WriteFile(copied, []byte("TZif"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	named := dir + "/timezone"
+	if err := os.WriteFile(named, []byte("Asia/Kolkata\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unset := "\x00unset"
+	for _, c := range []struct {
+		name, tz, localtime, timezone string
+		want                          string // "" = an error
+	}{
+		{"Europe/Berlin", unset, link, named, "Europe/Berlin"},
+		{"Local", "Asia/Shanghai", link, named, "Asia/Shanghai"},
+		{"Local", ":/usr/share/zoneinfo/Africa/Cairo", link, named, "Africa/Cairo"},
+		{"Local", "", link, named, "UTC"},
+		{"Local", unset, link, named, "America/Sao_Paulo"},
+		{"", unset, link, named, "America/Sao_Paulo"},
+		{"Local", unset, dir + "/missing", named, "UTC"},
+		{"Local", unset, copied, named, "Asia/Kolkata"},
+		{"Local", unset, copied, dir + "/missing", ""},
+		{"Local", "CST-8", link, named, ""},
+		{"Mars/Olympus", unset, link, named, ""},
+	} {
+		t.Run(c.name+"/"+c.tz+"/"+c.localtime, func(t *testing.T) {
+			if c.tz == unset {
+				t.Setenv("TZ", "")
+				if err := os.Unsetenv("TZ"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				t.Setenv("TZ", c.tz)
+			}
+			saved := zoneFiles
+			zoneFiles.localtime, zoneFiles.timezone = c.localtime, c.timezone
+			t.Cleanup(func() { zoneFiles = saved })
+			got, err := ResolveZone(c.name)
+			if c.want == "" {
+				if err == nil {
+					t.Fatalf("ResolveZone(%q) = %q, want an error", c.name, got)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("ResolveZone(%q) = %q, %v; want %q", c.name, got, err, c.want)
+			}
+		})
 	}
 }

@@ -398,7 +398,7 @@ var taskButtons = []struct {
 }{
 	{sms.ActionStart, "Start", ""},
 	{sms.ActionStop, "Stop", "Stop this migration? The copy pauses until it is started again."},
-	{sms.ActionRestart, "Restart", "Restart this migration? It copies again into the same target."},
+	{sms.ActionRestart, "Restart", "Restart this migration? It resumes from the failed step."},
 	{sms.ActionTest, "Launch target", "Launch the target server? The last sync runs and the source is cut over."},
 	{sms.ActionNetworkCheck, "Check network", ""},
 }
