@@ -136,7 +136,10 @@ func sqliteTarget(path string) Target {
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
-	dsn := "file:" + path + "?" + q.Encode()
+	// The path goes into a SQLite URI: '%', '?' and '#' would end it or be
+	// decoded, so a data dir such as "runs#2" would open another file.
+	esc := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
+	dsn := "file:" + esc + "?" + q.Encode()
 	return Target{Dialect: SQLite, DSN: dsn, Redacted: path}
 }
 

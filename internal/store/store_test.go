@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +52,23 @@ func TestParseDSN(t *testing.T) {
 				assert.Contains(t, got.DSN, "charset=utf8mb4")
 				assert.Contains(t, got.DSN, "clientFoundRows=true")
 			}
+		})
+	}
+}
+
+// TestOpenOddDataDir: a data dir whose name holds URI delimiters opens the
+// file inside it, not a file named by the part before the '#' or '?' (subtests
+// with repeated names get "#01" in their temp dirs, and so can operators).
+func TestOpenOddDataDir(t *testing.T) {
+	for _, name := range []string{"runs#2", "what?", "100%"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			require.NoError(t, os.MkdirAll(dir, 0o700))
+			s, err := store.Open(ctx, store.Options{DSN: "sqlite://" + filepath.Join(dir, "smsflow.db")})
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			_, err = os.Stat(filepath.Join(dir, "smsflow.db"))
+			assert.NoError(t, err, "the database file is inside the odd dir")
 		})
 	}
 }
