@@ -193,6 +193,8 @@ func authorize(keys AgentBinder, tasks TaskFinder) gin.HandlerFunc {
 			return
 		}
 		if !ru.allows(p.Role) {
+			logFor(c).WarnContext(c.Request.Context(), "request refused by role", "route", c.FullPath(),
+				"role", string(p.Role), "domain", p.DomainName, "user", p.UserName, "ak", p.AccessKey)
 			fail(c, forbidden(c, roleName(p.Role)+" may not call this operation"))
 			return
 		}

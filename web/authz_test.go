@@ -278,6 +278,14 @@ func TestAgentKeyBoundToItsSource(t *testing.T) {
 		assert.Equal(t, before.Name, after.Name)
 		assert.Equal(t, before.Hostname, after.Hostname, "the other source's facts are untouched")
 
+		// A second agent key cannot take the source over (the same
+		// machine's identity), until the first key is revoked.
+		_, _, err = e.iam.CreateUserRole(ctx, iam.BootstrapDomain, "agent-b", "", iam.RoleAgent)
+		require.NoError(t, err)
+		second := newKey(t, e, "agent-b", iam.RoleAgent)
+		refused(t, e.call(second, "POST", "/v3/sources", linuxSource("a", mac)), "a second key on a held source")
+		refused(t, e.call(second, "GET", "/v3/sources/"+own+"/command?wait=0", ""), "a second key on a held source")
+
 		refused(t, e.call(agent, "GET", "/v3/sources/"+other+"/command?wait=0", ""))
 		refused(t, e.call(agent, "POST", "/v3/sources/"+other+"/command_result", `{"command_name":"START","result":"success"}`))
 		refused(t, e.call(agent, "PUT", "/v3/tasks/"+otherTask+"/progress", `{"subtask_name":"MIGRATE_LINUX_BLOCK","progress":5,"replicatesize":1,"totalsize":10,"process_trace":"x"}`))
@@ -314,6 +322,13 @@ func TestAgentKeyBoundToItsSource(t *testing.T) {
 		foreign := caller{name: "other domain's agent", role: iam.RoleAgent, ak: ok.AK, sk: ok.SK}
 		r = e.call(foreign, "GET", "/v3/tasks/"+ownTask+"/certkey", "")
 		assert.Equal(t, http.StatusNotFound, r.status, r.body)
+
+		// The first key revoked, a new key may take the machine over.
+		require.NoError(t, e.iam.RevokeAccessKey(ctx, iam.BootstrapDomain, agent.ak))
+		r = e.call(second, "POST", "/v3/sources", linuxSource("a", mac))
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.Equal(t, own, r.json(t)["id"])
+		agent = second
 
 		// The operator deletes the source (and its task): the key may
 		// register its machine anew.

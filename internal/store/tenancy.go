@@ -269,9 +269,20 @@ func (s *Store) AccessKeySource(ctx context.Context, ak string) (string, error) 
 var ErrBoundElsewhere = errors.New("store: access key bound to another source")
 
 // bindAccessKey binds ak (of domainID) to sourceID if it is bound to
-// nothing yet; ErrBoundElsewhere when it is bound to another source. The
-// first registration wins: the conditional update is the race's referee.
+// nothing yet; ErrBoundElsewhere when it is bound to another source, or
+// when another live key holds the source (a fresh key cannot take over a
+// source an agent runs on by sending its id or its machine's identity; once
+// that key is revoked, a new one may). The conditional update referees two
+// registrations racing for one key.
 func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string) error {
+	var held int64
+	if err := tx.Model(&AccessKey{}).Where("domain_id = ? AND source_id = ? AND ak <> ? AND revoked_at IS NULL",
+		domainID, sourceID, ak).Count(&held).Error; err != nil {
+		return fmt.Errorf("bind access key: %w", err)
+	}
+	if held > 0 {
+		return ErrBoundElsewhere
+	}
 	res := tx.Model(&AccessKey{}).Where("domain_id = ? AND ak = ? AND source_id IS NULL", domainID, ak).
 		Update("source_id", sourceID)
 	if res.Error != nil {
