@@ -67,7 +67,9 @@ var (
 	ruleRead = rule{read: true}
 )
 
-func agentOnly(s agentScope) rule { return rule{agent: s} }
+// ruleAgent admits admin, operator and an agent within scope s; no viewer
+// (the agent calls hand commands out or take secrets).
+func ruleAgent(s agentScope) rule { return rule{agent: s} }
 
 // routeRules is the role matrix (README "Security"), by "METHOD path".
 var routeRules = map[string]rule{
@@ -100,8 +102,8 @@ var routeRules = map[string]rule{
 	"PUT /v3/sources/:source_id/changestate":        ruleOperate,
 	"PUT /v3/sources/:source_id/diskinfo":           ruleOperate,
 	"GET /v3/errors":                                ruleRead,
-	"GET /v3/sources/:source_id/command":            agentOnly(agentSource), // hands a command out
-	"POST /v3/sources/:source_id/command_result":    agentOnly(agentSource),
+	"GET /v3/sources/:source_id/command":            ruleAgent(agentSource), // hands a command out
+	"POST /v3/sources/:source_id/command_result":    ruleAgent(agentSource),
 	"POST /v3/privacy-agreements":                   {agent: agentDomain},
 	"GET /v3/privacy-agreements":                    {read: true, agent: agentDomain},
 	"GET /v3/config":                                {read: true, agent: agentDomain},
@@ -113,19 +115,19 @@ var routeRules = map[string]rule{
 	"PUT /v3/tasks/:task_id":                        ruleOperate,
 	"DELETE /v3/tasks/:task_id":                     ruleOperate,
 	"POST /v3/tasks/:task_id/action":                ruleOperate,
-	"PUT /v3/tasks/:task_id/progress":               agentOnly(agentTask),
+	"PUT /v3/tasks/:task_id/progress":               ruleAgent(agentTask),
 	"GET /v3/tasks/:task_id/speed-limit":            ruleRead,
 	"POST /v3/tasks/:task_id/speed-limit":           ruleOperate,
-	"GET /v3/tasks/:task_id/certkey":                agentOnly(agentTask), // a secret
-	"GET /v3/tasks/:task_id/passphrase":             agentOnly(agentTask), // a secret
+	"GET /v3/tasks/:task_id/certkey":                ruleAgent(agentTask), // a secret
+	"GET /v3/tasks/:task_id/passphrase":             ruleAgent(agentTask), // a secret
 	"GET /v3/tasks/:task_id/configuration-setting":  ruleRead,
 	"POST /v3/tasks/:task_id/configuration-setting": ruleOperate,
 	"GET /v3/tasks/:task_id/consistency-result":     ruleRead,
-	"POST /v3/tasks/:task_id/consistency-result":    agentOnly(agentTask),
+	"POST /v3/tasks/:task_id/consistency-result":    ruleAgent(agentTask),
 	"POST /v3/tasks/:task_id/log":                   ruleOperate,
-	"PUT /v3/tasks/:task_id/agent-log":              agentOnly(agentTask),
+	"PUT /v3/tasks/:task_id/agent-log":              ruleAgent(agentTask),
 	"GET /v3/tasks/:task_id/agent-log":              ruleRead,
-	"POST /v3/:task_id/update-network-check-info":   agentOnly(agentTask),
+	"POST /v3/:task_id/update-network-check-info":   ruleAgent(agentTask),
 
 	"POST /v3/waves":                         ruleOperate,
 	"GET /v3/waves":                          ruleRead,
