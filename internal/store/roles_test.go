@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -67,4 +68,75 @@ func TestRolesMigration(t *testing.T) {
 			assert.ErrorIs(t, s2.SetUserRole(ctx, "other", "u1", "viewer"), store.ErrNotFound, "another domain's user")
 		})
 	}
+}
+
+// TestAgentKeyBinding: registering with an agent key binds it to the
+// source, once; two registrations of different machines racing with one
+// fresh key bind it to exactly one, and the loser writes nothing.
+func TestAgentKeyBinding(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		ten := tenant()
+		now := time.Now().UTC()
+		require.NoError(t, s.CreateDomain(ctx, &store.Domain{ID: ten.DomainID, Name: "d-" + ten.DomainID[:8], Enabled: true, CreatedAt: now}))
+		require.NoError(t, s.CreateUser(ctx, &store.User{ID: "u-" + ten.DomainID[:8], DomainID: ten.DomainID, Name: "agent",
+			PasswordHash: "x", Enabled: true, Role: "agent", CreatedAt: now}))
+		key := func(ak string) string {
+			require.NoError(t, s.CreateAccessKey(ctx, &store.AccessKey{AK: ak, DomainID: ten.DomainID, UserID: "u-" + ten.DomainID[:8],
+				SKEnc: "enc", Role: "agent", CreatedAt: now}))
+			return ak
+		}
+		machine := func(name string) store.Registration {
+			mk := "mk-" + name
+			return store.Registration{NewID: uuid.NewString, Source: &store.Source{Name: name, Hostname: name, IP: "10.0.0.1",
+				OSType: "LINUX", OSVersion: "CENTOS7.9", AgentVersion: "test", State: "waiting", MigrationCycle: "checking", MachineKey: &mk}}
+		}
+		count := func() int64 {
+			_, n, err := s.Sources(ctx, ten, store.SourceFilter{}, store.Page{Limit: 1})
+			require.NoError(t, err)
+			return n
+		}
+
+		a := key("AGENTKEYA" + ten.DomainID[:8])
+		reg := machine("a")
+		reg.AgentKey = a
+		id, created, err := s.RegisterSource(ctx, ten, reg)
+		require.NoError(t, err)
+		assert.True(t, created)
+		got, err := s.AccessKeySource(ctx, a)
+		require.NoError(t, err)
+		assert.Equal(t, id, got)
+
+		reg = machine("b")
+		reg.AgentKey = a
+		_, _, err = s.RegisterSource(ctx, ten, reg)
+		require.ErrorIs(t, err, store.ErrBoundElsewhere)
+		assert.Equal(t, int64(1), count(), "the refused registration created nothing")
+
+		// A second key cannot take machine a while key a is live.
+		b := key("AGENTKEYB" + ten.DomainID[:8])
+		reg = machine("a")
+		reg.AgentKey = b
+		_, _, err = s.RegisterSource(ctx, ten, reg)
+		require.ErrorIs(t, err, store.ErrBoundElsewhere)
+
+		// Racing: one fresh key, two machines at once; one wins.
+		c := key("AGENTKEYC" + ten.DomainID[:8])
+		errs := make(chan error, 2)
+		for _, name := range []string{"c1", "c2"} {
+			go func() {
+				reg := machine(name)
+				reg.AgentKey = c
+				_, _, err := s.RegisterSource(ctx, ten, reg)
+				errs <- err
+			}()
+		}
+		e1, e2 := <-errs, <-errs
+		assert.True(t, (e1 == nil) != (e2 == nil), "exactly one wins: %v, %v", e1, e2)
+		for _, err := range []error{e1, e2} {
+			if err != nil {
+				assert.ErrorIs(t, err, store.ErrBoundElsewhere)
+			}
+		}
+		assert.Equal(t, int64(2), count(), "machine a and the winner")
+	})
 }
