@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -434,4 +435,41 @@ func TestConsoleViewer(t *testing.T) {
 		assert.Equal(t, http.StatusSeeOther, r.status, r.body)
 		assert.Contains(t, e.do("GET", "/v3/migprojects", "", e.token).body, "operator-made")
 	})
+}
+
+// TestTemporalUIRoles: the Temporal UI opens to every admin of the
+// bootstrap domain, not to its operators or viewers, nor to another
+// domain's admins.
+func TestTemporalUIRoles(t *testing.T) {
+	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "temporal ui")
+	}))
+	t.Cleanup(ui.Close)
+	backend, err := url.Parse(ui.URL)
+	require.NoError(t, err)
+	e := newEnvWith(t, testdb.Open(t, store.SQLite), envOptions{uiBackend: backend})
+	ctx := context.Background()
+	_, pw, err := e.iam.CreateUserRole(ctx, "other", "root", "", iam.RoleAdmin)
+	require.NoError(t, err)
+	foreignAdmin := e.login("other", "root", pw)
+	for _, tc := range []struct {
+		name  string
+		token string
+		open  bool
+	}{
+		{"bootstrap admin", e.token, true},
+		{"another admin", newUser(t, e, "ada", iam.RoleAdmin).token, true},
+		{"operator", newUser(t, e, "oscar", iam.RoleOperator).token, false},
+		{"viewer", newUser(t, e, "vince", iam.RoleViewer).token, false},
+		{"another domain's admin", foreignAdmin, false},
+	} {
+		r := e.do("GET", "/temporal/namespaces/default/workflows", "", tc.token)
+		if tc.open {
+			assert.Equal(t, http.StatusOK, r.status, tc.name)
+			assert.Equal(t, "temporal ui", r.body, tc.name)
+		} else {
+			assert.Equal(t, http.StatusForbidden, r.status, tc.name)
+			assert.NotContains(t, r.body, "temporal ui", tc.name)
+		}
+	}
 }
