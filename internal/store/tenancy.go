@@ -296,7 +296,7 @@ func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string) error {
 		return fmt.Errorf("bind access key: %w", notFound(err))
 	}
 	if k.SourceID == nil {
-		return ErrBoundElsewhere // unbound a moment ago: cannot happen inside the transaction
+		return ErrBoundElsewhere // unreachable: the conditional update above would have bound it
 	}
 	if *k.SourceID == sourceID {
 		return nil
