@@ -397,12 +397,13 @@ func nsAgent(t *testing.T, s *server, ns, api, name string, seed uint64) (img st
 	t.Helper()
 	img = filepath.Join(t.TempDir(), "vda.img")
 	require.NoError(t, diskimage.Source(img, 64<<20, seed))
-	a = &realAgent{t: t, s: s, state: t.TempDir()}
-	a.args = []string{"run", "--server", "http://" + api, "--ak", s.creds.AK, "--project", s.creds.ProjectID,
+	ak, sk := s.agentKey(t)
+	a = &realAgent{t: t, s: s, state: t.TempDir(), sk: sk}
+	a.args = []string{"run", "--server", "http://" + api, "--ak", ak, "--project", s.creds.ProjectID,
 		"--state-dir", a.state, "--poll-wait", "2s", "--progress-every", "500ms", "--log-format", "json",
 		"--name", name, "--machine-id", name, "--disk-image", "/dev/vda=" + img, "--only-images"}
 	a.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, agentBinary}, a.args...)...)
-	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+s.creds.SK)
+	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+a.sk)
 	a.log = &testutil.Buffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	require.NoError(t, a.cmd.Start())

@@ -30,11 +30,16 @@ type realAgent struct {
 	state string
 	cmd   *exec.Cmd
 	log   *testutil.Buffer
+	// sk is the agent key's SK (its AK is in args).
+	sk string
 }
 
+// startAgent runs an sms-agent as the install instructions set one up: with
+// an agent key of its own, made by `smsflow admin`, not the admin's.
 func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
-	a := &realAgent{t: t, s: s, state: t.TempDir()}
-	a.args = append([]string{"run", "--server", "http://" + s.http, "--ak", s.creds.AK, "--project", s.creds.ProjectID,
+	ak, sk := s.agentKey(t)
+	a := &realAgent{t: t, s: s, state: t.TempDir(), sk: sk}
+	a.args = append([]string{"run", "--server", "http://" + s.http, "--ak", ak, "--project", s.creds.ProjectID,
 		"--state-dir", a.state, "--poll-wait", "2s", "--progress-every", "500ms", "--log-format", "json"}, extra...)
 	a.start()
 	t.Cleanup(func() {
@@ -48,7 +53,7 @@ func startAgent(t testing.TB, s *server, extra ...string) *realAgent {
 
 func (a *realAgent) start() {
 	a.cmd = exec.Command(agentBinary, a.args...)
-	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+a.s.creds.SK)
+	a.cmd.Env = append(os.Environ(), "SMS_AGENT_SK="+a.sk)
 	a.log = &testutil.Buffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	require.NoError(a.t, a.cmd.Start())

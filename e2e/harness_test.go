@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/identity/signer"
 	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
@@ -124,6 +125,37 @@ func newServer(t testing.TB, extra ...string) *server {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &s.creds))
 	return s
+}
+
+// agentKey makes an agent user and its agent key with `smsflow admin`, on
+// the server's database, as the install instructions do for each source
+// server.
+func (s *server) agentKey(t testing.TB) (ak, sk string) {
+	t.Helper()
+	args := []string{"--data-dir", s.dataDir, "--domain", s.creds.DomainName}
+	for i, a := range s.extra {
+		switch {
+		case strings.HasPrefix(a, "--db-dsn=") || strings.HasPrefix(a, "--secret-key="):
+			args = append(args, a)
+		case (a == "--db-dsn" || a == "--secret-key") && i+1 < len(s.extra):
+			args = append(args, a, s.extra[i+1])
+		}
+	}
+	user := "agent-" + secret.RandomString(8, secret.Hex)
+	admin := func(sub ...string) []byte {
+		out, err := exec.Command(binary, append(append([]string{"admin"}, sub...), args...)...).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return out
+	}
+	admin("user", "create", "--role", "agent", user)
+	var k struct {
+		AK   string `json:"ak"`
+		SK   string `json:"sk"`
+		Role string `json:"role"`
+	}
+	require.NoError(t, json.Unmarshal(admin("aksk", "create", "--user", user, "--role", "agent", "--json"), &k))
+	require.Equal(t, "agent", k.Role)
+	return k.AK, k.SK
 }
 
 func (s *server) command() string {

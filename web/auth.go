@@ -98,6 +98,10 @@ func authError(err error) error {
 		return unauthorized(smserr.New(smserr.SMS6521).WithDetail("the token is unknown, revoked or expired"))
 	case errors.Is(err, iam.ErrBadCredentials):
 		return unauthorized(smserr.New(smserr.SMS6521).WithDetail("wrong domain, user name or password"))
+	case errors.Is(err, iam.ErrAgentPassword):
+		msg := "You do not have permission to perform action POST /v3/auth/tokens."
+		return smserr.New(smserr.SMS9004, msg).WithStatus(http.StatusForbidden).
+			WithDetail(msg + " An agent user signs its requests with its AK/SK.")
 	case errors.Is(err, iam.ErrNoProject):
 		return smserr.New(smserr.SMS9003).WithStatus(http.StatusForbidden).
 			WithDetail("the project is not one of the caller's domain")

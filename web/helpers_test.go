@@ -30,6 +30,7 @@ import (
 type env struct {
 	t       testing.TB
 	queue   *dispatch.Dispatcher
+	api     *web.Server
 	handler http.Handler
 	srv     *httptest.Server
 	store   *store.Store
@@ -102,7 +103,7 @@ func newEnvWith(t testing.TB, s *store.Store, o envOptions) *env {
 	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, queue: queue, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds, targets: targets}
+	e := &env{t: t, queue: queue, api: api, handler: h, srv: srv, store: s, iam: svc, box: box, creds: creds, targets: targets}
 	e.token = e.login(creds.DomainName, creds.User, creds.Password)
 
 	od, err := svc.CreateDomain(ctx, "other")

@@ -69,7 +69,7 @@ func accessLog() gin.HandlerFunc {
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "remote", c.ClientIP(),
 		}
 		if p, ok := principal(c); ok {
-			attrs = append(attrs, "domain", p.DomainName, "user", p.UserName, "auth", p.Method)
+			attrs = append(attrs, "domain", p.DomainName, "user", p.UserName, "auth", p.Method, "role", string(p.Role))
 		}
 		lvl := slog.LevelInfo
 		if c.Writer.Status() >= 500 {

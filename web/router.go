@@ -21,7 +21,8 @@ func (s *Server) routes(r *gin.Engine) {
 	v3.POST("/auth/tokens", limitBody(maxLoginBodyBytes), withBodyGate(newBodyGate(s.deps.Body.login())),
 		tokenHandlers{iam: s.deps.IAM}.issue)
 
-	api := v3.Group("", authenticate(s.deps.IAM))
+	// Every route below passes its rule in routeRules (authz.go).
+	api := v3.Group("", authenticate(s.deps.IAM), authorize(s.deps.IAM, s.deps.Store))
 
 	// §4.5 migration projects.
 	mp := migProjectHandlers{store: s.deps.Store}

@@ -46,6 +46,7 @@ type Queue interface {
 type IAM interface {
 	Authenticator
 	TokenIssuer
+	AgentBinder
 }
 
 // Deps are the server's collaborators, passed in explicitly.

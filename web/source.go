@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/envcheck"
@@ -203,10 +204,16 @@ func (h sourceHandlers) register(c *gin.Context) {
 	src.AddDate, src.StateActionTime, src.StageActionTime, src.LastVisitTime = ms, ms, ms, ms
 	src.UpdatedAt = now.UTC()
 	t := mustPrincipal(c).Tenant()
-	id, created, err := h.store.RegisterSource(c.Request.Context(), t, store.Registration{
-		Source: src, BodyID: ptr.Deref(b.ID), MigProjectID: ptr.Deref(b.MigProjectID), NewID: uuid.NewString,
-	})
+	reg := store.Registration{Source: src, BodyID: ptr.Deref(b.ID), MigProjectID: ptr.Deref(b.MigProjectID), NewID: uuid.NewString}
+	if p := mustPrincipal(c); p.Role == iam.RoleAgent {
+		reg.AgentKey = p.AccessKey // the first registration binds the key to its source
+	}
+	id, created, err := h.store.RegisterSource(c.Request.Context(), t, reg)
 	if err != nil {
+		if errors.Is(err, store.ErrBoundElsewhere) {
+			fail(c, errBoundElsewhere(c))
+			return
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			fail(c, notFound(smserr.SMS7301, ptr.Deref(b.MigProjectID)))
 			return

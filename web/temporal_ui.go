@@ -59,8 +59,9 @@ func (s *Server) MountTemporalUI(backend *url.URL) {
 }
 
 // uiAdmin is the one check in front of the Temporal UI: the caller must be
-// the administrator, the bootstrap user (iam.BootstrapUser) of the bootstrap
-// domain (iam.BootstrapDomain), whose tenant is the operator's. It accepts
+// an administrator (role admin, as the bootstrap user iam.BootstrapUser is)
+// of the bootstrap domain (iam.BootstrapDomain), whose tenant is the
+// operator's. It accepts
 // an X-Auth-Token header, the token cookie, or Basic credentials
 // "domain/user" (or just "user", in the bootstrap domain) and password,
 // which sign in like POST /v3/auth/tokens (throttled alike) and set the
@@ -116,9 +117,10 @@ func (s *Server) uiAdmin(c *gin.Context) (iam.Principal, error) {
 	return p, nil
 }
 
-// isAdmin tells whether p is the administrator (see uiAdmin).
+// isAdmin tells whether p is an administrator of the bootstrap domain
+// (see uiAdmin): the operator's tenant, role admin.
 func isAdmin(p iam.Principal) bool {
-	return p.DomainName == iam.BootstrapDomain && p.UserName == iam.BootstrapUser
+	return p.DomainName == iam.BootstrapDomain && p.Role == iam.RoleAdmin
 }
 
 // stripCookie removes one cookie from the request's Cookie headers.

@@ -12,8 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/smsflow/smsflow/internal/identity/iam"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/store"
 )
+
+// roleHelp describes the --role flags.
+const roleHelp = "role: admin (all, and the Temporal UI), operator (every SMS operation), viewer (reads, no secrets), " +
+	"agent (registers one source and makes its agent calls)"
 
 // adminCmd manages tenants directly in the configured database; it works
 // whether or not a server runs (servers pick changes up within
@@ -122,7 +128,7 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 	project.AddCommand(pCreate, pList)
 
 	// ---- user ----
-	var password string
+	var password, roleFlag string
 	var passwordStdin bool
 	user := &cobra.Command{Use: "user", Short: "Users of a domain"}
 	uCreate := &cobra.Command{
@@ -136,16 +142,21 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 				}
 				pw = strings.TrimRight(line, "\r\n")
 			}
-			u, pw, err := a.iam.CreateUser(cmd.Context(), domainFlag, args[0], pw)
+			role, err := iam.ParseRole(roleFlag)
 			if err != nil {
 				return err
 			}
-			return show(map[string]string{"id": u.ID, "name": u.Name, "domain_id": u.DomainID, "password": pw},
-				[]string{"ID", "NAME", "PASSWORD (shown once)"}, [][]string{{u.ID, u.Name, pw}})
+			u, pw, err := a.iam.CreateUserRole(cmd.Context(), domainFlag, args[0], pw, role)
+			if err != nil {
+				return err
+			}
+			return show(map[string]string{"id": u.ID, "name": u.Name, "domain_id": u.DomainID, "role": u.Role, "password": pw},
+				[]string{"ID", "NAME", "ROLE", "PASSWORD (shown once)"}, [][]string{{u.ID, u.Name, u.Role, pw}})
 		}),
 	}
 	uCreate.Flags().StringVar(&password, "password", "", "password (default: generated and printed once)")
 	uCreate.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	uCreate.Flags().StringVar(&roleFlag, "role", string(iam.RoleOperator), roleHelp)
 	uList := &cobra.Command{
 		Use: "list", Short: "List the users of --domain", Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, a *app, _ []string) error {
@@ -158,17 +169,17 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 				return err
 			}
 			type row struct {
-				ID, Name string
-				Enabled  bool
-				Created  time.Time
+				ID, Name, Role string
+				Enabled        bool
+				Created        time.Time
 			}
 			out := make([]row, len(us))
 			rows := make([][]string, len(us))
 			for i, u := range us {
-				out[i] = row{u.ID, u.Name, u.Enabled, u.CreatedAt}
-				rows[i] = []string{u.ID, u.Name, fmt.Sprint(u.Enabled), ts(u.CreatedAt)}
+				out[i] = row{u.ID, u.Name, u.Role, u.Enabled, u.CreatedAt}
+				rows[i] = []string{u.ID, u.Name, u.Role, fmt.Sprint(u.Enabled), ts(u.CreatedAt)}
 			}
-			return show(out, []string{"ID", "NAME", "ENABLED", "CREATED"}, rows)
+			return show(out, []string{"ID", "NAME", "ROLE", "ENABLED", "CREATED"}, rows)
 		}),
 	}
 	setEnabled := func(enabled bool) func(cmd *cobra.Command, a *app, args []string) error {
@@ -183,24 +194,50 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 	uDisable := &cobra.Command{Use: "disable NAME", Short: "Disable a user (its tokens are revoked; its AK/SKs stop working)",
 		Args: cobra.ExactArgs(1), RunE: run(setEnabled(false))}
 	uEnable := &cobra.Command{Use: "enable NAME", Short: "Re-enable a user", Args: cobra.ExactArgs(1), RunE: run(setEnabled(true))}
-	user.AddCommand(uCreate, uList, uDisable, uEnable)
+	var setRole string
+	uSetRole := &cobra.Command{
+		Use: "set-role NAME", Short: "Change a user's role (its keys are capped by it)", Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, a *app, args []string) error {
+			role, err := iam.ParseRole(setRole)
+			if err != nil {
+				return err
+			}
+			if err := a.iam.SetUserRole(cmd.Context(), domainFlag, args[0], role); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.out, "user %s role=%s\n", args[0], role)
+			return nil
+		}),
+	}
+	uSetRole.Flags().StringVar(&setRole, "role", "", roleHelp+" (required)")
+	_ = uSetRole.MarkFlagRequired("role")
+	user.AddCommand(uCreate, uList, uDisable, uEnable, uSetRole)
 
 	// ---- aksk ----
-	var userFlag, description string
+	var userFlag, description, keyRole string
 	aksk := &cobra.Command{Use: "aksk", Short: "Access keys (AK/SK) for request signing"}
 	kCreate := &cobra.Command{
 		Use: "create", Short: "Create an AK/SK for --user of --domain; the SK is printed once", Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, a *app, _ []string) error {
-			k, err := a.iam.CreateAccessKey(cmd.Context(), domainFlag, userFlag, description)
+			var role iam.Role
+			if keyRole != "" {
+				r, err := iam.ParseRole(keyRole)
+				if err != nil {
+					return err
+				}
+				role = r
+			}
+			k, err := a.iam.CreateAccessKeyRole(cmd.Context(), domainFlag, userFlag, description, role)
 			if err != nil {
 				return err
 			}
-			return show(map[string]string{"ak": k.AK, "sk": k.SK, "domain_id": k.DomainID, "user_id": k.UserID},
-				[]string{"AK", "SK (shown once)"}, [][]string{{k.AK, k.SK}})
+			return show(map[string]string{"ak": k.AK, "sk": k.SK, "domain_id": k.DomainID, "user_id": k.UserID, "role": string(k.Role)},
+				[]string{"AK", "SK (shown once)", "ROLE"}, [][]string{{k.AK, k.SK, string(k.Role)}})
 		}),
 	}
 	kCreate.Flags().StringVar(&userFlag, "user", "", "user name (required)")
 	kCreate.Flags().StringVar(&description, "description", "", "what the key is for")
+	kCreate.Flags().StringVar(&keyRole, "role", "", roleHelp+"; default: the user's. agent: for one source server's sms-agent")
 	_ = kCreate.MarkFlagRequired("user")
 	kList := &cobra.Command{
 		Use: "list", Short: "List the AKs of --domain (never the SKs)", Args: cobra.NoArgs,
@@ -214,21 +251,22 @@ not a server is running. Secrets (generated passwords, SKs) are printed once.`,
 				return err
 			}
 			type row struct {
-				AK, UserID, Description string
-				Created                 time.Time
-				Revoked                 *time.Time `json:",omitempty"`
+				AK, UserID, Description, Role string
+				SourceID                      *string `json:",omitempty"`
+				Created                       time.Time
+				Revoked                       *time.Time `json:",omitempty"`
 			}
 			out := make([]row, len(ks))
 			rows := make([][]string, len(ks))
 			for i, k := range ks {
-				out[i] = row{k.AK, k.UserID, k.Description, k.CreatedAt, k.RevokedAt}
+				out[i] = row{k.AK, k.UserID, k.Description, k.Role, k.SourceID, k.CreatedAt, k.RevokedAt}
 				state := "active"
 				if k.RevokedAt != nil {
 					state = "revoked " + ts(*k.RevokedAt)
 				}
-				rows[i] = []string{k.AK, k.UserID, k.Description, ts(k.CreatedAt), state}
+				rows[i] = []string{k.AK, k.UserID, k.Role, ptr.Deref(k.SourceID), k.Description, ts(k.CreatedAt), state}
 			}
-			return show(out, []string{"AK", "USER", "DESCRIPTION", "CREATED", "STATE"}, rows)
+			return show(out, []string{"AK", "USER", "ROLE", "SOURCE", "DESCRIPTION", "CREATED", "STATE"}, rows)
 		}),
 	}
 	kRevoke := &cobra.Command{

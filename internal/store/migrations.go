@@ -33,6 +33,7 @@ var migrations = []migration{
 	{ID: "0004_agent_logs", Up: m0004},
 	{ID: "0005_waves", Up: m0005},
 	{ID: "0006_task_speed_samples", Up: m0006},
+	{ID: "0007_roles", Up: m0007},
 }
 
 // Migrate applies the pending migrations, each in its own transaction (MySQL
@@ -530,3 +531,42 @@ type m0006TaskSpeedSample struct {
 func (m0006TaskSpeedSample) TableName() string { return "task_speed_samples" }
 
 func m0006(tx *gorm.DB) error { return createTables(tx, &m0006TaskSpeedSample{}) }
+
+// ---- 0007: roles of users and access keys, and the source an agent's key
+// is bound to. Rows from before roles existed could do everything: they
+// become admin, so nothing that worked stops working.
+
+type m0007User struct {
+	ID   string `gorm:"primaryKey;size:64"`
+	Role string `gorm:"size:16;not null;default:admin"`
+}
+
+func (m0007User) TableName() string { return "users" }
+
+type m0007AccessKey struct {
+	AK       string  `gorm:"column:ak;primaryKey;size:64"`
+	Role     string  `gorm:"size:16;not null;default:admin"`
+	SourceID *string `gorm:"size:64"`
+}
+
+func (m0007AccessKey) TableName() string { return "access_keys" }
+
+func m0007(tx *gorm.DB) error {
+	m := tx.Migrator()
+	for _, c := range []struct {
+		model       any
+		field, name string
+	}{
+		{&m0007User{}, "Role", "role"},
+		{&m0007AccessKey{}, "Role", "role"},
+		{&m0007AccessKey{}, "SourceID", "source_id"},
+	} {
+		if m.HasColumn(c.model, c.name) {
+			continue
+		}
+		if err := m.AddColumn(c.model, c.field); err != nil {
+			return fmt.Errorf("add column %s: %w", c.name, err)
+		}
+	}
+	return nil
+}

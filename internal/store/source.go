@@ -327,6 +327,10 @@ type Registration struct {
 	// created ("default") when the tenant has none yet.
 	MigProjectID string
 	NewID        func() string
+	// AgentKey is the access key of an agent registering: the source
+	// registered is bound to it (the first registration binds), and a key
+	// bound to another source fails with ErrBoundElsewhere, nothing written.
+	AgentKey string
 }
 
 // RegisterSource inserts a source, or updates the facts of the machine's
@@ -343,6 +347,11 @@ func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (s
 		prev, err := s.findRegistration(tx, t, r.BodyID, src.MachineKey)
 		if err != nil {
 			return err
+		}
+		if prev != nil && r.AgentKey != "" {
+			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, prev.ID); err != nil {
+				return err
+			}
 		}
 		if prev != nil {
 			id = prev.ID
@@ -389,6 +398,11 @@ func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (s
 		}
 		if err := saveFacts(tx, src); err != nil {
 			return err
+		}
+		if r.AgentKey != "" {
+			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, src.ID); err != nil {
+				return err
+			}
 		}
 		id, created = src.ID, true
 		return nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,25 +28,33 @@ type Project struct {
 
 // User is an IAM user of a domain. Passwords are stored as PBKDF2 hashes.
 type User struct {
-	ID           string    `gorm:"primaryKey;size:64"`
-	DomainID     string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:1"`
-	Name         string    `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:2"`
-	PasswordHash string    `gorm:"size:255;not null"`
-	Enabled      bool      `gorm:"not null"`
-	CreatedAt    time.Time `gorm:"not null"`
+	ID           string `gorm:"primaryKey;size:64"`
+	DomainID     string `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:1"`
+	Name         string `gorm:"size:64;not null;uniqueIndex:uq_users_domain_name,priority:2"`
+	PasswordHash string `gorm:"size:255;not null"`
+	Enabled      bool   `gorm:"not null"`
+	// Role is what the user may do (iam.Role: admin, operator, viewer,
+	// agent); it caps the roles of the user's access keys.
+	Role      string    `gorm:"size:16;not null"`
+	CreatedAt time.Time `gorm:"not null"`
 }
 
 // AccessKey is an AK/SK pair of a user. The SK must be recoverable to verify
 // HMAC signatures, so it is stored encrypted (AES-GCM, see package secret),
 // never in clear and never hashed.
 type AccessKey struct {
-	AK          string     `gorm:"column:ak;primaryKey;size:64"`
-	DomainID    string     `gorm:"size:64;not null;index"`
-	UserID      string     `gorm:"size:64;not null;index"`
-	SKEnc       string     `gorm:"column:sk_enc;size:512;not null"`
-	Description string     `gorm:"size:255;not null"`
-	CreatedAt   time.Time  `gorm:"not null"`
-	RevokedAt   *time.Time `gorm:""`
+	AK          string `gorm:"column:ak;primaryKey;size:64"`
+	DomainID    string `gorm:"size:64;not null;index"`
+	UserID      string `gorm:"size:64;not null;index"`
+	SKEnc       string `gorm:"column:sk_enc;size:512;not null"`
+	Description string `gorm:"size:255;not null"`
+	// Role is what a request signed with the key may do (iam.Role).
+	Role string `gorm:"size:16;not null"`
+	// SourceID is the source an agent key registered first: such a key
+	// acts for that source only. Nil until then, and for other roles.
+	SourceID  *string    `gorm:"size:64"`
+	CreatedAt time.Time  `gorm:"not null"`
+	RevokedAt *time.Time `gorm:""`
 }
 
 // Token is an issued X-Auth-Token; only its SHA-256 is stored.
@@ -168,8 +177,10 @@ func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
 type CredentialHolder struct {
 	UserName    string
 	UserEnabled bool
-	DomainName  string
-	DomainOK    bool
+	// UserRole is the holder's role (it caps a key's own).
+	UserRole   string
+	DomainName string
+	DomainOK   bool
 }
 
 // live tells whether the holder may act: a disabled user or domain may not.
@@ -181,7 +192,7 @@ func (h CredentialHolder) live() bool { return h.UserEnabled && h.DomainOK }
 func activeCredential[T interface{ live() bool }](db *gorm.DB, table, where string, args ...any) (*T, error) {
 	var out T
 	err := db.Table(table+" AS c").
-		Select("c.*, u.name AS user_name, u.enabled AS user_enabled, d.name AS domain_name, d.enabled AS domain_ok").
+		Select("c.*, u.name AS user_name, u.enabled AS user_enabled, u.role AS user_role, d.name AS domain_name, d.enabled AS domain_ok").
 		Joins("JOIN users u ON u.id = c.user_id AND u.domain_id = c.domain_id").
 		Joins("JOIN domains d ON d.id = c.domain_id").
 		Where(where, args...).
@@ -226,6 +237,80 @@ func (s *Store) RevokeAccessKey(ctx context.Context, domainID, ak string) error 
 		return ErrNotFound
 	}
 	return nil
+}
+
+// SetUserRole changes a user's role; ErrNotFound when the domain has no
+// such user.
+func (s *Store) SetUserRole(ctx context.Context, domainID, userID, role string) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("domain_id = ? AND id = ?", domainID, userID).Update("role", role)
+	if res.Error != nil {
+		return fmt.Errorf("set user role: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// AccessKeySource is the source an access key is bound to ("" when none).
+func (s *Store) AccessKeySource(ctx context.Context, ak string) (string, error) {
+	var k AccessKey
+	if err := s.db.WithContext(ctx).Select("ak", "source_id").Where("ak = ?", ak).Take(&k).Error; err != nil {
+		return "", notFound(err)
+	}
+	if k.SourceID == nil {
+		return "", nil
+	}
+	return *k.SourceID, nil
+}
+
+// ErrBoundElsewhere: an agent's access key is bound to another source than
+// the one its request names or registers.
+var ErrBoundElsewhere = errors.New("store: access key bound to another source")
+
+// bindAccessKey binds ak (of domainID) to sourceID if it is bound to
+// nothing yet; ErrBoundElsewhere when it is bound to another source, or
+// when another live key holds the source (a fresh key cannot take over a
+// source an agent runs on by sending its id or its machine's identity; once
+// that key is revoked, a new one may). The conditional update referees two
+// registrations racing for one key.
+func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string) error {
+	var held int64
+	if err := tx.Model(&AccessKey{}).Where("domain_id = ? AND source_id = ? AND ak <> ? AND revoked_at IS NULL",
+		domainID, sourceID, ak).Count(&held).Error; err != nil {
+		return fmt.Errorf("bind access key: %w", err)
+	}
+	if held > 0 {
+		return ErrBoundElsewhere
+	}
+	res := tx.Model(&AccessKey{}).Where("domain_id = ? AND ak = ? AND source_id IS NULL", domainID, ak).
+		Update("source_id", sourceID)
+	if res.Error != nil {
+		return fmt.Errorf("bind access key: %w", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return nil
+	}
+	var k AccessKey
+	if err := tx.Select("ak", "source_id").Where("domain_id = ? AND ak = ?", domainID, ak).Take(&k).Error; err != nil {
+		return fmt.Errorf("bind access key: %w", notFound(err))
+	}
+	if k.SourceID == nil {
+		return ErrBoundElsewhere // unreachable: the conditional update above would have bound it
+	}
+	if *k.SourceID == sourceID {
+		return nil
+	}
+	// A key whose source was deleted may register its machine anew: it
+	// acts for one source at a time, never for a live other one.
+	var n int64
+	if err := tx.Model(&Source{}).Where("domain_id = ? AND id = ?", domainID, *k.SourceID).Count(&n).Error; err != nil {
+		return fmt.Errorf("bind access key: %w", err)
+	}
+	if n > 0 {
+		return ErrBoundElsewhere
+	}
+	return tx.Model(&AccessKey{}).Where("domain_id = ? AND ak = ?", domainID, ak).Update("source_id", sourceID).Error
 }
 
 // ---- tokens ----

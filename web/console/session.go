@@ -94,7 +94,7 @@ func (k *Console) Principal(c *gin.Context) (iam.Principal, bool) {
 		return iam.Principal{}, false
 	}
 	p, err := k.d.Auth.AuthenticateToken(c.Request.Context(), s.Token)
-	return p, err == nil
+	return p, err == nil && p.Role != iam.RoleAgent
 }
 
 // session is the middleware of every signed-in route: a missing, idle or
@@ -151,8 +151,34 @@ func (k *Console) session(c *gin.Context) {
 			return
 		}
 	}
+	if !k.roleAllows(c, p.Role) {
+		c.Abort()
+		return
+	}
 	c.Set(ctxSession, &session{data: s, principal: p})
 	c.Next()
+}
+
+// roleAllows applies the API's roles to the console: a viewer sees every
+// page but its forms and buttons are refused (403 page), signing out
+// aside. An agent cannot sign in (iam.ErrAgentPassword); a session of a
+// user made an agent since is ended.
+func (k *Console) roleAllows(c *gin.Context, r iam.Role) bool {
+	switch r {
+	case iam.RoleAdmin, iam.RoleOperator:
+		return true
+	case iam.RoleViewer:
+		m := c.Request.Method
+		if m == http.MethodGet || m == http.MethodHead || c.FullPath() == Prefix+"/logout" {
+			return true
+		}
+		k.errorPage(c, http.StatusForbidden, "Not allowed",
+			"Your role is viewer: you may look at everything here, but not change it. (SMS.9004)")
+		return false
+	}
+	clearSession(c)
+	k.errorPage(c, http.StatusForbidden, "Not allowed", "This user may not use the console. (SMS.9004)")
+	return false
 }
 
 func mustSession(c *gin.Context) *session {

@@ -62,8 +62,18 @@ func (s *Service) CreateProject(ctx context.Context, domain, name, id string) (*
 	return p, s.store.CreateProject(ctx, p)
 }
 
-// CreateUser adds a user with a password (empty = generated; returned).
+// CreateUser adds an operator with a password (empty = generated;
+// returned).
 func (s *Service) CreateUser(ctx context.Context, domain, name, password string) (*store.User, string, error) {
+	return s.CreateUserRole(ctx, domain, name, password, RoleOperator)
+}
+
+// CreateUserRole adds a user of the given role with a password (empty =
+// generated; returned).
+func (s *Service) CreateUserRole(ctx context.Context, domain, name, password string, role Role) (*store.User, string, error) {
+	if _, err := ParseRole(string(role)); err != nil {
+		return nil, "", err
+	}
 	d, err := s.store.Domain(ctx, domain)
 	if err != nil {
 		return nil, "", fmt.Errorf("domain %q: %w", domain, err)
@@ -80,7 +90,7 @@ func (s *Service) CreateUser(ctx context.Context, domain, name, password string)
 	if err != nil {
 		return nil, "", err
 	}
-	u := &store.User{ID: newID(), DomainID: d.ID, Name: name, PasswordHash: h, Enabled: true, CreatedAt: s.opts.Now().UTC()}
+	u := &store.User{ID: newID(), DomainID: d.ID, Name: name, PasswordHash: h, Enabled: true, Role: string(role), CreatedAt: s.opts.Now().UTC()}
 	return u, password, s.store.CreateUser(ctx, u)
 }
 
@@ -89,10 +99,19 @@ type CreatedKey struct {
 	AK, SK   string
 	DomainID string
 	UserID   string
+	Role     Role
 }
 
-// CreateAccessKey issues an AK/SK for a user; the SK is returned only here.
+// CreateAccessKey issues an AK/SK with its user's role; the SK is returned
+// only here.
 func (s *Service) CreateAccessKey(ctx context.Context, domain, user, description string) (*CreatedKey, error) {
+	return s.CreateAccessKeyRole(ctx, domain, user, description, "")
+}
+
+// CreateAccessKeyRole issues an AK/SK of the given role (empty: the
+// user's), which the user's role must cover: an operator cannot mint an
+// admin key. The SK is returned only here.
+func (s *Service) CreateAccessKeyRole(ctx context.Context, domain, user, description string, role Role) (*CreatedKey, error) {
 	d, err := s.store.Domain(ctx, domain)
 	if err != nil {
 		return nil, fmt.Errorf("domain %q: %w", domain, err)
@@ -101,16 +120,47 @@ func (s *Service) CreateAccessKey(ctx context.Context, domain, user, description
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", user, err)
 	}
+	if role == "" {
+		role = Role(u.Role)
+	}
+	if _, err := ParseRole(string(role)); err != nil {
+		return nil, err
+	}
+	if !Role(u.Role).Covers(role) {
+		return nil, fmt.Errorf("user %q is %s: it cannot hold a key of role %s", user, u.Role, role)
+	}
 	ak, sk := NewAK(), NewSK()
 	enc, err := s.box.Seal(sk)
 	if err != nil {
 		return nil, err
 	}
-	k := &store.AccessKey{AK: ak, DomainID: d.ID, UserID: u.ID, SKEnc: enc, Description: description, CreatedAt: s.opts.Now().UTC()}
+	k := &store.AccessKey{AK: ak, DomainID: d.ID, UserID: u.ID, SKEnc: enc, Description: description,
+		Role: string(role), CreatedAt: s.opts.Now().UTC()}
 	if err := s.store.CreateAccessKey(ctx, k); err != nil {
 		return nil, err
 	}
-	return &CreatedKey{AK: ak, SK: sk, DomainID: d.ID, UserID: u.ID}, nil
+	return &CreatedKey{AK: ak, SK: sk, DomainID: d.ID, UserID: u.ID, Role: role}, nil
+}
+
+// SetUserRole changes a user's role. Its tokens act with the new role and
+// its keys are capped by it (see Principal.Role) once the caches expire.
+func (s *Service) SetUserRole(ctx context.Context, domain, user string, role Role) error {
+	if _, err := ParseRole(string(role)); err != nil {
+		return err
+	}
+	d, err := s.store.Domain(ctx, domain)
+	if err != nil {
+		return fmt.Errorf("domain %q: %w", domain, err)
+	}
+	u, err := s.store.UserByName(ctx, d.ID, user)
+	if err != nil {
+		return fmt.Errorf("user %q: %w", user, err)
+	}
+	if err := s.store.SetUserRole(ctx, d.ID, u.ID, string(role)); err != nil {
+		return fmt.Errorf("user %q: %w", user, err)
+	}
+	s.Flush()
+	return nil
 }
 
 // RevokeAccessKey revokes an AK of a domain.

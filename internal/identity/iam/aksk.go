@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/smsflow/smsflow/internal/identity/signer"
+	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/store"
 )
 
@@ -70,7 +71,19 @@ func (s *Service) FinishSigned(ctx context.Context, r *http.Request, sc *SignedC
 	return Principal{
 		DomainID: key.DomainID, DomainName: key.DomainName, UserID: key.UserID, UserName: key.UserName,
 		ProjectID: p.ID, ProjectName: p.Name, Method: "aksk", AccessKey: key.AK,
+		Role: effectiveRole(Role(key.UserRole), Role(key.Role)), SourceID: ptr.Deref(key.SourceID),
 	}, nil
+}
+
+// AgentSource is the source an agent's access key is bound to now, read
+// from the store: the binding is made by the key's first registration,
+// possibly in another process, after the key was cached unbound.
+func (s *Service) AgentSource(ctx context.Context, ak string) (string, error) {
+	id, err := s.store.AccessKeySource(ctx, ak)
+	if err != nil {
+		return "", fmt.Errorf("iam: access key source: %w", err)
+	}
+	return id, nil
 }
 
 // signedError maps the signer's errors to iam's.

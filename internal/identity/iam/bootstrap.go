@@ -74,8 +74,8 @@ func (s *Service) Bootstrap(ctx context.Context, dataDir string, getenv func(str
 	now := s.opts.Now().UTC()
 	d := &store.Domain{ID: newID(), Name: BootstrapDomain, Enabled: true, CreatedAt: now}
 	p := &store.Project{ID: projectID, DomainID: d.ID, Name: BootstrapProject, CreatedAt: now}
-	u := &store.User{ID: newID(), DomainID: d.ID, Name: BootstrapUser, PasswordHash: hash, Enabled: true, CreatedAt: now}
-	k := &store.AccessKey{AK: ak, DomainID: d.ID, UserID: u.ID, SKEnc: skEnc, Description: "bootstrap", CreatedAt: now}
+	u := &store.User{ID: newID(), DomainID: d.ID, Name: BootstrapUser, PasswordHash: hash, Enabled: true, Role: string(RoleAdmin), CreatedAt: now}
+	k := &store.AccessKey{AK: ak, DomainID: d.ID, UserID: u.ID, SKEnc: skEnc, Description: "bootstrap", Role: string(RoleAdmin), CreatedAt: now}
 	created, err := s.store.Bootstrap(ctx, d, p, u, k)
 	if err != nil || !created {
 		return "", err

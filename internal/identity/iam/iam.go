@@ -28,6 +28,8 @@ type Store interface {
 	Project(ctx context.Context, domainID, idOrName string) (*store.Project, error)
 	Projects(ctx context.Context, domainID string) ([]store.Project, error)
 	CreateUser(ctx context.Context, u *store.User) error
+	SetUserRole(ctx context.Context, domainID, userID, role string) error
+	AccessKeySource(ctx context.Context, ak string) (string, error)
 	UserByName(ctx context.Context, domainID, name string) (*store.User, error)
 	Users(ctx context.Context, domainID string) ([]store.User, error)
 	SetUserEnabled(ctx context.Context, domainID, userID string, enabled bool) error
@@ -53,6 +55,12 @@ type Principal struct {
 	Method string
 	// AccessKey is the AK used, for audit logs (never the SK).
 	AccessKey string
+	// Role is what the caller may do: the user's role for a token, the
+	// key's (capped by its user's) for a signature. Empty: nothing.
+	Role Role
+	// SourceID is the source an agent key is bound to (the first it
+	// registered); empty for other roles and before that registration.
+	SourceID string
 }
 
 // Tenant is the store scope of a principal.
@@ -68,6 +76,10 @@ var (
 	ErrBadToken       = errors.New("iam: token invalid or expired")
 	ErrNoProject      = errors.New("iam: project not in the caller's domain")
 	ErrMalformed      = errors.New("iam: malformed authentication data")
+	// ErrAgentPassword: an agent user's password is right, but agents sign
+	// their requests with an AK/SK bound to their source; a token would
+	// act for no source.
+	ErrAgentPassword = errors.New("iam: agent users sign requests with their AK/SK, not a password token")
 )
 
 // Options tune the service.

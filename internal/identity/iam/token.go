@@ -113,6 +113,10 @@ func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken,
 		return failed("wrong password")
 	case !u.Enabled || !d.Enabled:
 		return failed("disabled")
+	case Role(u.Role) == RoleAgent:
+		g.undo(res)
+		s.log.WarnContext(ctx, "sign-in refused: agent user", "domain", d.Name, "user", u.Name, "client", a.ClientAddr)
+		return nil, ErrAgentPassword
 	}
 	// A success clears its user's count; its address keeps the failures it
 	// had, without this attempt.
@@ -143,7 +147,7 @@ func (s *Service) IssueToken(ctx context.Context, a PasswordAuth) (*IssuedToken,
 		Token: tok, IssuedAt: now, ExpiresAt: exp,
 		Principal: Principal{
 			DomainID: d.ID, DomainName: d.Name, UserID: u.ID, UserName: u.Name,
-			ProjectID: p.ID, ProjectName: p.Name, Method: "token",
+			ProjectID: p.ID, ProjectName: p.Name, Method: "token", Role: Role(u.Role),
 		},
 	}, nil
 }
@@ -175,7 +179,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, tok string) (Principal,
 	}
 	pr := Principal{
 		DomainID: t.DomainID, DomainName: t.DomainName, UserID: t.UserID, UserName: t.UserName,
-		ProjectID: p.ID, ProjectName: p.Name, Method: "token",
+		ProjectID: p.ID, ProjectName: p.Name, Method: "token", Role: Role(t.UserRole),
 	}
 	exp := now.Add(s.opts.CacheTTL)
 	if t.ExpiresAt.Before(exp) {
