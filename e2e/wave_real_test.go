@@ -13,7 +13,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/smsflow/smsflow/internal/testkit/diskimage"
+	"github.com/smsflow/smsflow/workflows"
 )
 
 // defaultMigProject is the id of the domain's default migration project.
@@ -173,13 +177,12 @@ type reportRow struct {
 
 // TestServeKilledMidWave: `smsflow serve` is killed with SIGKILL while the
 // three members of a wave copy and started again on the same data dir. The
-// wave goes on to DONE, and no member's copy was started twice: each task
-// got exactly one START, by the agents' records and by the server's log.
+// wave goes on where it was (no member back to PENDING, the wave still
+// REPLICATING) to DONE — its members DONE in the same read — and no
+// member's copy was started twice: each task got exactly one START, by the
+// agents' records and by the server's log. (It used to fail a member whose
+// WaitAgent was in flight at the kill: TestServeKilledWhileWaitingForTheAgent.)
 func TestServeKilledMidWave(t *testing.T) {
-	// Open finding: after the restart a member's task may fail with
-	// SMS.0508 (its WaitAgent activity's heartbeat timed out while serve was
-	// down) and the wave pauses (max_failures 0). Passed 1 run in 3.
-	t.Skip("open finding: serve restart fails a member's task with SMS.0508 (WaitAgent heartbeat timeout); see the wave-e2e report")
 	s := newServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -228,18 +231,23 @@ func TestServeKilledMidWave(t *testing.T) {
 	before := s.log.String()
 	s.start()
 
+	// Where it was: the first read after the restart.
+	var again waveShow
+	s.call("GET", "/v3/waves/"+id, nil, &again)
+	require.Len(t, again.Members, 3)
+	if again.State != "DONE" {
+		assert.Contains(t, []string{"REPLICATING", "SYNCED", "AWAITING_CUTOVER", "CUTTING_OVER"}, again.State)
+	}
+	for _, m := range again.Members {
+		assert.NotEqual(t, "PENDING", m.State, "member %s went back to PENDING", m.SourceID)
+	}
 	w := s.waitWave(t, id, 3*time.Minute, func(w waveShow) bool {
 		return w.State == "DONE" || w.State == "FAILED" || w.State == "PAUSED" || w.State == "CANCELED"
 	})
-	require.Equal(t, "DONE", w.State)
-	s.waitWave(t, id, 30*time.Second, func(w waveShow) bool { // members' rows follow the wave's (see above)
-		for _, m := range w.Members {
-			if m.State != "DONE" {
-				return false
-			}
-		}
-		return true
-	})
+	require.Equal(t, "DONE", w.State, "%+v\n%s", w.Members, lastLines(s.log.String(), 40))
+	for _, m := range w.Members { // written before the wave's state
+		assert.Equal(t, "DONE", m.State, "member %s when the wave reads DONE", m.SourceID)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -264,4 +272,53 @@ func TestServeKilledMidWave(t *testing.T) {
 	for _, a := range agents {
 		assert.Equal(t, 1, a.count("START"), a.sourceID)
 	}
+}
+
+// TestServeKilledWhileWaitingForTheAgent: a task waits for its agent (away
+// for longer than agent-timeout) when serve is killed with SIGKILL. The
+// WaitAgent attempt dies with the worker and its heartbeat times out after
+// the restart: that attempt is retried, the agent polls again, and the copy
+// starts — once — and the task succeeds. It used to fail with SMS.0508 at
+// that heartbeat timeout (one attempt only), though the agent was back.
+func TestServeKilledWhileWaitingForTheAgent(t *testing.T) {
+	s := newServer(t, "--agent-timeout", "5s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAgent(t, s, "wait-01")
+	a.onCommand = copyAll(ctx)
+	// Registered, and not polling: away once agent-timeout has passed.
+	require.Eventually(t, func() bool {
+		var src struct {
+			Connected bool `json:"connected"`
+		}
+		s.call("GET", "/v3/sources/"+a.sourceID, nil, &src)
+		return !src.Connected
+	}, 30*time.Second, 250*time.Millisecond, "the agent never counted as away")
+
+	id := createTask(t, s, a, false)
+	c, err := client.Dial(client.Options{HostPort: s.front, Namespace: "default", Logger: quietLogger()})
+	require.NoError(t, err)
+	// The wait is under way: its activity started and heartbeats.
+	require.Eventually(t, func() bool {
+		d, err := c.DescribeWorkflowExecution(ctx, workflows.MigrationWorkflowID(id), "")
+		if err != nil {
+			return false
+		}
+		for _, pa := range d.PendingActivities {
+			if pa.ActivityType.GetName() == "WaitAgent" && pa.State == enumspb.PENDING_ACTIVITY_STATE_STARTED &&
+				pa.LastHeartbeatTime != nil {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 100*time.Millisecond, "the task never waited for its agent")
+	c.Close()
+
+	s.kill()
+	s.start()
+	go a.run(ctx) // the agent is back
+
+	tk := s.waitState(id, "MIGRATE_SUCCESS", 3*time.Minute)
+	assert.Empty(t, tk.ErrorJSON)
+	assert.Equal(t, 1, a.count("START"), "%v", a.seen())
 }

@@ -750,11 +750,19 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 	resume := m.st.ResumeAgent && m.st.AgentSubtask == sub && m.st.AgentCommand == command
 	m.st.ResumeAgent = false
 	if !resume {
+		// The activity gives up by itself (SMS.0508, not retried) once the
+		// agent has stayed away for the step timeout. An attempt lost with
+		// its worker — smsflow killed or restarted while it waited, its
+		// heartbeat timed out — is retried rather than fail the task: the
+		// agent could not poll a service that was down. Only the options
+		// and the input changed, not the commands: no version marker.
 		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
-			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+			StartToCloseTimeout: m.stepTimeout() + time.Minute, HeartbeatTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
+				MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{string(smserr.SMS0507), string(smserr.SMS0508)}},
 		})
-		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
+		wait := activities.WaitAgentInput{Ref: m.ref(), Since: workflow.Now(ctx), Timeout: m.stepTimeout()}
+		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, wait).Get(ctx, nil); err != nil {
 			return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
 		}
 		m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
