@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/smsflow/smsflow/internal/testkit/diskimage"
 	"github.com/smsflow/smsflow/workflows"
@@ -296,8 +296,7 @@ func TestServeKilledWhileWaitingForTheAgent(t *testing.T) {
 	}, 30*time.Second, 250*time.Millisecond, "the agent never counted as away")
 
 	id := createTask(t, s, a, false)
-	c, err := client.Dial(client.Options{HostPort: s.front, Namespace: "default", Logger: quietLogger()})
-	require.NoError(t, err)
+	c := dialTemporal(t, s.front, "default")
 	// The wait is under way: its activity started and heartbeats.
 	require.Eventually(t, func() bool {
 		d, err := c.DescribeWorkflowExecution(ctx, workflows.MigrationWorkflowID(id), "")
@@ -312,7 +311,6 @@ func TestServeKilledWhileWaitingForTheAgent(t *testing.T) {
 		}
 		return false
 	}, time.Minute, 100*time.Millisecond, "the task never waited for its agent")
-	c.Close()
 
 	s.kill()
 	s.start()
@@ -321,4 +319,108 @@ func TestServeKilledWhileWaitingForTheAgent(t *testing.T) {
 	tk := s.waitState(id, "MIGRATE_SUCCESS", 3*time.Minute)
 	assert.Empty(t, tk.ErrorJSON)
 	assert.Equal(t, 1, a.count("START"), "%v", a.seen())
+}
+
+// TestWaveCancelLeavesNothingRunning: a wave canceled while two of its
+// three members copy (max_concurrent 2) ends CANCELED with every member
+// CANCELED; the two copying agents are told STOP and their tasks end in
+// ABORT; the third member's agent never got a START; and no run of the
+// wave — neither the wave's nor a member's — is still open in Temporal.
+func TestWaveCancelLeavesNothingRunning(t *testing.T) {
+	s := newServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	stops := map[string]chan struct{}{} // task id → closed by STOP
+	var body []map[string]any
+	var agents []*scriptedAgent
+	for i := range 3 {
+		a := newAgent(t, s, fmt.Sprintf("wcan-%02d", i))
+		a.onCommand = func(a *scriptedAgent, name, taskID string) (string, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch name {
+			case "START": // a copy that never ends by itself
+				stop := make(chan struct{})
+				stops[taskID] = stop
+				go func() {
+					for p := int32(1); p < 100; p++ {
+						select {
+						case <-stop:
+							return
+						case <-ctx.Done():
+							return
+						case <-time.After(time.Second):
+						}
+						a.progress(ctx, taskID, "MIGRATE_LINUX_BLOCK", min(p*10, 90))
+					}
+				}()
+			case "STOP":
+				if c, ok := stops[taskID]; ok {
+					close(c)
+					delete(stops, taskID)
+				}
+			}
+			return "success", "done"
+		}
+		go a.run(ctx)
+		agents = append(agents, a)
+		body = append(body, map[string]any{"source_id": a.sourceID})
+	}
+	id := s.startWave(t, map[string]any{
+		"name": "wave-cancel", "project_id": s.defaultMigProject(t), "task_defaults": map[string]any{"type": "MIGRATE_BLOCK"},
+		"members": body, "max_concurrent": 2, "time_zone": "UTC", "cutover_mode": "auto", "max_failures": 0,
+	})
+	s.waitWave(t, id, 2*time.Minute, func(w waveShow) bool {
+		n := 0
+		for _, m := range w.Members {
+			if m.State == "COPYING" {
+				n++
+			}
+		}
+		return n == 2
+	})
+	s.call("POST", "/v3/waves/"+id+"/action", map[string]string{"operation": "cancel"}, nil)
+
+	w := s.waitWave(t, id, time.Minute, func(w waveShow) bool { return w.State == "CANCELED" })
+	for _, m := range w.Members {
+		assert.Equal(t, "CANCELED", m.State, m.SourceID)
+	}
+	var tasks struct {
+		Members []struct {
+			TaskID *string `json:"task_id"`
+		} `json:"members"`
+	}
+	s.call("GET", "/v3/waves/"+id, nil, &tasks)
+	started := 0
+	for i, a := range agents {
+		if a.count("START") == 0 {
+			continue
+		}
+		started++
+		assert.Equal(t, 1, a.count("START"), a.sourceID)
+		require.Eventually(t, func() bool { return a.count("STOP") > 0 }, time.Minute, 200*time.Millisecond,
+			"agent %d was not told to stop: %v", i, a.seen())
+	}
+	assert.Equal(t, 2, started, "only the window's members started")
+	for _, m := range tasks.Members {
+		require.NotNil(t, m.TaskID)
+		if tk := s.task(*m.TaskID); tk.State != "READY" {
+			assert.Equal(t, "ABORT", tk.State, "task %s", *m.TaskID)
+		}
+	}
+	c := dialTemporal(t, s.front, "default")
+	open := -1
+	var lerr error
+	assert.Eventually(t, func() bool {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default",
+			Query: `SmsWaveId = "` + id + `" AND ExecutionStatus = "Running"`})
+		if err != nil {
+			lerr = err
+			return false
+		}
+		open = len(resp.Executions)
+		return open == 0
+	}, time.Minute, 500*time.Millisecond)
+	assert.Zero(t, open, "runs of the wave still open (%v)", lerr)
 }
