@@ -225,7 +225,9 @@ func TestServeKilledMidWave(t *testing.T) {
 				n++
 			}
 		}
-		return n == 3
+		mu.Lock()
+		defer mu.Unlock()
+		return n == 3 && len(starts) == 3 // and every agent copies
 	})
 	s.kill()
 	before := s.log.String()
@@ -378,7 +380,9 @@ func TestWaveCancelLeavesNothingRunning(t *testing.T) {
 				n++
 			}
 		}
-		return n == 2
+		mu.Lock()
+		defer mu.Unlock()
+		return n == 2 && len(stops) == 2 // and both agents copy
 	})
 	s.call("POST", "/v3/waves/"+id+"/action", map[string]string{"operation": "cancel"}, nil)
 

@@ -497,8 +497,15 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 	}
 	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
 		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.in.StartTargetServer}
+	// A step heartbeats: one lost with its worker (smsflow killed or
+	// restarted mid-step) is retried within seconds of the restart, not
+	// after the ten minutes a step may take. Options only: no version.
+	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
 	var out activities.StepOutput
-	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
+	if err := workflow.ExecuteActivity(sctx, acts.RunStep, in).Get(ctx, &out); err != nil {
 		return err
 	}
 	if out.Target != nil {
