@@ -15,8 +15,8 @@ import (
 
 // WaveStore is what the wave activities need of the database. It speaks in
 // the activities' own plain types so the workflow's history never holds a
-// store row; the store's wave methods (CreateWave, WaveMembers,
-// SetWaveState, UpdateWaveMember, ...) implement it through a thin adapter.
+// store row; the store's wave methods (Wave, WaveMembers, RecordWaveState,
+// RecordWaveMembers) implement it through a thin adapter (StoreWaves).
 type WaveStore interface {
 	// WavePlan is the wave's spec and its members, each with its task id
 	// and state. A missing wave is store.ErrNotFound.
