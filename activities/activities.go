@@ -382,6 +382,10 @@ type StepOutput struct {
 
 // RunStep does a provider or check step, marking its sub-task begun and done.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepOutput, error) {
+	// Heartbeats tell Temporal the worker is alive: the workflow sets a
+	// heartbeat timeout so a step lost with its worker is retried at once.
+	stop := heartbeat(ctx, 5*time.Second)
+	defer stop()
 	t := in.tenant()
 	if in.Subtask != "" {
 		if err := a.Apply(ctx, Transition{Ref: in.Ref, BeginSubtask: in.Subtask}); err != nil {

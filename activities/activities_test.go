@@ -10,12 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -381,17 +384,57 @@ func TestCloneRecordsTheResult(t *testing.T) {
 	})
 }
 
+// WaitAgent: a connected agent passes at once; a missing source is
+// SMS.0507; an agent that stays away fails SMS.0508 (not retried) once the
+// timeout has passed since the wait began — not since its last poll, which
+// may be long before — and one that polls meanwhile passes.
 func TestWaitAgent(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
 		a := (*activities.Activities)(nil)
-		require.NoError(t, f.run(a.WaitAgent, f.ref, nil), "the agent polled just now")
+		in := activities.WaitAgentInput{Ref: f.ref, Since: time.Now(), Timeout: 5 * time.Minute}
+		require.NoError(t, f.run(a.WaitAgent, in, nil), "the agent polled just now")
 
-		gone := f.ref
+		gone := in
 		gone.SourceID = uuid.NewString()
 		code, retry := smsCode(f.run(a.WaitAgent, gone, nil))
 		assert.Equal(t, "SMS.0507", code)
 		assert.False(t, retry)
+
+		// Away: the clock runs two minutes a look.
+		last := time.UnixMilli(f.source().LastVisitTime)
+		var mu sync.Mutex
+		clock := last
+		f.acts.Now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(2 * time.Minute)
+			return clock
+		}
+		in.Since = last
+		code, retry = smsCode(f.run(a.WaitAgent, in, nil))
+		assert.Equal(t, "SMS.0508", code)
+		assert.False(t, retry)
+		mu.Lock()
+		assert.Equal(t, last.Add(6*time.Minute), clock, "failed at the first look past the timeout")
+		mu.Unlock()
+
+		// Away for an hour before the wait began: it still waits, and
+		// the agent's poll ends the wait.
+		in.Since = last.Add(time.Hour)
+		f.acts.Now = func() time.Time { return in.Since.Add(time.Minute) }
+		env := f.suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		waited := 0
+		env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) {
+			// It is waiting (a heartbeat per look): the agent polls.
+			if waited++; waited == 1 {
+				assert.NoError(t, s.TouchSource(context.Background(), f.tenant, f.ref.SourceID, in.Since.Add(time.Minute).UnixMilli(), 0))
+			}
+		})
+		_, err := env.ExecuteActivity(a.WaitAgent, in)
+		require.NoError(t, err)
+		assert.Equal(t, 1, waited, "it waited one look, then saw the agent")
 	})
 }
 

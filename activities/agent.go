@@ -45,31 +45,64 @@ func (a *Activities) PushSpeedLimit(ctx context.Context, in SpeedInput) error {
 	return a.queue(ctx, in.Ref, sms.CmdSpeedLimit, map[string]any{"speed_limit": in.Mbps, "over_speed_threshold": in.Threshold})
 }
 
+// WaitAgentInput is the task whose agent to wait for, and how long. Ref is
+// embedded so the input's JSON is a Ref's with two more fields: waits
+// scheduled before they existed decode into it (Since and Timeout zero).
+type WaitAgentInput struct {
+	Ref
+	// Since is when the workflow began to wait (its clock, the same on
+	// every attempt).
+	Since time.Time
+	// Timeout is how long the agent may stay away: SMS.0508 once it has
+	// not polled for that long, counted from the latest of Since, its last
+	// poll recorded in the database, and the start of a retried attempt.
+	Timeout time.Duration
+}
+
 // WaitAgent returns once the task's agent is connected (it polled within
-// AgentTimeout), heartbeating while it waits; it fails with SMS.0508 after
-// the activity's start-to-close timeout.
-func (a *Activities) WaitAgent(ctx context.Context, r Ref) error {
-	timeout := a.AgentTimeout
-	if timeout <= 0 {
-		timeout = 90 * time.Second
+// AgentTimeout), heartbeating while it waits. It fails with SMS.0508 when
+// the agent stays away for in.Timeout. The deadline is not the activity's
+// start-to-close timeout: the first attempt counts from the workflow's
+// Since, and a retried attempt from its own start — attempts are retried
+// when the one before was lost (the worker or the whole service was down,
+// its heartbeat timed out) or could not read the database, and no agent
+// could poll a service that was down meanwhile.
+func (a *Activities) WaitAgent(ctx context.Context, in WaitAgentInput) error {
+	connected := a.AgentTimeout
+	if connected <= 0 {
+		connected = 90 * time.Second
+	}
+	base := in.Since
+	if info := activity.GetInfo(ctx); info.Attempt > 1 && info.StartedTime.After(base) {
+		base = info.StartedTime
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		src, err := a.Store.Source(ctx, r.tenant(), r.SourceID)
+		src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return failure(smserr.SMS0507, err)
 			}
 			return err
 		}
-		if a.now().Sub(time.UnixMilli(src.LastVisitTime)) < timeout {
+		now := a.now()
+		last := time.UnixMilli(src.LastVisitTime)
+		if now.Sub(last) < connected {
 			return nil
+		}
+		from := base
+		if last.After(from) {
+			from = last
+		}
+		if in.Timeout > 0 && !from.IsZero() && now.Sub(from) >= in.Timeout {
+			return failure(smserr.SMS0508, nil, fmt.Sprintf("the agent of source %s has not polled for %s",
+				in.SourceID, now.Sub(from).Round(time.Second)))
 		}
 		activity.RecordHeartbeat(ctx, src.LastVisitTime)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the agent of source %s: %w", r.SourceID, ctx.Err())
+			return fmt.Errorf("waiting for the agent of source %s: %w", in.SourceID, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -15,8 +15,8 @@ import (
 
 // WaveStore is what the wave activities need of the database. It speaks in
 // the activities' own plain types so the workflow's history never holds a
-// store row; the store's wave methods (CreateWave, WaveMembers,
-// SetWaveState, UpdateWaveMember, ...) implement it through a thin adapter.
+// store row; the store's wave methods (Wave, WaveMembers, RecordWaveState,
+// RecordWaveMembers) implement it through a thin adapter (StoreWaves).
 type WaveStore interface {
 	// WavePlan is the wave's spec and its members, each with its task id
 	// and state. A missing wave is store.ErrNotFound.
@@ -112,15 +112,21 @@ type TaskSpec struct {
 
 // TaskSpecOf is a task row's TaskSpec with the run options.
 func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
-	rules := make([]speedlimit.Rule, len(task.SpeedRules))
-	for i, r := range task.SpeedRules {
-		rules[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
-	}
+	rules := SpeedRulesOf(task.SpeedRules)
 	return TaskSpec{TaskID: task.ID, DomainID: domainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
+}
+
+// SpeedRulesOf is a task row's speed rules as the workflow reads them.
+func SpeedRulesOf(rs []store.SpeedRule) []speedlimit.Rule {
+	out := make([]speedlimit.Rule, len(rs))
+	for i, r := range rs {
+		out[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
+	}
+	return out
 }
 
 // waveStore refuses to run wave activities on a worker wired without one.

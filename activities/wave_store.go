@@ -14,8 +14,9 @@ import (
 type WaveDB interface {
 	Wave(ctx context.Context, t store.Tenant, id string) (*store.Wave, error)
 	WaveMembers(ctx context.Context, t store.Tenant, waveID string) ([]store.WaveMember, error)
-	SetWaveState(ctx context.Context, t store.Tenant, id string, state wave.WaveState, reason string) error
-	UpdateWaveMember(ctx context.Context, t store.Tenant, waveID, memberID string, fn func(m *store.WaveMember) error) error
+	RecordWaveState(ctx context.Context, t store.Tenant, id string, state wave.WaveState, reason string,
+		at time.Time, started, finished bool) error
+	RecordWaveMembers(ctx context.Context, t store.Tenant, waveID string, changes []store.MemberChange) error
 }
 
 // StoreWaves is the WaveStore of the smsflow database.
@@ -44,27 +45,25 @@ func (s StoreWaves) WavePlan(ctx context.Context, t store.Tenant, waveID string)
 	return p, nil
 }
 
-// SetWaveState records the wave's state (the store stamps started and
-// finished itself).
+// SetWaveState records the wave's state as its run has it (the run is the
+// truth of a running wave: no life-cycle check), stamping the start and
+// the end at the run's own clock.
 func (s StoreWaves) SetWaveState(ctx context.Context, t store.Tenant, waveID string, ch WaveStateChange) error {
-	return s.DB.SetWaveState(ctx, t, waveID, ch.State, ch.Reason)
+	return s.DB.RecordWaveState(ctx, t, waveID, ch.State, ch.Reason, ch.At, ch.Started, ch.Finished)
 }
 
-// UpdateWaveMembers applies each change; every change is tried, and the
-// first error is returned (changes are idempotent, so a retry of the whole
-// batch is safe).
+// UpdateWaveMembers records the changes in one transaction, all or none
+// (a retry of the whole batch is safe: changes are idempotent). The run
+// checked each move against the member's life cycle when it made it.
 func (s StoreWaves) UpdateWaveMembers(ctx context.Context, t store.Tenant, waveID string, chs []WaveMemberChange) error {
-	var first error
-	for _, ch := range chs {
-		err := s.DB.UpdateWaveMember(ctx, t, waveID, ch.MemberID, func(m *store.WaveMember) error {
+	mcs := make([]store.MemberChange, len(chs))
+	for i, ch := range chs {
+		mcs[i] = store.MemberChange{MemberID: ch.MemberID, Apply: func(m *store.WaveMember) error {
 			applyMemberChange(m, ch)
 			return nil
-		})
-		if err != nil && first == nil {
-			first = err
-		}
+		}}
 	}
-	return first
+	return s.DB.RecordWaveMembers(ctx, t, waveID, mcs)
 }
 
 func applyMemberChange(m *store.WaveMember, ch WaveMemberChange) {

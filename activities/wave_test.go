@@ -17,8 +17,9 @@ import (
 
 // The wave activities over the real store (SQLite and MySQL): the plan is
 // the wave's spec and members with their tasks, member changes land (state
-// moves, timestamps, downtime, share), a move the member's life cycle
-// refuses is a non-retryable failure, and another tenant's wave is missing.
+// moves, timestamps, downtime, share) all in one transaction or none, the
+// wave's state and its start and end at the run's clock, and another
+// tenant's wave is missing.
 func TestWaveActivities(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
@@ -64,9 +65,9 @@ func TestWaveActivities(t *testing.T) {
 		assert.False(t, retry)
 		f.acts.MemberOptions.TimeZone = "Europe/Berlin"
 
-		_, err = env.ExecuteActivity(a.SetWaveState, ref, activities.WaveStateChange{State: wave.WaveReplicating})
-		require.NoError(t, err)
 		now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+		_, err = env.ExecuteActivity(a.SetWaveState, ref, activities.WaveStateChange{State: wave.WaveReplicating, At: now, Started: true})
+		require.NoError(t, err)
 		share, down := int32(150), int64(42)
 		_, err = env.ExecuteActivity(a.UpdateWaveMembers, ref, []activities.WaveMemberChange{
 			{MemberID: m.ID, State: wave.MemberCopying, CopyStarted: now, ShareMbps: &share},
@@ -87,17 +88,34 @@ func TestWaveActivities(t *testing.T) {
 		wv, err := s.Wave(ctx, f.tenant, w.ID)
 		require.NoError(t, err)
 		assert.Equal(t, wave.WaveReplicating, wv.State)
+		require.NotNil(t, wv.StartedAt)
+		assert.True(t, wv.StartedAt.Equal(now), "started at the run's clock: %s", wv.StartedAt)
 
-		_, err = env.ExecuteActivity(a.UpdateWaveMembers, ref, []activities.WaveMemberChange{{MemberID: m.ID, State: wave.MemberCopying}})
+		// All or none: a batch naming a member the wave lost changes
+		// nothing, and is not retried.
+		_, err = env.ExecuteActivity(a.UpdateWaveMembers, ref, []activities.WaveMemberChange{
+			{MemberID: m.ID, ErrorCode: "SMS.1801", ErrorMsg: "x"}, {MemberID: uuid.NewString(), State: wave.MemberDone}})
 		code, retry = smsCode(err)
-		assert.Equal(t, string(wave.ErrBadTransition.Code), code, "DONE → COPYING is refused")
+		assert.Equal(t, string(wave.ErrNotFound.Code), code)
 		assert.False(t, retry)
+		got, err = s.WaveMembers(ctx, f.tenant, w.ID)
+		require.NoError(t, err)
+		assert.Empty(t, got[0].ErrorCode, "the batch was rolled back")
+
+		_, err = env.ExecuteActivity(a.SetWaveState, ref, activities.WaveStateChange{State: wave.WaveDone, At: now.Add(3 * time.Hour), Finished: true})
+		require.NoError(t, err)
+		wv, err = s.Wave(ctx, f.tenant, w.ID)
+		require.NoError(t, err)
+		assert.Equal(t, wave.WaveDone, wv.State)
+		require.NotNil(t, wv.FinishedAt)
+		assert.True(t, wv.FinishedAt.Equal(now.Add(3*time.Hour)))
+		assert.Equal(t, 1, wv.DoneCount)
 
 		v, err = env.ExecuteActivity(a.DependencyState, ref, w.ID)
 		require.NoError(t, err)
 		var st wave.WaveState
 		require.NoError(t, v.Get(&st))
-		assert.Equal(t, wave.WaveReplicating, st)
+		assert.Equal(t, wave.WaveDone, st)
 		v, err = env.ExecuteActivity(a.DependencyState, ref, uuid.NewString())
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&st))

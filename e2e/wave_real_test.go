@@ -13,7 +13,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
 	"github.com/smsflow/smsflow/internal/testkit/diskimage"
+	"github.com/smsflow/smsflow/workflows"
 )
 
 // defaultMigProject is the id of the domain's default migration project.
@@ -173,13 +177,12 @@ type reportRow struct {
 
 // TestServeKilledMidWave: `smsflow serve` is killed with SIGKILL while the
 // three members of a wave copy and started again on the same data dir. The
-// wave goes on to DONE, and no member's copy was started twice: each task
-// got exactly one START, by the agents' records and by the server's log.
+// wave goes on where it was (no member back to PENDING, the wave still
+// REPLICATING) to DONE — its members DONE in the same read — and no
+// member's copy was started twice: each task got exactly one START, by the
+// agents' records and by the server's log. (It used to fail a member whose
+// WaitAgent was in flight at the kill: TestServeKilledWhileWaitingForTheAgent.)
 func TestServeKilledMidWave(t *testing.T) {
-	// Open finding: after the restart a member's task may fail with
-	// SMS.0508 (its WaitAgent activity's heartbeat timed out while serve was
-	// down) and the wave pauses (max_failures 0). Passed 1 run in 3.
-	t.Skip("open finding: serve restart fails a member's task with SMS.0508 (WaitAgent heartbeat timeout); see the wave-e2e report")
 	s := newServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -222,24 +225,31 @@ func TestServeKilledMidWave(t *testing.T) {
 				n++
 			}
 		}
-		return n == 3
+		mu.Lock()
+		defer mu.Unlock()
+		return n == 3 && len(starts) == 3 // and every agent copies
 	})
 	s.kill()
 	before := s.log.String()
 	s.start()
 
+	// Where it was: the first read after the restart.
+	var again waveShow
+	s.call("GET", "/v3/waves/"+id, nil, &again)
+	require.Len(t, again.Members, 3)
+	if again.State != "DONE" {
+		assert.Contains(t, []string{"REPLICATING", "SYNCED", "AWAITING_CUTOVER", "CUTTING_OVER"}, again.State)
+	}
+	for _, m := range again.Members {
+		assert.NotEqual(t, "PENDING", m.State, "member %s went back to PENDING", m.SourceID)
+	}
 	w := s.waitWave(t, id, 3*time.Minute, func(w waveShow) bool {
 		return w.State == "DONE" || w.State == "FAILED" || w.State == "PAUSED" || w.State == "CANCELED"
 	})
-	require.Equal(t, "DONE", w.State)
-	s.waitWave(t, id, 30*time.Second, func(w waveShow) bool { // members' rows follow the wave's (see above)
-		for _, m := range w.Members {
-			if m.State != "DONE" {
-				return false
-			}
-		}
-		return true
-	})
+	require.Equal(t, "DONE", w.State, "%+v\n%s", w.Members, lastLines(s.log.String(), 40))
+	for _, m := range w.Members { // written before the wave's state
+		assert.Equal(t, "DONE", m.State, "member %s when the wave reads DONE", m.SourceID)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -264,4 +274,157 @@ func TestServeKilledMidWave(t *testing.T) {
 	for _, a := range agents {
 		assert.Equal(t, 1, a.count("START"), a.sourceID)
 	}
+}
+
+// TestServeKilledWhileWaitingForTheAgent: a task waits for its agent (away
+// for longer than agent-timeout) when serve is killed with SIGKILL. The
+// WaitAgent attempt dies with the worker and its heartbeat times out after
+// the restart: that attempt is retried, the agent polls again, and the copy
+// starts — once — and the task succeeds. It used to fail with SMS.0508 at
+// that heartbeat timeout (one attempt only), though the agent was back.
+func TestServeKilledWhileWaitingForTheAgent(t *testing.T) {
+	s := newServer(t, "--agent-timeout", "5s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAgent(t, s, "wait-01")
+	a.onCommand = copyAll(ctx)
+	// Registered, and not polling: away once agent-timeout has passed.
+	require.Eventually(t, func() bool {
+		var src struct {
+			Connected bool `json:"connected"`
+		}
+		s.call("GET", "/v3/sources/"+a.sourceID, nil, &src)
+		return !src.Connected
+	}, 30*time.Second, 250*time.Millisecond, "the agent never counted as away")
+
+	id := createTask(t, s, a, false)
+	c := dialTemporal(t, s.front, "default")
+	// The wait is under way: its activity started and heartbeats.
+	require.Eventually(t, func() bool {
+		d, err := c.DescribeWorkflowExecution(ctx, workflows.MigrationWorkflowID(id), "")
+		if err != nil {
+			return false
+		}
+		for _, pa := range d.PendingActivities {
+			if pa.ActivityType.GetName() == "WaitAgent" && pa.State == enumspb.PENDING_ACTIVITY_STATE_STARTED &&
+				pa.LastHeartbeatTime != nil {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 100*time.Millisecond, "the task never waited for its agent")
+
+	s.kill()
+	s.start()
+	go a.run(ctx) // the agent is back
+
+	tk := s.waitState(id, "MIGRATE_SUCCESS", 3*time.Minute)
+	assert.Empty(t, tk.ErrorJSON)
+	assert.Equal(t, 1, a.count("START"), "%v", a.seen())
+}
+
+// TestWaveCancelLeavesNothingRunning: a wave canceled while two of its
+// three members copy (max_concurrent 2) ends CANCELED with every member
+// CANCELED; the two copying agents are told STOP and their tasks end in
+// ABORT; the third member's agent never got a START; and no run of the
+// wave — neither the wave's nor a member's — is still open in Temporal.
+func TestWaveCancelLeavesNothingRunning(t *testing.T) {
+	s := newServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	stops := map[string]chan struct{}{} // task id → closed by STOP
+	var body []map[string]any
+	var agents []*scriptedAgent
+	for i := range 3 {
+		a := newAgent(t, s, fmt.Sprintf("wcan-%02d", i))
+		a.onCommand = func(a *scriptedAgent, name, taskID string) (string, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch name {
+			case "START": // a copy that never ends by itself
+				stop := make(chan struct{})
+				stops[taskID] = stop
+				go func() {
+					for p := int32(1); p < 100; p++ {
+						select {
+						case <-stop:
+							return
+						case <-ctx.Done():
+							return
+						case <-time.After(time.Second):
+						}
+						a.progress(ctx, taskID, "MIGRATE_LINUX_BLOCK", min(p*10, 90))
+					}
+				}()
+			case "STOP":
+				if c, ok := stops[taskID]; ok {
+					close(c)
+					delete(stops, taskID)
+				}
+			}
+			return "success", "done"
+		}
+		go a.run(ctx)
+		agents = append(agents, a)
+		body = append(body, map[string]any{"source_id": a.sourceID})
+	}
+	id := s.startWave(t, map[string]any{
+		"name": "wave-cancel", "project_id": s.defaultMigProject(t), "task_defaults": map[string]any{"type": "MIGRATE_BLOCK"},
+		"members": body, "max_concurrent": 2, "time_zone": "UTC", "cutover_mode": "auto", "max_failures": 0,
+	})
+	s.waitWave(t, id, 2*time.Minute, func(w waveShow) bool {
+		n := 0
+		for _, m := range w.Members {
+			if m.State == "COPYING" {
+				n++
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return n == 2 && len(stops) == 2 // and both agents copy
+	})
+	s.call("POST", "/v3/waves/"+id+"/action", map[string]string{"operation": "cancel"}, nil)
+
+	w := s.waitWave(t, id, time.Minute, func(w waveShow) bool { return w.State == "CANCELED" })
+	for _, m := range w.Members {
+		assert.Equal(t, "CANCELED", m.State, m.SourceID)
+	}
+	var tasks struct {
+		Members []struct {
+			TaskID *string `json:"task_id"`
+		} `json:"members"`
+	}
+	s.call("GET", "/v3/waves/"+id, nil, &tasks)
+	started := 0
+	for i, a := range agents {
+		if a.count("START") == 0 {
+			continue
+		}
+		started++
+		assert.Equal(t, 1, a.count("START"), a.sourceID)
+		require.Eventually(t, func() bool { return a.count("STOP") > 0 }, time.Minute, 200*time.Millisecond,
+			"agent %d was not told to stop: %v", i, a.seen())
+	}
+	assert.Equal(t, 2, started, "only the window's members started")
+	for _, m := range tasks.Members {
+		require.NotNil(t, m.TaskID)
+		if tk := s.task(*m.TaskID); tk.State != "READY" {
+			assert.Equal(t, "ABORT", tk.State, "task %s", *m.TaskID)
+		}
+	}
+	c := dialTemporal(t, s.front, "default")
+	open := -1
+	var lerr error
+	assert.Eventually(t, func() bool {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default",
+			Query: `SmsWaveId = "` + id + `" AND ExecutionStatus = "Running"`})
+		if err != nil {
+			lerr = err
+			return false
+		}
+		open = len(resp.Executions)
+		return open == 0
+	}, time.Minute, 500*time.Millisecond)
+	assert.Zero(t, open, "runs of the wave still open (%v)", lerr)
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
-	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
 	"github.com/smsflow/smsflow/internal/wave"
@@ -271,23 +271,12 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 	return task
 }
 
-// input is a task's workflow input; zone is the resolved IANA zone.
+// input is the task's MigrationWorkflow input, built the one way a wave
+// member's is (activities.TaskSpecOf, then workflows.TaskInput): a task
+// setting added there reaches both. zone is the resolved IANA zone.
 func (h taskHandlers) input(task *store.Task, t store.Tenant, zone string) workflows.Input {
-	return workflows.Input{
-		TaskID: task.ID, DomainID: t.DomainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
-		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
-		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
-		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rulesOf(task.SpeedRules),
-		TimeZone: zone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
-	}
-}
-
-func rulesOf(rs []store.SpeedRule) []speedlimit.Rule {
-	out := make([]speedlimit.Rule, len(rs))
-	for i, r := range rs {
-		out[i] = speedlimit.Rule{Start: r.Start, End: r.End, Speed: ptr.Deref(r.Speed), OverSpeedThreshold: ptr.Deref(r.OverSpeedThreshold)}
-	}
-	return out
+	return workflows.TaskInput(activities.TaskSpecOf(task, t.DomainID, activities.MemberOptions{
+		TimeZone: zone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout}))
 }
 
 // list: GET /v3/tasks.
@@ -485,7 +474,7 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 			task.CloneServer = b.CloneServer
 		}
 		if b.SpeedLimit != nil {
-			speed = &workflows.SpeedUpdate{Rules: rulesOf(task.SpeedRules), SpeedLimit: task.SpeedLimit,
+			speed = &workflows.SpeedUpdate{Rules: activities.SpeedRulesOf(task.SpeedRules), SpeedLimit: task.SpeedLimit,
 				OverSpeedThreshold: task.OverSpeedThreshold}
 		}
 		return nil

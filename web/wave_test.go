@@ -851,3 +851,30 @@ func TestWaveScheduledMembersAndCancel(t *testing.T) {
 		require.Equal(t, http.StatusOK, e.do("DELETE", "/v3/waves/"+id, "", e.token).status)
 	})
 }
+
+// A source in another active wave is refused when it would join a wave by
+// members add or CSV import (create: TestWaveCreate), naming that wave, and
+// nothing is added; once that wave is done, the source is free.
+func TestWaveMemberInAnotherActiveWave(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, _ *fakeWaves) {
+		f := newWaveFixture(t, e, 3)
+		a := createWave(t, e, waveJSON("a", f.project, `[{"name":"src-0"}]`))
+		setWaveState(t, e, a, wave.WaveScheduled)
+		b := createWave(t, e, waveJSON("b", f.project, `[{"name":"src-1"}]`))
+		setWaveState(t, e, b, wave.WaveScheduled)
+
+		r := e.do("POST", "/v3/waves/"+b+"/members", `{"members":[{"name":"src-2"},{"name":"src-0"}]}`, e.token)
+		wantError(t, r, 409, string(wave.ErrMemberInWave.Code))
+		assert.Contains(t, r.body, a)
+		r = csvImport(e, b, "name\nsrc-2\nsrc-0\n", "text/csv")
+		assert.Equal(t, 409, r.status, r.body)
+		code, _ := r.smsError(t)
+		assert.Equal(t, string(wave.ErrMemberInWave.Code), code, r.body)
+		assert.Len(t, waveMembers(t, e, b), 1, "nothing added")
+
+		// Once a is done, the source is free for another wave.
+		setWaveState(t, e, a, wave.WaveDone)
+		r = e.do("POST", "/v3/waves/"+b+"/members", `{"members":[{"name":"src-0"}]}`, e.token)
+		assert.Equal(t, http.StatusOK, r.status, r.body)
+	})
+}

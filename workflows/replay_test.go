@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -40,13 +41,21 @@ func TestReplayRecordedHistories(t *testing.T) {
 // code is replayed both ways — some recorded run has its marker (the new
 // branch) and some has none (runs from before the change).
 func TestRecordedHistoriesCoverEveryVersion(t *testing.T) {
-	src, err := os.ReadFile("workflows.go")
+	sources, err := filepath.Glob("*.go")
 	require.NoError(t, err)
 	var changes []string
-	for _, m := range regexp.MustCompile(`GetVersion\(ctx, "([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
-		changes = append(changes, m[1])
+	for _, f := range sources {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range regexp.MustCompile(`GetVersion\(ctx, "([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
+			changes = append(changes, m[1])
+		}
 	}
 	require.Contains(t, changes, "bounded-history")
+	require.Contains(t, changes, "wave-members-before-state", "the wave's files are read too")
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	require.NoError(t, err)
 	with, without := map[string]int{}, map[string]int{}

@@ -106,6 +106,11 @@ type waveRun struct {
 	newFailure bool
 	events     workflow.ReceiveChannel
 	signals    []waveSignal
+	// membersFirst: the members' pending rows are written before the
+	// wave's state (version "wave-members-before-state"), so a reader who
+	// sees the wave DONE sees its members DONE too. Runs that started
+	// before wrote the state first and replay that way.
+	membersFirst bool
 }
 
 // WaveWorkflow runs a wave (id wave/<id>): it starts each member's
@@ -320,6 +325,7 @@ func (w *waveRun) allIn(states ...wave.MemberState) bool {
 
 func (w *waveRun) run(ctx workflow.Context) error {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, saWaveID.ValueSet(w.in.WaveID))
+	w.membersFirst = workflow.GetVersion(ctx, "wave-members-before-state", workflow.DefaultVersion, 1) == 1
 	if !w.st.Loaded {
 		if err := w.load(ctx); err != nil {
 			return err
@@ -475,6 +481,13 @@ func (w *waveRun) setState(ctx workflow.Context, s wave.WaveState, reason string
 	}
 	w.st.State, w.st.Reason = s, reason
 	w.ops++
+	if w.membersFirst {
+		// The members' rows first: the wave's state sums them up, and a
+		// reader who sees it must find them there already.
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
 	ch := activities.WaveStateChange{State: s, Reason: reason, At: workflow.Now(ctx), Started: started, Finished: finished}
 	return recorded(ctx, workflow.ExecuteActivity(waveActivityCtx(ctx), acts.SetWaveState, w.ref(), ch), "wave state")
 }

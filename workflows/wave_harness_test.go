@@ -43,15 +43,18 @@ type waveHarness struct {
 	testTime time.Duration
 	passTime time.Duration // final pass → target started
 	// observations
-	launches      map[string]int
-	launchOrder   []string
-	copying       map[string]bool
-	caps          map[string]int32
-	capLog        []capChange
-	maxCopying    int
-	cmds          []sentCmd
-	cancels       map[string]bool
-	states        []activities.WaveStateChange
+	launches    map[string]int
+	launchOrder []string
+	copying     map[string]bool
+	caps        map[string]int32
+	capLog      []capChange
+	maxCopying  int
+	cmds        []sentCmd
+	cancels     map[string]bool
+	states      []activities.WaveStateChange
+	// membersAt: each member's last recorded state when the wave's state
+	// was recorded, one map per SetWaveState call (same order as states).
+	membersAt     []map[string]wave.MemberState
 	changes       []activities.WaveMemberChange
 	violations    []string
 	queue         []*pendingEvent
@@ -308,6 +311,7 @@ func (h *waveHarness) newEnv(start time.Time) {
 			defer h.mu.Unlock()
 			h.ops++
 			h.states = append(h.states, ch)
+			h.membersAt = append(h.membersAt, h.finalMembersLocked())
 			return nil
 		})
 	env.OnActivity(acts.UpdateWaveMembers, mock.Anything, mock.Anything, mock.Anything).Return(
@@ -430,6 +434,13 @@ func (h *waveHarness) cmdsOf(op sms.Action) []sentCmd {
 
 // finalMembers is each member's last recorded state.
 func (h *waveHarness) finalMembers() map[string]wave.MemberState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.finalMembersLocked()
+}
+
+// finalMembersLocked is finalMembers with h.mu held.
+func (h *waveHarness) finalMembersLocked() map[string]wave.MemberState {
 	out := map[string]wave.MemberState{}
 	for _, c := range h.changes {
 		if c.State != "" {

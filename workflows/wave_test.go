@@ -521,3 +521,28 @@ func TestWaveEventInTheLastTaskIsCarried(t *testing.T) {
 	assert.True(t, synced.Before(monday.Add(time.Hour)), "t0000 synced at %s, not when the event was sent", synced)
 	assert.Greater(t, len(h.runOps), 1)
 }
+
+// The members' rows are written before the wave's state: when the wave is
+// recorded SYNCED every member is recorded SYNCING already, and when it is
+// recorded DONE every member is DONE (a client that reads the wave DONE
+// must not find members still cutting over). Runs from before the version
+// "wave-members-before-state" recorded the state first.
+func TestWaveMembersRecordedBeforeItsState(t *testing.T) {
+	h := newWaveHarness(t, wavePlan(4, 2, 200))
+	require.NoError(t, h.run(waveInput("UTC"), monday))
+	require.Empty(t, h.violations)
+	require.Equal(t, []wave.WaveState{wave.WaveReplicating, wave.WaveSynced, wave.WaveAwaitingCutover,
+		wave.WaveCuttingOver, wave.WaveDone}, h.waveStates())
+	want := map[wave.WaveState]wave.MemberState{wave.WaveSynced: wave.MemberSyncing, wave.WaveDone: wave.MemberDone}
+	for i, ch := range h.states {
+		ms, ok := want[ch.State]
+		if !ok {
+			continue
+		}
+		members := h.membersAt[i]
+		assert.Len(t, members, 4, "every member recorded before the wave is %s", ch.State)
+		for id, st := range members {
+			assert.Equal(t, ms, st, "member %s when the wave was recorded %s", id, ch.State)
+		}
+	}
+}

@@ -524,8 +524,15 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 	}
 	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
 		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.startsTarget()}
+	// A step heartbeats: one lost with its worker (smsflow killed or
+	// restarted mid-step) is retried within seconds of the restart, not
+	// after the ten minutes a step may take. Options only: no version.
+	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
 	var out activities.StepOutput
-	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
+	if err := workflow.ExecuteActivity(sctx, acts.RunStep, in).Get(ctx, &out); err != nil {
 		return err
 	}
 	if out.Target != nil {
@@ -776,11 +783,19 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 	resume := m.st.ResumeAgent && m.st.AgentSubtask == sub && m.st.AgentCommand == command
 	m.st.ResumeAgent = false
 	if !resume {
+		// The activity gives up by itself (SMS.0508, not retried) once the
+		// agent has stayed away for the step timeout. An attempt lost with
+		// its worker — smsflow killed or restarted while it waited, its
+		// heartbeat timed out — is retried rather than fail the task: the
+		// agent could not poll a service that was down. Only the options
+		// and the input changed, not the commands: no version marker.
 		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: m.stepTimeout(), HeartbeatTimeout: 30 * time.Second,
-			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+			StartToCloseTimeout: m.stepTimeout() + time.Minute, HeartbeatTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
+				MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{string(smserr.SMS0507), string(smserr.SMS0508)}},
 		})
-		if err := m.waitAgent(ctx, wctx); err != nil {
+		wait := activities.WaitAgentInput{Ref: m.ref(), Since: workflow.Now(ctx), Timeout: m.stepTimeout()}
+		if err := m.waitAgent(ctx, wctx, wait); err != nil {
 			return err
 		}
 		m.st.AgentActive, m.st.AgentSubtask, m.st.AgentCommand = true, sub, command
@@ -844,18 +859,18 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 // "wait-agent-interruptible" stop waiting when the task is deleted or
 // stopped (the delete of §4.2.4 for a disconnected agent), runs from before
 // replay their uninterrupted wait.
-func (m *migration) waitAgent(ctx, wctx workflow.Context) error {
+func (m *migration) waitAgent(ctx, wctx workflow.Context, wait activities.WaitAgentInput) error {
 	wrap := func(err error) error {
 		return temporal.NewNonRetryableApplicationError("the agent is not connected: "+err.Error(), string(smserr.SMS0508), err)
 	}
 	if workflow.GetVersion(ctx, "wait-agent-interruptible", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, m.ref()).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(wctx, acts.WaitAgent, wait).Get(ctx, nil); err != nil {
 			return wrap(err)
 		}
 		return nil
 	}
 	cctx, cancel := workflow.WithCancel(wctx)
-	f := workflow.ExecuteActivity(cctx, acts.WaitAgent, m.ref())
+	f := workflow.ExecuteActivity(cctx, acts.WaitAgent, wait)
 	if err := workflow.Await(ctx, func() bool { return f.IsReady() || m.st.DeleteRequested || m.st.StopRequested }); err != nil {
 		cancel()
 		return err

@@ -87,7 +87,7 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		}
 		return activities.StepOutput{}, nil
 	})
-	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.Ref) error {
+	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.WaitAgentInput) error {
 		if !s.agentGone.Load() {
 			return nil
 		}

@@ -753,7 +753,7 @@ func (s *Store) updateMember(tx *gorm.DB, t Tenant, waveID, memberID string, che
 func (s *Store) RecordWaveState(ctx context.Context, t Tenant, id string, state wave.WaveState, reason string,
 	at time.Time, started, finished bool) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		w, err := s.lockWave(tx, t, id)
+		w, err := s.lockTenantWave(tx, t, id)
 		if err != nil {
 			return err
 		}
