@@ -378,6 +378,9 @@ func TestConsoleTaskFailedStep(t *testing.T) {
 		assert.Equal(t, "SMS.1905", m[2])
 		assert.Equal(t, "the receiver refused the block", m[3])
 		assert.Equal(t, 1, strings.Count(live.body, `class="failed"`), "one step is the failed one")
+		// The buttons are part of the live fragment: a page opened while the
+		// task was READY offers stop once it runs, without a reload.
+		assert.Contains(t, live.body, `<button type="submit" name="operation" value="restart"`)
 		// Destructive actions ask first; those the run refuses say why.
 		page := b.get("/console/tasks/" + tid)
 		assert.Contains(t, page.body, `data-confirm="Restart this migration?`)

@@ -482,9 +482,9 @@ func TestConsoleTaskActions(t *testing.T) {
 		r := b.get("/console/tasks/" + tid)
 		require.Equal(t, http.StatusOK, r.status)
 		// READY: start is offered, stop is disabled with the run's reason.
-		assert.Regexp(t, `value="start">\s*<button type="submit" >Start</button>`, r.body)
-		assert.Regexp(t, `value="stop">\s*<button type="submit" disabled title="SMS.7714: [^"]*\(task is READY\)">Stop</button>`, r.body)
-		assert.Contains(t, r.body, `data-confirm="Stop this migration?`)
+		assert.Contains(t, r.body, `<button type="submit" name="operation" value="start">Start</button>`)
+		assert.Regexp(t, `<button type="submit" name="operation" value="stop" data-confirm="Stop this migration\?[^"]*" disabled>Stop</button>`, r.body)
+		assert.Regexp(t, `<li><strong>Stop</strong> is unavailable: SMS.7714: [^<]*\(task is READY\)</li>`, r.body)
 
 		for _, bad := range []url.Values{{"operation": {"start"}}, {"operation": {"start"}, "csrf": {"nope"}}} {
 			assert.Equal(t, http.StatusForbidden, b.post("/console/tasks/"+tid+"/action", bad).status)
