@@ -168,6 +168,16 @@ func TestConsoleRealAgentInBrowser(t *testing.T) {
 	p0, c0 := progress(), points()
 	require.Eventually(t, func() bool { return progress() > p0 && points() > c0 && points() >= 2 }, 60*time.Second, time.Second,
 		"the bar advances and the chart gains points (from %d%%, %d points)", p0, c0)
+	if os.Getenv("SMSFLOW_SCREENSHOTS") != "" {
+		// For the picture only: a tick whose speed is not zero (the agent
+		// measures over 500 ms windows, which a low limit leaves empty).
+		for range 20 {
+			if st, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".stats"))); err == nil && !strings.Contains(st, " 0.0 Mbit/s") {
+				break
+			}
+			_ = chromedp.Do(ctx, chromedp.Sleep(time.Second))
+		}
+	}
 	shoot(t, ctx, "task")
 
 	// Stop, then start, with the buttons. The stop asks first: the

@@ -488,3 +488,31 @@ func TestConsoleEmptyStates(t *testing.T) {
 	assert.Contains(t, b.get("/console/tasks").body, "No tasks yet")
 	assert.Contains(t, b.get("/console/tasks?state=RUNNING").body, "No task matches these filters.")
 }
+
+// TestSourceRowsLeaveFacts: the console's table query returns the API
+// list's rows in the same order, without reading the checks and
+// recommended targets (the table shows neither).
+func TestSourceRowsLeaveFacts(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		for i := range 3 {
+			register(t, e, e.token, linuxSource(fmt.Sprintf("rows-%d", i), nextMAC()))
+		}
+		ten := tenantOf(e)
+		full, n, err := s.Sources(t.Context(), ten, store.SourceFilter{}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		rows, m, err := s.SourceRows(t.Context(), ten, store.SourceFilter{}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		assert.Equal(t, n, m)
+		require.Len(t, rows, 3)
+		for i := range rows {
+			assert.Equal(t, full[i].ID, rows[i].ID)
+			assert.Equal(t, full[i].Name, rows[i].Name)
+			assert.NotEmpty(t, full[i].Checks)
+			assert.Empty(t, rows[i].Checks)
+		}
+		_, count, err := s.SourceRows(t.Context(), ten, store.SourceFilter{}, store.Page{})
+		require.NoError(t, err)
+		assert.EqualValues(t, 3, count, "no page: the count alone")
+	})
+}

@@ -43,7 +43,8 @@ type Store interface {
 	MigProject(ctx context.Context, t store.Tenant, id string) (*store.MigProject, error)
 	MigProjects(ctx context.Context, t store.Tenant, pg store.Page) ([]store.MigProject, int64, error)
 	SourceOverview(ctx context.Context, t store.Tenant) ([]store.SourceStateCount, error)
-	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
+	// SourceRows is the sources table: the list rows without their checks.
+	SourceRows(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)

@@ -305,7 +305,7 @@ func (k *Console) sources(c *gin.Context) {
 	}
 	page, _ := strconv.Atoi(c.Query("page"))
 	page = max(page, 1)
-	rows, n, err := k.d.Store.Sources(ctx, t, f, store.Page{Limit: sourcePageSize, Offset: (page - 1) * sourcePageSize})
+	rows, n, err := k.d.Store.SourceRows(ctx, t, f, store.Page{Limit: sourcePageSize, Offset: (page - 1) * sourcePageSize})
 	if err != nil {
 		k.fail(c, err)
 		return
@@ -399,7 +399,7 @@ func (k *Console) tasks(c *gin.Context) {
 	data := gin.H{"Tasks": list, "Total": n, "Filter": f, "States": sms.TaskStates, "Sources": int64(1)}
 	if n == 0 {
 		// No task: say how to get a source, when there is none either.
-		_, nsrc, err := k.d.Store.Sources(c.Request.Context(), s.principal.Tenant(), store.SourceFilter{}, store.Page{Limit: 1})
+		_, nsrc, err := k.d.Store.SourceRows(c.Request.Context(), s.principal.Tenant(), store.SourceFilter{}, store.Page{})
 		if err != nil {
 			k.fail(c, err)
 			return
