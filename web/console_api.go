@@ -47,11 +47,15 @@ func (a consoleAPI) Call(ctx context.Context, token, method, path string, in, ou
 		w.status = http.StatusOK
 	}
 	if w.status >= 400 {
+		// The cause is logged under the inner request's id: name it, so
+		// the console's error line (whose id the page shows) leads there.
+		inner := fmt.Errorf("console api %s %s: status %d (request %s)", method, path, w.status, w.header.Get(headerReqID))
 		var b smserr.Body
 		if err := json.Unmarshal(w.buf.Bytes(), &b); err != nil || b.Code == "" {
-			return fmt.Errorf("console api %s %s: status %d: %s", method, path, w.status, w.buf.String())
+			return fmt.Errorf("%w: %s", inner, w.buf.String())
 		}
-		return &smserr.Error{Code: smserr.Code(b.Code), Status: w.status, Message: b.Message, Params: b.Params, Details: b.Details}
+		return &smserr.Error{Code: smserr.Code(b.Code), Status: w.status, Message: b.Message, Params: b.Params, Details: b.Details,
+			Err: inner}
 	}
 	if out != nil {
 		if err := json.Unmarshal(w.buf.Bytes(), out); err != nil {

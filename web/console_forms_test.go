@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
+	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
 // fieldError is the message next to a form field (the shared field
@@ -515,4 +518,43 @@ func TestSourceRowsLeaveFacts(t *testing.T) {
 		require.NoError(t, err)
 		assert.EqualValues(t, 3, count, "no page: the count alone")
 	})
+}
+
+// TestConsoleInnerFailureKeepsRequestIDs: a form whose API call fails on
+// the server's side answers the error page with its request id, and the
+// console's log line under that id names the API request that holds the
+// cause; the form may be sent again.
+func TestConsoleInnerFailureKeepsRequestIDs(t *testing.T) {
+	s := testdb.Open(t, store.SQLite)
+	eng := newFakeEngine(s)
+	logs := &testutil.Buffer{}
+	e := newEnvWith(t, s, envOptions{engine: eng, taskOptions: taskOpts,
+		logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	sid := register(t, e, e.token, linuxSource("boom-01", nextMAC()))
+	b := newBrowser(t, e)
+	b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+	eng.set(func(f *fakeEngine) { f.startErr = errors.New("temporal is down") })
+	form := url.Values{"csrf": {b.csrf}, "form_id": {"boom"}, "name": {"boom-01"}, "type": {"MIGRATE_FILE"},
+		"region_name": {"local"}, "region_id": {"local"}, "project_name": {"p"}, "project_id": {"p-1"}}
+	r := b.post("/console/sources/"+sid+"/task", form)
+	require.Equal(t, http.StatusInternalServerError, r.status)
+	m := regexp.MustCompile(`Request id: <code class="reqid">([0-9a-f]{32})</code>`).FindStringSubmatch(r.body)
+	require.NotNil(t, m, r.body)
+	assert.NotContains(t, r.body, "temporal is down", "the cause stays in the log")
+	var outer string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, m[1]) && strings.Contains(line, `"msg":"console"`) {
+			outer = line
+		}
+	}
+	require.NotEmpty(t, outer, "the console logged the failure under the page's id")
+	inner := regexp.MustCompile(`POST /v3/tasks: status 500 \(request ([0-9a-f]{32})\)`).FindStringSubmatch(outer)
+	require.NotNil(t, inner, outer)
+	assert.Contains(t, logs.String(), `"request_id":"`+inner[1]+`"`)
+	assert.Regexp(t, `"request_id":"`+inner[1]+`"[^\n]*temporal is down`, logs.String(), "the API's line holds the cause")
+
+	// Released: the same form goes through once the engine is back.
+	eng.set(func(f *fakeEngine) { f.startErr = nil })
+	r = b.post("/console/sources/"+sid+"/task", form)
+	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 }

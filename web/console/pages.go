@@ -68,7 +68,8 @@ func (k *Console) fail(c *gin.Context, err error) {
 		k.NotFound(c)
 		return
 	}
-	k.d.Logger.ErrorContext(c.Request.Context(), "console", "path", c.Request.URL.Path, "err", err)
+	// The request id is the page's: the operator quotes it, the log finds it.
+	k.d.Logger.ErrorContext(c.Request.Context(), "console", "request_id", k.d.RequestID(c), "path", c.Request.URL.Path, "err", err)
 	k.errorPage(c, http.StatusInternalServerError, "Something went wrong",
 		"The server could not answer this page. Quote the request id below when reporting it.")
 }
