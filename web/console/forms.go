@@ -38,22 +38,15 @@ func (k *Console) refused(c *gin.Context, title string, err error) {
 	case ok && e.Status == http.StatusNotFound:
 		k.NotFound(c)
 	case ok && e.Status < 500:
-		_, general, _ := formErrors(err)
-		if general == "" {
-			for _, msg := range mustFieldErrors(err) {
-				general = msg
-			}
+		// No form to place it in: the message, whichever field it names.
+		fields, general, _ := formErrors(err)
+		for _, msg := range fields {
+			general = msg
 		}
 		k.errorPage(c, e.Status, title, general)
 	default:
 		k.fail(c, err)
 	}
-}
-
-// mustFieldErrors is formErrors' field map, or nil.
-func mustFieldErrors(err error) map[string]string {
-	fe, _, _ := formErrors(err)
-	return fe
 }
 
 // bulkOps are the sources table's bulk actions.
