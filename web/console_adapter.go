@@ -134,3 +134,36 @@ func (h consoleTemplates) DeleteTemplate(ctx context.Context, p iam.Principal, i
 	}
 	return nil
 }
+
+// UpdateTemplate applies the edit form like PUT /v3/vm/templates/{id}:
+// every text field is sent (clearing one is a change), the password only
+// when typed (write-only: blank keeps the stored one).
+func (h consoleTemplates) UpdateTemplate(ctx context.Context, p iam.Principal, id string, f console.TemplateForm) error {
+	b := templateBody{Name: &f.Name, Region: &f.Region, ProjectID: &f.ProjectID, TargetServerName: &f.TargetServerName,
+		AvailabilityZone: &f.AvailabilityZone, VolumeType: &f.VolumeType, Flavor: &f.Flavor}
+	if f.TargetPassword != "" {
+		b.TargetPassword = &f.TargetPassword
+	}
+	if err := b.validate(updating); err != nil {
+		return err
+	}
+	tpl, err := h.store.Template(ctx, p.Tenant(), id)
+	if err != nil {
+		return templateError(err, id)
+	}
+	if err := b.apply(tpl, h.box); err != nil {
+		return err
+	}
+	if err := h.store.UpdateTemplate(ctx, p.Tenant(), tpl); err != nil {
+		return templateError(err, id)
+	}
+	return nil
+}
+
+// RunURL links a task to its run in the Temporal UI.
+func (t consoleTasks) RunURL(taskID string) string {
+	if t.h.engine == nil {
+		return ""
+	}
+	return t.h.engine.RunURL(taskID)
+}

@@ -68,10 +68,34 @@ func (b *browser) send(req *http.Request) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
+var loginCSRF = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]+)">`)
+
+// login opens the sign-in page, as a browser does first, and posts form
+// with that page's CSRF token.
+func (b *browser) login(form url.Values) response {
+	b.t.Helper()
+	page := b.get("/console/login")
+	require.Equal(b.t, http.StatusOK, page.status)
+	m := loginCSRF.FindStringSubmatch(page.body)
+	require.NotNil(b.t, m, page.body)
+	form.Set("csrf", m[1])
+	return b.post("/console/login", form)
+}
+
+// sessionCookie is the console session cookie an answer sets ("" if none).
+func (r response) sessionCookie() string {
+	for _, ck := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(ck, "smsflow_console=") {
+			return ck
+		}
+	}
+	return ""
+}
+
 // signIn signs in through the form and opens the dashboard.
 func (b *browser) signIn(domain, user, password string) {
 	b.t.Helper()
-	r := b.post("/console/login", url.Values{"domain": {domain}, "user": {user}, "password": {password}, "next": {"/console/"}})
+	r := b.login(url.Values{"domain": {domain}, "user": {user}, "password": {password}, "next": {"/console/"}})
 	require.Equal(b.t, http.StatusSeeOther, r.status, r.body)
 	r = b.get("/console/")
 	require.Equal(b.t, http.StatusOK, r.status, r.body)
@@ -134,17 +158,17 @@ func TestConsoleSignInAndReturn(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.status)
 		assert.Contains(t, r.body, `name="next" value="/console/projects?x=1"`)
 
-		r = b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+		r = b.login(url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
 			"password": {"wrong"}, "next": {"/console/projects?x=1"}})
 		assert.Equal(t, http.StatusUnauthorized, r.status)
 		assert.Contains(t, r.body, "Wrong domain, user name or password")
-		assert.Empty(t, r.header.Values("Set-Cookie"))
+		assert.Empty(t, r.sessionCookie())
 
-		r = b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+		r = b.login(url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
 			"password": {e.creds.Password}, "next": {"/console/projects?x=1"}})
 		require.Equal(t, http.StatusSeeOther, r.status, r.body)
 		assert.Equal(t, "/console/projects?x=1", r.header.Get("Location"))
-		ck := r.header.Get("Set-Cookie")
+		ck := r.sessionCookie()
 		assert.Contains(t, ck, "HttpOnly")
 		assert.Contains(t, ck, "SameSite=Lax")
 		assert.NotContains(t, ck, "Secure", "plain HTTP: no Secure flag")
@@ -165,7 +189,7 @@ func TestConsoleOpenRedirectRefused(t *testing.T) {
 	e := newEnv(t, testdb.Open(t, store.SQLite))
 	b := newBrowser(t, e)
 	for _, next := range []string{"https://evil.example/", "//evil.example/x", "/v3/tasks", "/console\\..\\x"} {
-		r := b.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+		r := b.login(url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
 			"password": {e.creds.Password}, "next": {next}})
 		require.Equal(t, http.StatusSeeOther, r.status)
 		assert.Equal(t, "/console/", r.header.Get("Location"), next)
@@ -458,9 +482,9 @@ func TestConsoleTaskActions(t *testing.T) {
 		r := b.get("/console/tasks/" + tid)
 		require.Equal(t, http.StatusOK, r.status)
 		// READY: start is offered, stop is disabled with the run's reason.
-		assert.Regexp(t, `value="start">\s*<button type="submit" >Start</button>`, r.body)
-		assert.Regexp(t, `value="stop">\s*<button type="submit" disabled title="SMS.7714: [^"]*\(task is READY\)">Stop</button>`, r.body)
-		assert.Contains(t, r.body, `data-confirm="Stop this migration?`)
+		assert.Contains(t, r.body, `<button type="submit" name="operation" value="start">Start</button>`)
+		assert.Regexp(t, `<button type="submit" name="operation" value="stop" data-confirm="Stop this migration\?[^"]*" disabled>Stop</button>`, r.body)
+		assert.Regexp(t, `<li><strong>Stop</strong> is unavailable: SMS.7714: [^<]*\(task is READY\)</li>`, r.body)
 
 		for _, bad := range []url.Values{{"operation": {"start"}}, {"operation": {"start"}, "csrf": {"nope"}}} {
 			assert.Equal(t, http.StatusForbidden, b.post("/console/tasks/"+tid+"/action", bad).status)
@@ -499,7 +523,7 @@ func BenchmarkConsoleSources(b *testing.B) {
 			e := newEnvTB(b, testdb.Open(b, d))
 			seedSources(b, e, 10000)
 			br := newBrowser(b, e)
-			r := br.post("/console/login", url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
+			r := br.login(url.Values{"domain": {e.creds.DomainName}, "user": {e.creds.User},
 				"password": {e.creds.Password}})
 			require.Equal(b, http.StatusSeeOther, r.status)
 			u, err := url.Parse(e.srv.URL)
@@ -541,14 +565,14 @@ func TestConsoleTemplateForms(t *testing.T) {
 		f.Set("volumetype", "TAPE")
 		r := b.post("/console/templates", f)
 		require.Equal(t, http.StatusOK, r.status)
-		m := regexp.MustCompile(`(?s)<div class="field invalid">\s*<label for="volumetype">.*?<p class="ferr">([^<]*)</p>`).FindStringSubmatch(r.body)
+		m := regexp.MustCompile(`(?s)<div class="field invalid">\s*<label for="volumetype">.*?<p class="ferr"[^>]*>([^<]*)</p>`).FindStringSubmatch(r.body)
 		require.NotNil(t, m, r.body)
 		assert.Contains(t, m[1], "SMS.9001")
 		assert.NotContains(t, r.body, "S3cret-pw!", "the password is write-only")
 		f = form("t2")
 		f.Del("name")
 		r = b.post("/console/templates", f)
-		assert.Regexp(t, `(?s)<label for="name">.*?<p class="ferr">SMS.6013`, r.body)
+		assert.Regexp(t, `(?s)<label for="name">.*?<p class="ferr"[^>]*>SMS.6013`, r.body)
 
 		// Created once, however often the form is sent.
 		f = form("t3")

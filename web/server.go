@@ -106,8 +106,8 @@ func New(d Deps) *Server {
 	r.Use(requestID(d.Logger), accessLog(), recovery(), hardening(), withBodyGate(newBodyGate(d.Body)))
 	s := &Server{deps: d, engine: r}
 	s.console = console.New(console.Deps{Auth: d.IAM, Box: d.Box, Store: d.Store, Projects: consoleProjects{store: d.Store},
-		Templates: consoleTemplates{store: d.Store, box: d.Box},
-		Logger:    d.Logger, Now: d.Now, AgentTimeout: d.AgentTimeout})
+		Templates: consoleTemplates{store: d.Store, box: d.Box}, API: consoleAPI{h: r},
+		Logger: d.Logger, Now: d.Now, AgentTimeout: d.AgentTimeout})
 	s.routes(r)
 	return s
 }

@@ -31,6 +31,7 @@ type SourceStore interface {
 	RegisterSource(ctx context.Context, t store.Tenant, r store.Registration) (string, bool, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
+	SourceRows(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
 	UpdateSource(ctx context.Context, t store.Tenant, id string, fn func(src *store.Source) error) error
 	MoveSource(ctx context.Context, t store.Tenant, id, migProjectID string, fn func(src *store.Source) error) error
 	DeleteSources(ctx context.Context, t store.Tenant, ids []string, isBusy func(state string) bool) error

@@ -287,3 +287,19 @@ func TestServeTemporalUIProxy(t *testing.T) {
 	assert.Contains(t, strings.ToLower(body), "<html")
 	assert.Contains(t, body, "/temporal/", "the page refers to its assets under the public path")
 }
+
+func TestUILinkBase(t *testing.T) {
+	for _, tc := range []struct {
+		addr  string
+		proxy bool
+		want  string
+	}{
+		{"", false, ""},
+		{"", true, ""},
+		{"127.0.0.1:8233", false, "http://127.0.0.1:8233"},
+		// Behind the proxy the run links stay on the API's listener.
+		{"127.0.0.1:8233", true, "/temporal"},
+	} {
+		assert.Equal(t, tc.want, uiLinkBase(config.Config{TemporalUIAddr: tc.addr, TemporalUIProxy: tc.proxy}), tc)
+	}
+}

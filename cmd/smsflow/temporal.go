@@ -48,10 +48,7 @@ func (t *temporalSide) close() {
 // address is configured, then dials it.
 func openTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, embed bool) (*temporalSide, error) {
 	t := &temporalSide{}
-	addr, uiBase := cfg.TemporalAddress, ""
-	if cfg.TemporalUIAddr != "" {
-		uiBase = "http://" + cfg.TemporalUIAddr
-	}
+	addr, uiBase := cfg.TemporalAddress, uiLinkBase(cfg)
 	var tlsConf *tls.Config
 	if addr == "" {
 		if !embed {
@@ -226,6 +223,21 @@ func uiPublicPath(cfg config.Config) string {
 		return web.TemporalUIPath
 	}
 	return ""
+}
+
+// uiLinkBase is where the API's and the console's links to a run point:
+// the proxy's path on the API listener with --temporal-ui-proxy (the UI's
+// own address is loopback, out of the operator's reach), else the UI's
+// address; "" without a UI.
+func uiLinkBase(cfg config.Config) string {
+	switch {
+	case cfg.TemporalUIAddr == "":
+		return ""
+	case cfg.TemporalUIProxy:
+		return web.TemporalUIPath
+	default:
+		return "http://" + cfg.TemporalUIAddr
+	}
 }
 
 // isLoopback tells whether a host:port listens on loopback only (an empty

@@ -214,8 +214,23 @@ func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
 }
 
 // Sources lists a page of the tenant's sources matching f (oldest first) and
-// the count of all matches, in two queries whatever the page size.
+// the count of all matches, with each row's checks and recommended target
+// (GET /v3/sources): four queries whatever the page size.
 func (s *Store) Sources(ctx context.Context, t Tenant, f SourceFilter, pg Page) ([]SourceListRow, int64, error) {
+	out, total, err := s.SourceRows(ctx, t, f, pg)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.pageFacts(ctx, out); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// SourceRows is Sources without the checks and recommended targets (left
+// empty): the console's table shows neither, and skips their query and
+// JSON.
+func (s *Store) SourceRows(ctx context.Context, t Tenant, f SourceFilter, pg Page) ([]SourceListRow, int64, error) {
 	q := f.apply(s.db.WithContext(ctx).Model(&Source{}).Where("domain_id = ?", t.DomainID))
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
@@ -248,9 +263,6 @@ func (s *Store) Sources(ctx context.Context, t Tenant, f SourceFilter, pg Page) 
 		if i, ok := byID[id]; ok {
 			out = append(out, rows[i])
 		}
-	}
-	if err := s.pageFacts(ctx, out); err != nil {
-		return nil, 0, err
 	}
 	return out, total, nil
 }

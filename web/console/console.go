@@ -43,12 +43,15 @@ type Store interface {
 	MigProject(ctx context.Context, t store.Tenant, id string) (*store.MigProject, error)
 	MigProjects(ctx context.Context, t store.Tenant, pg store.Page) ([]store.MigProject, int64, error)
 	SourceOverview(ctx context.Context, t store.Tenant) ([]store.SourceStateCount, error)
-	Sources(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
+	// SourceRows is the sources table: the list rows without their checks.
+	SourceRows(ctx context.Context, t store.Tenant, f store.SourceFilter, pg store.Page) ([]store.SourceListRow, int64, error)
 	Source(ctx context.Context, t store.Tenant, id string) (*store.Source, error)
 	Tasks(ctx context.Context, t store.Tenant, f store.TaskFilter, pg store.Page) ([]store.Task, int64, error)
 	Task(ctx context.Context, t store.Tenant, id string) (*store.Task, error)
 	SpeedSamples(ctx context.Context, t store.Tenant, taskID string, limit int) ([]store.SpeedSample, error)
 	Templates(ctx context.Context, t store.Tenant, f store.TemplateFilter, pg store.Page) ([]store.TemplateDoc, int64, error)
+	Template(ctx context.Context, t store.Tenant, id string) (*store.Template, error)
+	LatestAgentLog(ctx context.Context, t store.Tenant, taskID string) (*store.AgentLog, error)
 	ListWaves(ctx context.Context, t store.Tenant, f store.WaveFilter, pg store.Page) ([]store.Wave, int64, error)
 }
 
@@ -78,6 +81,9 @@ type TemplateForm struct {
 // (web implements it); errors name their field as "template.<field>".
 type Templates interface {
 	CreateTemplate(ctx context.Context, p iam.Principal, f TemplateForm) (string, error)
+	// UpdateTemplate changes every field of the form; an empty
+	// TargetPassword keeps the stored one.
+	UpdateTemplate(ctx context.Context, p iam.Principal, id string, f TemplateForm) error
 	DeleteTemplate(ctx context.Context, p iam.Principal, id string) error
 }
 
@@ -85,6 +91,16 @@ type Templates interface {
 // implements it); errors are *smserr.Error.
 type Tasks interface {
 	TaskAction(ctx context.Context, p iam.Principal, id string, op sms.Action) error
+	// RunURL links a task to its run in the Temporal UI ("" without one).
+	RunURL(taskID string) string
+}
+
+// API calls the smsflow API in process as the session's user (its IAM
+// token): forms whose rules live in an API handler (tasks, speed limits,
+// sources, wave members) go through that handler, so they answer its
+// codes. Errors are *smserr.Error with the API's status.
+type API interface {
+	Call(ctx context.Context, token, method, path string, in, out any) error
 }
 
 // Deps are the console's collaborators.
@@ -97,6 +113,7 @@ type Deps struct {
 	// Tasks may be set after New (SetTasks): the API builds its task
 	// handlers with its routes.
 	Tasks  Tasks
+	API    API
 	Logger *slog.Logger
 	Now    func() time.Time
 	// IdleTimeout ends a session nobody used for this long (default 30 min).
@@ -168,8 +185,11 @@ func New(d Deps) *Console {
 			}
 			return min(100, done*100/total)
 		},
-		"secs": fmtSeconds,
-		"list": func(v ...string) []string { return v },
+		"secs":   fmtSeconds,
+		"list":   func(v ...string) []string { return v },
+		"field":  newField,
+		"secret": newSecretField,
+		"choice": newChoice,
 		"when": func(t *time.Time) string {
 			if t == nil {
 				return "—"
@@ -178,9 +198,9 @@ func New(d Deps) *Console {
 		},
 	}
 	k.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves"} {
+	for _, p := range []string{"login", "error", "dashboard", "projects", "project_form", "sources", "source", "tasks", "task", "templates", "template_form", "waves", "task_form"} {
 		k.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).
-			ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
+			ParseFS(files, "templates/layout.html", "templates/fields.html", "templates/"+p+".html"))
 	}
 	k.addWavePages(funcs)
 	return k
@@ -209,14 +229,22 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.POST("/projects/:id", k.updateProject)
 	a.POST("/projects/:id/delete", k.deleteProject)
 	a.GET("/sources", k.sources)
+	a.POST("/sources/bulk", k.bulkSources)
 	a.GET("/sources/:id", k.source)
+	a.GET("/sources/:id/task", k.newTask)
+	a.POST("/sources/:id/task", k.createTask)
 	a.GET("/tasks", k.tasks)
 	a.GET("/tasks/:id", k.task)
 	a.GET("/tasks/:id/live", k.taskLive)
 	a.POST("/tasks/:id/action", k.taskAction)
+	a.POST("/tasks/:id/speed-limit", k.setSpeed)
+	a.POST("/tasks/:id/log", k.collectLog)
+	a.GET("/tasks/:id/agent-log", k.agentLog)
 	a.GET("/templates", k.templates)
 	a.GET("/templates/new", k.newTemplate)
 	a.POST("/templates", k.createTemplate)
+	a.GET("/templates/:id", k.editTemplate)
+	a.POST("/templates/:id", k.updateTemplate)
 	a.POST("/templates/:id/delete", k.deleteTemplate)
 	a.GET("/waves", k.waves)
 	k.mountWaves(g, a) // the wave pages (wave.go)

@@ -30,7 +30,10 @@ type view struct {
 	Domain, User string
 	CSRF         string
 	RequestID    string
-	Data         any
+	// Endpoint and ProjectID fill in the agent install command of the
+	// empty states.
+	Endpoint, ProjectID string
+	Data                any
 }
 
 // render writes page with the layout; s is nil on pages without a session.
@@ -39,6 +42,7 @@ func (k *Console) render(c *gin.Context, status int, page string, s *session, da
 	if s != nil {
 		v.CSRF = s.data.CSRF
 		v.Domain, v.User = s.principal.DomainName, s.principal.UserName
+		v.Endpoint, v.ProjectID = endpoint(c), s.principal.ProjectID
 	}
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
@@ -64,7 +68,8 @@ func (k *Console) fail(c *gin.Context, err error) {
 		k.NotFound(c)
 		return
 	}
-	k.d.Logger.ErrorContext(c.Request.Context(), "console", "path", c.Request.URL.Path, "err", err)
+	// The request id is the page's: the operator quotes it, the log finds it.
+	k.d.Logger.ErrorContext(c.Request.Context(), "console", "request_id", k.d.RequestID(c), "path", c.Request.URL.Path, "err", err)
 	k.errorPage(c, http.StatusInternalServerError, "Something went wrong",
 		"The server could not answer this page. Quote the request id below when reporting it.")
 }
@@ -301,7 +306,7 @@ func (k *Console) sources(c *gin.Context) {
 	}
 	page, _ := strconv.Atoi(c.Query("page"))
 	page = max(page, 1)
-	rows, n, err := k.d.Store.Sources(ctx, t, f, store.Page{Limit: sourcePageSize, Offset: (page - 1) * sourcePageSize})
+	rows, n, err := k.d.Store.SourceRows(ctx, t, f, store.Page{Limit: sourcePageSize, Offset: (page - 1) * sourcePageSize})
 	if err != nil {
 		k.fail(c, err)
 		return
@@ -333,6 +338,25 @@ func (k *Console) sources(c *gin.Context) {
 			data["DefaultProject"] = p.ID
 		}
 	}
+	if n > 0 {
+		// The bulk form's waves (the API answers for those that take no
+		// more members).
+		waves, _, err := k.d.Store.ListWaves(ctx, t, store.WaveFilter{}, store.Page{Limit: 200})
+		if err != nil {
+			k.fail(c, err)
+			return
+		}
+		data["Waves"] = waves
+	}
+	back := c.Request.URL.Query()
+	back.Del("done")
+	data["Back"] = Prefix + "/sources"
+	if len(back) > 0 {
+		data["Back"] = Prefix + "/sources?" + back.Encode()
+	}
+	if done := c.Query("done"); len(done) < 200 {
+		data["Done"] = done
+	}
 	k.render(c, http.StatusOK, "sources", s, data)
 }
 
@@ -353,8 +377,16 @@ func (k *Console) source(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
-	k.render(c, http.StatusOK, "source", s, gin.H{"Source": src,
-		"Connected": src.LastVisitTime >= k.d.Now().Add(-k.d.AgentTimeout).UnixMilli()})
+	data := gin.H{"Source": src, "Connected": src.LastVisitTime >= k.d.Now().Add(-k.d.AgentTimeout).UnixMilli()}
+	tasks, _, err := k.d.Store.Tasks(c.Request.Context(), s.principal.Tenant(), store.TaskFilter{SourceID: src.ID}, store.Page{Limit: 1})
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	if len(tasks) > 0 {
+		data["Task"] = &tasks[0]
+	}
+	k.render(c, http.StatusOK, "source", s, data)
 }
 
 func (k *Console) tasks(c *gin.Context) {
@@ -365,7 +397,17 @@ func (k *Console) tasks(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
-	k.render(c, http.StatusOK, "tasks", s, gin.H{"Tasks": list, "Total": n, "Filter": f, "States": sms.TaskStates})
+	data := gin.H{"Tasks": list, "Total": n, "Filter": f, "States": sms.TaskStates, "Sources": int64(1)}
+	if n == 0 {
+		// No task: say how to get a source, when there is none either.
+		_, nsrc, err := k.d.Store.SourceRows(c.Request.Context(), s.principal.Tenant(), store.SourceFilter{}, store.Page{})
+		if err != nil {
+			k.fail(c, err)
+			return
+		}
+		data["Sources"] = nsrc
+	}
+	k.render(c, http.StatusOK, "tasks", s, data)
 }
 
 // task is a task's page; its live part (taskLive) is one fragment polled
@@ -382,7 +424,39 @@ func (k *Console) task(c *gin.Context) {
 		k.fail(c, err)
 		return
 	}
+	if err := k.taskExtras(c, s, tk, data); err != nil {
+		k.fail(c, err)
+		return
+	}
 	k.render(c, http.StatusOK, "task", s, data)
+}
+
+// agentLogLines is how much of the newest agent log the task page shows.
+const agentLogLines = 40
+
+// taskExtras adds the parts of the task page that the live fragment does
+// not redraw: the speed-limit form, the network check and consistency
+// results, the agent log and the link to the run.
+func (k *Console) taskExtras(c *gin.Context, s *session, tk *store.Task, data gin.H) error {
+	data["Speed"] = speedRows(tk)
+	data["Network"] = tk.NetworkCheckInfo
+	data["Consistency"] = tk.ConsistencyResults
+	if k.d.Tasks != nil {
+		data["RunURL"] = k.d.Tasks.RunURL(tk.ID)
+	}
+	l, err := k.d.Store.LatestAgentLog(c.Request.Context(), s.principal.Tenant(), tk.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		text, err := l.Text()
+		if err != nil {
+			return err
+		}
+		data["Log"] = gin.H{"At": l.CreatedAt, "Size": l.Size, "Tail": logTail(text, agentLogLines)}
+	}
+	return nil
 }
 
 // button is a task action as the page shows it: disabled, with the reason,
@@ -421,7 +495,7 @@ func (k *Console) taskData(c *gin.Context, s *session, tk *store.Task) (gin.H, e
 		}
 		bs = append(bs, button{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm})
 	}
-	return gin.H{"Task": tk, "Buttons": bs, "Chart": speedChart(samples)}, nil
+	return gin.H{"Task": tk, "Buttons": bs, "Chart": speedChart(samples), "Failure": taskFailure(tk.ErrorJSON)}, nil
 }
 
 // taskAction runs a button's operation, then shows the task again.
@@ -488,10 +562,15 @@ func (k *Console) templates(c *gin.Context) {
 
 // templatePage is the template form's data.
 type templatePage struct {
+	// ID is the template being edited ("" on create).
+	ID      string
 	Form    TemplateForm
 	FormID  string
 	Errors  map[string]string
 	General string
+	// HasPassword tells the edit form that a password is stored (never
+	// what it is).
+	HasPassword bool
 }
 
 func (k *Console) newTemplate(c *gin.Context) {
@@ -500,11 +579,28 @@ func (k *Console) newTemplate(c *gin.Context) {
 		FormID: secret.RandomString(24, secret.AlphaNumeric)})
 }
 
-func (k *Console) createTemplate(c *gin.Context) {
-	s := mustSession(c)
-	f := TemplateForm{Name: c.PostForm("name"), Region: c.PostForm("region"), ProjectID: c.PostForm("projectid"),
+func readTemplateForm(c *gin.Context) TemplateForm {
+	return TemplateForm{Name: c.PostForm("name"), Region: c.PostForm("region"), ProjectID: c.PostForm("projectid"),
 		TargetServerName: c.PostForm("target_server_name"), AvailabilityZone: c.PostForm("availability_zone"),
 		VolumeType: c.PostForm("volumetype"), Flavor: c.PostForm("flavor"), TargetPassword: c.PostForm("target_password")}
+}
+
+// templateErrors places a template error next to its field: the API names
+// them "template.<field>".
+func templateErrors(err error) (map[string]string, string, bool) {
+	fe, general, ok := formErrors(err)
+	for name, msg := range fe {
+		if short, cut := strings.CutPrefix(name, "template."); cut {
+			delete(fe, name)
+			fe[short] = msg
+		}
+	}
+	return fe, general, ok
+}
+
+func (k *Console) createTemplate(c *gin.Context) {
+	s := mustSession(c)
+	f := readTemplateForm(c)
 	key := s.principal.DomainID + "\x00t\x00" + c.PostForm("form_id")
 	if c.PostForm("form_id") != "" {
 		if _, first := k.forms.claim(key); !first {
@@ -515,22 +611,51 @@ func (k *Console) createTemplate(c *gin.Context) {
 	id, err := k.d.Templates.CreateTemplate(c.Request.Context(), s.principal, f)
 	if err != nil {
 		k.forms.release(key)
-		fe, general, ok := formErrors(err)
+		fe, general, ok := templateErrors(err)
 		if !ok {
 			k.fail(c, err)
 			return
-		}
-		for name, msg := range fe {
-			if short, cut := strings.CutPrefix(name, "template."); cut {
-				delete(fe, name)
-				fe[short] = msg
-			}
 		}
 		f.TargetPassword = "" // write-only: typed again, never sent back
 		k.render(c, http.StatusOK, "template_form", s, templatePage{Form: f, FormID: c.PostForm("form_id"), Errors: fe, General: general})
 		return
 	}
 	k.forms.done(key, id)
+	c.Redirect(http.StatusSeeOther, Prefix+"/templates")
+}
+
+func (k *Console) editTemplate(c *gin.Context) {
+	s := mustSession(c)
+	tpl, err := k.d.Store.Template(c.Request.Context(), s.principal.Tenant(), c.Param("id"))
+	if err != nil {
+		k.fail(c, err)
+		return
+	}
+	f := TemplateForm{Name: tpl.Name, Region: tpl.Region, ProjectID: tpl.ProjectID, TargetServerName: tpl.TargetServerName,
+		AvailabilityZone: tpl.AvailabilityZone, VolumeType: tpl.VolumeType, Flavor: tpl.Flavor}
+	k.render(c, http.StatusOK, "template_form", s, templatePage{ID: tpl.ID, Form: f, HasPassword: tpl.TargetPasswordEnc != ""})
+}
+
+func (k *Console) updateTemplate(c *gin.Context) {
+	s := mustSession(c)
+	f := readTemplateForm(c)
+	id := c.Param("id")
+	if err := k.d.Templates.UpdateTemplate(c.Request.Context(), s.principal, id, f); err != nil {
+		if errors.Is(err, store.ErrNotFound) || isNotFound(err) {
+			k.NotFound(c)
+			return
+		}
+		fe, general, ok := templateErrors(err)
+		if !ok {
+			k.fail(c, err)
+			return
+		}
+		tpl, terr := k.d.Store.Template(c.Request.Context(), s.principal.Tenant(), id)
+		f.TargetPassword = ""
+		k.render(c, http.StatusOK, "template_form", s, templatePage{ID: id, Form: f, Errors: fe, General: general,
+			HasPassword: terr == nil && tpl.TargetPasswordEnc != ""})
+		return
+	}
 	c.Redirect(http.StatusSeeOther, Prefix+"/templates")
 }
 

@@ -112,10 +112,20 @@ func (k *Console) session(c *gin.Context) {
 	}
 	if err != nil {
 		clearSession(c)
+		// Back to the page the operator was on: the request's own for a
+		// page, the page that sent it for a form (Referer) or a polled
+		// fragment (htmx's HX-Current-URL), never the fragment itself.
 		next := c.Request.URL.RequestURI()
-		if c.Request.Method != http.MethodGet {
-			next = c.GetHeader("Referer")
-			if u, perr := url.Parse(next); perr == nil {
+		from := ""
+		switch {
+		case c.GetHeader("HX-Request") == "true":
+			from = c.GetHeader("HX-Current-URL")
+		case c.Request.Method != http.MethodGet:
+			from = c.GetHeader("Referer")
+		}
+		if from != "" || c.Request.Method != http.MethodGet {
+			next = ""
+			if u, perr := url.Parse(from); perr == nil {
 				next = u.RequestURI()
 			}
 		}
@@ -196,14 +206,43 @@ func safeNext(next string) string {
 	return next
 }
 
+// loginCookie holds the sign-in form's CSRF token (login CSRF: another
+// site must not sign a browser in to the attacker's account). The form
+// carries the same value; a cross-site POST can send the cookie but cannot
+// read it to fill the field.
+const loginCookie = "smsflow_login"
+
+// loginForm renders the sign-in page with a fresh form token.
+func (k *Console) loginForm(c *gin.Context, status int, data gin.H) {
+	tok := secret.RandomString(32, secret.AlphaNumeric)
+	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookie, Value: tok, Path: Prefix + "/login",
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteStrictMode})
+	data["CSRF"] = tok
+	k.render(c, status, "login", nil, data)
+}
+
 func (k *Console) loginPage(c *gin.Context) {
-	k.render(c, http.StatusOK, "login", nil, gin.H{"Next": safeNext(c.Query("next")), "Domain": c.Query("domain")})
+	k.loginForm(c, http.StatusOK, gin.H{"Next": safeNext(c.Query("next")), "Domain": c.Query("domain")})
+}
+
+// loginTokenOK tells whether the sign-in form's token matches its cookie.
+func loginTokenOK(c *gin.Context) bool {
+	ck, err := c.Request.Cookie(loginCookie)
+	got := c.PostForm("csrf")
+	return err == nil && ck.Value != "" && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(ck.Value)) == 1
 }
 
 // login signs in through the IAM (and its throttle) and starts a session.
 func (k *Console) login(c *gin.Context) {
 	dom, user, pw := strings.TrimSpace(c.PostForm("domain")), strings.TrimSpace(c.PostForm("user")), c.PostForm("password")
 	next := safeNext(c.PostForm("next"))
+	if !loginTokenOK(c) {
+		// Checked before the password: a forged sign-in never reaches
+		// the IAM (nor its failure throttle).
+		k.loginForm(c, http.StatusForbidden, gin.H{"Next": next, "Domain": dom, "User": user,
+			"Error": "The sign-in form expired or did not come from this console (CSRF). Sign in again."})
+		return
+	}
 	it, err := k.d.Auth.IssueToken(c.Request.Context(), iam.PasswordAuth{DomainName: dom, UserName: user,
 		Password: pw, ClientAddr: c.RemoteIP()})
 	if err != nil {
@@ -217,9 +256,11 @@ func (k *Console) login(c *gin.Context) {
 		case !errors.Is(err, iam.ErrBadCredentials):
 			k.d.Logger.WarnContext(c.Request.Context(), "console sign-in failed", "domain", dom, "user", user, "err", err)
 		}
-		k.render(c, status, "login", nil, gin.H{"Next": next, "Domain": dom, "User": user, "Error": msg})
+		k.loginForm(c, status, gin.H{"Next": next, "Domain": dom, "User": user, "Error": msg})
 		return
 	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookie, Value: "", Path: Prefix + "/login", MaxAge: -1,
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteStrictMode})
 	s := sessionData{Token: it.Token, Active: k.d.Now().Unix(), CSRF: secret.RandomString(32, secret.AlphaNumeric)}
 	if err := k.writeSession(c, s); err != nil {
 		k.fail(c, err)
