@@ -592,7 +592,7 @@ func (k *Console) fill(c *gin.Context, s *session, p *waveFormPage, pick bool) e
 	}
 	p.Filter = store.SourceFilter{State: formOrQuery(c, "f_state"), MigProjectID: formOrQuery(c, "f_project"),
 		Name: strings.TrimSpace(formOrQuery(c, "f_name"))}
-	p.Pick, p.PickTotal, err = k.d.Store.Sources(ctx, t, p.Filter, store.Page{Limit: pickLimit})
+	p.Pick, p.PickTotal, err = k.d.Store.SourceRows(ctx, t, p.Filter, store.Page{Limit: pickLimit})
 	return err
 }
 
