@@ -297,8 +297,8 @@ type reporter struct {
 
 	mu                      sync.Mutex
 	done, total, wire, raw  int64
-	lastWire                int64
-	lastAt, start           time.Time
+	samples                 []wireSample // the wire counter at recent reports, oldest first
+	start                   time.Time
 	speed                   float64 // Mbit/s
 	compressRaw, compressPl int64
 	stopCh                  chan struct{}
@@ -306,7 +306,8 @@ type reporter struct {
 }
 
 func newReporter(r *Runner, spec jobSpec) *reporter {
-	rp := &reporter{r: r, spec: spec, start: time.Now(), lastAt: time.Now(), stopCh: make(chan struct{}), stopped: make(chan struct{})}
+	now := time.Now()
+	rp := &reporter{r: r, spec: spec, start: now, samples: []wireSample{{at: now}}, stopCh: make(chan struct{}), stopped: make(chan struct{})}
 	go rp.loop()
 	return rp
 }
@@ -339,18 +340,50 @@ func (rp *reporter) loop() {
 	}
 }
 
+// speedWindow is how far back the reported speed looks. A throttled copy
+// moves in bursts (a chunk, then a wait for tokens), so over one report's
+// interval it reads 0 or twice the limit; over a few seconds it reads the
+// rate the server charts and compares with the limit.
+const speedWindow = 5 * time.Second
+
+// wireSample is the wire byte counter at one report.
+type wireSample struct {
+	at   time.Time
+	wire int64
+}
+
+// measure updates rp.speed from the wire counter at now: bytes since the
+// newest sample at least speedWindow old (or the oldest there is).
+func (rp *reporter) measure(now time.Time) {
+	if len(rp.samples) == 0 {
+		rp.samples = append(rp.samples, wireSample{at: rp.start})
+	}
+	if last := rp.samples[len(rp.samples)-1]; rp.wire < last.wire {
+		// A new connection (the link broke): its counter starts at zero.
+		rp.samples = append(rp.samples[:0], wireSample{at: last.at})
+	}
+	for len(rp.samples) > 1 && !rp.samples[1].at.After(now.Add(-speedWindow)) {
+		rp.samples = rp.samples[1:]
+	}
+	base := rp.samples[0]
+	if dt := now.Sub(base.at).Seconds(); dt > 0.2 {
+		rp.speed = float64(rp.wire-base.wire) * 8 / 1e6 / dt
+	}
+	if len(rp.samples) >= 64 { // reports come faster than planned: keep it small
+		rp.samples = rp.samples[1:]
+	}
+	rp.samples = append(rp.samples, wireSample{at: now, wire: rp.wire})
+}
+
 // report builds the progress report; final reports 100 %.
 func (rp *reporter) report(final bool) smsapi.Progress {
+	return rp.reportAt(time.Now(), final)
+}
+
+func (rp *reporter) reportAt(now time.Time, final bool) smsapi.Progress {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	now := time.Now()
-	if rp.wire < rp.lastWire {
-		rp.lastWire = 0 // a new connection (the link broke): its counter starts at zero
-	}
-	if dt := now.Sub(rp.lastAt).Seconds(); dt > 0.2 {
-		rp.speed = float64(rp.wire-rp.lastWire) * 8 / 1e6 / dt
-		rp.lastWire, rp.lastAt = rp.wire, now
-	}
+	rp.measure(now)
 	p := smsapi.Progress{Subtask: rp.spec.Subtask, Replicatesize: rp.done, Totalsize: rp.total,
 		MigrateSpeed: rp.speed, AgentTime: now.UTC().Format(time.RFC3339), CompressRate: 100}
 	if rp.total > 0 {

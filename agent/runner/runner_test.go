@@ -420,16 +420,39 @@ func TestLinkBroke(t *testing.T) {
 // connection whose byte counter starts at zero; the speed reported stays a
 // speed, never negative.
 func TestReportSpeedAcrossReconnect(t *testing.T) {
-	rp := &reporter{r: &Runner{}, spec: jobSpec{Command: "START"}, lastAt: time.Now().Add(-time.Second)}
+	t0 := time.Now()
+	rp := &reporter{r: &Runner{}, spec: jobSpec{Command: "START"}, start: t0}
 	rp.update(10<<20, 100<<20, 50<<20, 0)
-	p := rp.report(false)
+	p := rp.reportAt(t0.Add(time.Second), false)
 	assert.Greater(t, p.MigrateSpeed, 300.0, "50 MiB in about a second")
 	assert.Equal(t, int32(10), p.Progress)
 
-	rp.lastAt = time.Now().Add(-time.Second)
 	rp.update(20<<20, 100<<20, 5<<20, 0) // the new connection's counter
-	p = rp.report(false)
+	p = rp.reportAt(t0.Add(2*time.Second), false)
 	assert.Greater(t, p.MigrateSpeed, 30.0, "5 MiB since the reconnect")
 	assert.Less(t, p.MigrateSpeed, 50.0)
 	assert.Positive(t, p.RemainTime)
+}
+
+// TestReportSpeedOfABurstyCopy: a copy throttled to 8 Mbit/s sends a 1 MiB
+// chunk each second; reported every 500 ms, the speed must read the rate
+// (about 8.4 Mbit/s), not 0 in one report and twice the limit in the next —
+// the console's chart and the over-speed check read this number.
+func TestReportSpeedOfABurstyCopy(t *testing.T) {
+	t0 := time.Now()
+	rp := &reporter{r: &Runner{}, spec: jobSpec{Command: "START"}, start: t0}
+	var wire int64
+	for i := 1; i <= 40; i++ { // 20 s of reports every 500 ms
+		now := t0.Add(time.Duration(i) * 500 * time.Millisecond)
+		if i%2 == 1 {
+			wire += 1 << 20 // the burst lands just after a whole second
+		}
+		rp.update(wire, 100<<20, wire, wire)
+		p := rp.reportAt(now, false)
+		if now.Sub(t0) < speedWindow {
+			continue
+		}
+		assert.InDelta(t, 8.4, p.MigrateSpeed, 1.5, "report %d at %s", i, now.Sub(t0))
+	}
+	assert.LessOrEqual(t, len(rp.samples), 12, "the window keeps a few seconds of samples")
 }
