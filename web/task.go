@@ -391,6 +391,21 @@ func (h taskHandlers) toJSON(task *store.Task, src sourceBrief, full bool) gin.H
 	} else {
 		out["target_server"] = gin.H{"disks": []any{}}
 	}
+	// float_ip is what older agents read as the target's address: the one
+	// the agent reaches the target on (migration_ip when set, else the
+	// target's own), null until there is one, as in the spec's example.
+	out["float_ip"] = nil
+	if task.MigrationIP != "" {
+		out["float_ip"] = task.MigrationIP
+	} else if ts := task.TargetServer; ts != nil && ts.IP != "" {
+		out["float_ip"] = ts.IP
+	}
+	// target_snapshot_id: the target's snapshot as PUT snapshot_ids named
+	// it (smsflow's local targets take none of their own).
+	out["target_snapshot_id"] = nil
+	if ts := task.TargetServer; ts != nil && ts.SnapshotIDs != "" {
+		out["target_snapshot_id"] = ts.SnapshotIDs
+	}
 	if u := h.engine.RunURL(task.ID); u != "" {
 		out["workflow_url"] = u // smsflow: the task's run in the Temporal UI
 	}
@@ -457,6 +472,7 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 		}
 		set(&task.TargetServer.ImageDiskID, b.ImageDiskID)
 		set(&task.TargetServer.CutoveredSnapshotIDs, b.CutoveredSnapshotIDs)
+		set(&task.TargetServer.SnapshotIDs, b.SnapshotIDs)
 		if ts := b.TargetServer; ts != nil {
 			set(&task.TargetServer.VMID, ts.VMID)
 			set(&task.TargetServer.Name, ts.Name)

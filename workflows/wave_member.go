@@ -141,7 +141,10 @@ func (m *migration) takeWaveSignals() {
 }
 
 func (m *migration) waveOpRefused() error {
-	return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, ActionRequest{Operation: m.st.Wave.Op})
+	// A wave's commands keep the rules they were written for: its start
+	// retries a failed member and never syncs a finished one.
+	return ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted},
+		ActionRequest{Operation: m.st.Wave.Op})
 }
 
 // waveCapped is the limit in force under the wave's cap.
