@@ -283,7 +283,7 @@ func TestSDKTasks(t *testing.T) {
 	cfg, err := c.ShowConfigSetting(&model.ShowConfigSettingRequest{TaskId: id})
 	require.NoError(t, err)
 	assert.Equal(t, id, *cfg.TaskId)
-	assert.Equal(t, "MIGRATE_BLOCK", cfg.MigrateType.Value())
+	assert.Equal(t, model.GetShowConfigSettingResponseMigrateTypeEnum().LINUX_MIGRATE_BLOCK, *cfg.MigrateType, "the SDK's enum: OS and type")
 	assert.Empty(t, *cfg.Configurations)
 	keys := model.GetConfigBodyConfigKeyEnum()
 	_, err = c.UploadSpecialConfigurationSetting(&model.UploadSpecialConfigurationSettingRequest{TaskId: id,

@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/sdktest"
 )
 
 // TestSDKVocabulary reads, through the official SDK, the filters and fields
@@ -16,7 +18,9 @@ import (
 // ipv6 and vm_id filters of ListServers, a task's float_ip and
 // target_snapshot_id, current_task's subtask_info and log_* fields,
 // ListErrorServers' target_ip, configuration-setting's migrate_type in the
-// SDK's enum and a speed-limit read without rules.
+// SDK's enum, a speed-limit read without rules, and the operations clear,
+// skip, migration_test and start-as-sync with SMS.7715, the states
+// SKIPPING, RESETING and SYNC_* and the SYNC_F_ROLLBACKING filter.
 func TestSDKVocabulary(t *testing.T) {
 	eachTask(t, func(t *testing.T, e *env, _ *fakeEngine) {
 		c := sdkClient(t, e, e.creds.AK, e.creds.SK, e.creds.ProjectID)
@@ -139,5 +143,34 @@ func TestSDKVocabulary(t *testing.T) {
 		var n int64
 		require.NoError(t, e.store.DB().Model(&store.AgentLog{}).Where("task_id = ?", ta).Count(&n).Error)
 		assert.Equal(t, int64(2), n)
+
+		// The SDK's later operations, answered by the workflow's rules (the
+		// fake engine applies them to the row's state), and its later
+		// states read back through the SDK's enums.
+		op := model.GetUpdateTaskStatusReqOperationEnum()
+		act := func(state sms.TaskState, o model.UpdateTaskStatusReqOperation) error {
+			t.Helper()
+			setTask(t, e, tb, map[string]any{"state": state})
+			_, err := c.UpdateTaskStatus(&model.UpdateTaskStatusRequest{TaskId: tb, Body: &model.UpdateTaskStatusReq{Operation: o}})
+			return err
+		}
+		require.NoError(t, act(sms.TaskSyncFail, op.START), "a finished task syncs again")
+		require.NoError(t, act(sms.TaskSyncSuccess, op.CLEAR))
+		require.NoError(t, act(sms.TaskRunning, op.SKIP))
+		sdktest.Err(t, act(sms.TaskSyncing, op.START), http.StatusBadRequest, "SMS.7715")
+		sdktest.Err(t, act(sms.TaskRunning, op.CLEAR), http.StatusBadRequest, "SMS.8112")
+		sdktest.Err(t, act(sms.TaskReady, op.SKIP), http.StatusBadRequest, "SMS.7713")
+		sdktest.Err(t, act(sms.TaskMigrateSuccess, op.MIGRATION_TEST), http.StatusBadRequest, "SMS.7721")
+		for _, st := range []sms.TaskState{sms.TaskSkipping, sms.TaskReseting, sms.TaskSyncSuccess, sms.TaskSyncFail} {
+			setTask(t, e, tb, map[string]any{"state": st})
+			shown, err := c.ShowTask(&model.ShowTaskRequest{TaskId: tb})
+			require.NoError(t, err)
+			assert.Equal(t, string(st), shown.State.Value())
+		}
+		setTask(t, e, tb, map[string]any{"state": sms.TaskReseting})
+		rolling, err := c.ListTasks(&model.ListTasksRequest{State: new(model.GetListTasksRequestStateEnum().SYNC_F_ROLLBACKING)})
+		require.NoError(t, err)
+		require.Equal(t, int32(1), *rolling.Count, "SYNC_F_ROLLBACKING finds the RESETING task")
+		assert.Equal(t, tb, *(*rolling.Tasks)[0].Id)
 	})
 }

@@ -285,7 +285,7 @@ func rulesOf(rs []store.SpeedRule) []speedlimit.Rule {
 // list: GET /v3/tasks.
 func (h taskHandlers) list(c *gin.Context) {
 	var v checks
-	f := store.TaskFilter{State: queryString(c, &v, "state", 255), Name: queryString(c, &v, "name", 255),
+	f := store.TaskFilter{State: sms.FilterState(queryString(c, &v, "state", 255)), Name: queryString(c, &v, "name", 255),
 		ID: queryString(c, &v, "id", 255), SourceID: queryString(c, &v, "source_server_id", 255),
 		EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255)}
 	pg := v.page(c, 100, 200)

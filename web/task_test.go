@@ -575,6 +575,13 @@ func TestTaskList(t *testing.T) {
 			assert.ElementsMatch(t, tc.want, got, tc.query)
 			assert.Equal(t, float64(len(tc.want)), count, tc.query)
 		}
+		// The SDK's SYNC_F_ROLLBACKING filter is RESETING.
+		setTask(t, e, ids[1], map[string]any{"state": sms.TaskReseting})
+		for _, q := range []string{"state=RESETING", "state=SYNC_F_ROLLBACKING"} {
+			got, _, _ := list(q)
+			assert.Equal(t, ids[1:2], got, q)
+		}
+		setTask(t, e, ids[1], map[string]any{"state": sms.TaskRunning})
 
 		// Paging keeps the list's order; count ignores it.
 		for _, tc := range []struct {

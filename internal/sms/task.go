@@ -26,6 +26,16 @@ const (
 var TaskStates = []TaskState{TaskReady, TaskRunning, TaskSyncing, TaskMigrateSuccess, TaskSyncSuccess,
 	TaskMigrateFail, TaskSyncFail, TaskAborting, TaskAbort, TaskSkipping, TaskDeleting, TaskReseting}
 
+// FilterState reads ListTasks' state filter: the SDK's ListTasksRequest
+// still names the rollback SYNC_F_ROLLBACKING, which is RESETING here;
+// every other word is itself.
+func FilterState(s string) string {
+	if s == "SYNC_F_ROLLBACKING" {
+		return string(TaskReseting)
+	}
+	return s
+}
+
 // Finished tells whether a task in state s has launched its target and
 // may be synchronized again (SMS.7715): a migration or a later sync that
 // succeeded, or a sync that failed.
