@@ -638,15 +638,15 @@ func (s *migrationSuite) finish() {
 // RESETING (SMS.7718 elsewhere); clear forgets the target's snapshot.
 func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
 	s.finish()
-	var rollback, sync, midPass, clear, rollback2, sync2, sync3 *verdict
+	var rollback, resync, midPass, clr, rollback2, sync2, sync3 *verdict
 	s.at(3*time.Minute, func() {
 		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
 		rollback = s.action(sms.ActionRollback)
-		sync = s.action(sms.ActionStart)
+		resync = s.action(sms.ActionStart)
 	})
 	s.at(3*time.Minute+time.Second, func() {
 		s.Equal("SMS.7718", s.code(rollback), "only a failed sync rolls back")
-		s.Equal("", s.code(sync))
+		s.Equal("", s.code(resync))
 		s.Equal(sms.TaskSyncing, s.state().TaskState)
 		midPass = s.action(sms.ActionStart)
 	})
@@ -656,11 +656,11 @@ func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
 	})
 	s.at(4*time.Minute, func() {
 		s.Equal(sms.TaskSyncSuccess, s.state().TaskState)
-		clear = s.action(sms.ActionClear)
+		clr = s.action(sms.ActionClear)
 		sync2 = s.action(sms.ActionStart)
 	})
 	s.at(4*time.Minute+time.Second, func() {
-		s.Equal("", s.code(clear))
+		s.Equal("", s.code(clr))
 		s.Equal("", s.code(sync2))
 		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "SYNC", Success: false, Detail: "disk /dev/vdb vanished"})
 	})
