@@ -6,18 +6,10 @@ package activities
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"strings"
 	"time"
 
@@ -28,6 +20,7 @@ import (
 	"github.com/smsflow/smsflow/agent/discover"
 	"github.com/smsflow/smsflow/agent/transport"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/identity/taskcert"
 	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
@@ -129,6 +122,8 @@ type Transition struct {
 	TargetStarted *bool       // the target was booted
 	Command       sms.Command // queue this agent command afterwards
 	CommandParams map[string]any
+	// ClearSnapshot forgets the target's snapshot (clear).
+	ClearSnapshot bool
 }
 
 // Fail describes why a task failed.
@@ -190,6 +185,9 @@ func (a *Activities) Apply(ctx context.Context, in Transition) error {
 		}
 		if in.TargetStarted != nil {
 			task.TargetStarted = *in.TargetStarted
+		}
+		if in.ClearSnapshot && task.TargetServer != nil {
+			task.TargetServer.SnapshotIDs = ""
 		}
 		for _, name := range in.ResetSubtasks {
 			for i := range task.SubTasks {
@@ -567,7 +565,7 @@ func (a *Activities) tls(ctx context.Context, in StepInput) error {
 		if task.CertPEM != "" && task.KeyPEMEnc != "" && task.PassphraseEnc != "" {
 			return nil
 		}
-		cert, key, err := selfSigned("smsflow-task-" + task.ID)
+		cert, key, err := taskcert.New("smsflow-task-" + task.ID)
 		if err != nil {
 			return err
 		}
@@ -582,35 +580,4 @@ func (a *Activities) tls(ctx context.Context, in StepInput) error {
 		task.CertPEM, task.CAPEM, task.KeyPEMEnc, task.PassphraseEnc = cert, cert, keyEnc, pass
 		return nil
 	})
-}
-
-// selfSigned makes an ECDSA P-256 certificate valid for a year, for
-// loopback and the names the receiver may answer on.
-func selfSigned(cn string) (certPEM, keyPEM string, err error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: []string{"smsflow"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{"localhost", cn}, IsCA: true, BasicConstraintsValid: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		return "", "", err
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return "", "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})), nil
 }

@@ -183,6 +183,17 @@ func TestApply(t *testing.T) {
 		tk = f.task()
 		assert.Empty(t, tk.ErrorJSON)
 		assert.Equal(t, int32(0), tk.SubTasks[0].Progress, "a restart redoes the failed step")
+
+		// clear forgets the target's snapshot and keeps the rest.
+		require.NoError(t, s.UpdateTask(t.Context(), store.Tenant{DomainID: f.ref.DomainID}, f.ref.TaskID, func(task *store.Task) error {
+			task.TargetServer = &store.TargetServer{VMID: "vm-9", SnapshotIDs: "snap-1"}
+			return nil
+		}))
+		require.NoError(t, f.run(a.Apply, activities.Transition{Ref: f.ref, ClearSnapshot: true}, nil))
+		tk = f.task()
+		require.NotNil(t, tk.TargetServer)
+		assert.Empty(t, tk.TargetServer.SnapshotIDs)
+		assert.Equal(t, "vm-9", tk.TargetServer.VMID)
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/identity/taskcert"
 	"github.com/smsflow/smsflow/internal/sms/speedlimit"
 	"github.com/smsflow/smsflow/internal/testkit/sdktest"
 )
@@ -194,14 +195,11 @@ func TestSDKTasks(t *testing.T) {
 	sdktest.Err(t, err, http.StatusNotFound, "SMS.7703")
 
 	// 7a. Speed windows while READY: without rules of its own the task shows
-	// one all-day window at its speed_limit.
+	// none (§4.2.9); its flat limit is the task's speed_limit.
 	sl, err := c.ShowsSpeedLimits(&model.ShowsSpeedLimitsRequest{TaskId: id})
 	require.NoError(t, err)
 	require.NotNil(t, sl.SpeedLimit)
-	require.Len(t, *sl.SpeedLimit, 1)
-	assert.Equal(t, "00:00", (*sl.SpeedLimit)[0].Start)
-	assert.Equal(t, "24:00", (*sl.SpeedLimit)[0].End)
-	assert.Equal(t, int32(300), *(*sl.SpeedLimit)[0].Speed)
+	assert.Empty(t, *sl.SpeedLimit)
 
 	// 2. ListTasks with filters and paging.
 	list := func(req *model.ListTasksRequest) *model.ListTasksResponse {
@@ -285,7 +283,7 @@ func TestSDKTasks(t *testing.T) {
 	cfg, err := c.ShowConfigSetting(&model.ShowConfigSettingRequest{TaskId: id})
 	require.NoError(t, err)
 	assert.Equal(t, id, *cfg.TaskId)
-	assert.Equal(t, "MIGRATE_BLOCK", cfg.MigrateType.Value())
+	assert.Equal(t, model.GetShowConfigSettingResponseMigrateTypeEnum().LINUX_MIGRATE_BLOCK, *cfg.MigrateType, "the SDK's enum: OS and type")
 	assert.Empty(t, *cfg.Configurations)
 	keys := model.GetConfigBodyConfigKeyEnum()
 	_, err = c.UploadSpecialConfigurationSetting(&model.UploadSpecialConfigurationSettingRequest{TaskId: id,
@@ -361,11 +359,21 @@ func TestSDKTasks(t *testing.T) {
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	require.NoError(t, err)
 	assert.Equal(t, "smsflow-task-"+id, cert.Subject.CommonName)
-	assert.Equal(t, *ck.Cert, *ck.Ca)
-	assert.Equal(t, *ck.Cert, *ck.TargetMgmtCert)
-	assert.Equal(t, *ck.PrivateKey, *ck.TargetMgmtPrivateKey)
-	assert.Equal(t, *ck.Cert, *ck.TargetDataCert)
-	assert.Equal(t, *ck.PrivateKey, *ck.TargetDataPrivateKey)
+	require.NotNil(t, ck.Ca, "enable_ca_cert: the issuer comes too")
+	assert.Equal(t, *ck.Cert, *ck.Ca, "the task certificate is its own CA")
+	// Distinct pairs for the target's management and data planes, issued
+	// by the task certificate.
+	for _, p := range [][2]*string{{ck.TargetMgmtCert, ck.TargetMgmtPrivateKey}, {ck.TargetDataCert, ck.TargetDataPrivateKey}} {
+		_, err := tls.X509KeyPair([]byte(*p[0]), []byte(*p[1]))
+		require.NoError(t, err)
+		require.NoError(t, taskcert.Verify(*ck.Ca, *p[0], time.Now()))
+		assert.NotEqual(t, *ck.PrivateKey, *p[1])
+	}
+	assert.NotEqual(t, *ck.TargetMgmtPrivateKey, *ck.TargetDataPrivateKey)
+	plain, err := c.ShowCertKey(&model.ShowCertKeyRequest{TaskId: id})
+	require.NoError(t, err)
+	assert.Nil(t, plain.Ca, "no CA unless enabled")
+	assert.Equal(t, *ck.TargetDataPrivateKey, *plain.TargetDataPrivateKey)
 	pp, err := c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
 	require.NoError(t, err)
 	assert.Equal(t, id, *pp.TaskId)
@@ -544,8 +552,25 @@ func TestSDKTasks(t *testing.T) {
 	assert.Equal(t, 1, a.count("START"))
 	assert.Equal(t, 1, a.count("SYNC"))
 	sdktest.Err(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a finished task")
-	sdktest.Err(t, action(id, op.START), http.StatusBadRequest, "SMS.7713", "start on a finished task")
 	sdktest.Err(t, action(id, op.NETWORK_CHECK), http.StatusBadRequest, "SMS.7713", "no network check on a finished task")
+
+	// 9b. The SDK's later words on a finished task: skip wants a running
+	// task, migration_test continuous sync, sync_failed_rollback (the
+	// older API's word) a failed sync (SMS.7718); start synchronizes it
+	// again (SYNCING, SYNC_SUCCESS), and clear drops its snapshot.
+	sdktest.Err(t, action(id, op.SKIP), http.StatusBadRequest, "SMS.7713", "skip on a finished task")
+	sdktest.Err(t, action(id, op.MIGRATION_TEST), http.StatusBadRequest, "SMS.7721", "migration_test on a finished task")
+	code, body, err := s.do("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "sync_failed_rollback"})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(body), "SMS.7718")
+	require.NoError(t, action(id, op.START))
+	tk = sdkWaitState(t, s, c, id, "SYNC_SUCCESS", 40*time.Second)
+	assert.Equal(t, 2, a.count("SYNC"), "one more pass")
+	assert.Equal(t, "finished", tk.SourceServer.State.Value())
+	require.NoError(t, action(id, op.CLEAR))
+	sdktest.Err(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a synced task")
+	s.recordHistory(id, "sdk-finished-sync")
 	_, err = c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905", "no passphrase once the copy is over")
 

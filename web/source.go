@@ -236,6 +236,7 @@ func (h sourceHandlers) list(c *gin.Context) {
 	f := store.SourceFilter{
 		ID: queryString(c, &v, "id", 255), Name: queryString(c, &v, "name", 255), IP: queryString(c, &v, "ip", 255),
 		MigProjectID: queryString(c, &v, "migproject", 255), EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255),
+		IPv6: queryString(c, &v, "ipv6", 255), VMID: queryString(c, &v, "vm_id", 255),
 	}
 	if s := c.Query("state"); s != "" {
 		if st, ok := sourcestate.ParseState(s); ok && st != sms.SourceUnconnected {
@@ -562,10 +563,27 @@ func (h sourceHandlers) errors(c *gin.Context) {
 		SourceIP  string  `json:"source_ip"`
 		TargetIP  *string `json:"target_ip"`
 	}
+	// target_ip is the address of the failed task's target, once it has one.
+	var taskIDs []string
+	for _, r := range rows {
+		if r.CurrentTaskID != nil {
+			taskIDs = append(taskIDs, *r.CurrentTaskID)
+		}
+	}
+	tasks, err := h.store.TaskSummaries(c.Request.Context(), mustPrincipal(c).Tenant(), taskIDs)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	out := make([]migrationError, len(rows))
 	for i, r := range rows {
 		host := r.Hostname
 		out[i] = migrationError{ErrorJSON: r.ErrorJSON, HostName: &host, Name: r.Name, SourceID: r.ID, SourceIP: r.IP}
+		if r.CurrentTaskID != nil {
+			if ts := tasks[*r.CurrentTaskID].TargetServer; ts != nil && ts.IP != "" {
+				out[i].TargetIP = &ts.IP
+			}
+		}
 	}
 	ok(c, gin.H{"count": total, "migration_errors": out})
 }

@@ -18,6 +18,15 @@ func currentTask(ts store.TaskSummary) map[string]any {
 		"vm_template_id": ts.VMTemplateID, "region_id": ts.RegionID, "project_name": ts.ProjectName,
 		"project_id": ts.ProjectID, "log_collect_status": ts.LogCollectStatus, "exist_server": ts.ExistServer,
 		"use_public_ip": ts.UsePublicIP, "remain_seconds": ts.RemainSeconds, "clone_server": ts.CloneServer,
+		"subtask_info": ts.SubtaskInfo,
+	}
+	// The newest agent log: its name (the spec's bucket), when it came and
+	// where to download it. log_expire stays out: the link needs the
+	// caller's credentials and does not expire (an upload goes when five
+	// newer ones came), so no validity in 300–64800 s would be true.
+	if ts.LogUploadTime > 0 {
+		out["log_bucket"], out["log_upload_time"] = ts.LogBucket, ts.LogUploadTime
+		out["log_share_url"] = "/v3/tasks/" + ts.ID + "/agent-log"
 	}
 	if ts.TargetServer != nil {
 		out["target_server"] = map[string]string{"vm_id": ts.TargetServer.VMID, "name": ts.TargetServer.Name}

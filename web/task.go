@@ -282,7 +282,7 @@ func (h taskHandlers) input(task *store.Task, t store.Tenant, zone string) workf
 // list: GET /v3/tasks.
 func (h taskHandlers) list(c *gin.Context) {
 	var v checks
-	f := store.TaskFilter{State: queryString(c, &v, "state", 255), Name: queryString(c, &v, "name", 255),
+	f := store.TaskFilter{State: sms.FilterState(queryString(c, &v, "state", 255)), Name: queryString(c, &v, "name", 255),
 		ID: queryString(c, &v, "id", 255), SourceID: queryString(c, &v, "source_server_id", 255),
 		EnterpriseProjectID: queryString(c, &v, "enterprise_project_id", 255)}
 	pg := v.page(c, 100, 200)
@@ -388,6 +388,21 @@ func (h taskHandlers) toJSON(task *store.Task, src sourceBrief, full bool) gin.H
 	} else {
 		out["target_server"] = gin.H{"disks": []any{}}
 	}
+	// float_ip is what older agents read as the target's address: the one
+	// the agent reaches the target on (migration_ip when set, else the
+	// target's own), null until there is one, as in the spec's example.
+	out["float_ip"] = nil
+	if task.MigrationIP != "" {
+		out["float_ip"] = task.MigrationIP
+	} else if ts := task.TargetServer; ts != nil && ts.IP != "" {
+		out["float_ip"] = ts.IP
+	}
+	// target_snapshot_id: the target's snapshot as PUT snapshot_ids named
+	// it (smsflow's local targets take none of their own).
+	out["target_snapshot_id"] = nil
+	if ts := task.TargetServer; ts != nil && ts.SnapshotIDs != "" {
+		out["target_snapshot_id"] = ts.SnapshotIDs
+	}
 	if u := h.engine.RunURL(task.ID); u != "" {
 		out["workflow_url"] = u // smsflow: the task's run in the Temporal UI
 	}
@@ -454,6 +469,7 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 		}
 		set(&task.TargetServer.ImageDiskID, b.ImageDiskID)
 		set(&task.TargetServer.CutoveredSnapshotIDs, b.CutoveredSnapshotIDs)
+		set(&task.TargetServer.SnapshotIDs, b.SnapshotIDs)
 		if ts := b.TargetServer; ts != nil {
 			set(&task.TargetServer.VMID, ts.VMID)
 			set(&task.TargetServer.Name, ts.Name)

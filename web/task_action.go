@@ -202,8 +202,10 @@ type speedRuleBody struct {
 	OverSpeedThreshold *float64 `json:"over_speed_threshold"`
 }
 
-// showSpeed: GET /v3/tasks/{id}/speed-limit. Without rules of its own, a task
-// answers one all-day window at its (project-inherited) speed_limit.
+// showSpeed: GET /v3/tasks/{id}/speed-limit answers the task's time windows
+// as set (§4.2.9: an array of 0–65535 rules). A task without windows answers
+// an empty list: its flat speed_limit is in the task itself, and a window
+// the operator never set would be read back as one.
 func (h taskHandlers) showSpeed(c *gin.Context, r request) {
 	task, err := h.store.Task(c.Request.Context(), r.tenant, r.id)
 	if err != nil {
@@ -211,9 +213,8 @@ func (h taskHandlers) showSpeed(c *gin.Context, r request) {
 		return
 	}
 	rules := task.SpeedRules
-	if len(rules) == 0 {
-		sp, th := task.SpeedLimit, task.OverSpeedThreshold
-		rules = []store.SpeedRule{{Start: "00:00", End: "24:00", Speed: &sp, OverSpeedThreshold: &th}}
+	if rules == nil {
+		rules = []store.SpeedRule{}
 	}
 	ok(c, gin.H{"speed_limit": rules})
 }

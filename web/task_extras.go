@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/identity/taskcert"
 	"github.com/smsflow/smsflow/internal/ptr"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -43,7 +44,9 @@ func (h taskHandlers) loadTask(c *gin.Context, r request) (*store.Task, bool) {
 	return task, true
 }
 
-// certKey: GET /v3/tasks/{id}/certkey.
+// certKey: GET /v3/tasks/{id}/certkey[?enable_ca_cert=true]: the task's
+// pair (cert, private_key: what smsflow's agent and receiver use, pinned),
+// the target's management and data pairs, and with enable_ca_cert the CA.
 func (h taskHandlers) certKey(c *gin.Context, r request, box *secret.Box) {
 	task, found := h.loadTask(c, r)
 	if !found {
@@ -58,10 +61,32 @@ func (h taskHandlers) certKey(c *gin.Context, r request, box *secret.Box) {
 		fail(c, fmt.Errorf("task %s key: %w", task.ID, err))
 		return
 	}
+	var v checks
+	withCA := queryBool(c, &v, "enable_ca_cert")
+	if err := v.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	out := gin.H{"cert": task.CertPEM, "private_key": key}
+	// The target's management and data planes get pairs of their own,
+	// issued by the task certificate; with enable_ca_cert the answer
+	// carries that issuer (ca) to verify them by.
+	for _, p := range []struct {
+		role      taskcert.Role
+		cert, key string
+	}{{taskcert.Management, "target_mgmt_cert", "target_mgmt_private_key"}, {taskcert.Data, "target_data_cert", "target_data_private_key"}} {
+		cert, pk, err := taskcert.Issue(task.CertPEM, key, p.role)
+		if err != nil {
+			fail(c, fmt.Errorf("task %s %s pair: %w", task.ID, p.role, err))
+			return
+		}
+		out[p.cert], out[p.key] = cert, pk
+	}
+	if ptr.Deref(withCA) {
+		out["ca"] = task.CAPEM
+	}
 	logFor(c).InfoContext(c.Request.Context(), "task key read", "task", task.ID, "user", r.principal.UserName)
-	ok(c, gin.H{"cert": task.CertPEM, "private_key": key, "ca": task.CAPEM,
-		"target_mgmt_cert": task.CertPEM, "target_mgmt_private_key": key,
-		"target_data_cert": task.CertPEM, "target_data_private_key": key})
+	ok(c, out)
 }
 
 // passphrase: GET /v3/tasks/{id}/passphrase.
@@ -102,7 +127,7 @@ func (h taskHandlers) showConfig(c *gin.Context, r request) {
 			}
 		}
 	}
-	ok(c, gin.H{"task_id": task.ID, "migrate_type": task.Type, "configurations": items})
+	ok(c, gin.H{"task_id": task.ID, "migrate_type": sms.MigrateTypeOf(task.Type, task.OSType), "configurations": items})
 }
 
 // setConfig: POST /v3/tasks/{id}/configuration-setting — sets the given keys,

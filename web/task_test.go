@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smsflow/smsflow/internal/identity/taskcert"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/layout"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -573,6 +575,13 @@ func TestTaskList(t *testing.T) {
 			assert.ElementsMatch(t, tc.want, got, tc.query)
 			assert.Equal(t, float64(len(tc.want)), count, tc.query)
 		}
+		// The SDK's SYNC_F_ROLLBACKING filter is RESETING.
+		setTask(t, e, ids[1], map[string]any{"state": sms.TaskReseting})
+		for _, q := range []string{"state=RESETING", "state=SYNC_F_ROLLBACKING"} {
+			got, _, _ := list(q)
+			assert.Equal(t, ids[1:2], got, q)
+		}
+		setTask(t, e, ids[1], map[string]any{"state": sms.TaskRunning})
 
 		// Paging keeps the list's order; count ignores it.
 		for _, tc := range []struct {
@@ -862,7 +871,7 @@ func TestTaskBatchDelete(t *testing.T) {
 }
 
 // TestTaskAction: every operation in every state, answered by the
-// workflow's validator (SMS.7713, 7714, 7721, 7722) through the engine.
+// workflow's validator (SMS.7713–7722, SMS.8112) through the engine.
 func TestTaskAction(t *testing.T) {
 	eachTask(t, func(t *testing.T, e *env, eng *fakeEngine) {
 		id, _ := newSourceTask(t, e, "web-1")
@@ -871,7 +880,8 @@ func TestTaskAction(t *testing.T) {
 			ready, running, syncing, success  = sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess
 			failed, aborting, abort, deleting = sms.TaskMigrateFail, sms.TaskAborting, sms.TaskAbort, sms.TaskDeleting
 		)
-		states := []sms.TaskState{ready, running, syncing, success, failed, aborting, abort, deleting}
+		const synced, syncFail, skipping, reseting = sms.TaskSyncSuccess, sms.TaskSyncFail, sms.TaskSkipping, sms.TaskReseting
+		states := []sms.TaskState{ready, running, syncing, success, failed, aborting, abort, deleting, synced, syncFail, skipping, reseting}
 		// The states that accept each operation (no sync loop, no started
 		// target), and the refusal's code elsewhere.
 		ops := []struct {
@@ -879,12 +889,17 @@ func TestTaskAction(t *testing.T) {
 			allowed []sms.TaskState
 			refusal string
 		}{
-			{"start", []sms.TaskState{ready, abort, failed}, "SMS.7713"},
+			// start on a finished task synchronizes it again
+			{"start", []sms.TaskState{ready, abort, failed, success, synced, syncFail}, "SMS.7713"},
 			{"stop", []sms.TaskState{running, syncing}, "SMS.7714"},
 			{"test", []sms.TaskState{success}, "SMS.7721"}, // success: launches a target left stopped
 			{"clone_test", nil, "SMS.7721"},
 			{"restart", []sms.TaskState{failed}, "SMS.7722"},
 			{"network_check", []sms.TaskState{ready, running, syncing, abort}, "SMS.7713"},
+			{"clear", []sms.TaskState{success, synced, syncFail}, "SMS.8112"},
+			{"skip", []sms.TaskState{running, syncing}, "SMS.7713"},
+			{"migration_test", nil, "SMS.7721"},
+			{"sync_failed_rollback", []sms.TaskState{syncFail}, "SMS.7718"},
 		}
 		type tcase struct {
 			state                sms.TaskState
@@ -899,12 +914,17 @@ func TestTaskAction(t *testing.T) {
 				if slices.Contains(o.allowed, s) {
 					want = ""
 				}
+				if o.op == "start" && s == syncing {
+					want = "SMS.7715" // a pass outside the sync loop: not finished, not continuous sync
+				}
 				cases = append(cases, tcase{state: s, op: o.op, want: want})
 			}
 		}
 		cases = append(cases,
 			tcase{state: syncing, op: "test", inSyncLoop: true},
 			tcase{state: syncing, op: "clone_test", inSyncLoop: true},
+			tcase{state: syncing, op: "migration_test", inSyncLoop: true},
+			tcase{state: syncing, op: "start", inSyncLoop: true, want: "SMS.7713"},
 			tcase{state: running, op: "test", inSyncLoop: true, want: "SMS.7721"},
 			tcase{state: success, op: "restart", tStarted: true, want: "SMS.7713"},
 			tcase{state: success, op: "test", tStarted: true, want: "SMS.7721"},
@@ -1115,8 +1135,8 @@ func TestTaskSpeedLimit(t *testing.T) {
 			require.Equal(t, http.StatusOK, r.status, r.body)
 			return r.body
 		}
-		// No windows yet: the task's own limit all day.
-		assert.JSONEq(t, `{"speed_limit":[{"start":"00:00","end":"24:00","speed":100,"over_speed_threshold":20}]}`, show())
+		// No windows yet: an empty list (§4.2.9), not a window never set.
+		assert.JSONEq(t, `{"speed_limit":[]}`, show())
 
 		valid := `{"speed_limit":[{"start":"18:00","end":"24:00","speed":200},{"start":"08:00","end":"18:00","speed":40,"over_speed_threshold":10}]}`
 		r := e.do("POST", path, valid, e.token)
@@ -1188,7 +1208,7 @@ func TestTaskSpeedLimit(t *testing.T) {
 		eng.set(func(f *fakeEngine) { f.noRun[id] = true })
 		r = e.do("POST", path, `{"speed_limit":[]}`, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
-		assert.JSONEq(t, `{"speed_limit":[{"start":"00:00","end":"24:00","speed":100,"over_speed_threshold":20}]}`, show())
+		assert.JSONEq(t, `{"speed_limit":[]}`, show())
 		speeds = eng.calls().speeds
 		require.Len(t, speeds, 3)
 		assert.Len(t, speeds[1].U.Rules, 5)
@@ -1213,8 +1233,10 @@ func TestTaskSecrets(t *testing.T) {
 		e := newEnvWith(t, s, envOptions{engine: eng, taskOptions: taskOpts,
 			logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		id, _ := newSourceTask(t, e, "web-1")
-		const key, pass, cert, ca = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----", "pass-phrase-42",
-			"-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----"
+		const pass = "pass-phrase-42"
+		cert, key, err := taskcert.New("smsflow-task-" + id)
+		require.NoError(t, err)
+		ca := cert // SSL_CONFIG stores the task certificate as its own CA
 
 		// Not before the copy starts (SMS.9905), nor before SSL_CONFIG ran (SMS.0521).
 		wantError(t, e.do("GET", "/v3/tasks/"+id+"/certkey", "", e.token), http.StatusBadRequest, "SMS.9905")
@@ -1229,7 +1251,7 @@ func TestTaskSecrets(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, e.store.DB().Model(&store.Task{}).Where("id = ?", id).
 			Updates(store.Task{CertPEM: cert, CAPEM: ca, KeyPEMEnc: sealedKey, PassphraseEnc: sealedPass}).Error)
-		assert.NotContains(t, sealedKey, "c2VjcmV0LWtleQ", "stored sealed")
+		assert.NotContains(t, sealedKey, "PRIVATE KEY", "stored sealed")
 
 		for _, state := range []sms.TaskState{sms.TaskRunning, sms.TaskSyncing} {
 			setTask(t, e, id, map[string]any{"state": state})
@@ -1238,13 +1260,26 @@ func TestTaskSecrets(t *testing.T) {
 			m := r.json(t)
 			assert.Equal(t, cert, m["cert"])
 			assert.Equal(t, key, m["private_key"])
-			assert.Equal(t, ca, m["ca"])
-			for _, k := range []string{"target_mgmt_cert", "target_data_cert"} {
-				assert.Equal(t, cert, m[k])
+			assert.NotContains(t, m, "ca", "the CA only with enable_ca_cert")
+			// The target's management and data pairs: each a pair of its
+			// own, issued by the task certificate, the same key at every read.
+			keys := map[string]bool{key: true}
+			for _, role := range []string{"target_mgmt", "target_data"} {
+				c, k := m[role+"_cert"].(string), m[role+"_private_key"].(string)
+				_, err := tls.X509KeyPair([]byte(c), []byte(k))
+				require.NoError(t, err, role)
+				require.NoError(t, taskcert.Verify(ca, c, time.Now()), role)
+				assert.NotEqual(t, cert, c, role)
+				assert.False(t, keys[k], "%s has a key of its own", role)
+				keys[k] = true
 			}
-			for _, k := range []string{"target_mgmt_private_key", "target_data_private_key"} {
-				assert.Equal(t, key, m[k])
-			}
+			r = e.do("GET", "/v3/tasks/"+id+"/certkey?enable_ca_cert=true", "", e.token)
+			require.Equal(t, http.StatusOK, r.status, r.body)
+			withCA := r.json(t)
+			assert.Equal(t, ca, withCA["ca"])
+			assert.Equal(t, m["target_data_private_key"], withCA["target_data_private_key"], "derived, not new at each read")
+			assert.Equal(t, m["target_mgmt_private_key"], withCA["target_mgmt_private_key"])
+			wantError(t, e.do("GET", "/v3/tasks/"+id+"/certkey?enable_ca_cert=maybe", "", e.token), http.StatusBadRequest, "SMS.9001")
 			r = e.do("GET", "/v3/tasks/"+id+"/passphrase", "", e.token)
 			require.Equal(t, http.StatusOK, r.status, r.body)
 			assert.JSONEq(t, `{"task_id":`+q(id)+`,"passphrase":`+q(pass)+`}`, r.body)
@@ -1277,7 +1312,7 @@ func TestTaskConfigurationSetting(t *testing.T) {
 		path := "/v3/tasks/" + id + "/configuration-setting"
 		r := e.do("GET", path, "", e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
-		assert.JSONEq(t, `{"task_id":`+q(id)+`,"migrate_type":"MIGRATE_FILE","configurations":[]}`, r.body)
+		assert.JSONEq(t, `{"task_id":`+q(id)+`,"migrate_type":"LINUX_MIGRATE_FILE","configurations":[]}`, r.body)
 
 		r = e.do("POST", path, `{"configurations":[{"config_key":"MIGRATE_EXCLUDE_DIR","config_value":"/tmp"},
 			{"config_key":"LINUX_CPU_LIMIT","config_value":"50","config_status":"ON"}]}`, e.token)
@@ -1285,7 +1320,7 @@ func TestTaskConfigurationSetting(t *testing.T) {
 		// Setting a key again replaces it; the others stay.
 		r = e.do("POST", path, `{"configurations":[{"config_key":"MIGRATE_EXCLUDE_DIR","config_value":"/tmp,/var/tmp"}]}`, e.token)
 		require.Equal(t, http.StatusOK, r.status, r.body)
-		want := `{"task_id":` + q(id) + `,"migrate_type":"MIGRATE_FILE","configurations":[
+		want := `{"task_id":` + q(id) + `,"migrate_type":"LINUX_MIGRATE_FILE","configurations":[
 			{"config_key":"MIGRATE_EXCLUDE_DIR","config_value":"/tmp,/var/tmp"},
 			{"config_key":"LINUX_CPU_LIMIT","config_value":"50","config_status":"ON"}]}`
 		assert.JSONEq(t, want, e.do("GET", path, "", e.token).body)

@@ -149,7 +149,10 @@ func (m *migration) waveOpRefused() error {
 		// the op they waited on as they did.
 		return errWaveTestFinished
 	}
-	return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, ActionRequest{Operation: m.st.Wave.Op})
+	// A wave's commands keep the rules they were written for: its start
+	// retries a failed member and never syncs a finished one.
+	return ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted},
+		ActionRequest{Operation: m.st.Wave.Op})
 }
 
 // errWaveTestFinished refuses a wave's test to a finished member.

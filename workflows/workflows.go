@@ -89,6 +89,21 @@ type RunState struct {
 	LaunchLater bool
 	// Wave is a wave member's part (wave_member.go).
 	Wave WaveMemberState
+
+	// The SDK's later actions (version "sdk-vocabulary"). SyncRequested: a
+	// start on a finished task, one more pass into its target;
+	// FinishedSync: that pass is under way (a carry-over resumes it);
+	// ClearRequested and RollbackRequested: clear and sync_failed_rollback
+	// on a finished task; SkipCheck: the consistency check is skipped
+	// (skip); Skipping: the run resumed past a failed check; CheckFailed:
+	// the last run stopped on the check (SMS.1511), which skip passes.
+	SyncRequested     bool
+	FinishedSync      bool
+	ClearRequested    bool
+	RollbackRequested bool
+	SkipCheck         bool
+	Skipping          bool
+	CheckFailed       bool
 }
 
 type migration struct {
@@ -109,6 +124,10 @@ type migration struct {
 	// busy counts side activities in flight (speed pushes, network
 	// checks): a continue-as-new waits for them so none is cut off.
 	busy int
+	// vocab: the run serves the SDK's later actions (clear, skip,
+	// migration_test, sync_failed_rollback, start on a finished task);
+	// runs that started before version "sdk-vocabulary" refuse them.
+	vocab bool
 
 	progress, results, speed workflow.ReceiveChannel
 }
@@ -160,7 +179,8 @@ func (m *migration) setup(ctx workflow.Context) error {
 			return nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ActionRequest) error {
-			return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, req)
+			return ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted,
+				CheckFailed: m.st.CheckFailed, Vocab: m.vocab}, req)
 		}})
 	if err != nil {
 		return err
@@ -205,17 +225,52 @@ func (m *migration) setup(ctx workflow.Context) error {
 	return nil
 }
 
-// ValidateAction enforces the action rules of SMS.7713–SMS.7723 on the
-// workflow's own state (the API answers with the code it returns).
+// ActionScope is what an action's validator knows of the run besides its
+// task state.
+type ActionScope struct {
+	InSyncLoop    bool // a continuous-sync task between or in its passes
+	TargetStarted bool
+	// CheckFailed: the run failed on the consistency check (SMS.1511).
+	CheckFailed bool
+	// Vocab: the run serves clear, skip, migration_test,
+	// sync_failed_rollback and the sync of a finished task.
+	Vocab bool
+}
+
+// ValidateAction is ValidateActionIn for a run that knows every action and
+// did not fail on the consistency check.
 func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req ActionRequest) error {
+	return ValidateActionIn(taskState, ActionScope{InSyncLoop: inSyncLoop, TargetStarted: targetStarted, Vocab: true}, req)
+}
+
+// ValidateActionIn enforces the action rules of SMS.7713–SMS.7723 on the
+// workflow's own state (the API answers with the code it returns).
+//
+// A start synchronizes a finished task (MIGRATE_SUCCESS, SYNC_SUCCESS,
+// SYNC_FAIL): one more pass into its target, ending SYNC_SUCCESS or
+// SYNC_FAIL. SMS.7715 — only finished tasks or tasks in continuous sync can
+// be synchronized — refuses a start while a pass that is not the loop's is
+// under way (the launch's final pass, a finished task's sync).
+func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest) error {
 	reject := func(code smserr.Code) error {
 		return temporal.NewApplicationError(smserr.New(code).Message+" (task is "+string(taskState)+")", string(code))
 	}
+	if !sc.Vocab {
+		switch req.Operation {
+		case sms.ActionClear, sms.ActionSkip, sms.ActionMigrationTst, sms.ActionRollback:
+			return temporal.NewApplicationError("the task's run predates "+string(req.Operation)+
+				": restart the task (or create it again) to use it", string(smserr.SMS7713))
+		}
+	}
 	switch req.Operation {
 	case sms.ActionStart:
-		switch taskState {
-		case sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail:
+		switch {
+		case taskState == sms.TaskReady || taskState == sms.TaskAbort || taskState == sms.TaskMigrateFail:
 			return nil
+		case sc.Vocab && taskState.Finished():
+			return nil
+		case sc.Vocab && taskState == sms.TaskSyncing && !sc.InSyncLoop:
+			return reject(smserr.SMS7715)
 		}
 		return reject(smserr.SMS7713)
 	case sms.ActionStop:
@@ -223,13 +278,13 @@ func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req
 			return nil
 		}
 		return reject(smserr.SMS7714)
-	case sms.ActionTest, sms.ActionCloneTest:
-		if taskState == sms.TaskSyncing && inSyncLoop {
+	case sms.ActionTest, sms.ActionCloneTest, sms.ActionMigrationTst:
+		if taskState == sms.TaskSyncing && sc.InSyncLoop {
 			return nil
 		}
 		// No dead end: a task that finished with start_target_server=false
 		// is launched later by test, which starts its target.
-		if req.Operation == sms.ActionTest && taskState == sms.TaskMigrateSuccess && !targetStarted {
+		if req.Operation == sms.ActionTest && taskState == sms.TaskMigrateSuccess && !sc.TargetStarted {
 			return nil
 		}
 		return reject(smserr.SMS7721)
@@ -237,7 +292,7 @@ func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req
 		if taskState == sms.TaskMigrateFail {
 			return nil
 		}
-		if taskState == sms.TaskMigrateSuccess && targetStarted {
+		if taskState == sms.TaskMigrateSuccess && sc.TargetStarted {
 			// A restart would copy over a target that was launched and
 			// may be in use: refused, never done silently. A new task
 			// migrates the source again.
@@ -246,6 +301,24 @@ func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req
 				string(smserr.SMS7713))
 		}
 		return reject(smserr.SMS7722)
+	case sms.ActionSkip:
+		// Before the check (the copy or sync runs) it is skipped when
+		// reached; after it failed, the run goes on past it.
+		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing || (taskState == sms.TaskMigrateFail && sc.CheckFailed) {
+			return nil
+		}
+		return reject(smserr.SMS7713)
+	case sms.ActionClear:
+		// A finished task's target snapshot is what there is to clear.
+		if taskState.Finished() {
+			return nil
+		}
+		return reject(smserr.SMS8112)
+	case sms.ActionRollback:
+		if taskState == sms.TaskSyncFail {
+			return nil
+		}
+		return reject(smserr.SMS7718)
 	case sms.ActionNetworkCheck:
 		switch taskState {
 		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort:
@@ -266,7 +339,26 @@ func ValidateDelete(taskState sms.TaskState) error {
 
 func (m *migration) accept(req ActionRequest) {
 	switch req.Operation {
-	case sms.ActionStart, sms.ActionRestart:
+	case sms.ActionStart:
+		if m.st.TaskState.Finished() {
+			m.st.SyncRequested = true
+			return
+		}
+		m.st.StartRequested = true
+	case sms.ActionSkip:
+		m.st.SkipCheck = true
+		if m.st.TaskState == sms.TaskMigrateFail {
+			// Past the failed check: configure, detach and start the target.
+			m.st.Step, m.st.Skipping, m.st.StartRequested = sms.StepConfigure, true, true
+		}
+	case sms.ActionClear:
+		m.st.ClearRequested = true
+	case sms.ActionRollback:
+		m.st.RollbackRequested = true
+	case sms.ActionMigrationTst:
+		r := req
+		m.st.CloneRequest = &r
+	case sms.ActionRestart:
 		m.st.StartRequested = true
 		if req.Operation == sms.ActionRestart && m.st.TaskState == sms.TaskMigrateSuccess {
 			// Runs from before restart-after-launch was refused: the copy
@@ -391,7 +483,18 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 	// fresh history from the sync loop and from the agent step too, and
 	// goes back to where it was (no second command to the agent).
 	m.bounded = workflow.GetVersion(ctx, "bounded-history", workflow.DefaultVersion, 1) == 1
+	// The SDK's later actions: a finished task syncs again, rolls a failed
+	// sync back, clears its snapshot; skip and migration_test.
+	m.vocab = workflow.GetVersion(ctx, "sdk-vocabulary", workflow.DefaultVersion, 1) == 1
 	for {
+		if m.st.ResumeSteps && m.st.FinishedSync {
+			// Carried over in a finished task's sync pass.
+			m.st.ResumeSteps = false
+			if st, err, done := m.finishedSync(ctx); done {
+				return st, err
+			}
+			continue
+		}
 		if m.st.ResumeSteps {
 			// Carried over mid-run: the task is RUNNING or SYNCING already.
 			m.st.ResumeSteps = false
@@ -401,9 +504,15 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 			for !m.st.StartRequested && !m.st.DeleteRequested {
 				if err := workflow.Await(ctx, func() bool {
 					return m.st.StartRequested || m.st.DeleteRequested || (m.st.NetworkCheck && !m.anytimeChecks) ||
-						(idleRollover && m.continueAsNewDue(ctx))
+						(idleRollover && m.continueAsNewDue(ctx)) || m.finishedActionDue()
 				}); err != nil {
 					return m.canceled(ctx, err)
+				}
+				if m.finishedActionDue() && !m.st.DeleteRequested {
+					if st, err, done := m.finishedAction(ctx); done {
+						return st, err
+					}
+					continue
 				}
 				if m.st.NetworkCheck && !m.anytimeChecks {
 					m.st.NetworkCheck = false
@@ -427,7 +536,12 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 				return m.delete(ctx)
 			}
 			m.st.StartRequested, m.st.StopRequested = false, false
-			if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskRunning, Started: !m.st.Started, ClearFailure: true}); err != nil {
+			state := sms.TaskRunning
+			if m.st.Skipping {
+				state = sms.TaskSkipping // skip after a failed check: the run finishes past it
+			}
+			m.st.Skipping, m.st.CheckFailed = false, false
+			if err := m.apply(ctx, activities.Transition{TaskState: state, Started: !m.st.Started, ClearFailure: true}); err != nil {
 				return m.canceled(ctx, err)
 			}
 			m.st.Started = true
@@ -476,8 +590,10 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 			// file checksums, both sides): a mismatch fails the task
 			// rather than launch a target that differs. Runs recorded
 			// before the check existed replay without it.
-			if err == nil && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 {
+			if err == nil && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 && !m.st.SkipCheck {
 				err = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.CheckConsistency, m.ref()).Get(ctx, nil)
+				var ae *temporal.ApplicationError
+				m.st.CheckFailed = errors.As(err, &ae) && ae.Type() == string(smserr.SMS1511)
 			}
 		default:
 			err = m.simpleStep(ctx, step)
@@ -486,6 +602,7 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 			return err
 		}
 	}
+	m.st.SkipCheck = false // a skip holds for the run it was asked in
 	started := m.startsTarget()
 	if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished, SourceCycle: sms.CycleCutovered,
 		Finished: true, TargetStarted: &started}); err != nil {
@@ -755,6 +872,9 @@ func (m *migration) clone(ctx workflow.Context) error {
 	// template_id is the clone's template (its name names the clone), not
 	// the clone's name: the provider's name for it stays one it accepts.
 	name := fmt.Sprintf("clone-%d", workflow.Now(ctx).Unix())
+	if req.Operation == sms.ActionMigrationTst {
+		name = fmt.Sprintf("migration-test-%d", workflow.Now(ctx).Unix())
+	}
 	in := activities.CloneInput{Ref: m.ref(), Target: *m.st.Target, Name: name, TemplateID: req.TemplateID}
 	// A clone copies whole disks: hours are possible, so a lost worker is
 	// found by the heartbeat, not by the overall timeout.
@@ -888,6 +1008,84 @@ func (m *migration) waitAgent(ctx, wctx workflow.Context, wait activities.WaitAg
 	return nil
 }
 
+// finishedActionDue: a finished task was asked to sync, roll back or clear.
+func (m *migration) finishedActionDue() bool {
+	return m.vocab && (m.st.SyncRequested || m.st.RollbackRequested || m.st.ClearRequested)
+}
+
+// finishedAction serves a finished task's sync, rollback or clear; done
+// says the run ends with (st, err).
+func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, done bool) {
+	switch {
+	case m.st.RollbackRequested:
+		// The failed sync is rolled back: the task is finished as before
+		// it. smsflow's targets keep no snapshot to restore (the next sync
+		// pass rewrites what changed); a provider with snapshots restores
+		// it here.
+		m.st.RollbackRequested = false
+		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskReseting}); err != nil {
+			st, err := m.canceled(ctx, err)
+			return st, err, true
+		}
+		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished,
+			SourceCycle: sms.CycleCutovered, ClearFailure: true}); err != nil {
+			st, err := m.canceled(ctx, err)
+			return st, err, true
+		}
+	case m.st.ClearRequested:
+		m.st.ClearRequested = false
+		if err := m.apply(ctx, activities.Transition{ClearSnapshot: true}); err != nil {
+			st, err := m.canceled(ctx, err)
+			return st, err, true
+		}
+	case m.st.SyncRequested:
+		m.st.SyncRequested = false
+		m.st.FinishedSync = true
+		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing,
+			SourceCycle: sms.CycleSyncing, ClearFailure: true}); err != nil {
+			st, err := m.canceled(ctx, err)
+			return st, err, true
+		}
+		return m.finishedSync(ctx)
+	}
+	return Status{}, nil, false
+}
+
+// finishedSync is a finished task's sync pass: SYNC_SUCCESS, or SYNC_FAIL
+// with the cause. Stopped, it is ABORT, and a start resumes the run at the
+// sync step (then configure, detach and start the target again).
+func (m *migration) finishedSync(ctx workflow.Context) (st Status, err error, done bool) {
+	m.st.Step = sms.StepSync
+	serr := m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
+	var carry *carryOver
+	switch {
+	case errors.As(serr, &carry):
+		in := m.in
+		in.Resume = &carry.st
+		return Status{}, workflow.NewContinueAsNewError(ctx, MigrationWorkflow, in), true
+	case errors.Is(serr, errDeleted):
+		st, err := m.delete(ctx)
+		return st, err, true
+	}
+	m.st.FinishedSync = false
+	switch {
+	case serr == nil:
+		m.st.Step = sms.StepMigrate
+		serr = m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncSuccess, SourceState: sms.SourceFinished,
+			SourceCycle: sms.CycleCutovered, Finished: true})
+	case errors.Is(serr, errStopped):
+		return Status{}, nil, false // idle in ABORT; start resumes at the sync step
+	case temporal.IsCanceledError(serr) || ctx.Err() != nil:
+	default:
+		serr = m.failAs(ctx, sms.TaskSyncFail, serr)
+	}
+	if serr != nil {
+		st, err := m.canceled(ctx, serr)
+		return st, err, true
+	}
+	return Status{}, nil, false
+}
+
 func (m *migration) stepTimeout() time.Duration {
 	if m.in.AgentStepTimeout > 0 {
 		return m.in.AgentStepTimeout
@@ -929,6 +1127,12 @@ func (m *migration) cycleForStop() sms.Cycle {
 // fail records what stopped the run: MIGRATE_FAIL with error_json, the
 // source in error. A later start or restart resumes from this step.
 func (m *migration) fail(ctx workflow.Context, cause error) error {
+	return m.failAs(ctx, sms.TaskMigrateFail, cause)
+}
+
+// failAs is fail ending in state (MIGRATE_FAIL, or SYNC_FAIL for a finished
+// task's sync).
+func (m *migration) failAs(ctx workflow.Context, state sms.TaskState, cause error) error {
 	code, msg, params := string(smserr.SMS1801), cause.Error(), []string(nil)
 	var ae *temporal.ApplicationError
 	if errors.As(cause, &ae) {
@@ -943,7 +1147,7 @@ func (m *migration) fail(ctx workflow.Context, cause error) error {
 	}
 	m.st.FailedStep = m.st.Step
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
-	err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateFail, SourceState: sms.SourceError,
+	err := m.apply(ctx, activities.Transition{TaskState: state, SourceState: sms.SourceError,
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})
 	if err == nil {
 		m.waveEvent(ctx, WaveEventFailed, code, msg)

@@ -37,6 +37,7 @@ type migrationSuite struct {
 	limits      []activities.SpeedInput // every limit recorded; speeds: those sent to the agent
 	cleanups    []activities.CleanupInput
 	clones      int
+	cloneNames  []string
 	updates     int
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
@@ -47,7 +48,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
-	s.checks, s.checkErr = 0, nil
+	s.checks, s.checkErr, s.cloneNames = 0, nil, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
 	s.startTarget = nil
@@ -123,6 +124,7 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.clones++
+		s.cloneNames = append(s.cloneNames, in.Name)
 		return nil
 	})
 	return env
@@ -510,7 +512,7 @@ func (s *migrationSuite) TestAgentCommandFailure() {
 func TestValidateAction(t *testing.T) {
 	states := []sms.TaskState{sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess, sms.TaskMigrateFail, sms.TaskAborting, sms.TaskAbort, sms.TaskDeleting}
 	allowed := map[sms.Action][]sms.TaskState{
-		sms.ActionStart:        {sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail},
+		sms.ActionStart:        {sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail, sms.TaskMigrateSuccess},
 		sms.ActionStop:         {sms.TaskRunning, sms.TaskSyncing},
 		sms.ActionTest:         {sms.TaskSyncing},
 		sms.ActionCloneTest:    {sms.TaskSyncing},
@@ -540,6 +542,65 @@ func TestValidateAction(t *testing.T) {
 	assert.Equal(t, "SMS.7721", smsCode(ValidateAction(sms.TaskMigrateSuccess, false, false, ActionRequest{Operation: sms.ActionCloneTest})))
 	assert.Equal(t, "SMS.7719", smsCode(ValidateDelete(sms.TaskDeleting)))
 	require.NoError(t, ValidateDelete(sms.TaskRunning))
+}
+
+// TestValidateVocabulary: the SDK's later actions and states — a start
+// synchronizes a finished task and SMS.7715 refuses one mid-pass; clear
+// wants a finished task (SMS.8112), sync_failed_rollback a failed sync
+// (SMS.7718), skip a running task or a failed consistency check;
+// migration_test is clone_test's rule; runs from before the version refuse
+// them all.
+func TestValidateVocabulary(t *testing.T) {
+	all := []sms.TaskState{sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateSuccess, sms.TaskSyncSuccess,
+		sms.TaskMigrateFail, sms.TaskSyncFail, sms.TaskAborting, sms.TaskAbort, sms.TaskSkipping, sms.TaskDeleting, sms.TaskReseting}
+	require.ElementsMatch(t, sms.TaskStates, all)
+	type rule struct {
+		op      sms.Action
+		scope   ActionScope
+		allowed []sms.TaskState
+		code    string // for every other state
+	}
+	v := ActionScope{Vocab: true}
+	loop := ActionScope{Vocab: true, InSyncLoop: true}
+	for _, r := range []rule{
+		{sms.ActionStart, v, []sms.TaskState{sms.TaskReady, sms.TaskAbort, sms.TaskMigrateFail, sms.TaskMigrateSuccess,
+			sms.TaskSyncSuccess, sms.TaskSyncFail}, ""},
+		{sms.ActionClear, v, []sms.TaskState{sms.TaskMigrateSuccess, sms.TaskSyncSuccess, sms.TaskSyncFail}, "SMS.8112"},
+		{sms.ActionRollback, v, []sms.TaskState{sms.TaskSyncFail}, "SMS.7718"},
+		{sms.ActionSkip, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing}, "SMS.7713"},
+		{sms.ActionSkip, ActionScope{Vocab: true, CheckFailed: true}, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateFail}, "SMS.7713"},
+		{sms.ActionMigrationTst, loop, []sms.TaskState{sms.TaskSyncing}, "SMS.7721"},
+		{sms.ActionMigrationTst, v, nil, "SMS.7721"},
+		{sms.ActionStop, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing}, "SMS.7714"},
+	} {
+		for _, st := range all {
+			err := ValidateActionIn(st, r.scope, ActionRequest{Operation: r.op})
+			switch {
+			case contains(r.allowed, st):
+				assert.NoError(t, err, "%s in %s", r.op, st)
+			case r.code != "":
+				assert.Equal(t, r.code, smsCode(err), "%s in %s", r.op, st)
+			default:
+				assert.Error(t, err, "%s in %s", r.op, st)
+			}
+		}
+	}
+	// start: SMS.7715 while a pass that is not the loop's runs, SMS.7713
+	// otherwise; in the loop it is refused as before.
+	start := ActionRequest{Operation: sms.ActionStart}
+	assert.Equal(t, "SMS.7715", smsCode(ValidateActionIn(sms.TaskSyncing, v, start)))
+	assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskSyncing, loop, start)))
+	for _, st := range []sms.TaskState{sms.TaskRunning, sms.TaskSkipping, sms.TaskReseting, sms.TaskAborting, sms.TaskDeleting} {
+		assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(st, v, start)), st)
+	}
+	// A run from before the version: none of the new actions, and a start
+	// on a finished task is refused as it was.
+	old := ActionScope{InSyncLoop: true, CheckFailed: true}
+	for _, op := range []sms.Action{sms.ActionClear, sms.ActionSkip, sms.ActionMigrationTst, sms.ActionRollback} {
+		assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskSyncFail, old, ActionRequest{Operation: op})), op)
+		assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskSyncing, old, ActionRequest{Operation: op})), op)
+	}
+	assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskMigrateSuccess, old, start)))
 }
 
 func contains[T comparable](xs []T, x T) bool {
@@ -587,4 +648,152 @@ func TestAgentFailure(t *testing.T) {
 		assert.Equal(t, c.code, string(code), c.detail)
 		assert.Equal(t, c.msg, msg, c.detail)
 	}
+}
+
+// finish runs the copy and the final pass: the task is MIGRATE_SUCCESS at
+// 3 minutes.
+func (s *migrationSuite) finish() {
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+}
+
+// TestFinishedTaskSyncsAgain: a start on a finished task is one more pass
+// into its target (SYNCING, then SYNC_SUCCESS); a failed pass is SYNC_FAIL,
+// which sync_failed_rollback takes back to MIGRATE_SUCCESS through
+// RESETING (SMS.7718 elsewhere); clear forgets the target's snapshot.
+func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
+	s.finish()
+	var rollback, resync, midPass, clr, rollback2, sync2, sync3 *verdict
+	s.at(3*time.Minute, func() {
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		rollback = s.action(sms.ActionRollback)
+		resync = s.action(sms.ActionStart)
+	})
+	s.at(3*time.Minute+time.Second, func() {
+		s.Equal("SMS.7718", s.code(rollback), "only a failed sync rolls back")
+		s.Equal("", s.code(resync))
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
+		midPass = s.action(sms.ActionStart)
+	})
+	s.at(3*time.Minute+2*time.Second, func() {
+		s.Equal("SMS.7715", s.code(midPass), "a pass is under way")
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal(sms.TaskSyncSuccess, s.state().TaskState)
+		clr = s.action(sms.ActionClear)
+		sync2 = s.action(sms.ActionStart)
+	})
+	s.at(4*time.Minute+time.Second, func() {
+		s.Equal("", s.code(clr))
+		s.Equal("", s.code(sync2))
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "SYNC", Success: false, Detail: "disk /dev/vdb vanished"})
+	})
+	s.at(5*time.Minute, func() {
+		s.Equal(sms.TaskSyncFail, s.state().TaskState)
+		rollback2 = s.action(sms.ActionRollback)
+	})
+	s.at(5*time.Minute+time.Second, func() {
+		s.Equal("", s.code(rollback2))
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		sync3 = s.action(sms.ActionStart)
+	})
+	s.at(5*time.Minute+2*time.Second, func() {
+		s.Equal("", s.code(sync3))
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskSyncing, sms.TaskSyncSuccess,
+		sms.TaskSyncing, sms.TaskSyncFail, sms.TaskReseting, sms.TaskMigrateSuccess, sms.TaskSyncing, sms.TaskDeleting}, s.taskStates())
+	s.Equal([]sms.Command{"START", "SYNC", "SYNC", "SYNC", "SYNC"}, s.commands)
+	cleared := 0
+	for _, tr := range s.transitions {
+		if tr.ClearSnapshot {
+			cleared++
+		}
+	}
+	s.Equal(1, cleared)
+	s.Equal(1, s.checks, "a finished task's pass is not a launch: no second check, no second cutover")
+	s.Equal(1, count(s.steps, sms.StepStart))
+	s.Equal("SMS.1801", s.lastFailure().Code)
+	s.Require().Len(s.cleanups, 1)
+}
+
+// TestSkipPastAFailedCheck: skip on a task that failed its consistency
+// check finishes it (SKIPPING, then configure, detach, start); skip asked
+// while copying skips the check when it comes.
+func (s *migrationSuite) TestSkipPastAFailedCheck() {
+	s.checkErr = temporal.NewNonRetryableApplicationError("/dev/vda: 3 of 4096 differ", "SMS.1511", nil)
+	s.finish()
+	var skip *verdict
+	s.at(3*time.Minute, func() {
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
+		skip = s.action(sms.ActionSkip)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal("", s.code(skip))
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.checks)
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateFail, sms.TaskSkipping, sms.TaskMigrateSuccess, sms.TaskDeleting}, s.taskStates())
+	s.Equal([]sms.Command{"START", "SYNC"}, s.commands, "nothing copied again")
+	s.Contains(s.steps, sms.StepConfigure)
+	s.Contains(s.steps, sms.StepStart)
+}
+
+func (s *migrationSuite) TestSkipWhileCopying() {
+	s.checkErr = temporal.NewNonRetryableApplicationError("/dev/vda: 3 of 4096 differ", "SMS.1511", nil)
+	var skip, failedSkip *verdict
+	s.at(30*time.Second, func() {
+		failedSkip = s.action(sms.ActionMigrationTst)
+		skip = s.action(sms.ActionSkip)
+	})
+	s.finish()
+	s.at(3*time.Minute, func() {
+		s.Equal("SMS.7721", s.code(failedSkip), "migration_test wants continuous sync")
+		s.Equal("", s.code(skip))
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(0, s.checks, "skipped")
+}
+
+// TestMigrationTestClonesWhileSyncing: migration_test in continuous sync
+// clones the target under its own name; sync goes on.
+func (s *migrationSuite) TestMigrationTestClonesWhileSyncing() {
+	in := input()
+	in.Syncing = true
+	var drill *verdict
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() {
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
+		drill = s.action(sms.ActionMigrationTst)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal("", s.code(drill))
+		s.Equal(sms.TaskSyncing, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.clones)
+	s.Require().Len(s.cloneNames, 1)
+	s.Contains(s.cloneNames[0], "migration-test-")
+}
+
+func count[T comparable](xs []T, x T) int {
+	n := 0
+	for _, y := range xs {
+		if y == x {
+			n++
+		}
+	}
+	return n
 }

@@ -68,17 +68,23 @@ func TestWordsMatchTheSpec(t *testing.T) {
 
 	assert.ElementsMatch(t, enumOf(t, spec, "| state | 否 | String | 源端服务器状态"), strs(SourceStates))
 	assert.ElementsMatch(t, enumOf(t, spec, "| migration_cycle | 否 | String | 迁移周期"), strs(Cycles))
-	assert.ElementsMatch(t, enumOf(t, spec, "| operation | 是 | String | 操作任务的具体动作"), strs(Actions))
+	// Actions: the spec's, the SDK's clear, skip and migration_test, and
+	// the older API's sync_failed_rollback.
+	assert.ElementsMatch(t, append(enumOf(t, spec, "| operation | 是 | String | 操作任务的具体动作"),
+		"clear", "skip", "migration_test", "sync_failed_rollback"), strs(Actions))
 	assert.ElementsMatch(t, enumOf(t, spec, "| type | 是 | String | 任务类型"), strs(TaskTypes))
 
-	// Task states: the spec's READY..DELETING; the SDK's SYNC_SUCCESS and
-	// SYNC_FAIL besides; the rollback states smsflow never sets.
+	// Task states: the spec's READY..DELETING; the SDK's SYNC_SUCCESS,
+	// SYNC_FAIL, SKIPPING and RESETING besides (the list filter's
+	// SYNC_F_ROLLBACK* are RESETING and its outcome under older names).
 	specTask := enumOf(t, spec, "| state | 否 | String | 迁移任务状态")
+	sdkOnly := []TaskState{TaskSyncSuccess, TaskSyncFail, TaskSkipping, TaskReseting}
 	for _, s := range TaskStates {
-		if s != TaskSyncSuccess && s != TaskSyncFail {
+		if !slices.Contains(sdkOnly, s) {
 			assert.Contains(t, specTask, string(s))
 		}
 	}
+	assert.Len(t, TaskStates, 12, "the SDK's ShowTaskResponseState enum has 12 values")
 	for _, s := range specTask {
 		if !strings.HasPrefix(s, "SYNC_F_") {
 			assert.True(t, TaskState(s).Valid(), s)

@@ -4,7 +4,9 @@ package sms
 type TaskState string
 
 // Task states. The spec names READY to DELETING; the hosted service and the
-// SDK add the SYNC_* outcomes.
+// SDK add the SYNC_* outcomes of a finished task's sync, SKIPPING (the
+// consistency check skipped, the run finishing) and RESETING (a failed
+// sync rolled back).
 const (
 	TaskReady          TaskState = "READY"
 	TaskRunning        TaskState = "RUNNING"
@@ -15,12 +17,31 @@ const (
 	TaskSyncFail       TaskState = "SYNC_FAIL"
 	TaskAborting       TaskState = "ABORTING"
 	TaskAbort          TaskState = "ABORT"
+	TaskSkipping       TaskState = "SKIPPING"
 	TaskDeleting       TaskState = "DELETING"
+	TaskReseting       TaskState = "RESETING" // the SDK's spelling
 )
 
 // TaskStates lists every task state smsflow sets, for validation.
 var TaskStates = []TaskState{TaskReady, TaskRunning, TaskSyncing, TaskMigrateSuccess, TaskSyncSuccess,
-	TaskMigrateFail, TaskSyncFail, TaskAborting, TaskAbort, TaskDeleting}
+	TaskMigrateFail, TaskSyncFail, TaskAborting, TaskAbort, TaskSkipping, TaskDeleting, TaskReseting}
+
+// FilterState reads ListTasks' state filter: the SDK's ListTasksRequest
+// still names the rollback SYNC_F_ROLLBACKING, which is RESETING here;
+// every other word is itself.
+func FilterState(s string) string {
+	if s == "SYNC_F_ROLLBACKING" {
+		return string(TaskReseting)
+	}
+	return s
+}
+
+// Finished tells whether a task in state s has launched its target and
+// may be synchronized again (SMS.7715): a migration or a later sync that
+// succeeded, or a sync that failed.
+func (s TaskState) Finished() bool {
+	return s == TaskMigrateSuccess || s == TaskSyncSuccess || s == TaskSyncFail
+}
 
 // Valid tells whether s is one of TaskStates.
 func (s TaskState) Valid() bool { return contains(TaskStates, s) }
@@ -40,6 +61,30 @@ var TaskTypes = []TaskType{MigrateBlock, MigrateFile}
 // Valid tells whether t is one of TaskTypes.
 func (t TaskType) Valid() bool { return contains(TaskTypes, t) }
 
+// MigrateType is a task's kind as configuration-setting names it (the
+// SDK's ShowConfigSettingResponse migrate_type enum): OS and type together.
+type MigrateType string
+
+// Migrate types.
+const (
+	WindowsMigrateBlock MigrateType = "WINDOWS_MIGRATE_BLOCK"
+	LinuxMigrateFile    MigrateType = "LINUX_MIGRATE_FILE"
+	LinuxMigrateBlock   MigrateType = "LINUX_MIGRATE_BLOCK"
+)
+
+// MigrateTypeOf is the migrate_type of a task of type t on OS o. A Windows
+// task copies blocks whatever its type says (the SDK has no Windows file
+// kind, and SubtaskName runs Windows tasks on the block sub-tasks).
+func MigrateTypeOf(t TaskType, o OSType) MigrateType {
+	switch {
+	case o == Windows:
+		return WindowsMigrateBlock
+	case t == MigrateFile:
+		return LinuxMigrateFile
+	}
+	return LinuxMigrateBlock
+}
+
 // OSType is a source's (and a task's) operating system family.
 type OSType string
 
@@ -58,18 +103,25 @@ func (o OSType) Valid() bool { return contains(OSTypes, o) }
 // Action is an operation of POST /v3/tasks/{id}/action.
 type Action string
 
-// Task actions.
+// Task actions: the SDK's UpdateTaskStatusReq operations, and the older
+// API's sync_failed_rollback, the one word for the rollback the spec's
+// §4.2.7 names (the current enum has none).
 const (
-	ActionStart        Action = "start"
+	ActionStart        Action = "start" // on a finished task: synchronize it again
 	ActionStop         Action = "stop"
 	ActionTest         Action = "test"       // launch the target: final sync and cutover
 	ActionCloneTest    Action = "clone_test" // clone the target to test it; sync goes on
 	ActionRestart      Action = "restart"
 	ActionNetworkCheck Action = "network_check"
+	ActionClear        Action = "clear"          // drop the target's snapshot of a finished task
+	ActionSkip         Action = "skip"           // skip the consistency check sub-task
+	ActionMigrationTst Action = "migration_test" // a drill: clone and boot the target; sync goes on
+	ActionRollback     Action = "sync_failed_rollback"
 )
 
 // Actions lists the task actions smsflow accepts.
-var Actions = []Action{ActionStart, ActionStop, ActionTest, ActionCloneTest, ActionRestart, ActionNetworkCheck}
+var Actions = []Action{ActionStart, ActionStop, ActionTest, ActionCloneTest, ActionRestart, ActionNetworkCheck,
+	ActionClear, ActionSkip, ActionMigrationTst, ActionRollback}
 
 // Valid tells whether a is one of Actions.
 func (a Action) Valid() bool { return contains(Actions, a) }

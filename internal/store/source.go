@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,6 +176,12 @@ var sourceListColumns = []string{"id", "ip", "name", "enterprise_project_id", "a
 // SourceFilter holds the list filters of §4.1.3; zero values match all.
 type SourceFilter struct {
 	ID, Name, IP, State, MigProjectID, MigrationCycle, EnterpriseProjectID string
+	// IPv6 matches the source's IPv6 address; the spec has ip take
+	// precedence, so it applies only when IP is empty.
+	IPv6 string
+	// VMID matches the platform id (vm_id) of the target or clone server
+	// of the source's current task.
+	VMID string
 	// Connected filters on the agent having polled since ConnectedSince.
 	Connected                *bool
 	ConnectedSince           int64
@@ -182,11 +190,17 @@ type SourceFilter struct {
 	ErrorsOnly bool
 }
 
-func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
+func (f SourceFilter) apply(q *gorm.DB, domainID string) *gorm.DB {
 	q = whereIs(q, "id", f.ID)
 	q = whereIs(q, "name", f.Name)
 	q = whereIs(q, "ip", f.IP)
+	if f.IP == "" {
+		q = whereIs(q, "ipv6", f.IPv6)
+	}
 	q = whereIs(q, "state", f.State)
+	if f.VMID != "" {
+		q = q.Where("current_task_id IN (?)", tasksWithVM(q.Session(&gorm.Session{NewDB: true}), domainID, f.VMID))
+	}
 	if f.ErrorsOnly {
 		q = q.Where("state = ?", sms.SourceError)
 	}
@@ -198,7 +212,7 @@ func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
 		// planner on that filter's (domain, column, reg_seq, id) index, which
 		// also gives the page order; alone, the visit index serves.
 		col := "last_visit_time"
-		if f.ID != "" || f.Name != "" || f.IP != "" || f.State != "" || f.ErrorsOnly || f.MigProjectID != "" || f.MigrationCycle != "" {
+		if f.ID != "" || f.Name != "" || f.IP != "" || f.IPv6 != "" || f.VMID != "" || f.State != "" || f.ErrorsOnly || f.MigProjectID != "" || f.MigrationCycle != "" {
 			col = "+last_visit_time"
 		}
 		if *f.Connected {
@@ -212,6 +226,22 @@ func (f SourceFilter) apply(q *gorm.DB) *gorm.DB {
 	}
 	return q
 }
+
+// tasksWithVM selects the ids of the domain's tasks whose target or clone
+// server has the platform id vmID. Both servers are JSON this server
+// encodes (encoding/json, compact), so the id appears as exactly
+// "vm_id":<its JSON string>; a LIKE on that text finds it without a column
+// of its own (the filter is rare and scoped to one domain's tasks).
+func tasksWithVM(db *gorm.DB, domainID, vmID string) *gorm.DB {
+	enc, _ := json.Marshal(vmID) // a string always encodes
+	pattern := "%" + likeEscaper.Replace(`"vm_id":`+string(enc)) + "%"
+	return db.Model(&Task{}).Select("id").
+		Where("domain_id = ? AND (target_server LIKE ? ESCAPE '!' OR clone_server LIKE ? ESCAPE '!')", domainID, pattern, pattern)
+}
+
+// likeEscaper escapes LIKE's wildcards with '!' (one escape character that
+// SQLite and MySQL read alike, unlike the backslash).
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // Sources lists a page of the tenant's sources matching f (oldest first) and
 // the count of all matches, with each row's checks and recommended target
@@ -231,7 +261,7 @@ func (s *Store) Sources(ctx context.Context, t Tenant, f SourceFilter, pg Page) 
 // empty): the console's table shows neither, and skips their query and
 // JSON.
 func (s *Store) SourceRows(ctx context.Context, t Tenant, f SourceFilter, pg Page) ([]SourceListRow, int64, error) {
-	q := f.apply(s.db.WithContext(ctx).Model(&Source{}).Where("domain_id = ?", t.DomainID))
+	q := f.apply(s.db.WithContext(ctx).Model(&Source{}).Where("domain_id = ?", t.DomainID), t.DomainID)
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("count sources: %w", err)

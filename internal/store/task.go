@@ -69,7 +69,10 @@ type TargetServer struct {
 	BtrfsList            []string      `json:"btrfs_list"`
 	ImageDiskID          string        `json:"image_disk_id"`
 	CutoveredSnapshotIDs string        `json:"cutovered_snapshot_ids"`
-	Flavor               string        `json:"flavor,omitempty"`
+	// SnapshotIDs is PUT /v3/tasks/{id}'s snapshot_ids (the task shows it
+	// as target_snapshot_id).
+	SnapshotIDs string `json:"snapshot_ids,omitempty"`
+	Flavor      string `json:"flavor,omitempty"`
 	// Where the provider put it (a folder for the local provider).
 	Location string `json:"location,omitempty"`
 }
@@ -404,6 +407,11 @@ type TaskSummary struct {
 	StartTargetServer, ExistServer, UsePublicIP                                             bool
 	TargetServer                                                                            *TargetServer `gorm:"serializer:json"`
 	CloneServer                                                                             *CloneServer  `gorm:"serializer:json"`
+	SubtaskInfo                                                                             string
+	// LogBucket and LogUploadTime (epoch ms) describe the task's newest
+	// agent log upload; LogUploadTime is 0 when there is none.
+	LogBucket     string `gorm:"-"`
+	LogUploadTime int64  `gorm:"-"`
 }
 
 // TaskSummaries reads the current tasks of a page of sources in one query.
@@ -417,13 +425,31 @@ func (s *Store) TaskSummaries(ctx context.Context, t Tenant, ids []string) (map[
 		Select("id", "name", "type", "state", "project_name", "project_id", "region_id", "vm_template_id",
 			"log_collect_status", "estimate_complete_time", "start_date", "remain_seconds", "speed_limit",
 			"migrate_speed", "compress_rate", "start_target_server", "exist_server", "use_public_ip",
-			"target_server", "clone_server").
+			"target_server", "clone_server", "subtask_info").
 		Where("domain_id = ? AND id IN ?", t.DomainID, ids).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("task summaries: %w", err)
 	}
 	for _, r := range rows {
 		out[r.ID] = r
+	}
+	// The newest upload of each task (a task keeps KeepAgentLogs), without
+	// the logs themselves.
+	var logs []struct {
+		TaskID    string
+		Bucket    string
+		CreatedAt time.Time
+	}
+	err = s.db.WithContext(ctx).Model(&AgentLog{}).Select("task_id", "bucket", "created_at").
+		Where("domain_id = ? AND task_id IN ?", t.DomainID, ids).Order("id").Find(&logs).Error
+	if err != nil {
+		return nil, fmt.Errorf("task summaries: agent logs: %w", err)
+	}
+	for _, l := range logs {
+		if r, found := out[l.TaskID]; found {
+			r.LogBucket, r.LogUploadTime = l.Bucket, l.CreatedAt.UnixMilli()
+			out[l.TaskID] = r
+		}
 	}
 	return out, nil
 }
