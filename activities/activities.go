@@ -317,9 +317,13 @@ func (a *Activities) dataPlane(ctx context.Context, r Ref, params map[string]any
 		return nil, err
 	}
 	addr, err := host.Receiver(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location},
-		provider.ReceiverTask{TaskID: task.ID, DomainID: task.DomainID, Type: task.Type, Creds: creds})
+		provider.ReceiverTask{TaskID: task.ID, DomainID: task.DomainID, Type: task.Type, Creds: creds,
+			PrivateIP: !task.UsePublicIP, IPv6: task.UseIPv6})
 	if err != nil {
 		return nil, fmt.Errorf("start the receiver: %w", err)
+	}
+	if addr, err = routeTo(addr, task.MigrationIP, task.UseIPv6); err != nil {
+		return nil, err
 	}
 	spec, err := a.spec(ctx, StepInput{Ref: r})
 	if err != nil {
@@ -335,6 +339,26 @@ func (a *Activities) dataPlane(ctx context.Context, r Ref, params map[string]any
 	}
 	out["target_addr"], out["disks"] = addr, disks
 	return out, nil
+}
+
+// routeTo is the address the agent dials: the receiver's port at the
+// task's migration_ip when it names one (the target's EIP or private IP,
+// as the operator's network routes it), else the provider's address. A
+// task on IPv6 (use_ipv6) dials only an IPv6 address: a provider that
+// offers none fails the step (SMS.1406) rather than go over IPv4.
+func routeTo(addr, migrationIP string, ipv6 bool) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("the receiver's address %q: %w", addr, err)
+	}
+	if migrationIP != "" {
+		host = migrationIP
+	}
+	if ip := net.ParseIP(host); ipv6 && (ip == nil || ip.To4() != nil) {
+		return "", failure(smserr.SMS1406, fmt.Errorf("use_ipv6 is set but the target's address %s is not IPv6", host),
+			"no IPv6 address")
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // taskCreds opens the task's TLS key and passphrase (SSL_CONFIG made them).

@@ -103,6 +103,8 @@ type TaskSpec struct {
 	Type                                                sms.TaskType
 	OSType                                              sms.OSType
 	AutoStart, Syncing, StartTargetServer, ExistServer  bool
+	StartNetworkCheck, NeedMigrationTest                bool
+	SkipConsistencyCheck                                bool
 	SpeedLimit                                          int32
 	OverSpeedThreshold                                  float64
 	SpeedRules                                          []speedlimit.Rule
@@ -119,6 +121,8 @@ func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 	return TaskSpec{TaskID: task.ID, DomainID: domainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
+		StartNetworkCheck: task.StartNetworkCheck, NeedMigrationTest: task.NeedMigrationTest,
+		SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
 		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
 }

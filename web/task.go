@@ -197,7 +197,10 @@ func (h taskHandlers) newTask(b *createTaskBody, src *store.Source, mp *store.Mi
 	now := h.now().UnixMilli()
 	task := &store.Task{
 		ID: uuid.NewString(), SourceID: src.ID, Name: *b.Name, Type: sms.TaskType(*b.Type), OSType: osType, State: sms.TaskReady,
-		Priority: 1, StartTargetServer: true, UsePublicIP: true, AutoStart: true,
+		// auto_start has no default in the spec: absent, the task starts at
+		// once, as the hosted service's console does. The target is
+		// verified unless the request says not to (README, Tasks).
+		Priority: 1, StartTargetServer: true, UsePublicIP: true, AutoStart: true, IsNeedConsistencyCheck: true,
 		RegionName: *b.RegionName, RegionID: *b.RegionID, ProjectName: *b.ProjectName, ProjectID: *b.ProjectID,
 		EnterpriseProjectID: src.EnterpriseProjectID, CreateDate: now, LogCollectStatus: sms.LogInit, UpdatedAt: h.now().UTC(),
 	}
@@ -269,6 +272,8 @@ func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
 		TaskID: task.ID, DomainID: t.DomainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
+		StartNetworkCheck: task.StartNetworkCheck, SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
+		NeedMigrationTest: task.NeedMigrationTest,
 		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rulesOf(task.SpeedRules),
 		TimeZone: h.opts.TimeZone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
 	}

@@ -43,6 +43,18 @@ type Input struct {
 	Syncing           bool
 	StartTargetServer bool
 	ExistServer       bool
+	// StartNetworkCheck: the agent checks the network to the target once
+	// the target is ready, before the copy (start_network_check).
+	StartNetworkCheck bool
+	// SkipConsistencyCheck: the agent does not verify the target after
+	// its passes and the run does not check the verification
+	// (is_need_consistency_check false). Negative so that the zero value,
+	// which runs started before the option decode, keeps the check.
+	SkipConsistencyCheck bool
+	// NeedMigrationTest: the copy keeps syncing until the target has
+	// passed a clone test, and launching it before is refused
+	// (need_migration_test).
+	NeedMigrationTest bool
 	// Speed: the default limit and threshold, and time windows over it,
 	// read in TimeZone.
 	SpeedLimit         int32
@@ -71,6 +83,10 @@ type ActionRequest struct {
 	Operation              sms.Action
 	TemplateID             string
 	IsNeedConsistencyCheck bool
+	// ConsistencyCheck, when set on start or restart, turns the target's
+	// verification on or off from then on (is_need_consistency_check as
+	// given; absent keeps the task's setting).
+	ConsistencyCheck *bool
 }
 
 // Progress is an agent's report, forwarded by the API.

@@ -48,6 +48,13 @@ type RunState struct {
 	Speed         SpeedUpdate
 	Limit         speedlimit.Limit
 	Started       bool
+	// SkipConsistency: the target is not verified (the task's
+	// is_need_consistency_check, changed by a start or restart that
+	// gives it).
+	SkipConsistency bool
+	// MigrationTested: a clone test of the target succeeded (a task that
+	// needs a migration test launches only after one).
+	MigrationTested bool
 
 	// Operator requests, set by update handlers, consumed by the main loop.
 	StartRequested   bool
@@ -126,7 +133,8 @@ const OverSpeedGrace = 30 * time.Second
 // in MIGRATE_FAIL, and start or restart resumes from the failed step.
 func MigrationWorkflow(ctx workflow.Context, in Input) (Status, error) {
 	m := &migration{in: in, st: &RunState{TaskState: sms.TaskReady, Step: sms.StepCheck,
-		Speed: SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold}}}
+		Speed:           SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold},
+		SkipConsistency: in.SkipConsistencyCheck}}
 	if in.Resume != nil {
 		m.st = in.Resume
 	}
@@ -157,7 +165,10 @@ func (m *migration) setup(ctx workflow.Context) error {
 			return nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ActionRequest) error {
-			return ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, req)
+			if err := ValidateAction(m.st.TaskState, m.st.InSyncLoop, m.st.TargetStarted, req); err != nil {
+				return err
+			}
+			return m.validateMigrationTest(req)
 		}})
 	if err != nil {
 		return err
@@ -240,6 +251,16 @@ func ValidateAction(taskState sms.TaskState, inSyncLoop, targetStarted bool, req
 	return temporal.NewApplicationError("unknown operation "+string(req.Operation), string(smserr.SMS9001), "operation")
 }
 
+// validateMigrationTest refuses to launch a task that needs a migration
+// test (need_migration_test) before a clone test of its target has run.
+func (m *migration) validateMigrationTest(req ActionRequest) error {
+	if req.Operation != sms.ActionTest || !m.in.NeedMigrationTest || m.st.MigrationTested {
+		return nil
+	}
+	return temporal.NewApplicationError(smserr.New(smserr.SMS7721).Message+
+		" (the task needs a migration test: run clone_test before launching the target)", string(smserr.SMS7721))
+}
+
 // ValidateDelete refuses a second delete (SMS.7719).
 func ValidateDelete(taskState sms.TaskState) error {
 	if taskState == sms.TaskDeleting {
@@ -252,6 +273,9 @@ func (m *migration) accept(req ActionRequest) {
 	switch req.Operation {
 	case sms.ActionStart, sms.ActionRestart:
 		m.st.StartRequested = true
+		if req.ConsistencyCheck != nil {
+			m.st.SkipConsistency = !*req.ConsistencyCheck
+		}
 		if req.Operation == sms.ActionRestart && m.st.TaskState == sms.TaskMigrateSuccess {
 			// A finished migration is run again from the copy, into the
 			// same target.
@@ -446,14 +470,16 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		var err error
 		switch step {
 		case sms.StepMigrate:
+			m.startNetworkCheck(ctx)
 			err = m.replicate(ctx)
 		case sms.StepSync:
 			err = m.sync(ctx)
 			// The agent verified the target after its last pass (block or
 			// file checksums, both sides): a mismatch fails the task
 			// rather than launch a target that differs. Runs recorded
-			// before the check existed replay without it.
-			if err == nil && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 {
+			// before the check existed replay without it. A task that asked
+			// for no consistency check skips it (its agent did not verify).
+			if err == nil && !m.st.SkipConsistency && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 {
 				err = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.CheckConsistency, m.ref()).Get(ctx, nil)
 			}
 		default:
@@ -507,6 +533,22 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 	return nil
 }
 
+// startNetworkCheck runs the network check a task asked for at its start
+// (start_network_check): once the target is ready, before the copy, so it
+// measures the link the copy will use. A failed check is logged and the
+// copy goes on; its result is the task's network_check_info.
+func (m *migration) startNetworkCheck(ctx workflow.Context) {
+	if !m.in.StartNetworkCheck || m.st.ResumeAgent {
+		return
+	}
+	if workflow.GetVersion(ctx, "start-network-check", workflow.DefaultVersion, 1) != 1 {
+		return
+	}
+	if err := m.networkCheck(ctx); err != nil {
+		workflow.GetLogger(ctx).Warn("network check at start", "err", err)
+	}
+}
+
 // replicate is the full copy: START to the agent, then its progress.
 func (m *migration) replicate(ctx workflow.Context) error {
 	if !m.st.ResumeAgent {
@@ -521,7 +563,13 @@ func (m *migration) replicate(ctx workflow.Context) error {
 // SyncInterval until the operator launches the target (test) — clone_test
 // clones meanwhile; any other task makes one final pass before cutover.
 func (m *migration) sync(ctx workflow.Context) error {
-	if !m.in.Syncing {
+	loop := m.in.Syncing
+	// A task that needs a migration test syncs like a continuous one
+	// until it is tested and launched.
+	if !loop && m.in.NeedMigrationTest && workflow.GetVersion(ctx, "need-migration-test", workflow.DefaultVersion, 1) == 1 {
+		loop = true
+	}
+	if !loop {
 		return m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 	}
 	if m.bounded {
@@ -736,6 +784,7 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
+	m.st.MigrationTested = true
 	m.waveEvent(ctx, WaveEventTested)
 	return nil
 }
@@ -763,7 +812,10 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 	}
 	defer func() { m.st.AgentActive = false }()
 	if !resume {
-		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps}
+		// consistency_check tells the agent whether to verify the target
+		// after the pass (agents that do not know it always verify).
+		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps,
+			"consistency_check": !m.st.SkipConsistency}
 		if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
 			Command: command, CommandParams: params}); err != nil {
 			return err

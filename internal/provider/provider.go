@@ -133,6 +133,12 @@ type ReceiverTask struct {
 	DomainID string
 	Type     sms.TaskType
 	Creds    transport.Creds
+	// PrivateIP and IPv6 are the task's route (use_public_ip false,
+	// use_ipv6): the address returned is the target's private one, and an
+	// IPv6 one, where the provider has both. The local provider's
+	// receivers have one address, its receiver_advertise host.
+	PrivateIP bool
+	IPv6      bool
 }
 
 // ReceiverHost is a provider that runs the data plane's receiving end for
