@@ -123,7 +123,7 @@ func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		StartNetworkCheck: task.StartNetworkCheck, NeedMigrationTest: task.NeedMigrationTest,
 		SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
-		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
+		SpeedLimit:           task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
 }
 
