@@ -122,8 +122,8 @@ func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		StartNetworkCheck: task.StartNetworkCheck, NeedMigrationTest: task.NeedMigrationTest,
-		SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
-		SpeedLimit:           task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
+		SkipConsistencyCheck: !task.IsNeedConsistencyCheck, SpeedLimit: task.SpeedLimit,
+		OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
 }
 
