@@ -274,8 +274,8 @@ func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		StartNetworkCheck: task.StartNetworkCheck, SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
 		NeedMigrationTest: task.NeedMigrationTest, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold,
-		SpeedRules: rulesOf(task.SpeedRules),
-		TimeZone: h.opts.TimeZone, SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
+		SpeedRules: rulesOf(task.SpeedRules), TimeZone: h.opts.TimeZone,
+		SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
 	}
 }
 
