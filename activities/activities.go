@@ -396,6 +396,10 @@ type StepInput struct {
 	// ExistServer binds the given VM instead of creating one.
 	ExistServer bool
 	StartTarget bool
+	// What PUT /v3/tasks/{id} told the run (nil: the task row's): the
+	// existing server to bind, the target's disk ids, snapshot ids and
+	// enterprise project.
+	ExistVM, TargetDiskIDs, SnapshotIDs, EnterpriseProject *string
 }
 
 // StepOutput is what a step made.
@@ -543,9 +547,27 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 	if err != nil {
 		return provider.Spec{}, err
 	}
-	s := provider.Spec{TaskID: task.ID, DomainID: task.DomainID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
-	if in.ExistServer && task.TargetServer != nil {
-		s.ExistVM = task.TargetServer.VMID
+	s := provider.Spec{TaskID: task.ID, DomainID: task.DomainID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID,
+		EnterpriseProject: task.EnterpriseProjectID}
+	if task.TargetServer != nil {
+		if in.ExistServer {
+			s.ExistVM = task.TargetServer.VMID
+		}
+		s.DiskIDs, s.SnapshotIDs = splitIDs(task.TargetServer.TargetDiskIDs), splitIDs(task.TargetServer.SnapshotIDs)
+	}
+	// The run's own copy of a PUT wins over the row, which may be
+	// written after the run took the change.
+	if in.ExistServer && in.ExistVM != nil {
+		s.ExistVM = *in.ExistVM
+	}
+	if in.TargetDiskIDs != nil {
+		s.DiskIDs = splitIDs(*in.TargetDiskIDs)
+	}
+	if in.SnapshotIDs != nil {
+		s.SnapshotIDs = splitIDs(*in.SnapshotIDs)
+	}
+	if in.EnterpriseProject != nil {
+		s.EnterpriseProject = *in.EnterpriseProject
 	}
 	src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
 	if err != nil {
@@ -577,6 +599,17 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 		}
 	}
 	return s, nil
+}
+
+// splitIDs reads a comma-separated id list (target_disk_ids, snapshot_ids).
+func splitIDs(s string) []string {
+	var out []string
+	for _, id := range strings.Split(s, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // tls makes the task's certificate, key and passphrase for the agent ↔

@@ -57,6 +57,13 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 	if setCheck {
 		req.ConsistencyCheck = b.IsNeedConsistencyCheck
 	}
+	if op == sms.ActionCloneTest && req.TemplateID == "" {
+		// A clone test that names no template takes the task's
+		// clonevm_template_id (runAction answers a missing task).
+		if task, err := h.store.Task(ctx, r.tenant, r.id); err == nil {
+			req.TemplateID = task.CloneVMTemplateID
+		}
+	}
 	if err := h.runAction(ctx, r.tenant, r.id, req); err != nil {
 		fail(c, err)
 		return

@@ -135,3 +135,59 @@ func (s *migrationSuite) TestNeedMigrationTest() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(2, s.count("SYNC"), "a pass, then the launch pass")
 }
+
+// target sends PUT /v3/tasks/{id}'s target changes; see action.
+func (s *migrationSuite) target(u TargetUpdate) *verdict {
+	v := &verdict{}
+	s.updates++
+	s.env.UpdateWorkflow(UpdateTarget, fmt.Sprintf("target-%d", s.updates), &testsuite.TestUpdateCallback{
+		OnReject:   func(err error) { v.done, v.err = true, err },
+		OnAccept:   func() {},
+		OnComplete: func(_ any, err error) { v.done, v.err = true, err },
+	}, u)
+	return v
+}
+
+// TestTargetUpdateReachesTheRun: a PUT before the run has its target binds
+// the existing server it names, with its disk ids, snapshots and
+// enterprise project; once the target is made, a rebind is refused
+// (SMS.7706) and snapshots can still change until the launch.
+func (s *migrationSuite) TestTargetUpdateReachesTheRun() {
+	in := input()
+	in.AutoStart = false
+	var bind, rebind, snaps, late *verdict
+	s.at(time.Second, func() {
+		bind = s.target(TargetUpdate{ExistServer: new(true), VMID: new("vm-9"), TargetDiskIDs: new("d-1"),
+			SnapshotIDs: new("s-1"), EnterpriseProject: new("ep-1")})
+	})
+	s.at(2*time.Second, func() {
+		s.Equal("", s.code(bind))
+		s.action(sms.ActionStart)
+	})
+	s.at(time.Minute, func() {
+		s.Equal(sms.StepMigrate, s.state().Step)
+		rebind, snaps = s.target(TargetUpdate{VMID: new("vm-10")}), s.target(TargetUpdate{SnapshotIDs: new("s-2")})
+	})
+	s.at(time.Minute+time.Second, func() {
+		s.Equal("SMS.7706", s.code(rebind), "the target is made")
+		s.Equal("", s.code(snaps))
+		s.progress("MIGRATE_LINUX_BLOCK", 100, 0)
+	})
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { late = s.target(TargetUpdate{SnapshotIDs: new("s-3")}) })
+	s.at(3*time.Minute+time.Second, func() {
+		s.Equal("SMS.7706", s.code(late), "the target is launched")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Require().NotEmpty(s.stepInputs)
+	create := s.stepInputs[1]
+	s.Equal(sms.StepCreate, create.Step)
+	s.True(create.ExistServer, "exist_server reached the run")
+	s.Equal("vm-9", *create.ExistVM)
+	s.Equal("d-1", *create.TargetDiskIDs)
+	s.Equal("ep-1", *create.EnterpriseProject)
+	last := s.stepInputs[len(s.stepInputs)-1]
+	s.Equal("s-2", *last.SnapshotIDs, "the later snapshot ids")
+}

@@ -20,6 +20,7 @@ func MigrationWorkflowID(taskID string) string { return "migration/" + taskID }
 const (
 	UpdateAction    = "action"   // operator actions: start, stop, test, clone_test, restart, network_check
 	UpdateDelete    = "delete"   // DELETE /v3/tasks/{id}
+	UpdateTarget    = "target"   // PUT /v3/tasks/{id}: the target's binding, disks, snapshots, enterprise project
 	SignalProgress  = "progress" // PUT /v3/tasks/{id}/progress from the agent
 	SignalSpeed     = "speed"    // speed rules changed (POST speed-limit)
 	SignalCommand   = "command"  // an agent's command result
@@ -87,6 +88,24 @@ type ActionRequest struct {
 	// verification on or off from then on (is_need_consistency_check as
 	// given; absent keeps the task's setting).
 	ConsistencyCheck *bool
+}
+
+// TargetUpdate is what PUT /v3/tasks/{id} changes in the target a run
+// makes or binds (nil: unchanged). The binding (exist_server,
+// target_server.vm_id, target_disk_ids) changes only until the run has its
+// target; snapshot_ids and enterprise_project until the target is
+// launched.
+type TargetUpdate struct {
+	ExistServer       *bool
+	VMID              *string
+	TargetDiskIDs     *string
+	SnapshotIDs       *string
+	EnterpriseProject *string
+}
+
+// rebinds tells whether u changes which server or disks the run targets.
+func (u TargetUpdate) rebinds() bool {
+	return u.ExistServer != nil || u.VMID != nil || u.TargetDiskIDs != nil
 }
 
 // Progress is an agent's report, forwarded by the API.

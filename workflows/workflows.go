@@ -52,9 +52,12 @@ type RunState struct {
 	// is_need_consistency_check, changed by a start or restart that
 	// gives it).
 	SkipConsistency bool
-	// MigrationTested: a clone test of the target succeeded (a task that
-	// needs a migration test launches only after one).
+	// MigrationTested: a clone test of the target ran (a task that needs
+	// a migration test launches only after one).
 	MigrationTested bool
+	// TargetOptions are the PUT /v3/tasks/{id} changes the run took
+	// (UpdateTarget), over the input's ExistServer and the task row.
+	TargetOptions TargetUpdate
 
 	// Operator requests, set by update handlers, consumed by the main loop.
 	StartRequested   bool
@@ -184,6 +187,17 @@ func (m *migration) setup(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateTarget,
+		func(ctx workflow.Context, u TargetUpdate) error {
+			m.setTargetOptions(u)
+			return nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, u TargetUpdate) error {
+			return m.validateTargetUpdate(u)
+		}})
+	if err != nil {
+		return err
+	}
 	m.progress = workflow.GetSignalChannel(ctx, SignalProgress)
 	m.results = workflow.GetSignalChannel(ctx, SignalCommand)
 	m.speed = workflow.GetSignalChannel(ctx, SignalSpeed)
@@ -259,6 +273,46 @@ func (m *migration) validateMigrationTest(req ActionRequest) error {
 	}
 	return temporal.NewApplicationError(smserr.New(smserr.SMS7721).Message+
 		" (the task needs a migration test: run clone_test before launching the target)", string(smserr.SMS7721))
+}
+
+// validateTargetUpdate refuses (SMS.7706) to rebind a run that already made
+// or bound its target, and any change once the target is launched or the
+// task is being deleted.
+func (m *migration) validateTargetUpdate(u TargetUpdate) error {
+	reject := func(why string) error {
+		return temporal.NewApplicationError(smserr.New(smserr.SMS7706).Message+" ("+why+")", string(smserr.SMS7706))
+	}
+	switch {
+	case m.st.TaskState == sms.TaskDeleting:
+		return reject("the task is being deleted")
+	case u.rebinds() && m.st.Target != nil:
+		return reject("the task already has its target server " + m.st.Target.VMID + ": delete the task to use another")
+	case m.st.TargetStarted:
+		return reject("the target server is launched")
+	}
+	return nil
+}
+
+// setTargetOptions takes a TargetUpdate: the next steps use it.
+func (m *migration) setTargetOptions(u TargetUpdate) {
+	o := &m.st.TargetOptions
+	for _, f := range []struct{ to, from **string }{{&o.VMID, &u.VMID}, {&o.TargetDiskIDs, &u.TargetDiskIDs},
+		{&o.SnapshotIDs, &u.SnapshotIDs}, {&o.EnterpriseProject, &u.EnterpriseProject}} {
+		if *f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if u.ExistServer != nil {
+		o.ExistServer = u.ExistServer
+	}
+}
+
+// existServer is the task's exist_server as the run knows it.
+func (m *migration) existServer() bool {
+	if e := m.st.TargetOptions.ExistServer; e != nil {
+		return *e
+	}
+	return m.in.ExistServer
 }
 
 // ValidateDelete refuses a second delete (SMS.7719).
@@ -521,8 +575,10 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 			return err
 		}
 	}
+	o := m.st.TargetOptions
 	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
-		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.in.StartTargetServer}
+		Target: m.st.Target, ExistServer: m.existServer(), StartTarget: m.in.StartTargetServer,
+		ExistVM: o.VMID, TargetDiskIDs: o.TargetDiskIDs, SnapshotIDs: o.SnapshotIDs, EnterpriseProject: o.EnterpriseProject}
 	var out activities.StepOutput
 	if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.RunStep, in).Get(ctx, &out); err != nil {
 		return err

@@ -29,6 +29,7 @@ type migrationSuite struct {
 	mu          sync.Mutex
 	transitions []activities.Transition
 	steps       []sms.Step
+	stepInputs  []activities.StepInput
 	commands    []sms.Command
 	speeds      []activities.SpeedInput
 	checks      int                     // consistency checks run
@@ -44,6 +45,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
+	s.stepInputs = nil
 	s.checks, s.checkErr = 0, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.env = s.newEnv()
@@ -74,6 +76,7 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 			}
 		}
 		s.steps = append(s.steps, in.Step)
+		s.stepInputs = append(s.stepInputs, in)
 		if in.Step == sms.StepCreate {
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}

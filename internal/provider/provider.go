@@ -42,6 +42,13 @@ type Spec struct {
 	Disks    []Disk
 	ExistVM  string // an existing target to bind instead of creating one (CheckServerID)
 	Template string // template id (flavor, network) when the provider uses one
+	// DiskIDs name the existing server's disks that receive Disks, in
+	// order (target_disk_ids); SnapshotIDs the target's snapshots
+	// (snapshot_ids); EnterpriseProject the enterprise project a created
+	// server belongs to.
+	DiskIDs           []string `json:",omitempty"`
+	SnapshotIDs       []string `json:",omitempty"`
+	EnterpriseProject string   `json:",omitempty"`
 }
 
 // Target is a created target server.

@@ -107,6 +107,11 @@ func (e *Engine) SpeedRules(ctx context.Context, taskID string, u workflows.Spee
 	return MapError(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalSpeed, u))
 }
 
+// Target hands PUT /v3/tasks/{id}'s target changes to the task's run.
+func (e *Engine) Target(ctx context.Context, taskID string, u workflows.TargetUpdate) error {
+	return e.update(ctx, taskID, workflows.UpdateTarget, u)
+}
+
 // RunURL links a task to its run in the Temporal UI ("" without a UI).
 func (e *Engine) RunURL(taskID string) string {
 	if e.UIBase == "" {
