@@ -105,6 +105,7 @@ type TaskSpec struct {
 	AutoStart, Syncing, StartTargetServer, ExistServer  bool
 	StartNetworkCheck, NeedMigrationTest                bool
 	SkipConsistencyCheck                                bool
+	Priority                                            int32
 	SpeedLimit                                          int32
 	OverSpeedThreshold                                  float64
 	SpeedRules                                          []speedlimit.Rule
@@ -122,7 +123,7 @@ func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		StartNetworkCheck: task.StartNetworkCheck, NeedMigrationTest: task.NeedMigrationTest,
-		SkipConsistencyCheck: !task.IsNeedConsistencyCheck, SpeedLimit: task.SpeedLimit,
+		SkipConsistencyCheck: !task.IsNeedConsistencyCheck, Priority: task.Priority, SpeedLimit: task.SpeedLimit,
 		OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
 }

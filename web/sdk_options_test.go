@@ -36,6 +36,7 @@ func TestSDKTaskOptions(t *testing.T) {
 		assert.True(t, in.StartNetworkCheck)
 		assert.True(t, in.SkipConsistencyCheck)
 		assert.True(t, in.NeedMigrationTest)
+		assert.Equal(t, int32(2), in.Priority, "the run starts with the task's priority")
 		task := taskRow(t, e, id)
 		assert.Equal(t, "fd00::7", task.MigrationIP)
 		assert.True(t, task.UseIPv6)

@@ -287,7 +287,7 @@ func (h taskHandlers) input(task *store.Task, t store.Tenant) workflows.Input {
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
 		StartNetworkCheck: task.StartNetworkCheck, SkipConsistencyCheck: !task.IsNeedConsistencyCheck,
-		NeedMigrationTest: task.NeedMigrationTest, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold,
+		NeedMigrationTest: task.NeedMigrationTest, Priority: task.Priority, SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold,
 		SpeedRules: rulesOf(task.SpeedRules), TimeZone: h.opts.TimeZone,
 		SyncInterval: h.opts.SyncInterval, AgentStepTimeout: h.opts.AgentStepTimeout,
 	}

@@ -56,6 +56,9 @@ type Input struct {
 	// passed a clone test, and launching it before is refused
 	// (need_migration_test).
 	NeedMigrationTest bool
+	// Priority is the task's priority (0 low, 1 normal, 2 high): the run
+	// is started with it, so its work goes first or last in a busy queue.
+	Priority int32
 	// Speed: the default limit and threshold, and time windows over it,
 	// read in TimeZone.
 	SpeedLimit         int32

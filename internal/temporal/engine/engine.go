@@ -63,11 +63,26 @@ func (e *Engine) Start(ctx context.Context, in workflows.Input) error {
 		ID:                    workflows.MigrationWorkflowID(in.TaskID),
 		TaskQueue:             workflows.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// The task's priority orders its workflow and activity tasks when
+		// the queue is backed up (its activities inherit it).
+		Priority: temporal.Priority{PriorityKey: PriorityKey(in.Priority)},
 	}, workflows.MigrationWorkflow, in)
 	if err != nil {
 		return fmt.Errorf("engine: start workflow for task %s: %w", in.TaskID, err)
 	}
 	return nil
+}
+
+// PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
+// Temporal's priority keys (1 runs first, 3 is the default, 5 last).
+func PriorityKey(p int32) int {
+	switch p {
+	case 2:
+		return 1
+	case 0:
+		return 5
+	}
+	return 3
 }
 
 // Action runs an operator action as an Update and waits for its verdict:
