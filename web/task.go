@@ -461,8 +461,13 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 		tu.VMID = b.TargetServer.VMID
 	}
 	if tu != (workflows.TargetUpdate{}) {
-		if _, err := h.store.Task(ctx, r.tenant, r.id); err != nil {
+		task, err := h.store.Task(ctx, r.tenant, r.id)
+		if err != nil {
 			fail(c, taskError(err, r.id)) // another tenant's run hears nothing
+			return
+		}
+		if err := updateRefusal(task, &b); err != nil {
+			fail(c, err) // refused below anyway: the run must not take it either
 			return
 		}
 		if err := h.engine.Target(ctx, r.id, tu); err != nil && !errors.Is(err, engine.ErrNoRun) {
@@ -472,8 +477,8 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 	}
 	var speed *workflows.SpeedUpdate
 	err := h.store.UpdateTask(ctx, r.tenant, r.id, func(task *store.Task) error {
-		if b.Type != nil && sms.TaskType(*b.Type) != task.Type && task.State != sms.TaskReady {
-			return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
+		if err := updateRefusal(task, &b); err != nil {
+			return err
 		}
 		set(&task.Name, b.Name)
 		if b.Type != nil {
@@ -510,9 +515,6 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 			set(&task.TargetServer.OSVersion, ts.OSVersion)
 			set(&task.TargetServer.Flavor, ts.Flavor)
 			if ts.Disks != nil {
-				if task.State != sms.TaskReady {
-					return smserr.New(smserr.SMS8106, "target_server.disks").WithDetail("target disks can change only before the task starts")
-				}
 				task.TargetServer.Disks = toTargetDisks(*ts.Disks)
 			}
 		}
@@ -537,6 +539,18 @@ func (h taskHandlers) update(c *gin.Context, r request) {
 		}
 	}
 	okEmpty(c)
+}
+
+// updateRefusal applies the rules on the task's state an update must meet:
+// its type and target disks change only before it starts.
+func updateRefusal(task *store.Task, b *updateTaskBody) error {
+	if b.Type != nil && sms.TaskType(*b.Type) != task.Type && task.State != sms.TaskReady {
+		return smserr.New(smserr.SMS7712, "type").WithDetail("the type can change only before the task starts")
+	}
+	if b.TargetServer != nil && b.TargetServer.Disks != nil && task.State != sms.TaskReady {
+		return smserr.New(smserr.SMS8106, "target_server.disks").WithDetail("target disks can change only before the task starts")
+	}
+	return nil
 }
 
 // checkRoute refuses a migration_ip that is not an IP address, or not an

@@ -164,8 +164,15 @@ func TestTaskUpdateReachesTheRun(t *testing.T) {
 		require.Equal(t, http.StatusOK, e.do("PUT", "/v3/tasks/"+id, `{"snapshot_ids":"s-3"}`, e.token).status)
 		assert.Equal(t, "s-3", taskRow(t, e, id).TargetServer.SnapshotIDs)
 
-		// Other fields alone do not bother the run; another tenant gets 404.
+		// A change the API refuses anyway never reaches the run.
+		eng.set(func(f *fakeEngine) { f.noRun[id] = false })
+		setTask(t, e, id, map[string]any{"state": sms.TaskRunning})
 		n := len(eng.calls().targets)
+		wantError(t, e.do("PUT", "/v3/tasks/"+id, `{"snapshot_ids":"s-4","type":"MIGRATE_BLOCK"}`, e.token), http.StatusBadRequest, "SMS.7712")
+		assert.Len(t, eng.calls().targets, n)
+
+		// Other fields alone do not bother the run; another tenant gets 404.
+		n = len(eng.calls().targets)
 		require.Equal(t, http.StatusOK, e.do("PUT", "/v3/tasks/"+id, `{"name":"renamed"}`, e.token).status)
 		wantError(t, e.do("PUT", "/v3/tasks/"+id, `{"snapshot_ids":"x"}`, e.other), http.StatusNotFound, "SMS.7703")
 		assert.Len(t, eng.calls().targets, n)
