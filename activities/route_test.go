@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/provider/local"
 	"github.com/smsflow/smsflow/internal/store"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
@@ -66,5 +69,35 @@ func TestCopyCommandTakesTheTaskRoute(t *testing.T) {
 		host, _, err = net.SplitHostPort(params.TargetAddr)
 		require.NoError(t, err)
 		assert.Equal(t, "::1", host)
+	})
+}
+
+// TestTargetOptionsReachTheProvider: the target's spec carries the task's
+// target_disk_ids, snapshot_ids and enterprise project, the run's own copy
+// of a PUT winning over the row (the local provider records the spec in
+// target.json).
+func TestTargetOptionsReachTheProvider(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		require.NoError(t, s.UpdateTask(context.Background(), f.tenant, f.ref.TaskID, func(task *store.Task) error {
+			task.EnterpriseProjectID = "ep-row"
+			task.TargetServer = &store.TargetServer{TargetDiskIDs: " d-1, d-2 ,", SnapshotIDs: "s-row"}
+			return nil
+		}))
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER",
+			SnapshotIDs: new("s-run"), EnterpriseProject: new("ep-run")}, &out))
+		require.NotNil(t, out.Target)
+		raw, err := os.ReadFile(filepath.Join(out.Target.Location, "target.json"))
+		require.NoError(t, err)
+		var m struct {
+			Spec provider.Spec `json:"spec"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &m))
+		assert.Equal(t, []string{"d-1", "d-2"}, m.Spec.DiskIDs)
+		assert.Equal(t, []string{"s-run"}, m.Spec.SnapshotIDs, "the run's copy of the PUT")
+		assert.Equal(t, "ep-run", m.Spec.EnterpriseProject)
+		f.t.Cleanup(f.acts.Provider.(*local.Provider).StopReceivers)
 	})
 }
