@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -316,9 +317,13 @@ func (a *Activities) dataPlane(ctx context.Context, r Ref, params map[string]any
 		return nil, err
 	}
 	addr, err := host.Receiver(ctx, provider.Target{VMID: task.TargetServer.VMID, Location: task.TargetServer.Location},
-		provider.ReceiverTask{TaskID: task.ID, DomainID: task.DomainID, Type: task.Type, Creds: creds})
+		provider.ReceiverTask{TaskID: task.ID, DomainID: task.DomainID, Type: task.Type, Creds: creds,
+			PrivateIP: !task.UsePublicIP, IPv6: task.UseIPv6})
 	if err != nil {
 		return nil, fmt.Errorf("start the receiver: %w", err)
+	}
+	if addr, err = routeTo(addr, task.MigrationIP, task.UseIPv6); err != nil {
+		return nil, err
 	}
 	spec, err := a.spec(ctx, StepInput{Ref: r})
 	if err != nil {
@@ -334,6 +339,26 @@ func (a *Activities) dataPlane(ctx context.Context, r Ref, params map[string]any
 	}
 	out["target_addr"], out["disks"] = addr, disks
 	return out, nil
+}
+
+// routeTo is the address the agent dials: the receiver's port at the
+// task's migration_ip when it names one (the target's EIP or private IP,
+// as the operator's network routes it), else the provider's address. A
+// task on IPv6 (use_ipv6) dials only an IPv6 address: a provider that
+// offers none fails the step (SMS.1406) rather than go over IPv4.
+func routeTo(addr, migrationIP string, ipv6 bool) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("the receiver's address %q: %w", addr, err)
+	}
+	if migrationIP != "" {
+		host = migrationIP
+	}
+	if ip := net.ParseIP(host); ipv6 && (ip == nil || ip.To4() != nil) {
+		return "", failure(smserr.SMS1406, fmt.Errorf("use_ipv6 is set but the target's address %s is not IPv6", host),
+			"no IPv6 address")
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // taskCreds opens the task's TLS key and passphrase (SSL_CONFIG made them).
@@ -371,6 +396,10 @@ type StepInput struct {
 	// ExistServer binds the given VM instead of creating one.
 	ExistServer bool
 	StartTarget bool
+	// What PUT /v3/tasks/{id} told the run (nil: the task row's): the
+	// existing server to bind, the target's disk ids, snapshot ids and
+	// enterprise project.
+	ExistVM, TargetDiskIDs, SnapshotIDs, EnterpriseProject *string
 }
 
 // StepOutput is what a step made.
@@ -522,9 +551,27 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 	if err != nil {
 		return provider.Spec{}, err
 	}
-	s := provider.Spec{TaskID: task.ID, DomainID: task.DomainID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID}
-	if in.ExistServer && task.TargetServer != nil {
-		s.ExistVM = task.TargetServer.VMID
+	s := provider.Spec{TaskID: task.ID, DomainID: task.DomainID, Name: task.Name, OSType: task.OSType, Type: task.Type, Template: task.VMTemplateID,
+		EnterpriseProject: task.EnterpriseProjectID}
+	if task.TargetServer != nil {
+		if in.ExistServer {
+			s.ExistVM = task.TargetServer.VMID
+		}
+		s.DiskIDs, s.SnapshotIDs = splitIDs(task.TargetServer.TargetDiskIDs), splitIDs(task.TargetServer.SnapshotIDs)
+	}
+	// The run's own copy of a PUT wins over the row, which may be
+	// written after the run took the change.
+	if in.ExistServer && in.ExistVM != nil {
+		s.ExistVM = *in.ExistVM
+	}
+	if in.TargetDiskIDs != nil {
+		s.DiskIDs = splitIDs(*in.TargetDiskIDs)
+	}
+	if in.SnapshotIDs != nil {
+		s.SnapshotIDs = splitIDs(*in.SnapshotIDs)
+	}
+	if in.EnterpriseProject != nil {
+		s.EnterpriseProject = *in.EnterpriseProject
 	}
 	src, err := a.Store.Source(ctx, in.tenant(), in.SourceID)
 	if err != nil {
@@ -556,6 +603,17 @@ func (a *Activities) spec(ctx context.Context, in StepInput) (provider.Spec, err
 		}
 	}
 	return s, nil
+}
+
+// splitIDs reads a comma-separated id list (target_disk_ids, snapshot_ids).
+func splitIDs(s string) []string {
+	var out []string
+	for _, id := range strings.Split(s, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // tls makes the task's certificate, key and passphrase for the agent ↔

@@ -103,6 +103,9 @@ type TaskSpec struct {
 	Type                                                sms.TaskType
 	OSType                                              sms.OSType
 	AutoStart, Syncing, StartTargetServer, ExistServer  bool
+	StartNetworkCheck, NeedMigrationTest                bool
+	SkipConsistencyCheck                                bool
+	Priority                                            int32
 	SpeedLimit                                          int32
 	OverSpeedThreshold                                  float64
 	SpeedRules                                          []speedlimit.Rule
@@ -116,7 +119,9 @@ func TaskSpecOf(task *store.Task, domainID string, o MemberOptions) TaskSpec {
 	return TaskSpec{TaskID: task.ID, DomainID: domainID, ProjectID: task.ProjectID, SourceID: task.SourceID,
 		MigProjectID: task.MigProjectID, Type: task.Type, OSType: task.OSType, AutoStart: task.AutoStart,
 		Syncing: task.Syncing, StartTargetServer: task.StartTargetServer, ExistServer: task.ExistServer,
-		SpeedLimit: task.SpeedLimit, OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
+		StartNetworkCheck: task.StartNetworkCheck, NeedMigrationTest: task.NeedMigrationTest,
+		SkipConsistencyCheck: !task.IsNeedConsistencyCheck, Priority: task.Priority, SpeedLimit: task.SpeedLimit,
+		OverSpeedThreshold: task.OverSpeedThreshold, SpeedRules: rules,
 		TimeZone: o.TimeZone, SyncInterval: o.SyncInterval, AgentStepTimeout: o.AgentStepTimeout}
 }
 

@@ -36,15 +36,47 @@ func (h taskHandlers) action(c *gin.Context, r request) {
 	var v checks
 	v.enum("operation", b.Operation, required, taskOperations...)
 	v.str("template_id", b.TemplateID, optional, 0, 2048)
+	if ptr.Deref(b.SwitchHce) {
+		// Switching the target's OS to Huawei Cloud EulerOS needs the
+		// hosted service's images and conversion tools: smsflow has none,
+		// so it refuses rather than accept and ignore it.
+		v.invalid("switch_hce", "switching the target to HCE is not supported by smsflow")
+	}
 	if err := v.err(); err != nil {
 		fail(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	if err := h.runAction(ctx, r.tenant, r.id, workflows.ActionRequest{Operation: sms.Action(*b.Operation), TemplateID: ptr.Deref(b.TemplateID),
-		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)}); err != nil {
+	op := sms.Action(*b.Operation)
+	req := workflows.ActionRequest{Operation: op, TemplateID: ptr.Deref(b.TemplateID),
+		IsNeedConsistencyCheck: ptr.Deref(b.IsNeedConsistencyCheck)}
+	// is_need_consistency_check on start or restart sets the task's
+	// verification from then on; absent, the task keeps its own setting
+	// (the spec's default false would silently turn the check off).
+	setCheck := b.IsNeedConsistencyCheck != nil && (op == sms.ActionStart || op == sms.ActionRestart)
+	if setCheck {
+		req.ConsistencyCheck = b.IsNeedConsistencyCheck
+	}
+	if op == sms.ActionCloneTest && req.TemplateID == "" {
+		// A clone test that names no template takes the task's
+		// clonevm_template_id (runAction answers a missing task).
+		if task, err := h.store.Task(ctx, r.tenant, r.id); err == nil {
+			req.TemplateID = task.CloneVMTemplateID
+		}
+	}
+	if err := h.runAction(ctx, r.tenant, r.id, req); err != nil {
 		fail(c, err)
 		return
+	}
+	if setCheck {
+		err := h.store.UpdateTask(ctx, r.tenant, r.id, func(task *store.Task) error {
+			task.IsNeedConsistencyCheck = *b.IsNeedConsistencyCheck
+			return nil
+		})
+		if err != nil {
+			fail(c, taskError(err, r.id))
+			return
+		}
 	}
 	logFor(c).InfoContext(ctx, "task action", "task", r.id, "operation", *b.Operation)
 	okEmpty(c)

@@ -46,6 +46,8 @@ type fakeEngine struct {
 	progress   []progressCall
 	speeds     []speedCall
 	results    []string
+	targets    []targetCall
+	targetErr  error                    // Target fails with it
 	startErr   error                    // Start fails with it
 	callErr    error                    // Progress and SpeedRules fail with it
 	noRun      map[string]bool          // tasks whose workflow is gone (engine.ErrNoRun)
@@ -90,13 +92,14 @@ type engineCalls struct {
 	deletes  []string
 	progress []progressCall
 	speeds   []speedCall
+	targets  []targetCall
 }
 
 func (f *fakeEngine) calls() engineCalls {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return engineCalls{starts: slices.Clone(f.starts), actions: slices.Clone(f.actions), deletes: slices.Clone(f.deletes),
-		progress: slices.Clone(f.progress), speeds: slices.Clone(f.speeds)}
+		progress: slices.Clone(f.progress), speeds: slices.Clone(f.speeds), targets: slices.Clone(f.targets)}
 }
 
 // workflowState is what the task's workflow knows: its state (the row's
@@ -182,6 +185,23 @@ func (f *fakeEngine) SpeedRules(_ context.Context, taskID string, u workflows.Sp
 		return errNoRun(taskID)
 	}
 	return f.callErr
+}
+
+// Target records a target update and answers targetErr (the workflow's
+// validator is tested in workflows).
+func (f *fakeEngine) Target(_ context.Context, taskID string, u workflows.TargetUpdate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.targets = append(f.targets, targetCall{taskID, u})
+	if f.noRun[taskID] {
+		return errNoRun(taskID)
+	}
+	return f.targetErr
+}
+
+type targetCall struct {
+	TaskID string
+	U      workflows.TargetUpdate
 }
 
 func (f *fakeEngine) RunURL(taskID string) string {
@@ -945,7 +965,11 @@ func TestTaskAction(t *testing.T) {
 			}
 			calls := eng.calls().actions
 			if assert.Len(t, calls, n+1, name) {
-				assert.Equal(t, actionCall{id, workflows.ActionRequest{Operation: tc.op, TemplateID: tpl, IsNeedConsistencyCheck: true}}, calls[n], name)
+				want := workflows.ActionRequest{Operation: tc.op, TemplateID: tpl, IsNeedConsistencyCheck: true}
+				if tc.op == sms.ActionStart || tc.op == sms.ActionRestart {
+					want.ConsistencyCheck = new(true) // start and restart set the task's check
+				}
+				assert.Equal(t, actionCall{id, want}, calls[n], name)
 			}
 		}
 

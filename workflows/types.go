@@ -20,6 +20,7 @@ func MigrationWorkflowID(taskID string) string { return "migration/" + taskID }
 const (
 	UpdateAction    = "action"   // operator actions: start, stop, test, clone_test, restart, network_check
 	UpdateDelete    = "delete"   // DELETE /v3/tasks/{id}
+	UpdateTarget    = "target"   // PUT /v3/tasks/{id}: the target's binding, disks, snapshots, enterprise project
 	SignalProgress  = "progress" // PUT /v3/tasks/{id}/progress from the agent
 	SignalSpeed     = "speed"    // speed rules changed (POST speed-limit)
 	SignalCommand   = "command"  // an agent's command result
@@ -43,6 +44,21 @@ type Input struct {
 	Syncing           bool
 	StartTargetServer bool
 	ExistServer       bool
+	// StartNetworkCheck: the agent checks the network to the target once
+	// the target is ready, before the copy (start_network_check).
+	StartNetworkCheck bool
+	// SkipConsistencyCheck: the agent does not verify the target after
+	// its passes and the run does not check the verification
+	// (is_need_consistency_check false). Negative so that the zero value,
+	// which runs started before the option decode, keeps the check.
+	SkipConsistencyCheck bool
+	// NeedMigrationTest: the copy keeps syncing until the target has
+	// passed a clone test, and launching it before is refused
+	// (need_migration_test).
+	NeedMigrationTest bool
+	// Priority is the task's priority (0 low, 1 normal, 2 high): the run
+	// is started with it, so its work goes first or last in a busy queue.
+	Priority int32
 	// Speed: the default limit and threshold, and time windows over it,
 	// read in TimeZone.
 	SpeedLimit         int32
@@ -71,6 +87,28 @@ type ActionRequest struct {
 	Operation              sms.Action
 	TemplateID             string
 	IsNeedConsistencyCheck bool
+	// ConsistencyCheck, when set on start or restart, turns the target's
+	// verification on or off from then on (is_need_consistency_check as
+	// given; absent keeps the task's setting).
+	ConsistencyCheck *bool
+}
+
+// TargetUpdate is what PUT /v3/tasks/{id} changes in the target a run
+// makes or binds (nil: unchanged). The binding (exist_server,
+// target_server.vm_id, target_disk_ids) changes only until the run has its
+// target; snapshot_ids and enterprise_project until the target is
+// launched.
+type TargetUpdate struct {
+	ExistServer       *bool
+	VMID              *string
+	TargetDiskIDs     *string
+	SnapshotIDs       *string
+	EnterpriseProject *string
+}
+
+// rebinds tells whether u changes which server or disks the run targets.
+func (u TargetUpdate) rebinds() bool {
+	return u.ExistServer != nil || u.VMID != nil || u.TargetDiskIDs != nil
 }
 
 // Progress is an agent's report, forwarded by the API.

@@ -70,8 +70,9 @@ func (m *migration) waveSpeed(ctx workflow.Context, p Progress) {
 func TaskInput(s activities.TaskSpec) Input {
 	return Input{TaskID: s.TaskID, DomainID: s.DomainID, ProjectID: s.ProjectID, SourceID: s.SourceID,
 		MigProjectID: s.MigProjectID, Type: s.Type, OSType: s.OSType, AutoStart: s.AutoStart, Syncing: s.Syncing,
-		StartTargetServer: s.StartTargetServer, ExistServer: s.ExistServer, SpeedLimit: s.SpeedLimit,
-		OverSpeedThreshold: s.OverSpeedThreshold, SpeedRules: s.SpeedRules, TimeZone: s.TimeZone,
+		StartTargetServer: s.StartTargetServer, ExistServer: s.ExistServer, StartNetworkCheck: s.StartNetworkCheck,
+		SkipConsistencyCheck: s.SkipConsistencyCheck, NeedMigrationTest: s.NeedMigrationTest, Priority: s.Priority,
+		SpeedLimit: s.SpeedLimit, OverSpeedThreshold: s.OverSpeedThreshold, SpeedRules: s.SpeedRules, TimeZone: s.TimeZone,
 		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout}
 }
 

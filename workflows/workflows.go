@@ -48,6 +48,16 @@ type RunState struct {
 	Speed         SpeedUpdate
 	Limit         speedlimit.Limit
 	Started       bool
+	// SkipConsistency: the target is not verified (the task's
+	// is_need_consistency_check, changed by a start or restart that
+	// gives it).
+	SkipConsistency bool
+	// MigrationTested: a clone test of the target ran (a task that needs
+	// a migration test launches only after one).
+	MigrationTested bool
+	// TargetOptions are the PUT /v3/tasks/{id} changes the run took
+	// (UpdateTarget), over the input's ExistServer and the task row.
+	TargetOptions TargetUpdate
 
 	// Operator requests, set by update handlers, consumed by the main loop.
 	StartRequested   bool
@@ -148,7 +158,8 @@ const OverSpeedGrace = 30 * time.Second
 // in MIGRATE_FAIL, and start or restart resumes from the failed step.
 func MigrationWorkflow(ctx workflow.Context, in Input) (Status, error) {
 	m := &migration{in: in, st: &RunState{TaskState: sms.TaskReady, Step: sms.StepCheck,
-		Speed: SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold}}}
+		Speed:           SpeedUpdate{Rules: in.SpeedRules, SpeedLimit: in.SpeedLimit, OverSpeedThreshold: in.OverSpeedThreshold},
+		SkipConsistency: in.SkipConsistencyCheck}}
 	if in.Resume != nil {
 		m.st = in.Resume
 	}
@@ -179,8 +190,11 @@ func (m *migration) setup(ctx workflow.Context) error {
 			return nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ActionRequest) error {
-			return ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted,
-				CheckFailed: m.st.CheckFailed, Vocab: m.vocab}, req)
+			if err := ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted,
+				CheckFailed: m.st.CheckFailed, Vocab: m.vocab}, req); err != nil {
+				return err
+			}
+			return m.validateMigrationTest(req)
 		}})
 	if err != nil {
 		return err
@@ -192,6 +206,17 @@ func (m *migration) setup(ctx workflow.Context) error {
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
 			return ValidateDelete(m.st.TaskState)
+		}})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateTarget,
+		func(ctx workflow.Context, u TargetUpdate) error {
+			m.setTargetOptions(u)
+			return nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, u TargetUpdate) error {
+			return m.validateTargetUpdate(u)
 		}})
 	if err != nil {
 		return err
@@ -329,6 +354,56 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 	return temporal.NewApplicationError("unknown operation "+string(req.Operation), string(smserr.SMS9001), "operation")
 }
 
+// validateMigrationTest refuses to launch a task that needs a migration
+// test (need_migration_test) before a clone test of its target has run.
+func (m *migration) validateMigrationTest(req ActionRequest) error {
+	if req.Operation != sms.ActionTest || !m.in.NeedMigrationTest || m.st.MigrationTested {
+		return nil
+	}
+	return temporal.NewApplicationError(smserr.New(smserr.SMS7721).Message+
+		" (the task needs a migration test: run clone_test before launching the target)", string(smserr.SMS7721))
+}
+
+// validateTargetUpdate refuses (SMS.7706) to rebind a run that already made
+// or bound its target, and any change once the target is launched or the
+// task is being deleted.
+func (m *migration) validateTargetUpdate(u TargetUpdate) error {
+	reject := func(why string) error {
+		return temporal.NewApplicationError(smserr.New(smserr.SMS7706).Message+" ("+why+")", string(smserr.SMS7706))
+	}
+	switch {
+	case m.st.TaskState == sms.TaskDeleting:
+		return reject("the task is being deleted")
+	case u.rebinds() && m.st.Target != nil:
+		return reject("the task already has its target server " + m.st.Target.VMID + ": delete the task to use another")
+	case m.st.TargetStarted:
+		return reject("the target server is launched")
+	}
+	return nil
+}
+
+// setTargetOptions takes a TargetUpdate: the next steps use it.
+func (m *migration) setTargetOptions(u TargetUpdate) {
+	o := &m.st.TargetOptions
+	for _, f := range []struct{ to, from **string }{{&o.VMID, &u.VMID}, {&o.TargetDiskIDs, &u.TargetDiskIDs},
+		{&o.SnapshotIDs, &u.SnapshotIDs}, {&o.EnterpriseProject, &u.EnterpriseProject}} {
+		if *f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if u.ExistServer != nil {
+		o.ExistServer = u.ExistServer
+	}
+}
+
+// existServer is the task's exist_server as the run knows it.
+func (m *migration) existServer() bool {
+	if e := m.st.TargetOptions.ExistServer; e != nil {
+		return *e
+	}
+	return m.in.ExistServer
+}
+
 // ValidateDelete refuses a second delete (SMS.7719).
 func ValidateDelete(taskState sms.TaskState) error {
 	if taskState == sms.TaskDeleting {
@@ -340,6 +415,9 @@ func ValidateDelete(taskState sms.TaskState) error {
 func (m *migration) accept(req ActionRequest) {
 	switch req.Operation {
 	case sms.ActionStart:
+		if req.ConsistencyCheck != nil {
+			m.st.SkipConsistency = !*req.ConsistencyCheck
+		}
 		if m.st.TaskState.Finished() {
 			m.st.SyncRequested = true
 			return
@@ -360,6 +438,9 @@ func (m *migration) accept(req ActionRequest) {
 		m.st.CloneRequest = &r
 	case sms.ActionRestart:
 		m.st.StartRequested = true
+		if req.ConsistencyCheck != nil {
+			m.st.SkipConsistency = !*req.ConsistencyCheck
+		}
 		if req.Operation == sms.ActionRestart && m.st.TaskState == sms.TaskMigrateSuccess {
 			// Runs from before restart-after-launch was refused: the copy
 			// ran again into the same target (replayed as it ran).
@@ -583,14 +664,17 @@ func (m *migration) runSteps(ctx workflow.Context) error {
 		var err error
 		switch step {
 		case sms.StepMigrate:
+			m.startNetworkCheck(ctx)
 			err = m.replicate(ctx)
 		case sms.StepSync:
 			err = m.sync(ctx)
 			// The agent verified the target after its last pass (block or
 			// file checksums, both sides): a mismatch fails the task
 			// rather than launch a target that differs. Runs recorded
-			// before the check existed replay without it.
-			if err == nil && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 && !m.st.SkipCheck {
+			// before the check existed replay without it. A task that asked
+			// for no consistency check, or a skip, skips it (its agent did
+			// not verify).
+			if err == nil && !m.st.SkipConsistency && !m.st.SkipCheck && workflow.GetVersion(ctx, "consistency-check", workflow.DefaultVersion, 1) == 1 {
 				err = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.CheckConsistency, m.ref()).Get(ctx, nil)
 				var ae *temporal.ApplicationError
 				m.st.CheckFailed = errors.As(err, &ae) && ae.Type() == string(smserr.SMS1511)
@@ -639,8 +723,10 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 			return err
 		}
 	}
+	o := m.st.TargetOptions
 	in := activities.StepInput{Ref: m.ref(), Step: step, Subtask: sms.SubtaskName(step, m.in.Type, m.in.OSType),
-		Target: m.st.Target, ExistServer: m.in.ExistServer, StartTarget: m.startsTarget()}
+		Target: m.st.Target, ExistServer: m.existServer(), StartTarget: m.startsTarget(),
+		ExistVM: o.VMID, TargetDiskIDs: o.TargetDiskIDs, SnapshotIDs: o.SnapshotIDs, EnterpriseProject: o.EnterpriseProject}
 	// A step heartbeats: one lost with its worker (smsflow killed or
 	// restarted mid-step) is retried within seconds of the restart, not
 	// after the ten minutes a step may take. Options only: no version.
@@ -658,6 +744,22 @@ func (m *migration) simpleStep(ctx workflow.Context, step sms.Step) error {
 	return nil
 }
 
+// startNetworkCheck runs the network check a task asked for at its start
+// (start_network_check): once the target is ready, before the copy, so it
+// measures the link the copy will use. A failed check is logged and the
+// copy goes on; its result is the task's network_check_info.
+func (m *migration) startNetworkCheck(ctx workflow.Context) {
+	if !m.in.StartNetworkCheck || m.st.ResumeAgent {
+		return
+	}
+	if workflow.GetVersion(ctx, "start-network-check", workflow.DefaultVersion, 1) != 1 {
+		return
+	}
+	if err := m.networkCheck(ctx); err != nil {
+		workflow.GetLogger(ctx).Warn("network check at start", "err", err)
+	}
+}
+
 // replicate is the full copy: START to the agent, then its progress.
 func (m *migration) replicate(ctx workflow.Context) error {
 	if !m.st.ResumeAgent {
@@ -672,7 +774,13 @@ func (m *migration) replicate(ctx workflow.Context) error {
 // SyncInterval until the operator launches the target (test) — clone_test
 // clones meanwhile; any other task makes one final pass before cutover.
 func (m *migration) sync(ctx workflow.Context) error {
-	if !m.in.Syncing {
+	loop := m.in.Syncing
+	// A task that needs a migration test syncs like a continuous one
+	// until it is tested and launched.
+	if !loop && m.in.NeedMigrationTest && workflow.GetVersion(ctx, "need-migration-test", workflow.DefaultVersion, 1) == 1 {
+		loop = true
+	}
+	if !loop {
 		return m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing)
 	}
 	if m.bounded {
@@ -889,6 +997,7 @@ func (m *migration) clone(ctx workflow.Context) error {
 	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
+	m.st.MigrationTested = true
 	m.waveEvent(ctx, WaveEventTested)
 	return nil
 }
@@ -924,7 +1033,10 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 	}
 	defer func() { m.st.AgentActive = false }()
 	if !resume {
-		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps}
+		// consistency_check tells the agent whether to verify the target
+		// after the pass (agents that do not know it always verify).
+		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps,
+			"consistency_check": !m.st.SkipConsistency}
 		if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
 			Command: command, CommandParams: params}); err != nil {
 			return err

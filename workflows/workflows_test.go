@@ -30,6 +30,7 @@ type migrationSuite struct {
 	mu          sync.Mutex
 	transitions []activities.Transition
 	steps       []sms.Step
+	stepInputs  []activities.StepInput
 	commands    []sms.Command
 	speeds      []activities.SpeedInput
 	checks      int                     // consistency checks run
@@ -48,6 +49,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
+	s.stepInputs = nil
 	s.checks, s.checkErr, s.cloneNames = 0, nil, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
@@ -83,6 +85,7 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		if in.Step == sms.StepStart {
 			s.startTarget = append(s.startTarget, in.StartTarget)
 		}
+		s.stepInputs = append(s.stepInputs, in)
 		if in.Step == sms.StepCreate {
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}

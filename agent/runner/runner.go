@@ -119,7 +119,14 @@ type jobSpec struct {
 	SpeedLimit int32        `json:"speed_limit"`
 	TargetAddr string       `json:"target_addr"`
 	Disks      []diskSpec   `json:"disks"`
+	// ConsistencyCheck false: the task asked for no consistency check, so
+	// the pass ends without verifying the target (absent: verify, as
+	// servers that do not send it expect).
+	ConsistencyCheck *bool `json:"consistency_check,omitempty"`
 }
+
+// verify tells whether the pass verifies the target afterwards.
+func (s jobSpec) verify() bool { return s.ConsistencyCheck == nil || *s.ConsistencyCheck }
 
 type diskSpec struct {
 	Index int    `json:"index"`

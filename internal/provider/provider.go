@@ -42,6 +42,13 @@ type Spec struct {
 	Disks    []Disk
 	ExistVM  string // an existing target to bind instead of creating one (CheckServerID)
 	Template string // template id (flavor, network) when the provider uses one
+	// DiskIDs name the existing server's disks that receive Disks, in
+	// order (target_disk_ids); SnapshotIDs the target's snapshots
+	// (snapshot_ids); EnterpriseProject the enterprise project a created
+	// server belongs to.
+	DiskIDs           []string `json:",omitempty"`
+	SnapshotIDs       []string `json:",omitempty"`
+	EnterpriseProject string   `json:",omitempty"`
 }
 
 // Target is a created target server.
@@ -133,6 +140,12 @@ type ReceiverTask struct {
 	DomainID string
 	Type     sms.TaskType
 	Creds    transport.Creds
+	// PrivateIP and IPv6 are the task's route (use_public_ip false,
+	// use_ipv6): the address returned is the target's private one, and an
+	// IPv6 one, where the provider has both. The local provider's
+	// receivers have one address, its receiver_advertise host.
+	PrivateIP bool
+	IPv6      bool
 }
 
 // ReceiverHost is a provider that runs the data plane's receiving end for

@@ -69,10 +69,12 @@ type TargetServer struct {
 	BtrfsList            []string      `json:"btrfs_list"`
 	ImageDiskID          string        `json:"image_disk_id"`
 	CutoveredSnapshotIDs string        `json:"cutovered_snapshot_ids"`
-	// SnapshotIDs is PUT /v3/tasks/{id}'s snapshot_ids (the task shows it
-	// as target_snapshot_id).
-	SnapshotIDs string `json:"snapshot_ids,omitempty"`
-	Flavor      string `json:"flavor,omitempty"`
+	// TargetDiskIDs and SnapshotIDs are PUT /v3/tasks/{id}'s
+	// target_disk_ids and snapshot_ids (comma-separated): the existing
+	// server's disks that receive the copy, and the target's snapshots.
+	TargetDiskIDs string `json:"target_disk_ids,omitempty"`
+	SnapshotIDs   string `json:"snapshot_ids,omitempty"`
+	Flavor        string `json:"flavor,omitempty"`
 	// Where the provider put it (a folder for the local provider).
 	Location string `json:"location,omitempty"`
 }

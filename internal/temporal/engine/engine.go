@@ -63,11 +63,26 @@ func (e *Engine) Start(ctx context.Context, in workflows.Input) error {
 		ID:                    workflows.MigrationWorkflowID(in.TaskID),
 		TaskQueue:             workflows.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// The task's priority orders its workflow and activity tasks when
+		// the queue is backed up (its activities inherit it).
+		Priority: temporal.Priority{PriorityKey: PriorityKey(in.Priority)},
 	}, workflows.MigrationWorkflow, in)
 	if err != nil {
 		return fmt.Errorf("engine: start workflow for task %s: %w", in.TaskID, err)
 	}
 	return nil
+}
+
+// PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
+// Temporal's priority keys (1 runs first, 3 is the default, 5 last).
+func PriorityKey(p int32) int {
+	switch p {
+	case 2:
+		return 1
+	case 0:
+		return 5
+	}
+	return 3
 }
 
 // Action runs an operator action as an Update and waits for its verdict:
@@ -105,6 +120,11 @@ func (e *Engine) CommandResult(ctx context.Context, taskID string, r workflows.C
 // SpeedRules delivers a changed rule set; it takes effect at once.
 func (e *Engine) SpeedRules(ctx context.Context, taskID string, u workflows.SpeedUpdate) error {
 	return MapError(e.Client.SignalWorkflow(ctx, workflows.MigrationWorkflowID(taskID), "", workflows.SignalSpeed, u))
+}
+
+// Target hands PUT /v3/tasks/{id}'s target changes to the task's run.
+func (e *Engine) Target(ctx context.Context, taskID string, u workflows.TargetUpdate) error {
+	return e.update(ctx, taskID, workflows.UpdateTarget, u)
 }
 
 // RunURL links a task to its run in the Temporal UI ("" without a UI).
