@@ -123,10 +123,11 @@ func BenchmarkWaveThousand(b *testing.B) {
 	const window = 20
 	timeout := 45 * time.Minute
 	for range b.N {
-		// Members sync until the wave cuts them over: the harness's 2 s
-		// between passes would have hundreds of syncing members flood
-		// the server (a wave of 200 stalled at 135 copied).
-		s := newServer(b, "--log-level", "warn", "--sync-interval", "10m")
+		// The harness's 2 s between sync passes: the wave paces its
+		// members' passes by its size (workflows.WavePassSpacing), so
+		// the members in sync do not flood the server (before that, a
+		// wave of 200 stalled at 135 copied).
+		s := newServer(b, "--log-level", "warn")
 		s.client = &http.Client{Timeout: 60 * time.Second,
 			Transport: &http.Transport{MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000}}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -142,6 +143,10 @@ func BenchmarkWaveThousand(b *testing.B) {
 				defer func() { <-sem }()
 				a := newAgentUsed(b, s, fmt.Sprintf("wave-%04d", i), 1<<20)
 				a.onCommand = w.agent(ctx)
+				// As sms-agent waits (30 s, fitted under half the
+				// harness's 30 s agent timeout): a thousand agents
+				// polling every 2 s would measure their polls.
+				a.pollWait = 14
 				go a.run(ctx) // one long-polling goroutine per source
 				members[i] = map[string]any{"source_id": a.sourceID}
 			}()
