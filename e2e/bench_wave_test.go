@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,6 +193,7 @@ func BenchmarkWaveThousand(b *testing.B) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
+		serveCPU0, selfCPU0 := procCPU(s.cmd.Process.Pid), selfCPU()
 		var show struct {
 			State string `json:"state"`
 		}
@@ -203,6 +207,7 @@ func BenchmarkWaveThousand(b *testing.B) {
 			}
 		}
 		wall := time.Since(start)
+		serveCPU, selfCPU := procCPU(s.cmd.Process.Pid)-serveCPU0, selfCPU()-selfCPU0
 		b.StopTimer()
 		require.Equal(b, "DONE", show.State)
 		peak := peakRSSKiB(s.cmd.Process.Pid)
@@ -222,6 +227,12 @@ func BenchmarkWaveThousand(b *testing.B) {
 		b.ReportMetric(float64(events)/float64(n), "events/member")
 		b.ReportMetric(float64(runs), "wave-runs")
 		b.ReportMetric(float64(peak)/1024, "serve-peak-rss-MiB")
+		// The CPU the wave took from start to DONE, serve's and the
+		// scripted agents' (this process): on a busy machine the wall
+		// time waits for cores, and (serve + agents) / 2 cores is about
+		// what an idle 2-core machine needs.
+		b.ReportMetric(serveCPU.Seconds(), "serve-cpu-s")
+		b.ReportMetric(selfCPU.Seconds(), "agents-cpu-s")
 		b.ReportMetric(float64(len(lat)), "reassign-samples")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "reassign-p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "reassign-p99-ms")
@@ -249,4 +260,32 @@ func waveHistory(b *testing.B, c client.Client, id string) (events, runs int) {
 		}
 		runID = prev
 	}
+}
+
+// procCPU is the user and system CPU a process has used, from
+// /proc/<pid>/stat (clock ticks of 1/100 s, as Linux gives them to user
+// space); 0 when unreadable.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is the first, utime the 12th, stime the 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseInt(f[11], 10, 64)
+	sys, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(user+sys) * 10 * time.Millisecond
+}
+
+// selfCPU is the user and system CPU this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
