@@ -47,13 +47,23 @@ type waveBench struct {
 	// its last SPEED_LIMIT: each is answered by its next SPEED_LIMIT.
 	pending  map[string][]time.Time
 	reassign []time.Duration
+	// nextFinish spaces the finishes of the wave's tail (see agent).
+	nextFinish time.Time
 }
+
+// tailSpacing is the time between two finishes in the wave's tail: each
+// raises the others' limits, and a raise should land before the next
+// finish (at 1.5 s copies, a loaded server folded the tail's finishes into
+// one batch that raised nobody still copying, and nothing was measured).
+const tailSpacing = 3 * time.Second
 
 // agent copies in about 1.5 s (progress 10, 50, 90, 100), syncs at once and
 // records when the window fills and when limits arrive. The first members
 // hold their copies at 90 % until the window is full: the members' runs
 // reach their agents one by one, so short copies would otherwise end
-// before the last of the first window starts.
+// before the last of the first window starts. In the wave's tail, once
+// every member has started, copies finish one at a time, tailSpacing
+// apart, so that each finish's raise of the others can be measured.
 func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, taskID string) (string, string) {
 	return func(a *scriptedAgent, name, taskID string) (string, string) {
 		now := time.Now()
@@ -85,6 +95,20 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 					return
 				}
 				w.mu.Lock()
+				if len(w.started) == w.n { // the tail: one finish at a time
+					at := time.Now()
+					if at.Before(w.nextFinish) {
+						at = w.nextFinish
+					}
+					w.nextFinish = at.Add(tailSpacing)
+					w.mu.Unlock()
+					select {
+					case <-time.After(time.Until(at)):
+					case <-ctx.Done():
+						return
+					}
+					w.mu.Lock()
+				}
 				delete(w.copying, a.sourceID)
 				// Only finishes once every member has started are pure
 				// reassignments: before that a pending member takes
