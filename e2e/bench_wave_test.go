@@ -42,6 +42,7 @@ type waveBench struct {
 	copying       map[string]bool
 	firstWindow   time.Time     // when the window was first full
 	full          chan struct{} // closed then
+	all           chan struct{} // closed when every member has started
 	finishedAfter []time.Time
 	// pending are, per copying agent, the finishes of other members since
 	// its last SPEED_LIMIT: each is answered by its next SPEED_LIMIT.
@@ -61,9 +62,11 @@ const tailSpacing = 3 * time.Second
 // records when the window fills and when limits arrive. The first members
 // hold their copies at 90 % until the window is full: the members' runs
 // reach their agents one by one, so short copies would otherwise end
-// before the last of the first window starts. In the wave's tail, once
-// every member has started, copies finish one at a time, tailSpacing
-// apart, so that each finish's raise of the others can be measured.
+// before the last of the first window starts. The last window's members
+// hold theirs until every member has started, then finish one at a time,
+// tailSpacing apart: the wave's tail, where each finish raises the others'
+// limits and is measured (otherwise most of the last window would have
+// finished before the last member starts).
 func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, taskID string) (string, string) {
 	return func(a *scriptedAgent, name, taskID string) (string, string) {
 		now := time.Now()
@@ -83,6 +86,14 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 				w.firstWindow = now
 				close(w.full)
 			}
+			// At most window-1 members hold while others are still to
+			// start, so the window always has room for them.
+			last := len(w.started) > w.n-w.window
+			if len(w.started) == w.n && w.all != nil {
+				close(w.all)
+				w.all = nil
+			}
+			all := w.all
 			w.mu.Unlock()
 			go func() {
 				for _, p := range []int32{10, 50, 90} {
@@ -93,6 +104,13 @@ func (w *waveBench) agent(ctx context.Context) func(a *scriptedAgent, name, task
 				case <-w.full:
 				case <-ctx.Done():
 					return
+				}
+				if last && all != nil {
+					select {
+					case <-all:
+					case <-ctx.Done():
+						return
+					}
 				}
 				w.mu.Lock()
 				if len(w.started) == w.n { // the tail: one finish at a time
@@ -158,7 +176,7 @@ func BenchmarkWaveThousand(b *testing.B) {
 		s.client = &http.Client{Timeout: 60 * time.Second,
 			Transport: &http.Transport{MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000}}
 		ctx, cancel := context.WithCancel(context.Background())
-		w := &waveBench{n: n, window: window, copying: map[string]bool{}, started: map[string]bool{}, full: make(chan struct{}), pending: map[string][]time.Time{}}
+		w := &waveBench{n: n, window: window, copying: map[string]bool{}, started: map[string]bool{}, full: make(chan struct{}), all: make(chan struct{}), pending: map[string][]time.Time{}}
 		members := make([]map[string]any, n)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
