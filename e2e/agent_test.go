@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +25,8 @@ type scriptedAgent struct {
 	// onCommand handles a command; it returns the result ("success"/"fail")
 	// and its detail. Progress is reported from inside it.
 	onCommand func(a *scriptedAgent, name, taskID string) (string, string)
+	// pollWait is the long-poll's wait in seconds (2 unless set).
+	pollWait int
 }
 
 // newAgent registers a small Linux server (one 2 GiB disk, 64 MiB used).
@@ -58,7 +61,7 @@ func newAgentUsed(t testing.TB, srv *server, name string, used int64) *scriptedA
 // restarts with a short backoff.
 func (a *scriptedAgent) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		code, b, err := a.srv.do("GET", "/v3/sources/"+a.sourceID+"/command?wait=2", nil)
+		code, b, err := a.srv.do("GET", fmt.Sprintf("/v3/sources/%s/command?wait=%d", a.sourceID, cmp.Or(a.pollWait, 2)), nil)
 		if err != nil || code != http.StatusOK {
 			time.Sleep(200 * time.Millisecond) // the server is down or restarting
 			continue

@@ -42,6 +42,7 @@ type WaveStore interface {
 	ActiveWavesOfSources(ctx context.Context, t store.Tenant, sourceIDs []string, except string) (map[string]string, error)
 	WaveDependencies(ctx context.Context, t store.Tenant) (map[string]string, error)
 	WaveTasks(ctx context.Context, t store.Tenant, waveID string) (map[string]store.WaveTask, error)
+	WaveTaskProgress(ctx context.Context, t store.Tenant, waveID string) (map[string]store.WaveTask, error)
 	FindSources(ctx context.Context, t store.Tenant, ids, names, ips []string) ([]store.SourceRef, error)
 	// WaveThroughput is the console's wave chart.
 	WaveThroughput(ctx context.Context, t store.Tenant, waveID string, sinceMs, bucketMs int64) ([]store.ThroughputPoint, error)
@@ -452,15 +453,15 @@ type memberView struct {
 // view reads a wave's members and their tasks (two queries whatever the
 // size) and works out each member's progress and estimates.
 func (h waveHandlers) view(ctx context.Context, t store.Tenant, w *store.Wave, full bool) ([]memberView, error) {
-	list := h.store.WaveMembersBrief
+	list, taskList := h.store.WaveMembersBrief, h.store.WaveTaskProgress
 	if full {
-		list = h.store.WaveMembers
+		list, taskList = h.store.WaveMembers, h.store.WaveTasks
 	}
 	ms, err := list(ctx, t, w.ID)
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := h.store.WaveTasks(ctx, t, w.ID)
+	tasks, err := taskList(ctx, t, w.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,10 @@ type Input struct {
 	// the wave (wave_member.go). WaveCap is the cap it starts with.
 	WaveID  string
 	WaveCap int32
+	// WaveSize is the wave's member count when it launched this member
+	// (0 in runs started before it was passed): it paces the member's
+	// sync passes (syncInterval).
+	WaveSize int
 	// Resume carries the state across a continue-as-new.
 	Resume *RunState
 }

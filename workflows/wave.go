@@ -839,6 +839,7 @@ func (w *waveRun) launch(ctx workflow.Context, idx []int, shares map[string]int3
 		in := TaskInput(spec)
 		// A member syncs until the wave cuts it over, and starts at once.
 		in.WaveID, in.WaveCap, in.Syncing, in.AutoStart = w.in.WaveID, shares[m.TaskID], true, true
+		in.WaveSize = len(w.st.Members) // paces its sync passes (syncInterval)
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: MigrationWorkflowID(m.TaskID), TaskQueue: TaskQueue,
 			// A continue-as-new closes this run: the members must live on.

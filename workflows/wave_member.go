@@ -64,6 +64,31 @@ func (m *migration) waveSpeed(ctx workflow.Context, p Progress) {
 	})
 }
 
+// WavePassSpacing paces the sync passes of a wave's members: a member of
+// an n-member wave waits at least n × WavePassSpacing between two passes
+// (its task's interval when that is longer), so a whole wave makes about
+// one pass a second, however many members sync and however short the
+// interval. A member in sync waits for the wave's cutover, which starts
+// its final pass at once whatever the pause: more frequent passes would
+// only keep its delta a little smaller, while a thousand members passing
+// every few seconds take every core the server has from the members that
+// still copy (a 200-member wave with 2 s passes stalled at 135 copied).
+const WavePassSpacing = time.Second
+
+// syncInterval is the pause between two passes of the sync loop. Runs
+// started before the wave passed its size (WaveSize 0) keep their task's
+// interval: the same timers on replay, no version marker needed.
+func (m *migration) syncInterval() time.Duration {
+	interval := m.in.SyncInterval
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	if m.in.WaveID != "" && m.in.WaveSize > 0 {
+		interval = max(interval, time.Duration(m.in.WaveSize)*WavePassSpacing)
+	}
+	return interval
+}
+
 // TaskInput builds a task's MigrationWorkflow input from its TaskSpec: the
 // API's POST /v3/tasks and the wave's member launch both use it, so a wave
 // member's run is the run its task would have had.

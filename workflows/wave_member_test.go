@@ -176,3 +176,43 @@ func (s *migrationSuite) TestWaveMemberReportsItsSpeed() {
 	evs.mu.Unlock()
 	s.Equal([]float64{30, 5}, speeds)
 }
+
+// A wave member's sync passes are paced by its wave's size: 1,800 members
+// hold its 1-minute interval to 30 minutes between passes (a cutover still
+// starts the final pass at once); a run without the size (started before
+// the wave passed it) keeps its task's interval.
+func (s *migrationSuite) TestWaveMemberSyncPace() {
+	s.waveEvents()
+	in := waveMemberInput()
+	in.SyncInterval, in.WaveSize = time.Minute, 1800
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) }) // first pass done
+	s.at(31*time.Minute, func() {
+		s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync}, s.commands, "no pass before 2m + 30m")
+	})
+	s.at(33*time.Minute, func() {
+		s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync, sms.CmdSync}, s.commands, "the next pass at 32m")
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(34*time.Minute, func() { s.env.SignalWorkflow(SignalWaveCommand, WaveCommand{Operation: sms.ActionTest}) })
+	s.at(35*time.Minute, func() {
+		s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync, sms.CmdSync, sms.CmdSync}, s.commands, "the final pass at once")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().True(s.env.IsWorkflowCompleted())
+}
+
+func (s *migrationSuite) TestWaveMemberWithoutSizeKeepsItsInterval() {
+	s.waveEvents()
+	in := waveMemberInput()
+	in.SyncInterval = time.Minute
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(4*time.Minute, func() {
+		s.Equal([]sms.Command{sms.CmdStart, sms.CmdSync, sms.CmdSync}, s.commands, "the next pass at 3m")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().True(s.env.IsWorkflowCompleted())
+}

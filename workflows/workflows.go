@@ -792,10 +792,7 @@ func (m *migration) sync(ctx workflow.Context) error {
 	m.st.InSyncLoop = true
 	defer func() { m.st.InSyncLoop = false }()
 	m.waveEvent(ctx, WaveEventSyncing)
-	interval := m.in.SyncInterval
-	if interval <= 0 {
-		interval = 10 * time.Minute
-	}
+	interval := m.syncInterval()
 	for {
 		if err := m.agentStep(ctx, sms.StepSync, sms.CmdSync, sms.SourceSyncing, sms.CycleSyncing); err != nil {
 			return err
@@ -848,10 +845,7 @@ func (m *migration) syncLoop(ctx workflow.Context) error {
 	// still in the loop.
 	m.st.InSyncLoop = true
 	defer func() { m.st.InSyncLoop = false }()
-	interval := m.in.SyncInterval
-	if interval <= 0 {
-		interval = 10 * time.Minute
-	}
+	interval := m.syncInterval()
 	for {
 		if m.st.ResumeSync {
 			m.st.ResumeSync = false

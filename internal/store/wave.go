@@ -810,6 +810,33 @@ func (s *Store) WaveTasks(ctx context.Context, t Tenant, waveID string) (map[str
 	return out, nil
 }
 
+// WaveTaskProgress is WaveTasks without the verification results, scanned
+// by hand: what a wave's show reads of each member's task (GORM's
+// reflection and the results' JSON were half the query's time).
+func (s *Store) WaveTaskProgress(ctx context.Context, t Tenant, waveID string) (map[string]WaveTask, error) {
+	rows, err := s.db.WithContext(ctx).Model(&Task{}).
+		Select("id", "state", "replicatesize", "totalsize", "migrate_speed").
+		Where("domain_id = ? AND wave_id = ?", t.DomainID, waveID).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("wave tasks: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]WaveTask{}
+	for rows.Next() {
+		var r WaveTask
+		var state string
+		if err := rows.Scan(&r.ID, &state, &r.Replicatesize, &r.Totalsize, &r.MigrateSpeed); err != nil {
+			return nil, fmt.Errorf("wave tasks: %w", err)
+		}
+		r.State = sms.TaskState(state)
+		out[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("wave tasks: %w", err)
+	}
+	return out, nil
+}
+
 // dropMemberships refuses sources that a running wave holds
 // (*SourceInWaveError) and removes the others from the waves they are in
 // (DRAFT, SCHEDULED, finished), keeping those waves' member counts (source

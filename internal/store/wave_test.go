@@ -280,6 +280,17 @@ func TestWaveTasks(t *testing.T) {
 		other, err := s.WaveTasks(ctx, b, w.ID)
 		require.NoError(t, err)
 		assert.Empty(t, other)
+		// The show's narrow read says the same of the progress.
+		brief, err := s.WaveTaskProgress(ctx, a, w.ID)
+		require.NoError(t, err)
+		for id, full := range got {
+			full.ConsistencyResults = nil
+			assert.Equal(t, full, brief[id])
+		}
+		assert.Len(t, brief, 2)
+		other, err = s.WaveTaskProgress(ctx, b, w.ID)
+		require.NoError(t, err)
+		assert.Empty(t, other)
 
 		require.NoError(t, s.DeleteWave(ctx, a, w.ID))
 		task, err := s.Task(ctx, a, "t0-"+w.ID[:8])

@@ -2,6 +2,7 @@ package wave
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -195,9 +196,17 @@ func SimulateCopies(items []CopyItem, maxConcurrent int, b Budget, loc *time.Loc
 		}
 	}
 	fill()
+	var budget int32
+	var next time.Time
+	var wf waterFiller
 	for step := 0; len(active) > 0; step++ {
-		budget, next := BudgetAt(b, loc, t)
-		rates := waterFill(float64(budget), active, items)
+		// The budget holds until its next bound: it is read again only
+		// there (a 1,000-member wave takes hundreds of steps, and reading
+		// the windows in their zone was most of each).
+		if step == 0 || (!next.IsZero() && !t.Before(next)) {
+			budget, next = BudgetAt(b, loc, t)
+		}
+		rates := wf.fill(float64(budget), active, items)
 		// Finish items with nothing left; find the first finish otherwise.
 		dt := math.Inf(1)
 		for k, i := range active {
@@ -240,34 +249,53 @@ func SimulateCopies(items []CopyItem, maxConcurrent int, b Budget, loc *time.Loc
 	return ends, waveEnd, ok
 }
 
-// waterFill splits budget (Mbit/s, 0 = unlimited) over the active items,
-// each capped at its MaxMbps, max-min fair; rates are in active's order.
-func waterFill(budget float64, active []int, items []CopyItem) []float64 {
-	rates := make([]float64, len(active))
+// waterFiller splits budget (Mbit/s, 0 = unlimited) over the active
+// items, each capped at its MaxMbps, max-min fair; rates are in active's
+// order. Its buffers serve every step of a simulation.
+type waterFiller struct {
+	rates, caps []float64
+	order       []int
+}
+
+func (w *waterFiller) fill(budget float64, active []int, items []CopyItem) []float64 {
+	n := len(active)
+	w.rates = slices.Grow(w.rates[:0], n)[:n]
+	rates := w.rates
 	if budget <= 0 {
 		for k, i := range active {
 			rates[k] = math.Max(items[i].MaxMbps, 0)
 		}
 		return rates
 	}
-	order := make([]int, len(active))
-	for k := range order {
+	w.caps = slices.Grow(w.caps[:0], n)[:n]
+	w.order = slices.Grow(w.order[:0], n)[:n]
+	caps, order := w.caps, w.order
+	capped := false
+	for k, i := range active {
 		order[k] = k
-	}
-	capOf := func(k int) float64 {
-		if c := items[active[k]].MaxMbps; c > 0 {
-			return c
+		caps[k] = math.Inf(1)
+		if c := items[i].MaxMbps; c > 0 {
+			caps[k], capped = c, true
 		}
-		return math.Inf(1)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return capOf(order[a]) < capOf(order[b]) })
-	remaining, n := budget, float64(len(active))
+	if capped { // uncapped items keep their order: the levels come out as before
+		slices.SortStableFunc(order, func(a, b int) int {
+			switch {
+			case caps[a] < caps[b]:
+				return -1
+			case caps[b] < caps[a]:
+				return 1
+			}
+			return 0
+		})
+	}
+	remaining, left := budget, float64(n)
 	for _, k := range order {
-		level := remaining / n
-		r := math.Min(capOf(k), level)
+		level := remaining / left
+		r := math.Min(caps[k], level)
 		rates[k] = r
 		remaining -= r
-		n--
+		left--
 	}
 	return rates
 }

@@ -161,3 +161,28 @@ func TestSimulateCopiesLarge(t *testing.T) {
 		t.Errorf("wave end %s, want %s", wave, want)
 	}
 }
+
+// BenchmarkSimulateCopies is the wave show's simulation of a running
+// 1,000-member wave: a third copying (all of them, beyond max_concurrent),
+// some capped by their measured speed, over a budget with a weekday window.
+func BenchmarkSimulateCopies(b *testing.B) {
+	items := make([]CopyItem, 334)
+	for i := range items {
+		items[i] = CopyItem{ID: strconv.Itoa(i), BytesLeft: int64(120<<30 - 3*i<<27), Copying: true}
+		if i%10 == 0 {
+			items[i].MaxMbps = 30
+		}
+	}
+	budget := Budget{DefaultMbps: 1000, Windows: []TimeWindow{
+		{Start: "08:00", End: "18:00", Weekdays: []Weekday{"MON", "TUE", "WED", "THU", "FRI"}, Mbps: 200}}}
+	loc, err := LoadZone("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := SimulateCopies(items, 20, budget, loc, testNow); !ok {
+			b.Fatal("no estimate")
+		}
+	}
+}
