@@ -62,6 +62,10 @@ func (s *migrationSuite) SetupTest() {
 // environment per run, all recording in one place.
 func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
+	// The test server's clock is simulated, but a run is given up after 3 s
+	// of real time by default: under -race on a loaded CI machine that is
+	// a spurious failure, not the workflow's.
+	env.SetTestTimeout(2 * time.Minute)
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(_ context.Context, tr activities.Transition) error {
 		s.mu.Lock()
