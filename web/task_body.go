@@ -281,6 +281,15 @@ func (b *progressBody) validate() error {
 	if b.Progress != nil && (*b.Progress < 0 || *b.Progress > 100) {
 		return smserr.New(smserr.SMS6101, "progress").WithDetail("progress: an integer from 0 to 100")
 	}
+	// A name outside the SDK's enum is refused before the task is read
+	// (SMS.6004, the spec's code for it), whatever the task's state. The
+	// spec's DETACH_AGENT_IMAGE is accepted too: the spec spells it so,
+	// the SDK DETTACH_AGENT_IMAGE, and an agent written from either sends
+	// its own (ParseSubtask stores the SDK's).
+	if b.SubtaskName != nil && !sms.ParseSubtask(*b.SubtaskName).Valid() {
+		return smserr.New(smserr.SMS6004, "subtask_name").WithDetail(
+			fmt.Sprintf("subtask_name: %q is not a sub-task name of the API", *b.SubtaskName))
+	}
 	var v checks
 	v.str("subtask_name", b.SubtaskName, required, 0, 255)
 	v.required("progress", b.Progress != nil)

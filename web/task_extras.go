@@ -107,6 +107,9 @@ func (h taskHandlers) passphrase(c *gin.Context, r request, box *secret.Box) {
 	ok(c, gin.H{"task_id": task.ID, "passphrase": pass})
 }
 
+// configKeys are the SDK's ConfigBodyConfigKeyEnum: the keys a task's
+// configuration-setting holds and its config_key query selects. (The SDK's
+// field comment also names INSTALL_PWD_AGENT; its enum has no such value.)
 var configKeys = []string{"MIGRATE_EXCLUDE_DIR", "SYNC_EXCLUDE_DIR", "ONLY_SYNC_DIR", "CONSISTENCY_DIR", "CONSISTENCY_DIR_ILLEGAL",
 	"LINUX_BLOCK_COMPRESS_THREAD_NUM", "MIGRATE_DST_IP", "LINUX_BLOCK_CACHE_SIZE", "LINUX_CPU_LIMIT", "LINUX_MEM_LIMIT",
 	"LINUX_IO_LIMIT", "NUM_PROCESS_MIGRATE", "NUM_PROCESS_SYNC", "CONSISTENCY_RECHECK", "CONSISTENCY_MODE", "DYNAMIC_PORT"}
@@ -114,12 +117,21 @@ var configKeys = []string{"MIGRATE_EXCLUDE_DIR", "SYNC_EXCLUDE_DIR", "ONLY_SYNC_
 // showConfig: GET /v3/tasks/{id}/configuration-setting[?config_key=K] (the
 // SDK's ConfigKey selects one item).
 func (h taskHandlers) showConfig(c *gin.Context, r request) {
+	key := c.Query("config_key")
+	if key != "" {
+		var v checks
+		v.enum("config_key", &key, optional, configKeys...)
+		if err := v.err(); err != nil {
+			fail(c, err)
+			return
+		}
+	}
 	task, found := h.loadTask(c, r)
 	if !found {
 		return
 	}
 	items := nonNilConfig(task.SpecialConfig)
-	if key := c.Query("config_key"); key != "" {
+	if key != "" {
 		items = []store.ConfigItem{}
 		for _, it := range task.SpecialConfig {
 			if it.ConfigKey == key {

@@ -123,6 +123,7 @@ func TestWordsMatchTheSpec(t *testing.T) {
 		for _, o := range OSTypes {
 			for _, s := range Subtasks(tt, o) {
 				assert.Contains(t, specSubs, string(s), "%s %s", tt, o)
+				assert.True(t, s.Valid(), "%s is a name of the SDK's enum", s)
 			}
 		}
 	}
@@ -171,6 +172,9 @@ func TestParseSubtask(t *testing.T) {
 	assert.Equal(t, Subtask(StepDetach), ParseSubtask("DETACH_AGENT_IMAGE"), "the spec's spelling is stored as the SDK's")
 	assert.Equal(t, Subtask(StepDetach), ParseSubtask("DETTACH_AGENT_IMAGE"))
 	assert.Equal(t, Subtask("MIGRATE_LINUX_BLOCK"), ParseSubtask("MIGRATE_LINUX_BLOCK"))
+	assert.True(t, ParseSubtask("DETACH_AGENT_IMAGE").Valid(), "the spec's spelling is accepted")
+	assert.False(t, Subtask("DETACH_AGENT_IMAGE").Valid(), "but not stored")
+	assert.False(t, ParseSubtask("migrate_linux_block").Valid())
 }
 
 func TestValid(t *testing.T) {

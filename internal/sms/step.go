@@ -38,6 +38,20 @@ type Subtask string
 // SubtaskCloneVM is the sub-task of a clone_test.
 const SubtaskCloneVM Subtask = "CLONE_VM"
 
+// SubtaskNames are the sub-task names of the SDK's enum
+// (UpdateTaskSpeedReqSubtaskName), the detach step spelled as the SDK spells
+// it; ParseSubtask maps the spec's spelling onto it.
+var SubtaskNames = []Subtask{
+	"CREATE_CLOUD_SERVER", "SSL_CONFIG", "ATTACH_AGENT_IMAGE", Subtask(StepDetach),
+	"FORMAT_DISK_LINUX", "FORMAT_DISK_LINUX_FILE", "FORMAT_DISK_LINUX_BLOCK", "FORMAT_DISK_WINDOWS",
+	"MIGRATE_LINUX_FILE", "MIGRATE_LINUX_BLOCK", "MIGRATE_WINDOWS_BLOCK", SubtaskCloneVM,
+	"SYNC_LINUX_FILE", "SYNC_LINUX_BLOCK", "SYNC_WINDOWS_BLOCK",
+	"CONFIGURE_LINUX", "CONFIGURE_LINUX_BLOCK", "CONFIGURE_LINUX_FILE", "CONFIGURE_WINDOWS",
+}
+
+// Valid tells whether s is one of SubtaskNames.
+func (s Subtask) Valid() bool { return contains(SubtaskNames, s) }
+
 // subtaskDetachSpec is the spec's spelling of StepDetach's sub-task; agents
 // may report progress under either.
 const subtaskDetachSpec Subtask = "DETACH_AGENT_IMAGE"

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -34,6 +35,20 @@ type view struct {
 	// empty states.
 	Endpoint, ProjectID string
 	Data                any
+}
+
+// readOnlyReason is why a viewer's buttons are disabled: its role may read
+// only, and the server refuses its changes with SMS.9004 (roleAllows).
+const readOnlyReason = "SMS.9004: read-only role: viewer"
+
+// ReadOnly is why the page's changes are disabled ("" when they are not).
+// A viewer sees every form and button, disabled with this reason, rather
+// than a 403 page after the click; the server still refuses the change.
+func (v view) ReadOnly() string {
+	if v.Session != nil && v.Session.principal.Role == iam.RoleViewer {
+		return readOnlyReason
+	}
+	return ""
 }
 
 // render writes page with the layout; s is nil on pages without a session.
@@ -464,7 +479,14 @@ func (k *Console) taskExtras(c *gin.Context, s *session, tk *store.Task, data gi
 // the store last saw: the run decides, the page only predicts).
 type button struct {
 	Op, Label, Reason, Confirm string
+	// Title says what the button does when its label alone does not.
+	Title string
 }
+
+// syncTitle explains the start of a finished task: the run does not copy
+// everything again, it runs one more synchronization pass into the target
+// (workflows.ValidateActionIn), so the button says "Sync".
+const syncTitle = "Run one more synchronization pass: copy the changes made on the source since the last pass into the target."
 
 var taskButtons = []struct {
 	op             sms.Action
@@ -493,7 +515,11 @@ func (k *Console) taskData(c *gin.Context, s *session, tk *store.Task) (gin.H, e
 				reason = ae.Type() + ": " + ae.Message()
 			}
 		}
-		bs = append(bs, button{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm})
+		bt := button{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm}
+		if b.op == sms.ActionStart && tk.State.Finished() {
+			bt.Label, bt.Title = "Sync", syncTitle
+		}
+		bs = append(bs, bt)
 	}
 	return gin.H{"Task": tk, "Buttons": bs, "Chart": speedChart(samples), "Failure": taskFailure(tk.ErrorJSON)}, nil
 }
