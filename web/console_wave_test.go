@@ -500,3 +500,17 @@ func TestConsoleWaveLargeGroups(t *testing.T) {
 	assert.Equal(t, 3, strings.Count(live.body, "and 10 more in this state"))
 	assert.Contains(t, live.body, `<span class="badge m-COPYING">COPYING</span> 210</h2>`)
 }
+
+// TestConsoleDashboardLinksWaves: the dashboard's waves table opens each
+// wave's page, so an operator goes from the overview to the live wave.
+func TestConsoleDashboardLinksWaves(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, fw *fakeWaves) {
+		f := newWaveFixture(t, e, 1)
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		id := createWave(t, e, waveJSON("dash", f.project, `[{"source_id":`+q(f.sources[0])+`}]`))
+		r := b.get("/console/")
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, r.body, `<a href="/console/waves/`+id+`">dash</a>`)
+	})
+}
