@@ -568,5 +568,14 @@ func m0007(tx *gorm.DB) error {
 			return fmt.Errorf("add column %s: %w", c.name, err)
 		}
 	}
+	// Before roles, the Temporal UI (every domain's runs) opened to the
+	// bootstrap user alone (user "admin" of domain "smsflow": iam's
+	// BootstrapUser and BootstrapDomain). Admin now opens it to every admin
+	// of that domain, so its other users become operators: exactly the
+	// rights they had.
+	if err := tx.Exec("UPDATE users SET role = ? WHERE name <> ? AND domain_id IN (SELECT id FROM domains WHERE name = ?)",
+		"operator", "admin", "smsflow").Error; err != nil {
+		return fmt.Errorf("bootstrap domain's other users: %w", err)
+	}
 	return nil
 }

@@ -38,6 +38,13 @@ func TestRolesMigration(t *testing.T) {
 				"u1", "d1", "alice", "x", true, now).Error)
 			require.NoError(t, db.Exec("INSERT INTO access_keys (ak, domain_id, user_id, sk_enc, description, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 				"AK1", "d1", "u1", "enc", "old", now).Error)
+			// The bootstrap domain: its admin opened the Temporal UI, its
+			// other users did not, and must not after the upgrade.
+			require.NoError(t, db.Exec("INSERT INTO domains (id, name, enabled, created_at) VALUES (?, ?, ?, ?)", "d0", "smsflow", true, now).Error)
+			for _, u := range [][2]string{{"u0", "admin"}, {"u9", "bob"}} {
+				require.NoError(t, db.Exec("INSERT INTO users (id, domain_id, name, password_hash, enabled, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+					u[0], "d0", u[1], "x", true, now).Error)
+			}
 			require.NoError(t, s.Close())
 
 			s2, err := store.Open(ctx, store.Options{DSN: dsn, DataDir: t.TempDir()})
@@ -49,6 +56,12 @@ func TestRolesMigration(t *testing.T) {
 			u, err := s2.UserByName(ctx, "d1", "alice")
 			require.NoError(t, err)
 			assert.Equal(t, "admin", u.Role)
+			u, err = s2.UserByName(ctx, "d0", "admin")
+			require.NoError(t, err)
+			assert.Equal(t, "admin", u.Role, "the bootstrap user")
+			u, err = s2.UserByName(ctx, "d0", "bob")
+			require.NoError(t, err)
+			assert.Equal(t, "operator", u.Role, "another user of the bootstrap domain gains no Temporal UI")
 			k, err := s2.ActiveAccessKey(ctx, "AK1")
 			require.NoError(t, err)
 			assert.Equal(t, "admin", k.Role)
