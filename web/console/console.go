@@ -215,7 +215,7 @@ func (k *Console) SetTemporalUI(path string) { k.d.TemporalUI = path }
 // Mount wires the console's routes on r.
 func (k *Console) Mount(r gin.IRouter) {
 	r.GET(Prefix, func(c *gin.Context) { c.Redirect(http.StatusFound, Prefix+"/") })
-	g := r.Group(Prefix)
+	g := r.Group(Prefix, limitBody)
 	g.GET("/assets/:file", k.asset)
 	g.GET("/login", k.loginPage)
 	g.POST("/login", k.login)
@@ -248,6 +248,19 @@ func (k *Console) Mount(r gin.IRouter) {
 	a.POST("/templates/:id/delete", k.deleteTemplate)
 	a.GET("/waves", k.waves)
 	k.mountWaves(g, a) // the wave pages (wave.go)
+}
+
+// limitBody caps every console request body — the sign-in form, which
+// anyone can post, included — at the largest form there is (a wave's member
+// file): the CSRF check and the sign-in parse forms before anything else
+// runs, and a multipart body would otherwise be read into memory and
+// temporary files without bound. One byte over lets the upload pages read
+// "too large" themselves and answer with their own message.
+func limitBody(c *gin.Context) {
+	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead && c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, uploadLimit+1)
+	}
+	c.Next()
 }
 
 // asset serves an embedded file by its hashed name: the name changes with
