@@ -337,6 +337,13 @@ func TestAgentKeyBoundToItsSource(t *testing.T) {
 		require.Less(t, r.status, 300, r.body)
 		r = e.do("DELETE", "/v3/sources/"+own, "", e.token)
 		require.Less(t, r.status, 300, r.body)
+		// Not by taking over another source no key holds (one an operator
+		// registered) by naming its id.
+		refused(t, e.call(agent, "POST", "/v3/sources", strings.Replace(linuxSource("hijack2", nextMAC()), `{"name"`, `{"id":`+q(other)+`,"name"`, 1)),
+			"a key whose source was deleted names an unheld source")
+		after, err = s.Source(ctx, ten, other)
+		require.NoError(t, err)
+		assert.Equal(t, before.Name, after.Name, "the unheld source is untouched")
 		r = e.call(agent, "POST", "/v3/sources", linuxSource("a2", nextMAC()))
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		again := r.json(t)["id"].(string)

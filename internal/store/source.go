@@ -391,7 +391,7 @@ func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (s
 			return err
 		}
 		if prev != nil && r.AgentKey != "" {
-			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, prev.ID); err != nil {
+			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, prev.ID, false); err != nil {
 				return err
 			}
 		}
@@ -442,7 +442,7 @@ func (s *Store) RegisterSource(ctx context.Context, t Tenant, r Registration) (s
 			return err
 		}
 		if r.AgentKey != "" {
-			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, src.ID); err != nil {
+			if err := bindAccessKey(tx, t.DomainID, r.AgentKey, src.ID, true); err != nil {
 				return err
 			}
 		}

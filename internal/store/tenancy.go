@@ -273,8 +273,10 @@ var ErrBoundElsewhere = errors.New("store: access key bound to another source")
 // when another live key holds the source (a fresh key cannot take over a
 // source an agent runs on by sending its id or its machine's identity; once
 // that key is revoked, a new one may). The conditional update referees two
-// registrations racing for one key.
-func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string) error {
+// registrations racing for one key. created says the registration made the
+// source just now: the only source a key whose own source was deleted may
+// move to.
+func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string, created bool) error {
 	var held int64
 	if err := tx.Model(&AccessKey{}).Where("domain_id = ? AND source_id = ? AND ak <> ? AND revoked_at IS NULL",
 		domainID, sourceID, ak).Count(&held).Error; err != nil {
@@ -302,7 +304,12 @@ func bindAccessKey(tx *gorm.DB, domainID, ak, sourceID string) error {
 		return nil
 	}
 	// A key whose source was deleted may register its machine anew: it
-	// acts for one source at a time, never for a live other one.
+	// acts for one source at a time, never for a live other one, and never
+	// takes over an existing source no key holds (one registered before
+	// roles, say) by naming its id.
+	if !created {
+		return ErrBoundElsewhere
+	}
 	var n int64
 	if err := tx.Model(&Source{}).Where("domain_id = ? AND id = ?", domainID, *k.SourceID).Count(&n).Error; err != nil {
 		return fmt.Errorf("bind access key: %w", err)
