@@ -201,6 +201,13 @@ func authorize(keys AgentBinder, tasks TaskFinder) gin.HandlerFunc {
 			return
 		}
 		if p.Role == iam.RoleAgent {
+			if p.AccessKey == "" {
+				// An agent acts through its key, which binds it to one
+				// source; a token (say, one issued before its user was
+				// made an agent) would reach every source of the domain.
+				fail(c, forbidden(c, "an agent signs its calls with its access key, not a token"))
+				return
+			}
 			if err := agentReach(c, ru.agent, p, keys, tasks); err != nil {
 				fail(c, err)
 				return

@@ -411,6 +411,32 @@ func TestAgentUserCannotSignIn(t *testing.T) {
 	})
 }
 
+// TestAgentRoleNeedsItsKey: a user made an agent while holding a token
+// (issued when it was an operator) cannot use that token for agent calls:
+// only a key binds an agent to its one source, and the token would reach
+// every source of the domain.
+func TestAgentRoleNeedsItsKey(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnvWithEngine(t, s, newFakeEngine(s), taskOpts)
+		ctx := context.Background()
+		_, pw, err := e.iam.CreateUserRole(ctx, iam.BootstrapDomain, "ops-1", "", iam.RoleOperator)
+		require.NoError(t, err)
+		it, err := e.iam.IssueToken(ctx, iam.PasswordAuth{DomainName: iam.BootstrapDomain, UserName: "ops-1", Password: pw})
+		require.NoError(t, err)
+		_, other := newSourceTask(t, e, "held")
+		require.NoError(t, e.iam.SetUserRole(ctx, iam.BootstrapDomain, "ops-1", iam.RoleAgent))
+		n := func() int64 {
+			_, n, err := s.Sources(ctx, store.Tenant{DomainID: e.creds.DomainID}, store.SourceFilter{}, store.Page{Limit: 1})
+			require.NoError(t, err)
+			return n
+		}
+		before := n()
+		refused(t, e.do("POST", "/v3/sources", linuxSource("via-token", nextMAC()), it.Token), "an agent's token registers nothing")
+		refused(t, e.do("GET", "/v3/sources/"+other+"/command?wait=0", "", it.Token), "an agent's token reads no source's commands")
+		assert.Equal(t, before, n(), "nothing was registered")
+	})
+}
+
 // TestConsoleViewer: a viewer's console shows the pages; its forms and
 // buttons answer the 403 page and change nothing.
 func TestConsoleViewer(t *testing.T) {
