@@ -52,3 +52,20 @@ func TestConsoleBodyLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestConsoleBulkIDWithSlash: a bulk action's id holding a '/' names no
+// source; escaped into the API path it would be unescaped by the router
+// and reach another route (".../changestate").
+func TestConsoleBulkIDWithSlash(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, _ *fakeWaves) {
+		id := register(t, e, e.token, linuxSource("slash", nextMAC()))
+		project := createMigProject(t, e, e.token, "slash-proj")
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		r := b.post("/console/sources/bulk", url.Values{"csrf": {b.csrf}, "op": {"move"}, "ids": {id + "/changestate"},
+			"project": {project}, "back": {"/console/sources"}})
+		assert.Equal(t, http.StatusNotFound, r.status, r.body)
+		got := e.do("GET", "/v3/sources/"+id, "", e.token).json(t)
+		assert.NotEqual(t, project, got["migprojectid"])
+	})
+}

@@ -26,6 +26,12 @@ func (k *Console) call(c *gin.Context, s *session, method, path string, in, out 
 	if k.d.API == nil {
 		return smserr.New(smserr.InternalCode).WithStatus(http.StatusServiceUnavailable)
 	}
+	if strings.Contains(strings.ToLower(path), "%2f") {
+		// An id holding a '/' (escaped here) would be unescaped by the
+		// router and reach another route ("x/changestate"): no id has
+		// one, so it names nothing.
+		return smserr.New(smserr.SMS9001, "id").WithStatus(http.StatusNotFound)
+	}
 	return k.d.API.Call(c.Request.Context(), s.data.Token, method, path, in, out)
 }
 
