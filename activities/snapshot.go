@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/smsflow/smsflow/internal/provider"
@@ -25,6 +26,9 @@ func (a *Activities) SnapshotTarget(ctx context.Context, in SnapshotInput) (take
 	sn, ok := a.Provider.(provider.Snapshotter)
 	if !ok {
 		return false, nil
+	}
+	if err := a.ownTarget(ctx, in); err != nil {
+		return false, err
 	}
 	// The copy of a large disk is one long call: heartbeats keep the
 	// attempt alive, and one lost with its worker is retried soon.
@@ -61,6 +65,9 @@ func (a *Activities) RestoreTarget(ctx context.Context, in SnapshotInput) error 
 	if !ok {
 		return failure(smserr.SMS1410, provider.ErrNoSnapshot, in.ID)
 	}
+	if err := a.ownTarget(ctx, in); err != nil {
+		return err
+	}
 	stop := heartbeat(ctx, 5*time.Second)
 	err := sn.Restore(ctx, in.Target, in.ID)
 	stop()
@@ -83,8 +90,29 @@ func (a *Activities) DeleteSnapshots(ctx context.Context, in SnapshotInput) erro
 	if !ok {
 		return nil
 	}
+	if err := a.ownTarget(ctx, in); err != nil {
+		return err
+	}
 	if err := sn.DeleteSnapshots(ctx, in.Target); err != nil {
 		return failure(smserr.SMS1409, err, in.ID, err.Error())
+	}
+	return nil
+}
+
+// ownTarget checks that the target is the one recorded on the task of the
+// Ref's tenant: a snapshot is only ever taken, restored or deleted in that
+// task's own target folder (SMS.7703 for another domain's task, SMS.8103
+// for a target that is not the task's).
+func (a *Activities) ownTarget(ctx context.Context, in SnapshotInput) error {
+	task, err := a.Store.Task(ctx, in.tenant(), in.TaskID)
+	if errors.Is(err, store.ErrNotFound) {
+		return failure(smserr.SMS7703, err, in.TaskID)
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot: load task: %w", err)
+	}
+	if task.TargetServer == nil || task.TargetServer.Location == "" || task.TargetServer.Location != in.Target.Location {
+		return failure(smserr.SMS8103, fmt.Errorf("target %s is not task %s's", in.Target.VMID, in.TaskID))
 	}
 	return nil
 }
