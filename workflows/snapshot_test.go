@@ -161,3 +161,29 @@ func (s *migrationSuite) TestRollbackOfAVanishedSnapshotFails() {
 	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskSyncing, sms.TaskSyncFail,
 		sms.TaskReseting, sms.TaskSyncFail, sms.TaskDeleting}, s.taskStates())
 }
+
+// TestResyncAfterFailureKeepsTheSnapshot: a start on a SYNC_FAIL task
+// takes no new snapshot of its half-synced target: when that pass fails
+// too, the rollback still restores the data from before the first one.
+func (s *migrationSuite) TestResyncAfterFailureKeepsTheSnapshot() {
+	_, tg := s.localTarget()
+	s.finish()
+	s.failSync(3*time.Minute, &tg)
+	s.failSync(4*time.Minute, &tg)
+	var rollback *verdict
+	s.at(5*time.Minute, func() {
+		s.Equal(sms.TaskSyncFail, s.state().TaskState)
+		rollback = s.action(sms.ActionRollback)
+	})
+	s.at(5*time.Minute+time.Second, func() {
+		s.Equal("", s.code(rollback))
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.Equal("synced before", s.diskHead(tg, 13))
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Require().Len(s.snapshots, 1, "the second pass kept the first pass's snapshot")
+	s.Equal(s.snapshots, s.restores)
+	s.Equal([]sms.Command{"START", "SYNC", "SYNC", "SYNC"}, s.commands)
+}

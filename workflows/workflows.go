@@ -1198,12 +1198,15 @@ func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, 
 	case m.st.SyncRequested:
 		m.st.SyncRequested = false
 		m.st.FinishedSync = true
+		// After a failed pass the target is half-synced: the snapshot
+		// from before it stays what a rollback restores.
+		keepSnapshot := m.st.TaskState == sms.TaskSyncFail && m.st.SnapshotID != ""
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing,
 			SourceCycle: sms.CycleSyncing, ClearFailure: true}); err != nil {
 			st, err := m.canceled(ctx, err)
 			return st, err, true
 		}
-		if m.snapshots {
+		if m.snapshots && !keepSnapshot {
 			if serr := m.snapshotTarget(ctx); serr != nil {
 				// No snapshot, no pass: the target is as it was, and the
 				// task SYNC_FAIL with the cause (a start tries again).
