@@ -119,6 +119,11 @@ type RunState struct {
 	// sync_failed_rollback restores; "" when there is none (never taken,
 	// the snapshot failed, or clear removed it).
 	SnapshotID string `json:",omitempty"`
+	// ResendBlocks: a rollback restored the target, so the block hashes
+	// the agent recorded in the failed pass describe data that is no
+	// longer there; the next pass sends every block (the SYNC command's
+	// "resend"), until one succeeds.
+	ResendBlocks bool `json:",omitempty"`
 }
 
 type migration struct {
@@ -1054,6 +1059,9 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 		// after the pass (agents that do not know it always verify).
 		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps,
 			"consistency_check": !m.st.SkipConsistency}
+		if m.st.ResendBlocks && command == sms.CmdSync {
+			params["resend"] = true
+		}
 		if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
 			Command: command, CommandParams: params}); err != nil {
 			return err
@@ -1169,6 +1177,7 @@ func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, 
 				}
 				return Status{}, nil, false
 			}
+			m.st.ResendBlocks = true
 		}
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished,
 			SourceCycle: sms.CycleCutovered, ClearFailure: true}); err != nil {
@@ -1285,7 +1294,7 @@ func (m *migration) finishedSync(ctx workflow.Context) (st Status, err error, do
 	m.st.FinishedSync = false
 	switch {
 	case serr == nil:
-		m.st.Step = sms.StepMigrate
+		m.st.Step, m.st.ResendBlocks = sms.StepMigrate, false
 		serr = m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncSuccess, SourceState: sms.SourceFinished,
 			SourceCycle: sms.CycleCutovered, Finished: true})
 	case errors.Is(serr, errStopped):

@@ -784,6 +784,15 @@ func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
 	s.Equal(1, cleared)
 	s.Equal(1, s.snapDeletes, "clear deleted the snapshots")
 	s.Require().Len(s.snapshots, 3, "each pass snapshots the target first")
+	// The pass after the rollback resends every block: the agent's
+	// hashes describe the failed pass, not the restored target.
+	var resend []bool
+	for _, tr := range s.transitions {
+		if tr.Command == "SYNC" {
+			resend = append(resend, tr.CommandParams["resend"] == true)
+		}
+	}
+	s.Equal([]bool{false, false, false, true}, resend)
 	s.Equal([]string{s.snapshots[1]}, s.restores, "the rollback restored the failed pass's snapshot")
 	s.Equal(1, s.checks, "a finished task's pass is not a launch: no second check, no second cutover")
 	s.Equal(1, count(s.steps, sms.StepStart))
