@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -568,9 +569,18 @@ func TestSDKTasks(t *testing.T) {
 	tk = sdkWaitState(t, s, c, id, "SYNC_SUCCESS", 40*time.Second)
 	assert.Equal(t, 2, a.count("SYNC"), "one more pass")
 	assert.Equal(t, "finished", tk.SourceServer.State.Value())
+	// The pass snapshotted the target first (what a rollback restores):
+	// the id is the task's target_snapshot_id, the copy in the target's
+	// folder; clear deletes both.
+	require.NotNil(t, tk.TargetSnapshotId, "the pass recorded its snapshot")
+	snapDir := filepath.Join(s.dataDir, "targets", id, "snapshots", *tk.TargetSnapshotId)
+	assert.DirExists(t, snapDir)
 	require.NoError(t, action(id, op.CLEAR))
+	require.Eventually(t, func() bool { return sdkShow(t, c, id).TargetSnapshotId == nil }, 20*time.Second, 100*time.Millisecond,
+		"clear forgets the snapshot")
+	assert.NoDirExists(t, snapDir, "clear deletes the snapshot")
 	sdktest.Err(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a synced task")
-	s.recordHistory(id, "sdk-finished-sync")
+	s.recordHistory(id, "sdk-finished-sync-snapshot")
 	_, err = c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905", "no passphrase once the copy is over")
 

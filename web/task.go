@@ -414,8 +414,9 @@ func (h taskHandlers) toJSON(task *store.Task, src sourceBrief, full bool) gin.H
 	} else if ts := task.TargetServer; ts != nil && ts.IP != "" {
 		out["float_ip"] = ts.IP
 	}
-	// target_snapshot_id: the target's snapshot as PUT snapshot_ids named
-	// it (smsflow's local targets take none of their own).
+	// target_snapshot_id: the snapshot of the target taken before a
+	// finished task's last sync pass (what sync_failed_rollback restores),
+	// or as PUT snapshot_ids named it.
 	out["target_snapshot_id"] = nil
 	if ts := task.TargetServer; ts != nil && ts.SnapshotIDs != "" {
 		out["target_snapshot_id"] = ts.SnapshotIDs

@@ -114,6 +114,16 @@ type RunState struct {
 	SkipCheck         bool
 	Skipping          bool
 	CheckFailed       bool
+	// SnapshotID is the target's snapshot taken before the last finished
+	// task's sync pass (version "target-snapshots"), which
+	// sync_failed_rollback restores; "" when there is none (never taken,
+	// the snapshot failed, or clear removed it).
+	SnapshotID string `json:",omitempty"`
+	// ResendBlocks: a rollback restored the target, so the block hashes
+	// the agent recorded in the failed pass describe data that is no
+	// longer there; the next pass sends every block (the SYNC command's
+	// "resend"), until one succeeds.
+	ResendBlocks bool `json:",omitempty"`
 }
 
 type migration struct {
@@ -138,6 +148,10 @@ type migration struct {
 	// migration_test, sync_failed_rollback, start on a finished task);
 	// runs that started before version "sdk-vocabulary" refuse them.
 	vocab bool
+	// snapshots: a finished task's sync pass snapshots the target first,
+	// rollback restores it and clear deletes it (runs from before
+	// "target-snapshots" restore only the task's state).
+	snapshots bool
 
 	progress, results, speed workflow.ReceiveChannel
 }
@@ -191,7 +205,7 @@ func (m *migration) setup(ctx workflow.Context) error {
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ActionRequest) error {
 			if err := ValidateActionIn(m.st.TaskState, ActionScope{InSyncLoop: m.st.InSyncLoop, TargetStarted: m.st.TargetStarted,
-				CheckFailed: m.st.CheckFailed, Vocab: m.vocab}, req); err != nil {
+				CheckFailed: m.st.CheckFailed, Vocab: m.vocab, Snapshots: m.snapshots, HasSnapshot: m.st.SnapshotID != ""}, req); err != nil {
 				return err
 			}
 			return m.validateMigrationTest(req)
@@ -260,6 +274,9 @@ type ActionScope struct {
 	// Vocab: the run serves clear, skip, migration_test,
 	// sync_failed_rollback and the sync of a finished task.
 	Vocab bool
+	// Snapshots: the run's rollback restores the target's snapshot
+	// (version "target-snapshots"); HasSnapshot: it has one.
+	Snapshots, HasSnapshot bool
 }
 
 // ValidateAction is ValidateActionIn for a run that knows every action and
@@ -340,10 +357,18 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 		}
 		return reject(smserr.SMS8112)
 	case sms.ActionRollback:
-		if taskState == sms.TaskSyncFail {
-			return nil
+		if taskState != sms.TaskSyncFail {
+			return reject(smserr.SMS7718)
 		}
-		return reject(smserr.SMS7718)
+		if sc.Snapshots && !sc.HasSnapshot {
+			// Nothing to restore: the target was not snapshotted before
+			// the failed pass (the snapshot failed, clear removed it, or
+			// the pass ran before snapshots). A state-only rollback would
+			// call a half-synced target MIGRATE_SUCCESS.
+			return temporal.NewApplicationError(smserr.New(smserr.SMS8113).Message+
+				" (the target has no snapshot from before the failed sync: start syncs it again)", string(smserr.SMS8113))
+		}
+		return nil
 	case sms.ActionNetworkCheck:
 		switch taskState {
 		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort:
@@ -567,6 +592,9 @@ func (m *migration) run(ctx workflow.Context) (Status, error) {
 	// The SDK's later actions: a finished task syncs again, rolls a failed
 	// sync back, clears its snapshot; skip and migration_test.
 	m.vocab = workflow.GetVersion(ctx, "sdk-vocabulary", workflow.DefaultVersion, 1) == 1
+	// A finished task's sync pass snapshots its target first; rollback
+	// restores the snapshot, clear deletes it.
+	m.snapshots = m.vocab && workflow.GetVersion(ctx, "target-snapshots", workflow.DefaultVersion, 1) == 1
 	for {
 		if m.st.ResumeSteps && m.st.FinishedSync {
 			// Carried over in a finished task's sync pass.
@@ -1031,6 +1059,9 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 		// after the pass (agents that do not know it always verify).
 		params := map[string]any{"subtask": sub, "migrate_type": m.in.Type, "speed_limit": m.st.Limit.Mbps,
 			"consistency_check": !m.st.SkipConsistency}
+		if m.st.ResendBlocks && command == sms.CmdSync {
+			params["resend"] = true
+		}
 		if err := m.apply(ctx, activities.Transition{SourceState: srcState, SourceCycle: srcCycle, BeginSubtask: sub,
 			Command: command, CommandParams: params}); err != nil {
 			return err
@@ -1124,14 +1155,29 @@ func (m *migration) finishedActionDue() bool {
 func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, done bool) {
 	switch {
 	case m.st.RollbackRequested:
-		// The failed sync is rolled back: the task is finished as before
-		// it. smsflow's targets keep no snapshot to restore (the next sync
-		// pass rewrites what changed); a provider with snapshots restores
-		// it here.
+		// The failed sync is rolled back: the target's snapshot from before
+		// the pass is restored (runs from before "target-snapshots" restore
+		// only the task's state), and the task is finished as before it.
 		m.st.RollbackRequested = false
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskReseting}); err != nil {
 			st, err := m.canceled(ctx, err)
 			return st, err, true
+		}
+		if m.snapshots {
+			if rerr := m.restoreTarget(ctx); rerr != nil {
+				if temporal.IsCanceledError(rerr) || ctx.Err() != nil {
+					st, err := m.canceled(ctx, rerr)
+					return st, err, true
+				}
+				// The restore failed: the task is SYNC_FAIL again, with
+				// the cause; a later rollback tries again.
+				if err := m.failAs(ctx, sms.TaskSyncFail, rerr); err != nil {
+					st, err := m.canceled(ctx, err)
+					return st, err, true
+				}
+				return Status{}, nil, false
+			}
+			m.st.ResendBlocks = true
 		}
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskMigrateSuccess, SourceState: sms.SourceFinished,
 			SourceCycle: sms.CycleCutovered, ClearFailure: true}); err != nil {
@@ -1140,6 +1186,20 @@ func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, 
 		}
 	case m.st.ClearRequested:
 		m.st.ClearRequested = false
+		if m.snapshots && m.st.Target != nil {
+			in := activities.SnapshotInput{Ref: m.ref(), Target: *m.st.Target, ID: m.st.SnapshotID}
+			if err := workflow.ExecuteActivity(activityCtx(ctx, 10*time.Minute), acts.DeleteSnapshots, in).Get(ctx, nil); err != nil {
+				if temporal.IsCanceledError(err) || ctx.Err() != nil {
+					st, err := m.canceled(ctx, err)
+					return st, err, true
+				}
+				// The record stays with the snapshot: a later clear
+				// tries again.
+				workflow.GetLogger(ctx).Warn("clear: delete target snapshots", "err", err)
+				return Status{}, nil, false
+			}
+		}
+		m.st.SnapshotID = ""
 		if err := m.apply(ctx, activities.Transition{ClearSnapshot: true}); err != nil {
 			st, err := m.canceled(ctx, err)
 			return st, err, true
@@ -1147,14 +1207,72 @@ func (m *migration) finishedAction(ctx workflow.Context) (st Status, err error, 
 	case m.st.SyncRequested:
 		m.st.SyncRequested = false
 		m.st.FinishedSync = true
+		// After a failed pass the target is half-synced: the snapshot
+		// from before it stays what a rollback restores.
+		keepSnapshot := m.st.TaskState == sms.TaskSyncFail && m.st.SnapshotID != ""
 		if err := m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncing, SourceState: sms.SourceSyncing,
 			SourceCycle: sms.CycleSyncing, ClearFailure: true}); err != nil {
 			st, err := m.canceled(ctx, err)
 			return st, err, true
 		}
+		if m.snapshots && !keepSnapshot {
+			if serr := m.snapshotTarget(ctx); serr != nil {
+				// No snapshot, no pass: the target is as it was, and the
+				// task SYNC_FAIL with the cause (a start tries again).
+				m.st.FinishedSync = false
+				if temporal.IsCanceledError(serr) || ctx.Err() != nil {
+					st, err := m.canceled(ctx, serr)
+					return st, err, true
+				}
+				if err := m.failAs(ctx, sms.TaskSyncFail, serr); err != nil {
+					st, err := m.canceled(ctx, err)
+					return st, err, true
+				}
+				return Status{}, nil, false
+			}
+		}
 		return m.finishedSync(ctx)
 	}
 	return Status{}, nil, false
+}
+
+// snapshotActivityCtx runs a snapshot copy or restore: a whole target's
+// disks may take hours, and the heartbeats tell a lost worker within a
+// minute.
+func snapshotActivityCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+}
+
+// snapshotTarget snapshots the target before a finished task's sync pass.
+// The id is the run's (its clock, so a replay names the same one); the
+// snapshot replaces the earlier one, so the record is dropped first.
+func (m *migration) snapshotTarget(ctx workflow.Context) error {
+	m.st.SnapshotID = ""
+	if m.st.Target == nil {
+		return nil
+	}
+	id := fmt.Sprintf("sync-%d", workflow.Now(ctx).UnixMilli())
+	in := activities.SnapshotInput{Ref: m.ref(), Target: *m.st.Target, ID: id}
+	var taken bool
+	if err := workflow.ExecuteActivity(snapshotActivityCtx(ctx), acts.SnapshotTarget, in).Get(ctx, &taken); err != nil {
+		return err
+	}
+	if taken {
+		m.st.SnapshotID = id
+	}
+	return nil
+}
+
+// restoreTarget writes the target's snapshot back (sync_failed_rollback).
+func (m *migration) restoreTarget(ctx workflow.Context) error {
+	if m.st.Target == nil {
+		return temporal.NewNonRetryableApplicationError("the task has no target to restore", string(smserr.SMS8103), nil)
+	}
+	in := activities.SnapshotInput{Ref: m.ref(), Target: *m.st.Target, ID: m.st.SnapshotID}
+	return workflow.ExecuteActivity(snapshotActivityCtx(ctx), acts.RestoreTarget, in).Get(ctx, nil)
 }
 
 // finishedSync is a finished task's sync pass: SYNC_SUCCESS, or SYNC_FAIL
@@ -1176,7 +1294,7 @@ func (m *migration) finishedSync(ctx workflow.Context) (st Status, err error, do
 	m.st.FinishedSync = false
 	switch {
 	case serr == nil:
-		m.st.Step = sms.StepMigrate
+		m.st.Step, m.st.ResendBlocks = sms.StepMigrate, false
 		serr = m.apply(ctx, activities.Transition{TaskState: sms.TaskSyncSuccess, SourceState: sms.SourceFinished,
 			SourceCycle: sms.CycleCutovered, Finished: true})
 	case errors.Is(serr, errStopped):

@@ -43,6 +43,15 @@ type migrationSuite struct {
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
 	startTarget []bool               // StartTarget of each START_TARGET step
+	// Target snapshots: the provider the snapshot activities use (nil: a
+	// provider without snapshots), the target Create makes, what was
+	// taken, restored and deleted, and the error a snapshot answers.
+	snapProvider provider.Snapshotter
+	snapTarget   *provider.Target
+	snapshots    []string
+	restores     []string
+	snapDeletes  int
+	snapErr      error
 }
 
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
@@ -54,6 +63,7 @@ func (s *migrationSuite) SetupTest() {
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
 	s.startTarget = nil
+	s.snapProvider, s.snapTarget, s.snapshots, s.restores, s.snapDeletes, s.snapErr = nil, nil, nil, nil, 0, nil
 	s.env = s.newEnv()
 }
 
@@ -91,6 +101,9 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		}
 		s.stepInputs = append(s.stepInputs, in)
 		if in.Step == sms.StepCreate {
+			if s.snapTarget != nil {
+				return activities.StepOutput{Target: s.snapTarget}, nil
+			}
 			return activities.StepOutput{Target: &provider.Target{VMID: "vm-1", Location: "/tmp/t", Created: true}}, nil
 		}
 		return activities.StepOutput{}, nil
@@ -133,6 +146,44 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		s.clones++
 		s.cloneNames = append(s.cloneNames, in.Name)
 		return nil
+	})
+	// The snapshot activities as activities.Activities runs them, on the
+	// suite's provider (a real local one where a test sets it).
+	env.OnActivity(acts.SnapshotTarget, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.SnapshotInput) (bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.snapErr != nil {
+			return false, s.snapErr
+		}
+		if s.snapProvider == nil {
+			return false, nil
+		}
+		if err := s.snapProvider.Snapshot(ctx, in.Target, in.ID); err != nil {
+			return false, err
+		}
+		s.snapshots = append(s.snapshots, in.ID)
+		return true, nil
+	})
+	env.OnActivity(acts.RestoreTarget, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.SnapshotInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.restores = append(s.restores, in.ID)
+		if err := s.snapProvider.Restore(ctx, in.Target, in.ID); err != nil {
+			if errors.Is(err, provider.ErrNoSnapshot) {
+				return temporal.NewNonRetryableApplicationError(err.Error(), "SMS.1410", err)
+			}
+			return err
+		}
+		return nil
+	})
+	env.OnActivity(acts.DeleteSnapshots, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.SnapshotInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.snapDeletes++
+		if s.snapProvider == nil {
+			return nil
+		}
+		return s.snapProvider.DeleteSnapshots(ctx, in.Target)
 	})
 	return env
 }
@@ -608,6 +659,14 @@ func TestValidateVocabulary(t *testing.T) {
 		assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskSyncing, old, ActionRequest{Operation: op})), op)
 	}
 	assert.Equal(t, "SMS.7713", smsCode(ValidateActionIn(sms.TaskMigrateSuccess, old, start)))
+	// A run that snapshots targets rolls back only onto a snapshot
+	// (SMS.8113 without one); SMS.7718 still comes first.
+	rb := ActionRequest{Operation: sms.ActionRollback}
+	snaps := ActionScope{Vocab: true, Snapshots: true}
+	assert.Equal(t, "SMS.8113", smsCode(ValidateActionIn(sms.TaskSyncFail, snaps, rb)))
+	assert.Equal(t, "SMS.7718", smsCode(ValidateActionIn(sms.TaskSyncSuccess, snaps, rb)))
+	snaps.HasSnapshot = true
+	assert.NoError(t, ValidateActionIn(sms.TaskSyncFail, snaps, rb))
 }
 
 func contains[T comparable](xs []T, x T) bool {
@@ -667,8 +726,10 @@ func (s *migrationSuite) finish() {
 // TestFinishedTaskSyncsAgain: a start on a finished task is one more pass
 // into its target (SYNCING, then SYNC_SUCCESS); a failed pass is SYNC_FAIL,
 // which sync_failed_rollback takes back to MIGRATE_SUCCESS through
-// RESETING (SMS.7718 elsewhere); clear forgets the target's snapshot.
+// RESETING (SMS.7718 elsewhere), restoring the target's snapshot from
+// before the pass; clear deletes the snapshot and forgets it.
 func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
+	s.localTarget()
 	s.finish()
 	var rollback, resync, midPass, clr, rollback2, sync2, sync3 *verdict
 	s.at(3*time.Minute, func() {
@@ -721,6 +782,18 @@ func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
 		}
 	}
 	s.Equal(1, cleared)
+	s.Equal(1, s.snapDeletes, "clear deleted the snapshots")
+	s.Require().Len(s.snapshots, 3, "each pass snapshots the target first")
+	// The pass after the rollback resends every block: the agent's
+	// hashes describe the failed pass, not the restored target.
+	var resend []bool
+	for _, tr := range s.transitions {
+		if tr.Command == "SYNC" {
+			resend = append(resend, tr.CommandParams["resend"] == true)
+		}
+	}
+	s.Equal([]bool{false, false, false, true}, resend)
+	s.Equal([]string{s.snapshots[1]}, s.restores, "the rollback restored the failed pass's snapshot")
 	s.Equal(1, s.checks, "a finished task's pass is not a launch: no second check, no second cutover")
 	s.Equal(1, count(s.steps, sms.StepStart))
 	s.Equal("SMS.1801", s.lastFailure().Code)

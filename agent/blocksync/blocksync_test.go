@@ -457,3 +457,51 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 	}
 	second.Close()
 }
+
+// TestResendAfterRollback: the target is put back to an earlier state (a
+// rollback restored its snapshot) after a pass recorded new hashes. A plain
+// sync trusts those hashes and leaves the old blocks in place; with Resend
+// every block is compared as unknown and the target matches the source.
+func TestResendAfterRollback(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src.img"), filepath.Join(dir, "dst.img")
+	const size = 8 * mib
+	makeSource(t, src, size, 3)
+	makeTarget(t, dst, size)
+	l := newLink(t, []string{dst})
+	disks := []Disk{{Name: "/dev/vda", Path: src, Size: size}}
+	state := filepath.Join(dir, "state")
+	_, err, rerr := l.pass(Options{Disks: disks, StateDir: state})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
+	snapshot, err := os.ReadFile(dst)
+	require.NoError(t, err)
+
+	// The source changes; a pass sends it and records its hashes.
+	data := makeSource(t, src, size, 4)
+	_, err, rerr = l.pass(Options{Disks: disks, StateDir: state, Sync: true})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
+	requireSame(t, data, dst, size)
+
+	// Rolled back: the target holds the earlier data again.
+	require.NoError(t, os.WriteFile(dst, snapshot, 0o600))
+	st, err, rerr := l.pass(Options{Disks: disks, StateDir: state, Sync: true})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
+	assert.Zero(t, st.Sent, "the recorded hashes hide the rollback")
+	got, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	assert.False(t, bytes.Equal(data, got), "a plain sync leaves the restored blocks")
+
+	st, err, rerr = l.pass(Options{Disks: disks, StateDir: state, Sync: true, Resend: true})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
+	assert.Positive(t, st.Sent)
+	requireSame(t, data, dst, size)
+	// The hashes are recorded again: the next plain sync sends nothing.
+	st, err, rerr = l.pass(Options{Disks: disks, StateDir: state, Sync: true})
+	require.NoError(t, err)
+	require.NoError(t, rerr)
+	assert.Zero(t, st.Sent)
+}

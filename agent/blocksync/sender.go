@@ -28,7 +28,12 @@ type Options struct {
 	Disks []Disk
 	// Sync sends only the blocks that changed since the last pass; without
 	// it the pass is a full copy (resumed from its checkpoint).
-	Sync      bool
+	Sync bool
+	// Resend forgets the block hashes recorded by earlier passes: the
+	// target was put back to an earlier state (a rollback restored its
+	// snapshot), so what the agent remembers sending is no longer there.
+	// Every block is then compared as unknown and sent (zeros as zeros).
+	Resend    bool
 	BlockSize int    // default DefaultBlockSize
 	StateDir  string // checkpoints and block hashes of this task
 	// CheckpointEvery: bytes of disk between checkpoints (default 64 MiB).
@@ -199,7 +204,7 @@ func (s *sender) disk(ctx context.Context, i int, d Disk) error {
 	bs := int64(s.o.BlockSize)
 	blocks := (d.Size + bs - 1) / bs
 	ds := s.st.Disks[i]
-	same := ds != nil && ds.Size == d.Size && ds.BlockSize == s.o.BlockSize
+	same := ds != nil && ds.Size == d.Size && ds.BlockSize == s.o.BlockSize && !s.o.Resend
 	if !same {
 		ds = &diskState{Size: d.Size, BlockSize: s.o.BlockSize}
 		s.st.Disks[i] = ds

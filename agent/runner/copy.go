@@ -161,7 +161,7 @@ func (r *Runner) pass(ctx context.Context, spec jobSpec, creds transport.Creds, 
 			conn.Close()
 			return err
 		}
-		st, err := blocksync.Send(ctx, conn, blocksync.Options{Disks: disks, Sync: spec.Command == sms.CmdSync,
+		st, err := blocksync.Send(ctx, conn, blocksync.Options{Disks: disks, Sync: spec.Command == sms.CmdSync, Resend: spec.Resend,
 			StateDir: filepath.Join(r.taskDir(spec.TaskID), "blocks"),
 			Progress: func(p blocksync.Progress) { rep.update(p.BytesDone, p.BytesTotal, p.WireSent, p.RawSent) }})
 		conn.Close()

@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -40,5 +42,36 @@ func TestConsistencyCheckOption(t *testing.T) {
 		assert.Equal(t, tc.checks, f.consistency, "option %q", tc.option)
 		f.mu.Unlock()
 	}
+	sameFiles(t, src, dst)
+}
+
+// TestResendOption: after a rollback put the target back, a SYNC with
+// "resend" sends every block again; without it the recorded hashes leave
+// the restored (here: zeroed) target as it is.
+func TestResendOption(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	const size = 1 << 20
+	addr, src, dst := blockTarget(t, f, size)
+	r, _ := startRunner(t, srv, t.TempDir(), func(c *Config) {
+		c.DiskPaths = map[string]string{"/dev/vda": src}
+		c.PollWait = time.Second
+	})
+	require.Eventually(t, func() bool { return r.SourceID() != "" }, 10*time.Second, 10*time.Millisecond)
+	sync := func(id, extra string) {
+		p := fmt.Sprintf(`{"task_id":"t3","migrate_type":"MIGRATE_BLOCK","target_addr":%q,"consistency_check":false,"disks":[{"index":0,"name":"/dev/vda","size":%d}]%s}`,
+			addr, size, extra)
+		f.commands <- smsapi.Command{Name: "SYNC", ID: id, Param: json.RawMessage(p)}
+		assert.Equal(t, "success", f.next(t).Result, id)
+	}
+	sync("first", "")
+	sameFiles(t, src, dst)
+	require.NoError(t, os.WriteFile(dst, make([]byte, size), 0o600)) // the rollback
+	sync("plain", "")
+	got, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	want, err := os.ReadFile(src)
+	require.NoError(t, err)
+	assert.False(t, bytes.Equal(want, got), "without resend the hashes hide the rollback")
+	sync("resend", `,"resend":true`)
 	sameFiles(t, src, dst)
 }

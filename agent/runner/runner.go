@@ -123,6 +123,9 @@ type jobSpec struct {
 	// the pass ends without verifying the target (absent: verify, as
 	// servers that do not send it expect).
 	ConsistencyCheck *bool `json:"consistency_check,omitempty"`
+	// Resend: the target was rolled back to a snapshot, so a block pass
+	// sends every block again instead of trusting the recorded hashes.
+	Resend bool `json:"resend,omitempty"`
 }
 
 // verify tells whether the pass verifies the target afterwards.

@@ -154,3 +154,23 @@ type ReceiverTask struct {
 type ReceiverHost interface {
 	Receiver(ctx context.Context, t Target, task ReceiverTask) (addr string, err error)
 }
+
+// ErrNoSnapshot: the target has no snapshot of that id (never taken, or
+// cleared).
+var ErrNoSnapshot = errors.New("provider: the target has no such snapshot")
+
+// Snapshotter is a provider that keeps snapshots of its targets, so a
+// finished task's failed sync pass can be rolled back to the data the
+// target held before it (sync_failed_rollback). Snapshot ids come from the
+// workflow, never from a request.
+type Snapshotter interface {
+	// Snapshot records the target's disks (or file tree) as id, replacing
+	// the target's other snapshots. Taking the same id again is a no-op,
+	// so a retried activity does not copy twice.
+	Snapshot(ctx context.Context, t Target, id string) error
+	// Restore writes snapshot id back into the target: ErrNoSnapshot when
+	// there is none.
+	Restore(ctx context.Context, t Target, id string) error
+	// DeleteSnapshots removes every snapshot of the target (clear).
+	DeleteSnapshots(ctx context.Context, t Target) error
+}

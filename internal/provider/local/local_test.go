@@ -189,7 +189,10 @@ func TestExistingTargetOwnership(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorIs(t, p.CheckBind(ctx, "d1", "free-d1", "task-d"), provider.ErrInUse)
 	require.NoError(t, p.CheckBind(ctx, "d1", "free-d1", "task-c"), "the holder itself")
+	require.NoError(t, p.Snapshot(ctx, bound, "sync-1"))
+	require.DirExists(t, filepath.Join(SnapshotsDir(bound.Location), "sync-1"))
 	require.NoError(t, p.Release(ctx, bound, "task-c"))
+	assert.NoDirExists(t, SnapshotsDir(bound.Location), "the task's snapshots go with it")
 	require.NoError(t, p.CheckBind(ctx, "d1", "free-d1", "task-d"))
 	assert.ErrorIs(t, p.CheckBind(ctx, "d2", "free-d1", ""), provider.ErrNotFound, "still d1's")
 

@@ -124,6 +124,11 @@ func (p *Provider) Release(ctx context.Context, t provider.Target, taskID string
 	if err := os.Remove(filepath.Join(t.Location, "receiver.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("local provider: %w", err)
 	}
+	// The task's snapshots go with it: the next task binding the server
+	// must not find (or restore) this one's.
+	if err := os.RemoveAll(SnapshotsDir(t.Location)); err != nil {
+		return fmt.Errorf("local provider: %w", err)
+	}
 	return nil
 }
 
