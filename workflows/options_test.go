@@ -136,6 +136,38 @@ func (s *migrationSuite) TestNeedMigrationTest() {
 	s.Equal(2, s.count("SYNC"), "a pass, then the launch pass")
 }
 
+// TestNeedMigrationTestWantsAFinishedClone: a clone that ended in ERROR is
+// no migration test: the launch stays refused until one finishes.
+func (s *migrationSuite) TestNeedMigrationTestWantsAFinishedClone() {
+	in := input()
+	in.NeedMigrationTest = true
+	s.cloneStates = []sms.CloneState{sms.CloneError}
+	var failed, early, clone, launch *verdict
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { failed = s.action(sms.ActionCloneTest) })
+	s.at(4*time.Minute, func() {
+		s.Equal("", s.code(failed))
+		s.Equal(1, s.clones)
+		early = s.action(sms.ActionTest)
+	})
+	s.at(4*time.Minute+time.Second, func() {
+		s.Equal("SMS.7721", s.code(early), "a failed clone is not a migration test")
+		clone = s.action(sms.ActionCloneTest)
+	})
+	s.at(5*time.Minute, func() {
+		s.Equal("", s.code(clone))
+		s.Equal(2, s.clones)
+		launch = s.action(sms.ActionTest)
+	})
+	s.at(6*time.Minute, func() {
+		s.Equal("", s.code(launch), "a finished clone is")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+}
+
 // target sends PUT /v3/tasks/{id}'s target changes; see action.
 func (s *migrationSuite) target(u TargetUpdate) *verdict {
 	v := &verdict{}

@@ -985,13 +985,20 @@ func (m *migration) clone(ctx workflow.Context) error {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 	})
-	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
+	var res activities.CloneResult
+	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
-	m.st.MigrationTested = true
+	// Only a clone that finished is a migration test: a failed one (or a
+	// template gone) leaves the task needing one. Runs recorded before
+	// Clone had a result decode none (the zero value) and keep the flag
+	// they set then.
+	if res.CloneState == sms.CloneFinished || res.CloneState == "" {
+		m.st.MigrationTested = true
+	}
 	m.waveEvent(ctx, WaveEventTested)
 	return nil
 }

@@ -39,6 +39,7 @@ type migrationSuite struct {
 	cleanups    []activities.CleanupInput
 	clones      int
 	cloneNames  []string
+	cloneStates []sms.CloneState // what Clone answers, in turn (then FINISHED)
 	updates     int
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
@@ -50,7 +51,7 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.stepInputs = nil
-	s.checks, s.checkErr, s.cloneNames = 0, nil, nil
+	s.checks, s.checkErr, s.cloneNames, s.cloneStates = 0, nil, nil, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
 	s.startTarget = nil
@@ -127,12 +128,16 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		s.cleanups = append(s.cleanups, in)
 		return nil
 	})
-	env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) error {
+	env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) (activities.CloneResult, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.clones++
 		s.cloneNames = append(s.cloneNames, in.Name)
-		return nil
+		cs := sms.CloneFinished
+		if len(s.cloneStates) > 0 {
+			cs, s.cloneStates = s.cloneStates[0], s.cloneStates[1:]
+		}
+		return activities.CloneResult{CloneState: cs}, nil
 	})
 	return env
 }
