@@ -56,6 +56,11 @@ type Input struct {
 	// passed a clone test, and launching it before is refused
 	// (need_migration_test).
 	NeedMigrationTest bool
+	// WaveTestRule: a wave's test keeps the need_migration_test rule (the
+	// member waits for its clone test). Set for every run TaskInput
+	// builds; runs started before it decode false and replay their
+	// wave's test as they took it.
+	WaveTestRule bool
 	// Priority is the task's priority (0 low, 1 normal, 2 high): the run
 	// is started with it, so its work goes first or last in a busy queue.
 	Priority int32

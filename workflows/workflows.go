@@ -299,7 +299,8 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 		}
 		return reject(smserr.SMS7713)
 	case sms.ActionStop:
-		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing {
+		// SKIPPING runs the steps past a failed check: it stops as RUNNING does.
+		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing || taskState == sms.TaskSkipping {
 			return nil
 		}
 		return reject(smserr.SMS7714)
@@ -308,8 +309,9 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 			return nil
 		}
 		// No dead end: a task that finished with start_target_server=false
-		// is launched later by test, which starts its target.
-		if req.Operation == sms.ActionTest && taskState == sms.TaskMigrateSuccess && !sc.TargetStarted {
+		// (or whose later sync finished) is launched later by test, which
+		// starts its target.
+		if req.Operation == sms.ActionTest && (taskState == sms.TaskMigrateSuccess || taskState == sms.TaskSyncSuccess) && !sc.TargetStarted {
 			return nil
 		}
 		return reject(smserr.SMS7721)
@@ -346,7 +348,7 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 		return reject(smserr.SMS7718)
 	case sms.ActionNetworkCheck:
 		switch taskState {
-		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort:
+		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort, sms.TaskSkipping:
 			return nil
 		}
 		return reject(smserr.SMS7713)
@@ -449,7 +451,7 @@ func (m *migration) accept(req ActionRequest) {
 	case sms.ActionStop:
 		m.st.StopRequested = true
 	case sms.ActionTest:
-		if m.st.TaskState == sms.TaskMigrateSuccess {
+		if m.st.TaskState == sms.TaskMigrateSuccess || m.st.TaskState == sms.TaskSyncSuccess {
 			// Launch a target the run left stopped (start_target_server
 			// false): the run goes back to its last step, which starts it
 			// this time (and again on a restart should it fail).

@@ -583,7 +583,12 @@ func TestValidateVocabulary(t *testing.T) {
 		{sms.ActionSkip, ActionScope{Vocab: true, CheckFailed: true}, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateFail}, "SMS.7713"},
 		{sms.ActionMigrationTst, loop, []sms.TaskState{sms.TaskSyncing}, "SMS.7721"},
 		{sms.ActionMigrationTst, v, nil, "SMS.7721"},
-		{sms.ActionStop, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing}, "SMS.7714"},
+		{sms.ActionStop, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing, sms.TaskSkipping}, "SMS.7714"},
+		{sms.ActionNetworkCheck, v, []sms.TaskState{sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort, sms.TaskSkipping}, "SMS.7713"},
+		// A finished target left stopped is launched by test, after a
+		// later sync too.
+		{sms.ActionTest, v, []sms.TaskState{sms.TaskMigrateSuccess, sms.TaskSyncSuccess}, "SMS.7721"},
+		{sms.ActionTest, ActionScope{Vocab: true, TargetStarted: true}, nil, "SMS.7721"},
 	} {
 		for _, st := range all {
 			err := ValidateActionIn(st, r.scope, ActionRequest{Operation: r.op})
