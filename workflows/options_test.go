@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/smsflow/smsflow/internal/sms"
@@ -222,4 +224,26 @@ func (s *migrationSuite) TestTargetUpdateReachesTheRun() {
 	s.Equal("ep-1", *create.EnterpriseProject)
 	last := s.stepInputs[len(s.stepInputs)-1]
 	s.Equal("s-2", *last.SnapshotIDs, "the later snapshot ids")
+}
+
+// TestTargetRebindRefusedWhileCreating: a rebind while the create step runs
+// (no target recorded yet) is refused; before it, or after a failed create,
+// it is taken; snapshot ids change at any time before the launch.
+func TestTargetRebindRefusedWhileCreating(t *testing.T) {
+	rebind, snaps := TargetUpdate{VMID: new("vm-2")}, TargetUpdate{SnapshotIDs: new("s-1")}
+	for _, c := range []struct {
+		state sms.TaskState
+		step  sms.Step
+		code  string
+	}{
+		{sms.TaskRunning, sms.StepCheck, ""},
+		{sms.TaskRunning, sms.StepCreate, "SMS.7706"},
+		{sms.TaskSkipping, sms.StepConfigure, "SMS.7706"},
+		{sms.TaskMigrateFail, sms.StepCreate, ""},
+		{sms.TaskAbort, sms.StepCreate, ""},
+	} {
+		m := &migration{st: &RunState{TaskState: c.state, Step: c.step}}
+		assert.Equal(t, c.code, smsCode(m.validateTargetUpdate(rebind)), "%s at %s", c.state, c.step)
+		assert.NoError(t, m.validateTargetUpdate(snaps), "%s at %s", c.state, c.step)
+	}
 }

@@ -378,10 +378,24 @@ func (m *migration) validateTargetUpdate(u TargetUpdate) error {
 		return reject("the task is being deleted")
 	case u.rebinds() && m.st.Target != nil:
 		return reject("the task already has its target server " + m.st.Target.VMID + ": delete the task to use another")
+	case u.rebinds() && m.creating():
+		// The create step may be binding or making the server now: a
+		// rebind would be lost or name a server the run no longer uses.
+		return reject("the run is creating or binding its target server")
 	case m.st.TargetStarted:
 		return reject("the target server is launched")
 	}
 	return nil
+}
+
+// creating: the run is at or past the create step (a failed or stopped
+// run is not: a rebind before its restart is taken).
+func (m *migration) creating() bool {
+	switch m.st.TaskState {
+	case sms.TaskRunning, sms.TaskSkipping, sms.TaskSyncing:
+		return m.st.Step.Index() >= sms.StepCreate.Index()
+	}
+	return false
 }
 
 // setTargetOptions takes a TargetUpdate: the next steps use it.
