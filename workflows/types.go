@@ -151,3 +151,16 @@ type Status struct {
 	Limit      speedlimit.Limit
 	Deleted    bool
 }
+
+// PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
+// Temporal's priority keys (1 runs first, 3 is the default, 5 last): the
+// API's start and a wave's member launch give a run the same one.
+func PriorityKey(p int32) int {
+	switch p {
+	case 2:
+		return 1
+	case 0:
+		return 5
+	}
+	return 3
+}

@@ -1035,8 +1035,12 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 		// heartbeat timed out — is retried rather than fail the task: the
 		// agent could not poll a service that was down. Only the options
 		// and the input changed, not the commands: no version marker.
+		// ScheduleToClose bounds the retries: a worker lost again and again
+		// (or an error that is not SMS.0508) fails the step after twice
+		// the step timeout instead of waiting forever.
 		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: m.stepTimeout() + time.Minute, HeartbeatTimeout: 30 * time.Second,
+			StartToCloseTimeout: m.stepTimeout() + time.Minute, ScheduleToCloseTimeout: 2 * m.stepTimeout(),
+			HeartbeatTimeout: 30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 				MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{string(smserr.SMS0507), string(smserr.SMS0508)}},
 		})

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -44,6 +45,7 @@ type migrationSuite struct {
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
 	startTarget []bool               // StartTarget of each START_TARGET step
+	waitLimits  []time.Duration      // the ScheduleToCloseTimeout of each WaitAgent
 }
 
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
@@ -54,7 +56,7 @@ func (s *migrationSuite) SetupTest() {
 	s.checks, s.checkErr, s.cloneNames, s.cloneStates = 0, nil, nil, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
-	s.startTarget = nil
+	s.startTarget, s.waitLimits = nil, nil
 	s.env = s.newEnv()
 }
 
@@ -97,6 +99,9 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		return activities.StepOutput{}, nil
 	})
 	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.WaitAgentInput) error {
+		s.mu.Lock()
+		s.waitLimits = append(s.waitLimits, activity.GetInfo(ctx).ScheduleToCloseTimeout)
+		s.mu.Unlock()
 		if !s.agentGone.Load() {
 			return nil
 		}
@@ -506,6 +511,20 @@ func (s *migrationSuite) TestSilentAgentFailsTheStep() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	fail := s.lastFailure()
 	s.Equal("SMS.5403", fail.Code)
+}
+
+// TestWaitAgentIsBounded: the wait for the agent has a total limit (twice
+// the step timeout) over its retries, not only one per attempt.
+func (s *migrationSuite) TestWaitAgentIsBounded() {
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Require().NotEmpty(s.waitLimits)
+	for _, l := range s.waitLimits {
+		s.Equal(2*input().AgentStepTimeout, l)
+	}
 }
 
 func (s *migrationSuite) TestAgentCommandFailure() {
