@@ -142,16 +142,16 @@ func (s *migrationSuite) TestStartTargetAfterSync() {
 
 // TestWaveTestKeepsNeedMigrationTest: a wave's test waits for a member
 // that needs a migration test until its clone test ran; runs started
-// before the rule (no WaveTestRule) take it as they did. A member whose
+// before the rule (Rules 0) take it as they did. A member whose
 // later sync finished is not launched by the wave either.
 func TestWaveTestKeepsNeedMigrationTest(t *testing.T) {
-	m := &migration{in: Input{NeedMigrationTest: true, WaveTestRule: true},
+	m := &migration{in: Input{NeedMigrationTest: true, Rules: 1},
 		st: &RunState{TaskState: sms.TaskSyncing, InSyncLoop: true}}
 	m.st.Wave.Op = sms.ActionTest
 	assert.Equal(t, "SMS.7721", smsCode(m.waveOpRefused()), "no clone test yet")
 	m.st.MigrationTested = true
 	require.NoError(t, m.waveOpRefused(), "tested: the wave cuts it over")
-	m.st.MigrationTested, m.in.WaveTestRule = false, false
+	m.st.MigrationTested, m.in.Rules = false, 0
 	require.NoError(t, m.waveOpRefused(), "a run from before the rule replays as it ran")
 	m.st.TaskState, m.st.InSyncLoop = sms.TaskSyncSuccess, false
 	require.ErrorIs(t, m.waveOpRefused(), errWaveTestFinished)

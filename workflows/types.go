@@ -56,11 +56,12 @@ type Input struct {
 	// passed a clone test, and launching it before is refused
 	// (need_migration_test).
 	NeedMigrationTest bool
-	// WaveTestRule: a wave's test keeps the need_migration_test rule (the
-	// member waits for its clone test). Set for every run TaskInput
-	// builds; runs started before it decode false and replay their
-	// wave's test as they took it.
-	WaveTestRule bool
+	// Rules is the revision of the run's rules that change its commands
+	// without a version marker (TaskInput sets RulesCurrent; runs started
+	// before decode 0 and replay as they ran, a continue-as-new keeps it):
+	// 1: a wave's test keeps the need_migration_test rule (the member
+	// waits for its clone test) and a skip ends with a failed run.
+	Rules int
 	// Priority is the task's priority (0 low, 1 normal, 2 high): the run
 	// is started with it, so its work goes first or last in a busy queue.
 	Priority int32
@@ -151,6 +152,9 @@ type Status struct {
 	Limit      speedlimit.Limit
 	Deleted    bool
 }
+
+// RulesCurrent is the Rules revision new runs start with.
+const RulesCurrent = 1
 
 // PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
 // Temporal's priority keys (1 runs first, 3 is the default, 5 last): the

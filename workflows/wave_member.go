@@ -98,7 +98,7 @@ func TaskInput(s activities.TaskSpec) Input {
 		StartTargetServer: s.StartTargetServer, ExistServer: s.ExistServer, StartNetworkCheck: s.StartNetworkCheck,
 		SkipConsistencyCheck: s.SkipConsistencyCheck, NeedMigrationTest: s.NeedMigrationTest, Priority: s.Priority,
 		SpeedLimit: s.SpeedLimit, OverSpeedThreshold: s.OverSpeedThreshold, SpeedRules: s.SpeedRules, TimeZone: s.TimeZone,
-		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout, WaveTestRule: true}
+		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout, Rules: RulesCurrent}
 }
 
 // setupWave registers the member's wave handlers; a task outside a wave
@@ -175,7 +175,7 @@ func (m *migration) waveOpRefused() error {
 		// the op they waited on as they did.
 		return errWaveTestFinished
 	}
-	if m.in.WaveTestRule {
+	if m.in.Rules >= 1 {
 		// A member that needs a migration test waits for its clone test
 		// as the operator's test does.
 		if err := m.validateMigrationTest(ActionRequest{Operation: m.st.Wave.Op}); err != nil {

@@ -1279,6 +1279,12 @@ func (m *migration) failAs(ctx workflow.Context, state sms.TaskState, cause erro
 		}
 	}
 	m.st.FailedStep = m.st.Step
+	if m.in.Rules >= 1 {
+		// A skip holds for the run it was asked in: the restart of a
+		// failed run checks the target again unless skipped again.
+		// (Runs started before Rules 1 kept it and replay so.)
+		m.st.SkipCheck = false
+	}
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
 	err := m.apply(ctx, activities.Transition{TaskState: state, SourceState: sms.SourceError,
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})

@@ -800,6 +800,35 @@ func (s *migrationSuite) TestSkipWhileCopying() {
 	s.Equal(0, s.checks, "skipped")
 }
 
+// TestSkipEndsWithAFailedRun: a skip asked in a run that then fails does
+// not carry over: the restarted run checks the target again.
+func (s *migrationSuite) TestSkipEndsWithAFailedRun() {
+	in := input()
+	in.Rules = RulesCurrent
+	var skip, restart *verdict
+	s.at(30*time.Second, func() { skip = s.action(sms.ActionSkip) })
+	s.at(time.Minute, func() {
+		s.Equal("", s.code(skip))
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "START", Success: false, Detail: "disk /dev/vdb vanished"})
+	})
+	s.at(2*time.Minute, func() {
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
+		restart = s.action(sms.ActionRestart)
+	})
+	s.at(3*time.Minute, func() {
+		s.Equal("", s.code(restart))
+		s.progress("MIGRATE_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(5*time.Minute, func() {
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.checks, "the restarted run checked the target")
+}
+
 // TestMigrationTestClonesWhileSyncing: migration_test in continuous sync
 // clones the target under its own name; sync goes on.
 func (s *migrationSuite) TestMigrationTestClonesWhileSyncing() {
