@@ -431,6 +431,9 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepOutput, err
 			if keep != nil {
 				ts.Disks, ts.VolumeGroups, ts.OSType, ts.OSVersion = keep.Disks, keep.VolumeGroups, keep.OSType, keep.OSVersion
 				ts.BtrfsList, ts.SystemDir = keep.BtrfsList, keep.SystemDir
+				// PUT /v3/tasks/{id}'s disk and snapshot ids are the
+				// operator's, not the provider's: GET shows them still.
+				ts.TargetDiskIDs, ts.SnapshotIDs = keep.TargetDiskIDs, keep.SnapshotIDs
 			}
 			task.TargetServer = &ts
 			return nil

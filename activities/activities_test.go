@@ -294,6 +294,26 @@ func TestRunStepsLayOutTheTarget(t *testing.T) {
 	})
 }
 
+// The target's record keeps what PUT /v3/tasks/{id} gave it (disk and
+// snapshot ids): the create step replaces only what the provider made.
+func TestRunStepKeepsTheTargetUpdate(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		a := (*activities.Activities)(nil)
+		require.NoError(t, s.UpdateTask(t.Context(), store.Tenant{DomainID: f.ref.DomainID}, f.ref.TaskID, func(task *store.Task) error {
+			task.TargetServer = &store.TargetServer{Name: "t", TargetDiskIDs: "d1,d2", SnapshotIDs: "s1"}
+			return nil
+		}))
+		var out activities.StepOutput
+		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
+		ts := f.task().TargetServer
+		require.NotNil(t, ts)
+		assert.Equal(t, out.Target.VMID, ts.VMID)
+		assert.Equal(t, "d1,d2", ts.TargetDiskIDs)
+		assert.Equal(t, "s1", ts.SnapshotIDs)
+	})
+}
+
 func TestRunStepFailures(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
@@ -363,7 +383,9 @@ func TestCloneRecordsTheResult(t *testing.T) {
 		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "CREATE_CLOUD_SERVER"}, &out))
 		require.NoError(t, f.run(a.RunStep, activities.StepInput{Ref: f.ref, Step: "FORMAT_DISK", Target: out.Target}, nil))
 
-		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c1"}, nil))
+		var res activities.CloneResult
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c1"}, &res))
+		assert.Equal(t, sms.CloneFinished, res.CloneState, "the result says the clone finished")
 		cs := f.task().CloneServer
 		require.NotNil(t, cs)
 		assert.Equal(t, "FINISHED", cs.CloneState, "the SDK's clone_state")
@@ -378,7 +400,8 @@ func TestCloneRecordsTheResult(t *testing.T) {
 		cs = f.task().CloneServer
 		assert.Equal(t, "FINISHED", cs.CloneState)
 		assert.Equal(t, "web-clone", cs.Name, "named by its template")
-		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c4", TemplateID: "gone"}, nil))
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: *out.Target, Name: "c4", TemplateID: "gone"}, &res))
+		assert.Equal(t, sms.CloneError, res.CloneState, "a clone from a template that is gone did not finish")
 		cs = f.task().CloneServer
 		assert.Equal(t, "ERROR", cs.CloneState)
 		assert.Equal(t, "SMS.7101", cs.CloneError)
@@ -386,8 +409,9 @@ func TestCloneRecordsTheResult(t *testing.T) {
 
 		gone := *out.Target
 		gone.Location = filepath.Join(filepath.Dir(gone.Location), "missing")
-		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: gone, Name: "c2"}, nil),
+		require.NoError(t, f.run(a.Clone, activities.CloneInput{Ref: f.ref, Target: gone, Name: "c2"}, &res),
 			"a failed clone is a result for the operator, not a failed task")
+		assert.Equal(t, sms.CloneError, res.CloneState)
 		cs = f.task().CloneServer
 		assert.Equal(t, "ERROR", cs.CloneState)
 		assert.Equal(t, "SMS.1102", cs.CloneError)

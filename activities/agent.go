@@ -120,8 +120,9 @@ type CloneInput struct {
 
 // Clone copies the target (clone_test) and records the clone on the task:
 // clone_state CREATING while it copies, then FINISHED or ERROR (the SDK's
-// values).
-func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
+// values). The result is that clone_state: a failed clone is the operator's
+// result, not a failed activity, so the workflow reads it from here.
+func (a *Activities) Clone(ctx context.Context, in CloneInput) (CloneResult, error) {
 	name, cloneErr := in.Name, ""
 	if in.TemplateID != "" {
 		tpl, err := a.Store.Template(ctx, in.tenant(), in.TemplateID)
@@ -131,35 +132,45 @@ func (a *Activities) Clone(ctx context.Context, in CloneInput) error {
 			// that is gone.
 			cloneErr = string(smserr.SMS7101)
 		case err != nil:
-			return err
+			return CloneResult{}, err
 		case tpl.TargetServerName != "":
 			name = tpl.TargetServerName
 		}
 	}
-	record := func(cs store.CloneServer) error {
-		return a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
+	record := func(cs store.CloneServer) (CloneResult, error) {
+		err := a.Store.UpdateTask(ctx, in.tenant(), in.TaskID, func(task *store.Task) error {
 			task.CloneServer = &cs
 			return nil
 		})
+		if err != nil {
+			return CloneResult{}, err
+		}
+		return CloneResult{CloneState: sms.CloneState(cs.CloneState)}, nil
 	}
 	if cloneErr != "" {
 		return record(store.CloneServer{Name: name, CloneState: string(sms.CloneError), CloneError: cloneErr,
 			ErrorMsg: "template " + in.TemplateID + " does not exist"})
 	}
-	if err := record(store.CloneServer{Name: name, CloneState: string(sms.CloneCreating)}); err != nil {
-		return err
+	if _, err := record(store.CloneServer{Name: name, CloneState: string(sms.CloneCreating)}); err != nil {
+		return CloneResult{}, err
 	}
 	stop := heartbeat(ctx, 10*time.Second)
 	c, err := a.Provider.Clone(ctx, in.Target, in.Name)
 	stop()
 	if ctx.Err() != nil {
-		return ctx.Err() // the worker stops or the run timed out: retried
+		return CloneResult{}, ctx.Err() // the worker stops or the run timed out: retried
 	}
 	cs := store.CloneServer{VMID: c.VMID, Name: name, CloneState: string(sms.CloneFinished)}
 	if err != nil {
 		cs.CloneState, cs.CloneError, cs.ErrorMsg = string(sms.CloneError), string(smserr.SMS1102), err.Error()
 	}
 	return record(cs)
+}
+
+// CloneResult is how a clone ended: FINISHED or ERROR. Runs recorded when
+// Clone returned nothing decode it as the zero value.
+type CloneResult struct {
+	CloneState sms.CloneState
 }
 
 // CleanupInput removes a task.

@@ -911,11 +911,11 @@ func TestTaskAction(t *testing.T) {
 		}{
 			// start on a finished task synchronizes it again
 			{"start", []sms.TaskState{ready, abort, failed, success, synced, syncFail}, "SMS.7713"},
-			{"stop", []sms.TaskState{running, syncing}, "SMS.7714"},
-			{"test", []sms.TaskState{success}, "SMS.7721"}, // success: launches a target left stopped
+			{"stop", []sms.TaskState{running, syncing, skipping}, "SMS.7714"},
+			{"test", []sms.TaskState{success, synced}, "SMS.7721"}, // finished: launches a target left stopped
 			{"clone_test", nil, "SMS.7721"},
 			{"restart", []sms.TaskState{failed}, "SMS.7722"},
-			{"network_check", []sms.TaskState{ready, running, syncing, abort}, "SMS.7713"},
+			{"network_check", []sms.TaskState{ready, running, syncing, abort, skipping}, "SMS.7713"},
 			{"clear", []sms.TaskState{success, synced, syncFail}, "SMS.8112"},
 			{"skip", []sms.TaskState{running, syncing}, "SMS.7713"},
 			{"migration_test", nil, "SMS.7721"},
@@ -948,6 +948,7 @@ func TestTaskAction(t *testing.T) {
 			tcase{state: running, op: "test", inSyncLoop: true, want: "SMS.7721"},
 			tcase{state: success, op: "restart", tStarted: true, want: "SMS.7713"},
 			tcase{state: success, op: "test", tStarted: true, want: "SMS.7721"},
+			tcase{state: synced, op: "test", tStarted: true, want: "SMS.7721"},
 			tcase{state: failed, op: "restart", tStarted: true},
 			tcase{state: ready, op: "restart", tStarted: true, want: "SMS.7722"},
 		)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/sms"
@@ -106,4 +107,52 @@ func TestWaveTestNotForFinishedMember(t *testing.T) {
 	require.Error(t, m.waveOpRefused(), "the wave's test waits")
 	m.st.TaskState, m.st.InSyncLoop = sms.TaskSyncing, true
 	require.NoError(t, m.waveOpRefused(), "in the sync loop, the wave's test is its cutover")
+}
+
+// TestStartTargetAfterSync: a task left stopped (start_target_server
+// false) whose later sync ended SYNC_SUCCESS is still launched by test.
+func (s *migrationSuite) TestStartTargetAfterSync() {
+	in := input()
+	in.StartTargetServer = false
+	var resync, launch *verdict
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() {
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		resync = s.action(sms.ActionStart)
+	})
+	s.at(3*time.Minute+time.Second, func() {
+		s.Equal("", s.code(resync))
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal(sms.TaskSyncSuccess, s.state().TaskState)
+		s.Equal([]bool{false}, s.startTarget, "still stopped")
+		launch = s.action(sms.ActionTest)
+	})
+	s.at(5*time.Minute, func() {
+		s.Equal("", s.code(launch), "test launches it")
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.Equal([]bool{false, true}, s.startTarget, "test started the target")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+}
+
+// TestWaveTestKeepsNeedMigrationTest: a wave's test waits for a member
+// that needs a migration test until its clone test ran; runs started
+// before the rule (Rules 0) take it as they did. A member whose
+// later sync finished is not launched by the wave either.
+func TestWaveTestKeepsNeedMigrationTest(t *testing.T) {
+	m := &migration{in: Input{NeedMigrationTest: true, Rules: 1},
+		st: &RunState{TaskState: sms.TaskSyncing, InSyncLoop: true}}
+	m.st.Wave.Op = sms.ActionTest
+	assert.Equal(t, "SMS.7721", smsCode(m.waveOpRefused()), "no clone test yet")
+	m.st.MigrationTested = true
+	require.NoError(t, m.waveOpRefused(), "tested: the wave cuts it over")
+	m.st.MigrationTested, m.in.Rules = false, 0
+	require.NoError(t, m.waveOpRefused(), "a run from before the rule replays as it ran")
+	m.st.TaskState, m.st.InSyncLoop = sms.TaskSyncSuccess, false
+	require.ErrorIs(t, m.waveOpRefused(), errWaveTestFinished)
 }

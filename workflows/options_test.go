@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/smsflow/smsflow/internal/sms"
@@ -136,6 +138,38 @@ func (s *migrationSuite) TestNeedMigrationTest() {
 	s.Equal(2, s.count("SYNC"), "a pass, then the launch pass")
 }
 
+// TestNeedMigrationTestWantsAFinishedClone: a clone that ended in ERROR is
+// no migration test: the launch stays refused until one finishes.
+func (s *migrationSuite) TestNeedMigrationTestWantsAFinishedClone() {
+	in := input()
+	in.NeedMigrationTest = true
+	s.cloneStates = []sms.CloneState{sms.CloneError}
+	var failed, early, clone, launch *verdict
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { failed = s.action(sms.ActionCloneTest) })
+	s.at(4*time.Minute, func() {
+		s.Equal("", s.code(failed))
+		s.Equal(1, s.clones)
+		early = s.action(sms.ActionTest)
+	})
+	s.at(4*time.Minute+time.Second, func() {
+		s.Equal("SMS.7721", s.code(early), "a failed clone is not a migration test")
+		clone = s.action(sms.ActionCloneTest)
+	})
+	s.at(5*time.Minute, func() {
+		s.Equal("", s.code(clone))
+		s.Equal(2, s.clones)
+		launch = s.action(sms.ActionTest)
+	})
+	s.at(6*time.Minute, func() {
+		s.Equal("", s.code(launch), "a finished clone is")
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+}
+
 // target sends PUT /v3/tasks/{id}'s target changes; see action.
 func (s *migrationSuite) target(u TargetUpdate) *verdict {
 	v := &verdict{}
@@ -190,4 +224,26 @@ func (s *migrationSuite) TestTargetUpdateReachesTheRun() {
 	s.Equal("ep-1", *create.EnterpriseProject)
 	last := s.stepInputs[len(s.stepInputs)-1]
 	s.Equal("s-2", *last.SnapshotIDs, "the later snapshot ids")
+}
+
+// TestTargetRebindRefusedWhileCreating: a rebind while the create step runs
+// (no target recorded yet) is refused; before it, or after a failed create,
+// it is taken; snapshot ids change at any time before the launch.
+func TestTargetRebindRefusedWhileCreating(t *testing.T) {
+	rebind, snaps := TargetUpdate{VMID: new("vm-2")}, TargetUpdate{SnapshotIDs: new("s-1")}
+	for _, c := range []struct {
+		state sms.TaskState
+		step  sms.Step
+		code  string
+	}{
+		{sms.TaskRunning, sms.StepCheck, ""},
+		{sms.TaskRunning, sms.StepCreate, "SMS.7706"},
+		{sms.TaskSkipping, sms.StepConfigure, "SMS.7706"},
+		{sms.TaskMigrateFail, sms.StepCreate, ""},
+		{sms.TaskAbort, sms.StepCreate, ""},
+	} {
+		m := &migration{st: &RunState{TaskState: c.state, Step: c.step}}
+		assert.Equal(t, c.code, smsCode(m.validateTargetUpdate(rebind)), "%s at %s", c.state, c.step)
+		assert.NoError(t, m.validateTargetUpdate(snaps), "%s at %s", c.state, c.step)
+	}
 }

@@ -56,6 +56,12 @@ type Input struct {
 	// passed a clone test, and launching it before is refused
 	// (need_migration_test).
 	NeedMigrationTest bool
+	// Rules is the revision of the run's rules that change its commands
+	// without a version marker (TaskInput sets RulesCurrent; runs started
+	// before decode 0 and replay as they ran, a continue-as-new keeps it):
+	// 1: a wave's test keeps the need_migration_test rule (the member
+	// waits for its clone test) and a skip ends with a failed run.
+	Rules int
 	// Priority is the task's priority (0 low, 1 normal, 2 high): the run
 	// is started with it, so its work goes first or last in a busy queue.
 	Priority int32
@@ -145,4 +151,20 @@ type Status struct {
 	SyncRounds int
 	Limit      speedlimit.Limit
 	Deleted    bool
+}
+
+// RulesCurrent is the Rules revision new runs start with.
+const RulesCurrent = 1
+
+// PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
+// Temporal's priority keys (1 runs first, 3 is the default, 5 last): the
+// API's start and a wave's member launch give a run the same one.
+func PriorityKey(p int32) int {
+	switch p {
+	case 2:
+		return 1
+	case 0:
+		return 5
+	}
+	return 3
 }

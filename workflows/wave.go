@@ -840,16 +840,7 @@ func (w *waveRun) launch(ctx workflow.Context, idx []int, shares map[string]int3
 		// A member syncs until the wave cuts it over, and starts at once.
 		in.WaveID, in.WaveCap, in.Syncing, in.AutoStart = w.in.WaveID, shares[m.TaskID], true, true
 		in.WaveSize = len(w.st.Members) // paces its sync passes (syncInterval)
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: MigrationWorkflowID(m.TaskID), TaskQueue: TaskQueue,
-			// A continue-as-new closes this run: the members must live on.
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-			// A cancel waits for the member to stop its agent.
-			WaitForCancellation:   true,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-			TypedSearchAttributes: temporal.NewSearchAttributes(saWaveID.ValueSet(w.in.WaveID),
-				saTaskID.ValueSet(m.TaskID), saSourceID.ValueSet(spec.SourceID), saProject.ValueSet(spec.MigProjectID)),
-		})
+		cctx := workflow.WithChildOptions(ctx, memberOptions(w.in.WaveID, m.TaskID, spec, in))
 		w.ops++
 		m.Cap = in.WaveCap
 		cs = append(cs, started{p.i, workflow.ExecuteChildWorkflow(cctx, MigrationWorkflow, in)})
@@ -1117,4 +1108,21 @@ func (w *waveRun) continueAsNew(ctx workflow.Context) error {
 	in := w.in
 	in.Resume = &st
 	return workflow.NewContinueAsNewError(ctx, WaveWorkflow, in)
+}
+
+// memberOptions starts a member's run as the API starts a task's: its id,
+// queue and search attributes, and its task's priority (its activities
+// inherit it), so a wave's high-priority members go first in a busy queue.
+func memberOptions(waveID, taskID string, spec activities.TaskSpec, in Input) workflow.ChildWorkflowOptions {
+	return workflow.ChildWorkflowOptions{
+		WorkflowID: MigrationWorkflowID(taskID), TaskQueue: TaskQueue,
+		// A continue-as-new closes this run: the members must live on.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		// A cancel waits for the member to stop its agent.
+		WaitForCancellation:   true,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		TypedSearchAttributes: temporal.NewSearchAttributes(saWaveID.ValueSet(waveID),
+			saTaskID.ValueSet(taskID), saSourceID.ValueSet(spec.SourceID), saProject.ValueSet(spec.MigProjectID)),
+		Priority: temporal.Priority{PriorityKey: PriorityKey(in.Priority)},
+	}
 }

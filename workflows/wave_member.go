@@ -98,7 +98,7 @@ func TaskInput(s activities.TaskSpec) Input {
 		StartTargetServer: s.StartTargetServer, ExistServer: s.ExistServer, StartNetworkCheck: s.StartNetworkCheck,
 		SkipConsistencyCheck: s.SkipConsistencyCheck, NeedMigrationTest: s.NeedMigrationTest, Priority: s.Priority,
 		SpeedLimit: s.SpeedLimit, OverSpeedThreshold: s.OverSpeedThreshold, SpeedRules: s.SpeedRules, TimeZone: s.TimeZone,
-		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout}
+		SyncInterval: s.SyncInterval, AgentStepTimeout: s.AgentStepTimeout, Rules: RulesCurrent}
 }
 
 // setupWave registers the member's wave handlers; a task outside a wave
@@ -168,12 +168,19 @@ func (m *migration) takeWaveSignals() {
 }
 
 func (m *migration) waveOpRefused() error {
-	if m.st.Wave.Op == sms.ActionTest && m.st.TaskState == sms.TaskMigrateSuccess {
+	if m.st.Wave.Op == sms.ActionTest && (m.st.TaskState == sms.TaskMigrateSuccess || m.st.TaskState == sms.TaskSyncSuccess) {
 		// The wave's test is its cutover, which a finished task has had:
 		// the operator's late launch of a stopped target (ValidateAction
 		// accepts it) is not the wave's, and runs from before it replay
 		// the op they waited on as they did.
 		return errWaveTestFinished
+	}
+	if m.in.Rules >= 1 {
+		// A member that needs a migration test waits for its clone test
+		// as the operator's test does.
+		if err := m.validateMigrationTest(ActionRequest{Operation: m.st.Wave.Op}); err != nil {
+			return err
+		}
 	}
 	// A wave's commands keep the rules they were written for: its start
 	// retries a failed member and never syncs a finished one.

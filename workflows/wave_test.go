@@ -546,3 +546,13 @@ func TestWaveMembersRecordedBeforeItsState(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberOptionsCarryThePriority: a member's run is started with its
+// task's priority, as the API's start gives it.
+func TestMemberOptionsCarryThePriority(t *testing.T) {
+	for p, key := range map[int32]int{0: 5, 1: 3, 2: 1} {
+		o := memberOptions("w1", "t1", activities.TaskSpec{TaskID: "t1"}, Input{TaskID: "t1", Priority: p})
+		assert.Equal(t, key, o.Priority.PriorityKey, "priority %d", p)
+		assert.Equal(t, MigrationWorkflowID("t1"), o.WorkflowID)
+	}
+}

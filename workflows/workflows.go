@@ -316,7 +316,8 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 		}
 		return reject(smserr.SMS7713)
 	case sms.ActionStop:
-		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing {
+		// SKIPPING runs the steps past a failed check: it stops as RUNNING does.
+		if taskState == sms.TaskRunning || taskState == sms.TaskSyncing || taskState == sms.TaskSkipping {
 			return nil
 		}
 		return reject(smserr.SMS7714)
@@ -325,8 +326,9 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 			return nil
 		}
 		// No dead end: a task that finished with start_target_server=false
-		// is launched later by test, which starts its target.
-		if req.Operation == sms.ActionTest && taskState == sms.TaskMigrateSuccess && !sc.TargetStarted {
+		// (or whose later sync finished) is launched later by test, which
+		// starts its target.
+		if req.Operation == sms.ActionTest && (taskState == sms.TaskMigrateSuccess || taskState == sms.TaskSyncSuccess) && !sc.TargetStarted {
 			return nil
 		}
 		return reject(smserr.SMS7721)
@@ -371,7 +373,7 @@ func ValidateActionIn(taskState sms.TaskState, sc ActionScope, req ActionRequest
 		return nil
 	case sms.ActionNetworkCheck:
 		switch taskState {
-		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort:
+		case sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort, sms.TaskSkipping:
 			return nil
 		}
 		return reject(smserr.SMS7713)
@@ -401,10 +403,24 @@ func (m *migration) validateTargetUpdate(u TargetUpdate) error {
 		return reject("the task is being deleted")
 	case u.rebinds() && m.st.Target != nil:
 		return reject("the task already has its target server " + m.st.Target.VMID + ": delete the task to use another")
+	case u.rebinds() && m.creating():
+		// The create step may be binding or making the server now: a
+		// rebind would be lost or name a server the run no longer uses.
+		return reject("the run is creating or binding its target server")
 	case m.st.TargetStarted:
 		return reject("the target server is launched")
 	}
 	return nil
+}
+
+// creating: the run is at or past the create step (a failed or stopped
+// run is not: a rebind before its restart is taken).
+func (m *migration) creating() bool {
+	switch m.st.TaskState {
+	case sms.TaskRunning, sms.TaskSkipping, sms.TaskSyncing:
+		return m.st.Step.Index() >= sms.StepCreate.Index()
+	}
+	return false
 }
 
 // setTargetOptions takes a TargetUpdate: the next steps use it.
@@ -474,7 +490,7 @@ func (m *migration) accept(req ActionRequest) {
 	case sms.ActionStop:
 		m.st.StopRequested = true
 	case sms.ActionTest:
-		if m.st.TaskState == sms.TaskMigrateSuccess {
+		if m.st.TaskState == sms.TaskMigrateSuccess || m.st.TaskState == sms.TaskSyncSuccess {
 			// Launch a target the run left stopped (start_target_server
 			// false): the run goes back to its last step, which starts it
 			// this time (and again on a restart should it fail).
@@ -1013,13 +1029,20 @@ func (m *migration) clone(ctx workflow.Context) error {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 	})
-	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, nil); err != nil {
+	var res activities.CloneResult
+	if err := workflow.ExecuteActivity(cctx, acts.Clone, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	if err := m.apply(ctx, activities.Transition{SourceState: sms.SourceSyncing, SourceCycle: sms.CycleSyncing, FinishSubtask: sms.SubtaskCloneVM}); err != nil {
 		return err
 	}
-	m.st.MigrationTested = true
+	// Only a clone that finished is a migration test: a failed one (or a
+	// template gone) leaves the task needing one. Runs recorded before
+	// Clone had a result decode none (the zero value) and keep the flag
+	// they set then.
+	if res.CloneState == sms.CloneFinished || res.CloneState == "" {
+		m.st.MigrationTested = true
+	}
 	m.waveEvent(ctx, WaveEventTested)
 	return nil
 }
@@ -1040,8 +1063,12 @@ func (m *migration) agentStep(ctx workflow.Context, step sms.Step, command sms.C
 		// heartbeat timed out — is retried rather than fail the task: the
 		// agent could not poll a service that was down. Only the options
 		// and the input changed, not the commands: no version marker.
+		// ScheduleToClose bounds the retries: a worker lost again and again
+		// (or an error that is not SMS.0508) fails the step after twice
+		// the step timeout instead of waiting forever.
 		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: m.stepTimeout() + time.Minute, HeartbeatTimeout: 30 * time.Second,
+			StartToCloseTimeout: m.stepTimeout() + time.Minute, ScheduleToCloseTimeout: 2 * m.stepTimeout(),
+			HeartbeatTimeout: 30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 				MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{string(smserr.SMS0507), string(smserr.SMS0508)}},
 		})
@@ -1370,6 +1397,12 @@ func (m *migration) failAs(ctx workflow.Context, state sms.TaskState, cause erro
 		}
 	}
 	m.st.FailedStep = m.st.Step
+	if m.in.Rules >= 1 {
+		// A skip holds for the run it was asked in: the restart of a
+		// failed run checks the target again unless skipped again.
+		// (Runs started before Rules 1 kept it and replay so.)
+		m.st.SkipCheck = false
+	}
 	workflow.GetLogger(ctx).Warn("task failed", "step", m.st.Step, "code", code, "err", msg)
 	err := m.apply(ctx, activities.Transition{TaskState: state, SourceState: sms.SourceError,
 		SourceCycle: m.cycleForStop(), Failure: &activities.Fail{Code: code, Msg: msg, Step: m.st.Step, Param: params}})

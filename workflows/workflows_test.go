@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -39,6 +40,7 @@ type migrationSuite struct {
 	cleanups    []activities.CleanupInput
 	clones      int
 	cloneNames  []string
+	cloneStates []sms.CloneState // what Clone answers, in turn (then FINISHED)
 	updates     int
 	stepErr     map[sms.Step][]error // errors RunStep returns for a step, in turn
 	agentGone   atomic.Bool          // WaitAgent waits (wall time) for an agent that does not come
@@ -52,6 +54,7 @@ type migrationSuite struct {
 	restores     []string
 	snapDeletes  int
 	snapErr      error
+	waitLimits   []time.Duration // the ScheduleToCloseTimeout of each WaitAgent
 }
 
 func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
@@ -59,10 +62,10 @@ func TestMigrationSuite(t *testing.T) { suite.Run(t, new(migrationSuite)) }
 func (s *migrationSuite) SetupTest() {
 	s.transitions, s.steps, s.commands, s.speeds, s.limits, s.cleanups, s.clones = nil, nil, nil, nil, nil, nil, 0
 	s.stepInputs = nil
-	s.checks, s.checkErr, s.cloneNames = 0, nil, nil
+	s.checks, s.checkErr, s.cloneNames, s.cloneStates = 0, nil, nil, nil
 	s.stepErr = map[sms.Step][]error{}
 	s.agentGone.Store(false)
-	s.startTarget = nil
+	s.startTarget, s.waitLimits = nil, nil
 	s.snapProvider, s.snapTarget, s.snapshots, s.restores, s.snapDeletes, s.snapErr = nil, nil, nil, nil, 0, nil
 	s.env = s.newEnv()
 }
@@ -109,6 +112,9 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		return activities.StepOutput{}, nil
 	})
 	env.OnActivity(acts.WaitAgent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.WaitAgentInput) error {
+		s.mu.Lock()
+		s.waitLimits = append(s.waitLimits, activity.GetInfo(ctx).ScheduleToCloseTimeout)
+		s.mu.Unlock()
 		if !s.agentGone.Load() {
 			return nil
 		}
@@ -140,12 +146,16 @@ func (s *migrationSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 		s.cleanups = append(s.cleanups, in)
 		return nil
 	})
-	env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) error {
+	env.OnActivity(acts.Clone, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CloneInput) (activities.CloneResult, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.clones++
 		s.cloneNames = append(s.cloneNames, in.Name)
-		return nil
+		cs := sms.CloneFinished
+		if len(s.cloneStates) > 0 {
+			cs, s.cloneStates = s.cloneStates[0], s.cloneStates[1:]
+		}
+		return activities.CloneResult{CloneState: cs}, nil
 	})
 	// The snapshot activities as activities.Activities runs them, on the
 	// suite's provider (a real local one where a test sets it).
@@ -554,6 +564,20 @@ func (s *migrationSuite) TestSilentAgentFailsTheStep() {
 	s.Equal("SMS.5403", fail.Code)
 }
 
+// TestWaitAgentIsBounded: the wait for the agent has a total limit (twice
+// the step timeout) over its retries, not only one per attempt.
+func (s *migrationSuite) TestWaitAgentIsBounded() {
+	s.at(time.Minute, func() { s.progress("MIGRATE_LINUX_BLOCK", 100, 0) })
+	s.at(2*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(3*time.Minute, func() { s.deleteTask() })
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Require().NotEmpty(s.waitLimits)
+	for _, l := range s.waitLimits {
+		s.Equal(2*input().AgentStepTimeout, l)
+	}
+}
+
 func (s *migrationSuite) TestAgentCommandFailure() {
 	s.at(time.Minute, func() {
 		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "START", Success: false, Detail: "disk /dev/vdb vanished"})
@@ -629,7 +653,12 @@ func TestValidateVocabulary(t *testing.T) {
 		{sms.ActionSkip, ActionScope{Vocab: true, CheckFailed: true}, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing, sms.TaskMigrateFail}, "SMS.7713"},
 		{sms.ActionMigrationTst, loop, []sms.TaskState{sms.TaskSyncing}, "SMS.7721"},
 		{sms.ActionMigrationTst, v, nil, "SMS.7721"},
-		{sms.ActionStop, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing}, "SMS.7714"},
+		{sms.ActionStop, v, []sms.TaskState{sms.TaskRunning, sms.TaskSyncing, sms.TaskSkipping}, "SMS.7714"},
+		{sms.ActionNetworkCheck, v, []sms.TaskState{sms.TaskReady, sms.TaskRunning, sms.TaskSyncing, sms.TaskAbort, sms.TaskSkipping}, "SMS.7713"},
+		// A finished target left stopped is launched by test, after a
+		// later sync too.
+		{sms.ActionTest, v, []sms.TaskState{sms.TaskMigrateSuccess, sms.TaskSyncSuccess}, "SMS.7721"},
+		{sms.ActionTest, ActionScope{Vocab: true, TargetStarted: true}, nil, "SMS.7721"},
 	} {
 		for _, st := range all {
 			err := ValidateActionIn(st, r.scope, ActionRequest{Operation: r.op})
@@ -842,6 +871,35 @@ func (s *migrationSuite) TestSkipWhileCopying() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, input())
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(0, s.checks, "skipped")
+}
+
+// TestSkipEndsWithAFailedRun: a skip asked in a run that then fails does
+// not carry over: the restarted run checks the target again.
+func (s *migrationSuite) TestSkipEndsWithAFailedRun() {
+	in := input()
+	in.Rules = RulesCurrent
+	var skip, restart *verdict
+	s.at(30*time.Second, func() { skip = s.action(sms.ActionSkip) })
+	s.at(time.Minute, func() {
+		s.Equal("", s.code(skip))
+		s.env.SignalWorkflow(SignalCommand, CommandResult{Command: "START", Success: false, Detail: "disk /dev/vdb vanished"})
+	})
+	s.at(2*time.Minute, func() {
+		s.Equal(sms.TaskMigrateFail, s.state().TaskState)
+		restart = s.action(sms.ActionRestart)
+	})
+	s.at(3*time.Minute, func() {
+		s.Equal("", s.code(restart))
+		s.progress("MIGRATE_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() { s.progress("SYNC_LINUX_BLOCK", 100, 0) })
+	s.at(5*time.Minute, func() {
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, in)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.checks, "the restarted run checked the target")
 }
 
 // TestMigrationTestClonesWhileSyncing: migration_test in continuous sync

@@ -163,7 +163,7 @@ type relay struct {
 	ln           net.Listener
 	conns        []net.Conn
 	forwarded    atomic.Int64
-	accepted     atomic.Int64 // connections relayed so far
+	accepted     atomic.Int64      // connections relayed so far
 	onBytes      func(total int64) // called as bytes go to the receiver
 }
 

@@ -75,15 +75,7 @@ func (e *Engine) Start(ctx context.Context, in workflows.Input) error {
 
 // PriorityKey maps a task's priority (0 low, 1 normal, 2 high) onto
 // Temporal's priority keys (1 runs first, 3 is the default, 5 last).
-func PriorityKey(p int32) int {
-	switch p {
-	case 2:
-		return 1
-	case 0:
-		return 5
-	}
-	return 3
-}
+func PriorityKey(p int32) int { return workflows.PriorityKey(p) }
 
 // Action runs an operator action as an Update and waits for its verdict:
 // a validator's refusal comes back as the *smserr.Error it names.
