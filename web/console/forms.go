@@ -37,22 +37,18 @@ func (k *Console) call(c *gin.Context, s *session, method, path string, in, out 
 
 // refused shows an API refusal that names no form field: the error page
 // with the API's status, code and message; 404 is the not-found page (an
-// id of another domain reads as missing).
+// id of another domain reads as missing); anything else is the generic
+// error page.
 func (k *Console) refused(c *gin.Context, title string, err error) {
-	e, ok := smserr.As(err)
-	switch {
-	case ok && e.Status == http.StatusNotFound:
+	if isNotFound(err) {
 		k.NotFound(c)
-	case ok && e.Status < 500:
-		// No form to place it in: the message, whichever field it names.
-		fields, general, _ := formErrors(err)
-		for _, msg := range fields {
-			general = msg
-		}
-		k.errorPage(c, e.Status, title, general)
-	default:
-		k.fail(c, err)
+		return
 	}
+	if e, ok := smserr.As(err); ok && e.Status < 500 {
+		k.errorPage(c, e.Status, title, refusalText(e))
+		return
+	}
+	k.fail(c, err)
 }
 
 // bulkOps are the sources table's bulk actions.

@@ -202,12 +202,7 @@ func formErrors(err error) (map[string]string, string, bool) {
 	if !ok || e.Status >= 500 {
 		return nil, "", false
 	}
-	msg := string(e.Code) + ": " + e.Message
-	for _, d := range e.Details {
-		if d.Message != "" && d.Message != e.Message {
-			msg += " — " + d.Message
-		}
-	}
+	msg := refusalText(e)
 	if len(e.Params) > 0 && e.Params[0] != "" {
 		return map[string]string{e.Params[0]: msg}, "", true
 	}
@@ -264,7 +259,7 @@ func (k *Console) updateProject(c *gin.Context) {
 	f := readProjectForm(c)
 	id := c.Param("id")
 	if err := k.d.Projects.UpdateProject(c.Request.Context(), s.principal, id, f); err != nil {
-		if errors.Is(err, store.ErrNotFound) || isNotFound(err) {
+		if isNotFound(err) {
 			k.NotFound(c)
 			return
 		}
@@ -279,7 +274,24 @@ func (k *Console) updateProject(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, Prefix+"/projects")
 }
 
+// refusalText is an API refusal as the console shows it: the SMS code, the
+// message and the details that add to it.
+func refusalText(e *smserr.Error) string {
+	msg := string(e.Code) + ": " + e.Message
+	for _, d := range e.Details {
+		if d.Message != "" && d.Message != e.Message {
+			msg += " — " + d.Message
+		}
+	}
+	return msg
+}
+
+// isNotFound: the id names nothing of the session's domain, whether the
+// API (404) or the store said so.
 func isNotFound(err error) bool {
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
 	e, ok := smserr.As(err)
 	return ok && e.Status == http.StatusNotFound
 }
@@ -667,7 +679,7 @@ func (k *Console) updateTemplate(c *gin.Context) {
 	f := readTemplateForm(c)
 	id := c.Param("id")
 	if err := k.d.Templates.UpdateTemplate(c.Request.Context(), s.principal, id, f); err != nil {
-		if errors.Is(err, store.ErrNotFound) || isNotFound(err) {
+		if isNotFound(err) {
 			k.NotFound(c)
 			return
 		}

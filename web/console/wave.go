@@ -269,27 +269,6 @@ func (k *Console) wavesReady(c *gin.Context) bool {
 	return true
 }
 
-// waveFail answers a wave operation's error: a 404 page for another
-// domain's (or no) wave, the SMS code and message for a refusal, the
-// generic error page otherwise.
-func (k *Console) waveFail(c *gin.Context, title string, err error) {
-	if isNotFound(err) || errors.Is(err, store.ErrNotFound) {
-		k.NotFound(c)
-		return
-	}
-	if e, ok := smserr.As(err); ok && e.Status < 500 {
-		msg := string(e.Code) + ": " + e.Message
-		for _, d := range e.Details {
-			if d.Message != "" && d.Message != e.Message {
-				msg += " — " + d.Message
-			}
-		}
-		k.errorPage(c, e.Status, title, msg)
-		return
-	}
-	k.fail(c, err)
-}
-
 // ---- the form
 
 // waveForm is the create/edit form as typed: every field a string, the
@@ -764,7 +743,7 @@ func (k *Console) editWave(c *gin.Context) {
 	}
 	w, err := k.d.Waves.Wave(c.Request.Context(), s.principal, c.Param("id"))
 	if err != nil {
-		k.waveFail(c, "The wave cannot be read", err)
+		k.refused(c, "The wave cannot be read", err)
 		return
 	}
 	p := waveFormPage{ID: w.ID, Form: formOf(w)}
@@ -823,7 +802,7 @@ func (k *Console) deleteWave(c *gin.Context) {
 		return
 	}
 	if err := k.d.Waves.DeleteWave(c.Request.Context(), s.principal, c.Param("id")); err != nil {
-		k.waveFail(c, "The wave was not deleted", err)
+		k.refused(c, "The wave was not deleted", err)
 		return
 	}
 	c.Redirect(http.StatusSeeOther, Prefix+"/waves")
@@ -989,7 +968,7 @@ func (k *Console) wavePage(c *gin.Context) {
 func (k *Console) renderWave(c *gin.Context, s *session, id string, status int, alerts []string) {
 	data, err := k.waveData(c, s, id)
 	if err != nil {
-		k.waveFail(c, "The wave cannot be read", err)
+		k.refused(c, "The wave cannot be read", err)
 		return
 	}
 	data["Alerts"] = alerts
@@ -1006,7 +985,7 @@ func (k *Console) waveLive(c *gin.Context) {
 	}
 	data, err := k.waveData(c, s, c.Param("id"))
 	if err != nil {
-		k.waveFail(c, "The wave cannot be read", err)
+		k.refused(c, "The wave cannot be read", err)
 		return
 	}
 	c.Header("Content-Type", "text/html; charset=utf-8")
@@ -1029,7 +1008,7 @@ func (k *Console) waveAction(c *gin.Context) {
 		return
 	}
 	if err := k.d.Waves.WaveAction(c.Request.Context(), s.principal, id, op); err != nil {
-		k.waveFail(c, "The wave refused "+string(op), err)
+		k.refused(c, "The wave refused "+string(op), err)
 		return
 	}
 	c.Redirect(http.StatusSeeOther, Prefix+"/waves/"+url.PathEscape(id))
@@ -1043,12 +1022,12 @@ func (k *Console) wavePreflight(c *gin.Context) {
 	ctx := c.Request.Context()
 	w, err := k.d.Waves.Wave(ctx, s.principal, c.Param("id"))
 	if err != nil {
-		k.waveFail(c, "The wave cannot be read", err)
+		k.refused(c, "The wave cannot be read", err)
 		return
 	}
 	pf, err := k.d.Waves.WavePreflight(ctx, s.principal, w.ID)
 	if err != nil {
-		k.waveFail(c, "Preflight failed", err)
+		k.refused(c, "Preflight failed", err)
 		return
 	}
 	k.render(c, http.StatusOK, "wave_preflight", s, gin.H{"Wave": w, "Preflight": pf})
@@ -1062,12 +1041,12 @@ func (k *Console) waveReport(c *gin.Context) {
 	ctx := c.Request.Context()
 	w, err := k.d.Waves.Wave(ctx, s.principal, c.Param("id"))
 	if err != nil {
-		k.waveFail(c, "The wave cannot be read", err)
+		k.refused(c, "The wave cannot be read", err)
 		return
 	}
 	r, err := k.d.Waves.WaveReport(ctx, s.principal, w.ID)
 	if err != nil {
-		k.waveFail(c, "The report cannot be made", err)
+		k.refused(c, "The report cannot be made", err)
 		return
 	}
 	k.render(c, http.StatusOK, "wave_report", s, gin.H{"Wave": w, "Report": r})
@@ -1081,7 +1060,7 @@ func (k *Console) waveReportCSV(c *gin.Context) {
 	}
 	r, err := k.d.Waves.WaveReport(c.Request.Context(), s.principal, c.Param("id"))
 	if err != nil {
-		k.waveFail(c, "The report cannot be made", err)
+		k.refused(c, "The report cannot be made", err)
 		return
 	}
 	c.Header("Content-Disposition", `attachment; filename="wave-`+c.Param("id")+`-report.csv"`)
