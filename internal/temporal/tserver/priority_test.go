@@ -2,16 +2,11 @@ package tserver_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
-
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
-	"github.com/smsflow/smsflow/internal/temporal/tserver"
 	"github.com/smsflow/smsflow/workflows"
 )
 
@@ -21,17 +16,7 @@ import (
 func TestTaskPriorityOrdersItsRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := tserver.Start(ctx, tserver.Options{DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", InMemory: true,
-		SearchAttributes: engine.SearchAttributes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := embedded(ctx, t)
 	e := &engine.Engine{Client: c, Namespace: "default"}
 	for _, tc := range []struct {
 		priority int32

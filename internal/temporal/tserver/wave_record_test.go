@@ -3,7 +3,6 @@ package tserver_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,14 +15,11 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/smsflow/smsflow/activities"
-	"github.com/smsflow/smsflow/internal/provider"
 	"github.com/smsflow/smsflow/internal/sms"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
-	"github.com/smsflow/smsflow/internal/temporal/tserver"
 	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/workflows"
 )
@@ -45,49 +41,13 @@ func TestRecordWaveHistories(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	srv, err := tserver.Start(ctx, tserver.Options{DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", InMemory: true,
-		SearchAttributes: engine.SearchAttributes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := embedded(ctx, t)
 
 	plans := map[string]activities.WavePlan{}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.WaveWorkflow)
 	w.RegisterWorkflow(workflows.MigrationWorkflow)
-	// The member's activities: the agent answers each copy command at
-	// once, the rest does nothing.
-	w.RegisterActivityWithOptions(func(ctx context.Context, tr activities.Transition) error {
-		if (tr.Command == sms.CmdStart || tr.Command == sms.CmdSync) && tr.BeginSubtask != "" {
-			go func() {
-				time.Sleep(100 * time.Millisecond)
-				_ = c.SignalWorkflow(context.Background(), workflows.MigrationWorkflowID(tr.TaskID), "",
-					workflows.SignalProgress, workflows.Progress{Subtask: tr.BeginSubtask, Progress: 100})
-			}()
-		}
-		return nil
-	}, activity.RegisterOptions{Name: "Apply"})
-	w.RegisterActivityWithOptions(func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
-		if in.Step == sms.StepCreate {
-			return activities.StepOutput{Target: &provider.Target{VMID: "vm-" + in.TaskID, Created: true}}, nil
-		}
-		return activities.StepOutput{}, nil
-	}, activity.RegisterOptions{Name: "RunStep"})
-	for _, name := range []string{"WaitAgent", "CheckConsistency"} {
-		w.RegisterActivityWithOptions(func(context.Context, activities.Ref) error { return nil }, activity.RegisterOptions{Name: name})
-	}
-	w.RegisterActivityWithOptions(func(context.Context, activities.SpeedInput) error { return nil },
-		activity.RegisterOptions{Name: "PushSpeedLimit"})
-	w.RegisterActivityWithOptions(func(context.Context, activities.CloneInput) error { return nil },
-		activity.RegisterOptions{Name: "Clone"})
-	w.RegisterActivityWithOptions(func(context.Context, activities.CleanupInput) error { return nil },
-		activity.RegisterOptions{Name: "Cleanup"})
+	registerStubMigration(w, c)
 	w.RegisterActivityWithOptions(func(_ context.Context, ref activities.WaveRef) (activities.WavePlan, error) {
 		return plans[ref.WaveID], nil
 	}, activity.RegisterOptions{Name: "LoadWave"})

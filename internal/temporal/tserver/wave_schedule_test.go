@@ -3,19 +3,16 @@ package tserver_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/smsflow/smsflow/activities"
 	"github.com/smsflow/smsflow/internal/temporal/engine"
-	"github.com/smsflow/smsflow/internal/temporal/tserver"
 	"github.com/smsflow/smsflow/internal/wave"
 	"github.com/smsflow/smsflow/workflows"
 )
@@ -29,17 +26,7 @@ func TestWaveScheduleOnTheServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv, err := tserver.Start(ctx, tserver.Options{DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", InMemory: true,
-		SearchAttributes: engine.SearchAttributes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := embedded(ctx, t)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.WaveWorkflow)
 	w.RegisterWorkflow(workflows.WaveStartWorkflow)
