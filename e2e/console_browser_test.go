@@ -1,90 +1,20 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/testkit/diskimage"
+	"github.com/smsflow/smsflow/internal/testkit/headless"
 )
-
-// browserPath finds a Chromium ($SMSFLOW_CHROMIUM, then the usual names).
-func browserPath() string {
-	if p := os.Getenv("SMSFLOW_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// chromium starts a headless Chromium for t and collects what its pages
-// report as errors.
-func chromium(t *testing.T, within time.Duration) (context.Context, func() []string) {
-	path := browserPath()
-	if path == "" {
-		t.Skip("no Chromium found (install the Debian package chromium, or set SMSFLOW_CHROMIUM): browser test skipped")
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1366, 900))
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, within)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
-	var mu sync.Mutex
-	var errs []string
-	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			errs = append(errs, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
-				errs = append(errs, fmt.Sprintf("console.%s", ev.Type))
-			}
-		case *log.EventEntryAdded:
-			if ev.Entry.Level == log.EntryLevelError || ev.Entry.Level == log.EntryLevelWarning {
-				errs = append(errs, fmt.Sprintf("log %s: %s %s", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-			}
-		}
-	}))
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), errs...)
-	}
-}
-
-// shoot saves the page as $SMSFLOW_SCREENSHOTS/name.png when set.
-func shoot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("SMSFLOW_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
-}
 
 // TestConsoleRealAgentInBrowser: an operator in headless Chromium signs in
 // to `smsflow serve`, sees the source a real sms-agent registers appear,
@@ -93,7 +23,7 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 // chart gain points, stops and starts the run with the buttons (the stop
 // confirmed), and no page reports an error.
 func TestConsoleRealAgentInBrowser(t *testing.T) {
-	ctx, pageErrors := chromium(t, 5*time.Minute)
+	ctx, pageErrors := headless.Start(t, 5*time.Minute)
 	s := newServer(t)
 	base := "http://" + s.http
 
@@ -120,7 +50,7 @@ func TestConsoleRealAgentInBrowser(t *testing.T) {
 		body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
 		return err == nil && strings.Contains(body, "web-01") && strings.Contains(body, "connected")
 	}, 60*time.Second, time.Second, "the source appears\n%s", lastLines(a.log.String(), 20))
-	shoot(t, ctx, "sources")
+	headless.Screenshot(t, ctx, "sources")
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`td a[href^="/console/sources/"]`)),
@@ -178,7 +108,7 @@ func TestConsoleRealAgentInBrowser(t *testing.T) {
 			_ = chromedp.Do(ctx, chromedp.Sleep(time.Second))
 		}
 	}
-	shoot(t, ctx, "task")
+	headless.Screenshot(t, ctx, "task")
 
 	// Stop, then start, with the buttons. The stop asks first: the
 	// operator's answer (yes) is given by a confirm() that records the
@@ -211,7 +141,7 @@ func TestConsoleRealAgentInBrowser(t *testing.T) {
 		"started again, the copy goes on from %d%%: %s\n%s", stopped, state(), lastLines(a.log.String(), 20))
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(".tiles"))))
-	shoot(t, ctx, "dashboard")
+	headless.Screenshot(t, ctx, "dashboard")
 	assert.Equal(t, "RUNNING", s.task(id).State)
 	assert.Empty(t, pageErrors(), "the pages reported errors")
 }

@@ -2,109 +2,23 @@ package web_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/headless"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 )
-
-// chromiumPath finds a Chromium ($SMSFLOW_CHROMIUM, then the usual names).
-func chromiumPath() string {
-	if p := os.Getenv("SMSFLOW_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// headless starts a fresh headless Chromium for t and collects what its
-// pages report as errors (exceptions, console.error, CSP and network
-// errors in the log).
-func headless(t *testing.T) (context.Context, func() []string) {
-	path := chromiumPath()
-	if path == "" {
-		t.Skip("no Chromium found (install the Debian package chromium, or set SMSFLOW_CHROMIUM): browser test skipped")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 860),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
-	var mu sync.Mutex
-	var errs []string
-	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			errs = append(errs, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
-				var parts []string
-				for _, a := range ev.Args {
-					parts = append(parts, string(a.Value))
-				}
-				errs = append(errs, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " ")))
-			}
-		case *log.EventEntryAdded:
-			if ev.Entry.Level == log.EntryLevelError || ev.Entry.Level == log.EntryLevelWarning {
-				errs = append(errs, fmt.Sprintf("log %s: %s %s", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-			}
-		}
-	}))
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), errs...)
-	}
-}
-
-// screenshot saves the page as $SMSFLOW_SCREENSHOTS/name.png when set.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("SMSFLOW_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
-}
 
 // TestConsoleInBrowser drives the console in headless Chromium: sign in
 // through the form, a validation error next to its field, create a
 // project, then every page loads with no console error.
 func TestConsoleInBrowser(t *testing.T) {
-	ctx, pageErrors := headless(t)
+	ctx, pageErrors := headless.Start(t, 2*time.Minute)
 	s := testdb.Open(t, store.SQLite)
 	e := newEnvWithEngine(t, s, newFakeEngine(s), taskOpts)
 	base := e.srv.URL
@@ -120,7 +34,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	require.NoError(t, err)
 	assert.Equal(t, base+"/console/login?next=%2Fconsole%2F", loc)
-	screenshot(t, ctx, "login")
+	headless.Screenshot(t, ctx, "login")
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("domain"), e.creds.DomainName),
@@ -144,7 +58,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	ferr, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".field.invalid .ferr")))
 	require.NoError(t, err)
 	assert.Contains(t, ferr, "SMS.9001")
-	screenshot(t, ctx, "project-form-error")
+	headless.Screenshot(t, ctx, "project-form-error")
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("name"), "east-dc"),
@@ -163,7 +77,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("name"), "web-tier"),
 		chromedp.SendKeys(chromedp.ID("flavor"), "s6.large"),
 		chromedp.SendKeys(chromedp.ID("target_password"), "S3cret-pw!")))
-	screenshot(t, ctx, "template-form")
+	headless.Screenshot(t, ctx, "template-form")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("button.primary")),
 		chromedp.WaitVisible(chromedp.CSS("td.actions"))))
@@ -187,7 +101,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		title, err := chromedp.Run(ctx, chromedp.Title())
 		require.NoError(t, err)
 		assert.NotContains(t, title, "Not found", p.path)
-		screenshot(t, ctx, p.name)
+		headless.Screenshot(t, ctx, p.name)
 	}
 
 	// The task page's bar advances without a reload: its fragment is polled.
@@ -214,7 +128,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`progress.big[value="50"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.speed`)),
 		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.limit`))))
-	screenshot(t, ctx, "task")
+	headless.Screenshot(t, ctx, "task")
 	stats, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".stats")))
 	require.NoError(t, err)
 	assert.Contains(t, stats, "4.0 GiB of 8.0 GiB")

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smsflow/smsflow/internal/store"
+	"github.com/smsflow/smsflow/internal/testkit/headless"
 	"github.com/smsflow/smsflow/internal/testkit/testdb"
 	"github.com/smsflow/smsflow/internal/wave"
 )
@@ -26,7 +27,7 @@ import (
 // writes the workflow makes (the engine is the handler tests' fake): the
 // pages are under test here, the workflow in e2e.
 func TestConsoleWaveInBrowser(t *testing.T) {
-	ctx, pageErrors := headless(t)
+	ctx, pageErrors := headless.Start(t, 2*time.Minute)
 	s := testdb.Open(t, store.SQLite)
 	fw := newFakeWaves(s)
 	fw.tasks = newFakeEngine(s)
@@ -70,7 +71,7 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("cutover_mode"), "approve"),
 		chromedp.SetUploadFiles(chromedp.ID("file"), []string{csvPath}),
 	))
-	screenshot(t, ctx, "wave-form")
+	headless.Screenshot(t, ctx, "wave-form")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("button.primary")),
 		chromedp.WaitVisible(chromedp.ID("wave-state"))))
@@ -120,7 +121,7 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`section[data-state="COPYING"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.speed`)),
 		chromedp.WaitVisible(chromedp.CSS(`svg.chart polyline.limit`))))
-	screenshot(t, ctx, "wave")
+	headless.Screenshot(t, ctx, "wave")
 
 	// Every member synced: the wave waits for the cutover's approval, and
 	// its button is enabled by the next tick.
@@ -157,7 +158,7 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 	done, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section[data-state="DONE"] table`)))
 	require.NoError(t, err)
 	assert.Equal(t, 3, strings.Count(done, "42s"), "each member's downtime: %s", done)
-	screenshot(t, ctx, "wave-done")
+	headless.Screenshot(t, ctx, "wave-done")
 
 	// The report: a table, and its CSV as the browser downloads it (the
 	// session's cookie, nothing else).
@@ -170,7 +171,7 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 		assert.Contains(t, text, name)
 	}
 	assert.Contains(t, text, "PASSED")
-	screenshot(t, ctx, "wave-report")
+	headless.Screenshot(t, ctx, "wave-report")
 	csvText, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 		`fetch(document.getElementById("report-csv").href, {credentials: "same-origin"}).then(r => r.text())`,
 		chromedp.EvalAwaitPromise))
@@ -186,6 +187,6 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 	} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait))), p.path)
 	}
-	screenshot(t, ctx, "wave-edit")
+	headless.Screenshot(t, ctx, "wave-edit")
 	assert.Empty(t, pageErrors(), "the pages reported errors")
 }
