@@ -90,8 +90,10 @@ type WaveMemberChange struct {
 	SyncedAt       time.Time // full copy done
 	CutoverStarted time.Time // final pass began
 	TargetStarted  time.Time
-	// DowntimeSeconds: final pass start → target started.
-	DowntimeSeconds *int64
+	// DowntimeSeconds: final pass start → target started, to the
+	// millisecond. (A float: histories from before it hold whole seconds,
+	// which decode the same.)
+	DowntimeSeconds *float64
 	// ShareMbps: the member's share of the budget (0: none).
 	ShareMbps *int32
 }

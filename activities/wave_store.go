@@ -92,7 +92,7 @@ func applyMemberChange(m *store.WaveMember, ch WaveMemberChange) {
 	stamp(&m.CutoverStartedAt, ch.CutoverStarted)
 	stamp(&m.TargetStartedAt, ch.TargetStarted)
 	if ch.DowntimeSeconds != nil {
-		d := float64(*ch.DowntimeSeconds)
+		d := *ch.DowntimeSeconds
 		m.DowntimeSeconds = &d
 	}
 	if ch.ShareMbps != nil {

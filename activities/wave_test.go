@@ -68,12 +68,12 @@ func TestWaveActivities(t *testing.T) {
 		now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 		_, err = env.ExecuteActivity(a.SetWaveState, ref, activities.WaveStateChange{State: wave.WaveReplicating, At: now, Started: true})
 		require.NoError(t, err)
-		share, down := int32(150), int64(42)
+		share, down := int32(150), 42.375
 		_, err = env.ExecuteActivity(a.UpdateWaveMembers, ref, []activities.WaveMemberChange{
 			{MemberID: m.ID, State: wave.MemberCopying, CopyStarted: now, ShareMbps: &share},
 			{MemberID: m.ID, State: wave.MemberSyncing, SyncedAt: now.Add(time.Hour)},
 			{MemberID: m.ID, State: wave.MemberCuttingOver, CutoverStarted: now.Add(2 * time.Hour)},
-			{MemberID: m.ID, State: wave.MemberDone, TargetStarted: now.Add(2*time.Hour + 42*time.Second), DowntimeSeconds: &down},
+			{MemberID: m.ID, State: wave.MemberDone, TargetStarted: now.Add(2*time.Hour + 42375*time.Millisecond), DowntimeSeconds: &down},
 		})
 		require.NoError(t, err)
 		got, err := s.WaveMembers(ctx, f.tenant, w.ID)
@@ -82,7 +82,7 @@ func TestWaveActivities(t *testing.T) {
 		assert.Equal(t, wave.MemberDone, got[0].State)
 		assert.Equal(t, int32(150), got[0].ShareMbps)
 		require.NotNil(t, got[0].DowntimeSeconds)
-		assert.Equal(t, 42.0, *got[0].DowntimeSeconds)
+		assert.Equal(t, 42.375, *got[0].DowntimeSeconds)
 		require.NotNil(t, got[0].CopyEndedAt)
 		assert.True(t, got[0].CopyEndedAt.Equal(now.Add(time.Hour)))
 		wv, err := s.Wave(ctx, f.tenant, w.ID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -136,4 +137,24 @@ func TestServeGuardsItsDataAndPorts(t *testing.T) {
 	}
 	s.call("GET", "/v3/tasks", nil, &out2)
 	assert.Equal(t, 0, out2.Count)
+}
+
+// TestHarnessStartsAgainOnATakenPort: a port taken between the harness's
+// check and the process's bind (CI saw one: a Temporal service's) makes the
+// harness start the process again on fresh ports, not fail the test.
+func TestHarnessStartsAgainOnATakenPort(t *testing.T) {
+	dependOnSources(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	taken := held.Addr().String()
+	s := &server{t: t, dataDir: t.TempDir(), http: taken, front: freePort(t), ui: freePort(t),
+		client: &http.Client{Timeout: 60 * time.Second}}
+	s.start()
+	t.Cleanup(s.stop)
+	assert.NotEqual(t, taken, s.http, "the taken port was given up")
+	resp, err := http.Get("http://" + s.http + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }

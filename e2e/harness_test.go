@@ -7,10 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +26,7 @@ import (
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
 	"github.com/smsflow/smsflow/internal/identity/signer"
+	"github.com/smsflow/smsflow/internal/netport"
 	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
@@ -91,10 +92,9 @@ func statSources(root string) error {
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := netport.Addr("127.0.0.1")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // server is a running `smsflow serve` process.
@@ -110,6 +110,7 @@ type server struct {
 	// health is the worker's health address (worker only).
 	health string
 	cmd    *exec.Cmd
+	exited chan struct{}
 	log    *testutil.Buffer
 	creds  iam.Credentials
 	client *http.Client
@@ -172,9 +173,30 @@ func (s *server) readyURL() string {
 	return "http://" + s.http + "/readyz"
 }
 
-// start launches the process and waits for it to answer.
+// start launches the process and waits for it to answer. A process that
+// exits before it answers because a port it was given was taken meanwhile
+// (the ports are checked free, then bound by the process seconds later) is
+// started again on fresh ports, at most twice; any other early exit fails
+// the test at once, with the process's log.
 func (s *server) start() {
 	s.t.Helper()
+	for attempt := 0; ; attempt++ {
+		exited := s.launch()
+		err := s.waitReady(exited)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 2 {
+			s.t.Fatalf("smsflow did not start: %v\n%s", err, s.log.String())
+		}
+		s.t.Logf("smsflow lost a port before binding it; starting again on fresh ports:\n%s", lastLines(s.log.String(), 5))
+		s.refreshPorts()
+	}
+}
+
+var errPortTaken = errors.New("a port was taken before the process bound it")
+
+func (s *server) launch() <-chan struct{} {
 	args := append([]string{s.command(), "--data-dir", s.dataDir, "--http-addr", s.http, "--agent-timeout", "30s",
 		"--sync-interval", "2s", "--agent-step-timeout", "2m", "--log-format", "json"}, s.extra...)
 	if s.command() == "serve" && s.front != "" {
@@ -185,40 +207,75 @@ func (s *server) start() {
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.Env = append(os.Environ(), "HOME="+s.dataDir)
 	require.NoError(s.t, s.cmd.Start())
+	// One waiter per process: kill and stop wait on this channel, never on
+	// the process a second time.
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.cmd, s.exited)
+	return s.exited
+}
+
+func (s *server) waitReady(exited <-chan struct{}) error {
 	deadline := time.Now().Add(60 * time.Second)
+	// A short timeout per probe: whatever else holds the port may accept
+	// the connection and never answer.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := http.Get(s.readyURL())
+		resp, err := probe.Get(s.readyURL())
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
+		select {
+		case <-exited:
+			if strings.Contains(s.log.String(), "address already in use") {
+				return fmt.Errorf("%w: %s", errPortTaken, s.cmd.ProcessState)
+			}
+			return fmt.Errorf("exited before it answered: %s", s.cmd.ProcessState)
+		default:
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("smsflow did not start: %v\n%s", err, s.log.String())
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// refreshPorts picks new ports for the ones this harness chose. The
+// embedded Temporal server's internal services pick their own at each start.
+func (s *server) refreshPorts() {
+	fresh := func(cur string) string {
+		if cur == "" {
+			return ""
+		}
+		return freePort(s.t)
+	}
+	s.http, s.front, s.ui, s.health = fresh(s.http), fresh(s.front), fresh(s.ui), fresh(s.health)
 }
 
 // kill ends the process at once (kill -9): no shutdown, no flush.
 func (s *server) kill() {
 	s.t.Helper()
 	_ = s.cmd.Process.Kill()
-	_, _ = s.cmd.Process.Wait()
+	<-s.exited
 }
 
 func (s *server) stop() {
-	if s.cmd == nil || s.cmd.ProcessState != nil {
+	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _, _ = s.cmd.Process.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
 	case <-time.After(30 * time.Second):
 		_ = s.cmd.Process.Kill()
+		<-s.exited
 	}
 	if s.t.Failed() {
 		s.t.Logf("smsflow log:\n%s", lastLines(s.log.String(), 80))

@@ -1649,7 +1649,7 @@ func reportCSV(rows []reportRow) []byte {
 		if f == nil {
 			return ""
 		}
-		return strconv.FormatFloat(*f, 'f', 1, 64)
+		return strconv.FormatFloat(*f, 'f', 3, 64) // to the millisecond, as measured
 	}
 	for _, r := range rows {
 		rec := []string{r.MemberID, r.SourceID, r.SourceName, r.TaskID, r.State, strconv.FormatInt(r.BytesMoved, 10),

@@ -641,7 +641,9 @@ func (w *waveRun) applyEvents() {
 			}
 			ch := activities.WaveMemberChange{TargetStarted: ev.At, ClearError: true}
 			if !m.FinalPassAt.IsZero() {
-				d := int64(ev.At.Sub(m.FinalPassAt).Round(time.Second) / time.Second)
+				// In milliseconds: a quick cutover (a small disk, a quiet
+				// source) lasts under a second and must not read as none.
+				d := float64(ev.At.Sub(m.FinalPassAt).Milliseconds()) / 1000
 				ch.DowntimeSeconds = &d
 			}
 			w.setMember(i, wave.MemberDone, ch)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/netport"
 )
 
 // benchTree writes 10,000 files (~200 MiB: many small, some medium, a few
@@ -144,10 +145,9 @@ func BenchmarkFileCopy10k(b *testing.B) {
 }
 
 func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := netport.Free("127.0.0.1")
 	require.NoError(b, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func waitPort(b *testing.B, port int) {

@@ -24,6 +24,7 @@ import (
 	"github.com/smsflow/smsflow/agent/filesync"
 	"github.com/smsflow/smsflow/agent/netcheck"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/netport"
 )
 
 // taskCreds writes a task's certificate, key and passphrase files, as an
@@ -48,10 +49,9 @@ func taskCreds(t *testing.T, dir string) (transport.Creds, []string) {
 }
 
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := netport.Addr("127.0.0.1")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // startReceive runs `sms-agent receive` until the test ends.

@@ -19,6 +19,7 @@ import (
 	"github.com/smsflow/smsflow/config"
 	"github.com/smsflow/smsflow/internal/identity/iam"
 	"github.com/smsflow/smsflow/internal/identity/secret"
+	"github.com/smsflow/smsflow/internal/netport"
 	"github.com/smsflow/smsflow/internal/testkit/testutil"
 )
 
@@ -107,10 +108,8 @@ func TestAdminCommands(t *testing.T) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := netport.Addr("127.0.0.1")
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	return addr
 }
 

@@ -167,7 +167,12 @@ func fmtDur(s *float64) string {
 	if s == nil {
 		return "—"
 	}
-	return (time.Duration(*s) * time.Second).Round(time.Second).String()
+	d := time.Duration(*s * float64(time.Second))
+	if d < 10*time.Second {
+		// A quick cutover's downtime: tenths, so 0.4 s does not read "0s".
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // fmtAt is a moment in the wave's zone ("—" for none).

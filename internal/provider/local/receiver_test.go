@@ -27,6 +27,7 @@ import (
 
 	"github.com/smsflow/smsflow/agent/filesync"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/netport"
 	"github.com/smsflow/smsflow/internal/provider"
 )
 
@@ -60,10 +61,8 @@ func blockTarget(t *testing.T, p *Provider, id string) (provider.Target, provide
 func freeRange(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		base, err := netport.Free("127.0.0.1")
 		require.NoError(t, err)
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
 		if base+n > 65535 {
 			continue
 		}

@@ -39,6 +39,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/smsflow/smsflow/internal/netport"
 )
 
 // Options configure the embedded server.
@@ -266,13 +268,14 @@ func hostPort(addr, def string) (string, int, error) {
 	return h, port, nil
 }
 
+// freePort picks a port for a service that binds it later, while the
+// server starts; see netport.Free for why not ":0".
 func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	p, err := netport.Free(host)
 	if err != nil {
-		return 0, fmt.Errorf("temporal: no free port on %s: %w", host, err)
+		return 0, fmt.Errorf("temporal: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 func portFree(host string, port int) error {
