@@ -45,8 +45,8 @@ func TestExternalTemporal(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &api.creds))
 
 	wk := &server{t: t, dataDir: dataDir, http: freePort(t), cmdName: "worker", health: freePort(t)}
-	wk.extra = append([]string{"--worker-health-addr", wk.health}, common...)
-	wk.start() // waits for /healthz
+	wk.extra = common // launch adds --worker-health-addr from wk.health, which a restart renews
+	wk.start()        // waits for /healthz
 	t.Cleanup(wk.stop)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,6 +117,14 @@ func TestServeGuardsItsDataAndPorts(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "in use by another smsflow process")
 
+	// /readyz does not wait for the UI's listener; this does.
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", s.ui)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 60*time.Second, 100*time.Millisecond, "the first serve's Temporal UI never listened")
 	out, err = runBinary("serve", "--data-dir", t.TempDir(), "--http-addr", freePort(t),
 		"--temporal-embedded-addr", freePort(t), "--temporal-ui-addr", s.ui)
 	require.Error(t, err)

@@ -202,6 +202,9 @@ func (s *server) launch() <-chan struct{} {
 	if s.command() == "serve" && s.front != "" {
 		args = append(args, "--temporal-embedded-addr", s.front, "--temporal-ui-addr", s.ui)
 	}
+	if s.command() == "worker" && s.health != "" {
+		args = append(args, "--worker-health-addr", s.health)
+	}
 	s.cmd = exec.Command(binary, args...)
 	s.log = &testutil.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log

@@ -60,7 +60,10 @@ func TestCheckHonoursTheLimit(t *testing.T) {
 	res, err := Run(context.Background(), c, Options{Pings: 2, Interval: time.Millisecond, Duration: 2 * time.Second})
 	require.NoError(t, err)
 	require.NoError(t, <-ended)
-	assert.InDelta(t, 40, res.Mbps, 8, "about 40 Mbit/s (payload, TLS overhead aside)")
+	// Never above the limit (the old bug read fast); a stall on a loaded
+	// machine may read low, so the floor is loose.
+	assert.LessOrEqual(t, res.Mbps, 40*1.15, "at most 40 Mbit/s (payload, TLS overhead aside)")
+	assert.GreaterOrEqual(t, res.Mbps, 40*0.5, "about 40 Mbit/s")
 	assert.Equal(t, "healthy", Evaluation(true, res, 40), "at its limit a link is not degraded")
 }
 
@@ -76,7 +79,8 @@ func TestCheckMeasuresASlowLink(t *testing.T) {
 	res, err := Run(context.Background(), c, Options{Pings: 2, Interval: time.Millisecond, Duration: 2 * time.Second})
 	require.NoError(t, err)
 	require.NoError(t, <-ended)
-	assert.InDelta(t, 4, res.Mbps, 0.6, "about 4 Mbit/s")
+	assert.LessOrEqual(t, res.Mbps, 4*1.15, "a slow link does not read fast")
+	assert.GreaterOrEqual(t, res.Mbps, 4*0.5, "about 4 Mbit/s")
 }
 
 func TestServeRefusesGarbage(t *testing.T) {

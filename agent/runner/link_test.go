@@ -25,6 +25,7 @@ import (
 	"github.com/smsflow/smsflow/agent/internal/testcert"
 	"github.com/smsflow/smsflow/agent/smsapi"
 	"github.com/smsflow/smsflow/agent/transport"
+	"github.com/smsflow/smsflow/internal/netport"
 	"github.com/smsflow/smsflow/internal/sms"
 )
 
@@ -299,10 +300,11 @@ func TestCopyRidesOutAnOutage(t *testing.T) {
 func TestDialRetriesUnreachable(t *testing.T) {
 	cert, key := testcert.New("t3")
 	creds := transport.Creds{CertPEM: cert, KeyPEM: key, Passphrase: "p"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Nothing listens there: refused. Not a port from ":0": in the
+	// ephemeral range another socket could take it before the receiver
+	// comes back below.
+	addr, err := netport.Addr("127.0.0.1")
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: refused
 
 	r := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx := context.Background()
@@ -315,9 +317,11 @@ func TestDialRetriesUnreachable(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(t0), 500*time.Millisecond, "retried until the give-up")
 
 	// The receiver comes back 1.5 s later: found, within a give-up of 10 s.
+	back := make(chan error, 1)
 	go func() {
 		time.Sleep(1500 * time.Millisecond) // the outage being simulated
 		l, err := transport.Listen(addr, creds)
+		back <- err
 		if err != nil {
 			return
 		}
@@ -327,6 +331,11 @@ func TestDialRetriesUnreachable(t *testing.T) {
 	}()
 	down = &outage{limit: 10 * time.Second}
 	c, err := r.dial(ctx, addr, creds, transport.KindProbe, down)
+	select {
+	case lerr := <-back:
+		require.NoError(t, lerr, "the receiver could not come back on its port")
+	default:
+	}
 	require.NoError(t, err, "an unreachable receiver is retried, not final")
 	c.Close()
 	assert.True(t, down.since.IsZero(), "a connection ends the outage")

@@ -118,25 +118,24 @@ func freeAddr(t *testing.T) string {
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
+	// Not the default 7233/8233: another Temporal on this machine may hold them.
+	temporalAddrs := []string{"--temporal-embedded-addr", freeAddr(t), "--temporal-ui-addr", freeAddr(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var errOut testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCmd(&testutil.Buffer{}, &errOut, func(string) string { return "" })
-		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--log-format", "json"})
+		cmd.SetArgs(append([]string{"serve", "--data-dir", dir, "--http-addr", addr, "--log-format", "json"}, temporalAddrs...))
 		done <- cmd.ExecuteContext(ctx)
 	}()
-	var resp *http.Response
-	require.Eventually(t, func() bool {
+	waitServing(t, done, &errOut, func() bool {
 		r, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
-		resp = r
 		r.Body.Close()
-		return true
-	}, 20*time.Second, 20*time.Millisecond)
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+		return r.StatusCode == http.StatusOK
+	})
 
 	raw, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))
 	require.NoError(t, err)
@@ -174,24 +173,43 @@ func TestServe(t *testing.T) {
 	// Restart on the same data dir: no second bootstrap, same credentials work.
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
+	var errOut2 testutil.Buffer
 	go func() {
-		cmd := newRootCmd(&testutil.Buffer{}, &testutil.Buffer{}, func(string) string { return "" })
-		cmd.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", addr})
+		cmd := newRootCmd(&testutil.Buffer{}, &errOut2, func(string) string { return "" })
+		cmd.SetArgs(append([]string{"serve", "--data-dir", dir, "--http-addr", addr}, temporalAddrs...))
 		done <- cmd.ExecuteContext(ctx2)
 	}()
-	require.Eventually(t, func() bool {
+	waitServing(t, done, &errOut2, func() bool {
 		r, err := http.Post("http://"+addr+"/v3/auth/tokens", "application/json", strings.NewReader(body))
 		if err != nil {
 			return false
 		}
 		r.Body.Close()
 		return r.StatusCode == http.StatusCreated
-	}, 20*time.Second, 20*time.Millisecond)
+	})
 	raw2, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))
 	require.NoError(t, err)
 	assert.Equal(t, raw, raw2)
 	cancel2()
 	require.NoError(t, <-done)
+}
+
+// waitServing waits until ready says the server answers, failing at once,
+// with its log, if serve returns first; the deadline is for a loaded CI
+// machine building race binaries beside it (a start there took over 20 s).
+func waitServing(t *testing.T, done <-chan error, log *testutil.Buffer, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !ready() {
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned before it answered: %v\n%s", err, log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer within 90 s:\n%s", log.String())
+		}
+	}
 }
 
 func TestServeRejectsBadConfig(t *testing.T) {
@@ -247,14 +265,14 @@ func TestServeTemporalUIProxy(t *testing.T) {
 			t.Error("serve did not stop")
 		}
 	}()
-	require.Eventually(t, func() bool {
+	waitServing(t, done, &errOut, func() bool {
 		r, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		r.Body.Close()
 		return r.StatusCode == http.StatusOK
-	}, 60*time.Second, 50*time.Millisecond)
+	})
 	assert.Contains(t, errOut.String(), "THE TEMPORAL UI IS REACHABLE BEYOND THIS HOST")
 
 	raw, err := os.ReadFile(filepath.Join(dir, iam.CredentialsFile))

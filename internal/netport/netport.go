@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // floor is the lowest port Free hands out: below it live the well-known
@@ -20,11 +21,20 @@ const floor = 20000
 // tries bounds the random draws before Free gives up.
 const tries = 64
 
+// given holds the ports this process has handed out: a port checked free
+// is bound only later, so a second draw could land on it meanwhile (one
+// Temporal start draws five).
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // rangeFile holds the kernel's ephemeral port range ("32768\t60999").
 var rangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
 
 // Free returns a port on host that nothing listened on a moment ago, drawn at
-// random between 20000 and the start of the kernel's ephemeral range.
+// random between 20000 and the start of the kernel's ephemeral range, and
+// never one it returned before in this process.
 //
 // Why not ":0": the kernel hands out such a port from its ephemeral range,
 // the same pool every outgoing connection's local port and every other ":0"
@@ -40,13 +50,23 @@ func Free(host string) (int, error) {
 		// kernel's pick.
 		return listenFree(host, 0)
 	}
+	given.Lock()
+	defer given.Unlock()
 	var last error
 	for range tries {
-		p, err := listenFree(host, lo+rand.IntN(hi-lo))
-		if err == nil {
-			return p, nil
+		p := lo + rand.IntN(hi-lo)
+		if given.ports[p] {
+			continue
 		}
-		last = err
+		if _, err := listenFree(host, p); err != nil {
+			last = err
+			continue
+		}
+		given.ports[p] = true
+		return p, nil
+	}
+	if last == nil {
+		last = fmt.Errorf("every draw was a port handed out before")
 	}
 	return 0, fmt.Errorf("netport: no free port on %s between %d and %d: %w", host, lo, hi, last)
 }

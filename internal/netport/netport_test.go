@@ -26,7 +26,7 @@ func TestFreeIsBelowTheEphemeralRange(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, l.Close())
 	}
-	require.Greater(t, len(seen), 40, "draws are spread, so two pickers rarely meet")
+	require.Len(t, seen, 50, "a port handed out is never handed out again")
 }
 
 func TestFreeSkipsAPortInUse(t *testing.T) {

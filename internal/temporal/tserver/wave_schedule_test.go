@@ -61,7 +61,9 @@ func TestWaveScheduleOnTheServer(t *testing.T) {
 	if err := e.PauseWaveSchedule(ctx, "sched", false); err != nil {
 		t.Fatal(err)
 	}
-	at := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	// Far enough ahead that the describe below sees it before it fires on
+	// a loaded machine (3 s once left 98 ms).
+	at := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	if err := e.ScheduleWave(ctx, "sched", at, in); err != nil { // moved
 		t.Fatal(err)
 	}
