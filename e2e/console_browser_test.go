@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,20 @@ import (
 	"github.com/smsflow/smsflow/internal/testkit/headless"
 )
 
+// signIn opens path on s's console, which asks the browser to sign in
+// first, and signs in with the domain's admin credentials; the console
+// then goes on to path (the caller waits for what it shows).
+func signIn(t *testing.T, ctx context.Context, s *server, path string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate("http://"+s.http+path),
+		chromedp.WaitVisible(chromedp.ID("domain")),
+		chromedp.SendKeys(chromedp.ID("domain"), s.creds.DomainName),
+		chromedp.SendKeys(chromedp.ID("user"), s.creds.User),
+		chromedp.SendKeys(chromedp.ID("password"), s.creds.Password),
+		chromedp.Submit(chromedp.ID("password"))), "sign in on the way to %s", path)
+}
+
 // TestConsoleRealAgentInBrowser: an operator in headless Chromium signs in
 // to `smsflow serve`, sees the source a real sms-agent registers appear,
 // creates its task with the source page's form (8 Mbit/s: the copy of
@@ -27,14 +42,8 @@ func TestConsoleRealAgentInBrowser(t *testing.T) {
 	s := newServer(t)
 	base := "http://" + s.http
 
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(base+"/console/sources"),
-		chromedp.WaitVisible(chromedp.ID("domain")),
-		chromedp.SendKeys(chromedp.ID("domain"), s.creds.DomainName),
-		chromedp.SendKeys(chromedp.ID("user"), s.creds.User),
-		chromedp.SendKeys(chromedp.ID("password"), s.creds.Password),
-		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.CSS(".emptystate pre.cmd"))))
+	signIn(t, ctx, s, "/console/sources")
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(".emptystate pre.cmd"))))
 	install, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".emptystate pre.cmd")))
 	require.NoError(t, err)
 	assert.Contains(t, install, "--server "+base, "the install command names this server")

@@ -84,6 +84,31 @@ func (s *server) startWave(t testing.TB, body map[string]any) string {
 	return created.ID
 }
 
+// waveAgent is a real sms-agent with a disk image of its own, registered.
+type waveAgent struct {
+	name, img, src string
+	a              *realAgent
+}
+
+// waveAgents starts a real agent for each name, each with a 48 MiB disk
+// image (seeds 31, 32, …) as its only disk, and waits for their sources.
+func waveAgents(t testing.TB, s *server, names ...string) []waveAgent {
+	t.Helper()
+	var out []waveAgent
+	for i, name := range names {
+		img := filepath.Join(t.TempDir(), "vda.img")
+		require.NoError(t, diskimage.Source(img, waveImageBytes, uint64(31+i)))
+		// The agents run on this machine: each names its own, or the
+		// server takes the second for the first re-registering.
+		a := startAgent(t, s, "--name", name, "--machine-id", "e2e-"+name, "--disk-image", "/dev/vda="+img, "--only-images")
+		out = append(out, waveAgent{name: name, img: img, a: a, src: s.waitSource(t, name)})
+	}
+	return out
+}
+
+// waveImageBytes is the size of each waveAgents disk.
+const waveImageBytes = 48 << 20
+
 // TestWaveOfTwoRealAgents: two real sms-agent processes, each with a 48 MiB
 // disk image, migrate in one wave with continuous sync and cutover on
 // approval inside a cutover window open now (UTC). After approve_cutover
@@ -91,20 +116,9 @@ func (s *server) startWave(t testing.TB, body map[string]any) string {
 // report gives every member its measured downtime and its verification.
 func TestWaveOfTwoRealAgents(t *testing.T) {
 	s := newServer(t)
-	type member struct {
-		img, src string
-		a        *realAgent
-	}
-	var ms []member
+	ms := waveAgents(t, s, "wreal-01", "wreal-02")
 	var body []map[string]any
-	for i, name := range []string{"wreal-01", "wreal-02"} {
-		img := filepath.Join(t.TempDir(), "vda.img")
-		require.NoError(t, diskimage.Source(img, 48<<20, uint64(31+i)))
-		// Both agents run on this machine: each names its own, or the
-		// server takes the second for the first re-registering.
-		a := startAgent(t, s, "--name", name, "--machine-id", "e2e-"+name, "--disk-image", "/dev/vda="+img, "--only-images")
-		m := member{img: img, a: a, src: s.waitSource(t, name)}
-		ms = append(ms, m)
+	for _, m := range ms {
 		body = append(body, map[string]any{"source_id": m.src})
 	}
 	// A cutover window open from a minute ago for an hour, on today's
@@ -155,7 +169,7 @@ func TestWaveOfTwoRealAgents(t *testing.T) {
 		if assert.NotNil(t, r.DowntimeSeconds, "%s: downtime measured", m.src) {
 			assert.Positive(t, *r.DowntimeSeconds, m.src)
 		}
-		assert.Equal(t, int64(48<<20), r.BytesTotal, m.src)
+		assert.Equal(t, int64(waveImageBytes), r.BytesTotal, m.src)
 		assert.Equal(t, "PASSED", r.Verification, "%s: the verification is reported", m.src)
 		require.NotEmpty(t, r.TaskID, m.src)
 		tk := s.task(r.TaskID)

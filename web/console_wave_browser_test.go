@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,15 +40,7 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 	require.NoError(t, os.WriteFile(csvPath, []byte("name,target_name,priority\nweb-01,web-01-new,2\nweb-02,,1\ndb-01,db-01-new,0\n"), 0o600))
 
 	// The cutover's confirmation dialog is accepted, as an operator would.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
+	asked := headless.AcceptDialogs(t, ctx)
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(base+"/console/login?next=%2Fconsole%2Fwaves%2Fnew"),
@@ -137,6 +128,8 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 		_, _, actions, _ := fw.snapshot()
 		return len(actions) == 1 && actions[0] == id+":approve_cutover"
 	}, 10*time.Second, 50*time.Millisecond, "the approval reached the run")
+	assert.Equal(t, []string{"Approve the cutover? Each member's final sync runs and its target server is launched."}, asked(),
+		"the approval was confirmed first")
 
 	// The run cuts over and finishes.
 	now := time.Now().UTC()
@@ -158,6 +151,11 @@ func TestConsoleWaveInBrowser(t *testing.T) {
 	done, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section[data-state="DONE"] table`)))
 	require.NoError(t, err)
 	assert.Equal(t, 3, strings.Count(done, "42s"), "each member's downtime: %s", done)
+	// The head, outside the live fragment, follows it (out of band).
+	finished, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+		`!document.querySelector('form[action$="/delete"] button').disabled && !document.querySelector('form[action$="/members"]')`))
+	require.NoError(t, err)
+	assert.True(t, finished, "the finished wave may be deleted, and takes no more members")
 	headless.Screenshot(t, ctx, "wave-done")
 
 	// The report: a table, and its CSV as the browser downloads it (the

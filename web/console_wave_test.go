@@ -431,6 +431,54 @@ func TestConsoleWaveLiveFragment(t *testing.T) {
 	})
 }
 
+// TestConsoleWaveLiveHead: the live fragment carries, out of band, the
+// page's head buttons as the wave's state now has them, and removes the
+// members' upload once the wave has finished: a page left open while its
+// wave ran to DONE offered the upload still, and kept Delete disabled as
+// "running (AWAITING_CUTOVER)", until it was reloaded.
+func TestConsoleWaveLiveHead(t *testing.T) {
+	eachWave(t, nil, func(t *testing.T, e *env, _ *fakeWaves) {
+		f := newWaveFixture(t, e, 1)
+		id := createWave(t, e, waveJSON("head", f.project, `[{"source_id":`+q(f.sources[0])+`}]`))
+		b := newBrowser(t, e)
+		b.signIn(e.creds.DomainName, e.creds.User, e.creds.Password)
+		setWaveState(t, e, id, wave.WaveAwaitingCutover)
+		page := b.get("/console/waves/" + id)
+		require.Equal(t, http.StatusOK, page.status)
+		// The targets of the swaps, and no swap on the page itself.
+		assert.Contains(t, page.body, `<div class="buttons" id="wave-buttons">`)
+		assert.Contains(t, page.body, `<section class="card" id="wave-upload">`)
+		assert.NotContains(t, page.body, "hx-swap-oob")
+
+		head := regexp.MustCompile(`(?s)<div class="buttons" id="wave-buttons" hx-swap-oob="true">(.*?)</div>`)
+		deleteBtn := regexp.MustCompile(`<button type="submit" class="danger" ([^>]*)>Delete</button>`)
+		for _, c := range []struct {
+			state           wave.WaveState
+			edit, del, gone bool // Edit a link, Delete enabled, the upload removed
+		}{
+			{wave.WaveReplicating, false, false, false},
+			{wave.WavePaused, true, false, false},
+			{wave.WaveDone, false, true, true},
+			{wave.WaveCanceled, false, true, true},
+		} {
+			setWaveState(t, e, id, c.state)
+			live := b.get("/console/waves/" + id + "/live")
+			require.Equal(t, http.StatusOK, live.status)
+			m := head.FindStringSubmatch(live.body)
+			require.NotNil(t, m, "%s: the head's buttons out of band", c.state)
+			assert.Equal(t, c.edit, strings.Contains(m[1], `<a class="button" href="/console/waves/`+id+`/edit">Edit</a>`), "%s: edit", c.state)
+			d := deleteBtn.FindStringSubmatch(m[1])
+			require.NotNil(t, d, "%s: delete", c.state)
+			if c.del {
+				assert.NotContains(t, d[1], "disabled", c.state)
+			} else {
+				assert.Contains(t, d[1], `disabled title="SMS.8505: the wave is running (`+string(c.state)+`)`, c.state)
+			}
+			assert.Equal(t, c.gone, strings.Contains(live.body, `<section id="wave-upload" hx-swap-oob="delete"></section>`), "%s: upload removed", c.state)
+		}
+	})
+}
+
 // TestConsoleWaveReportAndTenancy: the report as a table and a CSV
 // download; another domain's session gets 404 on every wave page, fragment,
 // form and download, and changes nothing.

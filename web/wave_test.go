@@ -763,7 +763,7 @@ func TestWaveShowAndReport(t *testing.T) {
 			require.Len(t, recs, 4)
 			assert.Equal(t, "member_id", recs[0][0])
 			assert.Equal(t, "src-2", recs[3][2])
-			assert.Equal(t, "90.0", recs[3][9])
+			assert.Equal(t, "90.000", recs[3][9])
 		}
 		wantError(t, e.do("GET", "/v3/waves/"+id+"/report?format=xml", "", e.token), 400, "SMS.9001")
 	})

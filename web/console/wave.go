@@ -982,7 +982,9 @@ func (k *Console) renderWave(c *gin.Context, s *session, id string, status int, 
 
 // waveLive is the wave page's one polled fragment: the state, the buttons,
 // the totals, the chart and every member's bar in one answer, so a page
-// of 200 members makes one request a tick.
+// of 200 members makes one request a tick; with it, out of band, the
+// page's other parts the state decides (live-oob), which a page left open
+// while its wave finished would otherwise show as they were.
 func (k *Console) waveLive(c *gin.Context) {
 	s := mustSession(c)
 	if !k.wavesReady(c) {
@@ -996,8 +998,11 @@ func (k *Console) waveLive(c *gin.Context) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(http.StatusOK)
 	v := view{Session: s, CSRF: s.data.CSRF, Data: data}
-	if err := k.pages["wave"].ExecuteTemplate(c.Writer, "live", v); err != nil {
-		k.d.Logger.ErrorContext(c.Request.Context(), "console render", "page", "wave live", "err", err)
+	for _, part := range []string{"live", "live-oob"} {
+		if err := k.pages["wave"].ExecuteTemplate(c.Writer, part, v); err != nil {
+			k.d.Logger.ErrorContext(c.Request.Context(), "console render", "page", "wave "+part, "err", err)
+			return
+		}
 	}
 }
 

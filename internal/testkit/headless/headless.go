@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -86,6 +87,33 @@ func Start(t *testing.T, within time.Duration) (context.Context, func() []string
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), errs...)
+	}
+}
+
+// AcceptDialogs answers every JavaScript dialog of ctx's page yes (the
+// confirm() before a destructive action), as an operator would, from now
+// until ctx ends, and returns the messages asked so far, in order.
+func AcceptDialogs(t *testing.T, ctx context.Context) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var asked []string
+	// Subscribed before it returns: no dialog opened after is missed.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			asked = append(asked, ev.Message)
+			mu.Unlock()
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), asked...)
 	}
 }
 
