@@ -89,7 +89,14 @@ func (s *migrationSuite) TestWaveMemberCapCommandsAndEvents() {
 	s.env.ExecuteWorkflow(MigrationWorkflow, waveMemberInput())
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]WaveEventKind{"cap 40", WaveEventSpeed, WaveEventSyncing, "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone}, evs.kinds())
+	kinds := evs.kinds()
+	s.Require().Len(kinds, 7, "%v", kinds)
+	// The speed and the syncing event leave in one workflow task, each
+	// from its own coroutine: the test environment delivers them in
+	// either order (the wave takes either).
+	s.ElementsMatch([]WaveEventKind{WaveEventSpeed, WaveEventSyncing}, kinds[1:3])
+	s.Equal([]WaveEventKind{"cap 40", "cap 10", "cap 0", WaveEventFinalPass, WaveEventDone},
+		append(kinds[:1:1], kinds[3:]...))
 	var mbps []int32
 	for _, l := range s.limits {
 		mbps = append(mbps, l.Mbps)
