@@ -476,6 +476,20 @@ func TestConsoleWaveLiveHead(t *testing.T) {
 			}
 			assert.Equal(t, c.gone, strings.Contains(live.body, `<section id="wave-upload" hx-swap-oob="delete"></section>`), "%s: upload removed", c.state)
 		}
+
+		// Retry failed: disabled while no member failed (the workflow
+		// refuses it then), enabled once one has.
+		retry := regexp.MustCompile(`<button type="submit" data-op="retry_failed" ([^>]*)>Retry failed</button>`)
+		setWaveState(t, e, id, wave.WaveReplicating)
+		m := retry.FindStringSubmatch(b.get("/console/waves/" + id).body)
+		require.NotNil(t, m)
+		assert.Contains(t, m[1], `disabled title="SMS.8503:`)
+		assert.Contains(t, m[1], `(no member failed)`)
+		require.NoError(t, e.store.DB().Model(&store.WaveMember{}).Where("wave_id = ?", id).
+			Update("state", string(wave.MemberFailed)).Error)
+		m = retry.FindStringSubmatch(b.get("/console/waves/" + id).body)
+		require.NotNil(t, m)
+		assert.NotContains(t, m[1], "disabled", "a member failed: retry is offered")
 	})
 }
 

@@ -871,11 +871,16 @@ var waveButtons = []struct {
 	{wave.ActionCancel, "Cancel wave", "Cancel this wave? Members not yet cut over stop, and the wave cannot be resumed."},
 }
 
-func buttonsFor(st wave.WaveState) []waveButton {
+func buttonsFor(st wave.WaveState, failed int) []waveButton {
 	out := make([]waveButton, 0, len(waveButtons))
 	for _, b := range waveButtons {
+		err := wave.CheckAction(st, b.op)
+		if err == nil && b.op == wave.ActionRetryFailed && failed == 0 {
+			// The workflow refuses it so (its Update validator).
+			err = wave.ErrBadTransition.New(string(st), string(b.op)+" (no member failed)")
+		}
 		reason := ""
-		if err := wave.CheckAction(st, b.op); err != nil {
+		if err != nil {
 			reason = err.Error()
 			if e, ok := smserr.As(err); ok {
 				reason = string(e.Code) + ": " + e.Message
@@ -884,6 +889,16 @@ func buttonsFor(st wave.WaveState) []waveButton {
 		out = append(out, waveButton{Op: string(b.op), Label: b.label, Reason: reason, Confirm: b.confirm})
 	}
 	return out
+}
+
+func countFailed(ms []WaveMember) int {
+	n := 0
+	for _, m := range ms {
+		if m.State == wave.MemberFailed {
+			n++
+		}
+	}
+	return n
 }
 
 // groupRows bounds the rows a state's group shows: a page of a
@@ -956,8 +971,9 @@ func (k *Console) waveData(c *gin.Context, s *session, id string) (gin.H, error)
 	if mp, err := k.d.Store.MigProject(ctx, s.principal.Tenant(), w.MigProjectID); err == nil {
 		project = mp.Name
 	}
-	return gin.H{"Wave": w, "Detail": d, "Project": project, "Groups": groupMembers(d.Members), "Buttons": buttonsFor(w.State),
-		"Chart": waveChart(pts, w, end), "Editable": w.State.Editable(), "Deletable": !w.State.Running(),
+	return gin.H{"Wave": w, "Detail": d, "Project": project, "Groups": groupMembers(d.Members),
+		"Buttons": buttonsFor(w.State, countFailed(d.Members)),
+		"Chart":   waveChart(pts, w, end), "Editable": w.State.Editable(), "Deletable": !w.State.Running(),
 		"Tick": tick}, nil
 }
 
