@@ -580,7 +580,7 @@ func TestSDKTasks(t *testing.T) {
 		"clear forgets the snapshot")
 	assert.NoDirExists(t, snapDir, "clear deletes the snapshot")
 	sdktest.Err(t, action(id, op.STOP), http.StatusBadRequest, "SMS.7714", "stop on a synced task")
-	s.recordHistory(id, "sdk-finished-sync-snapshot")
+	s.recordHistory(id, "sdk-finished-sync-check")
 	_, err = c.ShowPassphrase(&model.ShowPassphraseRequest{TaskId: id})
 	sdktest.Err(t, err, http.StatusBadRequest, "SMS.9905", "no passphrase once the copy is over")
 

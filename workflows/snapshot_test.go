@@ -92,6 +92,55 @@ func (s *migrationSuite) TestRollbackRestoresTheSnapshot() {
 	s.Equal([]sms.Command{"START", "SYNC", "SYNC"}, s.commands)
 }
 
+// TestFinishedSyncChecksTheTarget: a finished task's pass whose target
+// differs from the source after it (the agent's verification) is SYNC_FAIL
+// with SMS.1511, not SYNC_SUCCESS; rollback restores the snapshot from
+// before the pass; a pass whose target matches is SYNC_SUCCESS.
+func (s *migrationSuite) TestFinishedSyncChecksTheTarget() {
+	_, tg := s.localTarget()
+	s.finish()
+	var start, rollback, again *verdict
+	s.at(3*time.Minute, func() {
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.mu.Lock()
+		s.checkErr = temporal.NewNonRetryableApplicationError("/dev/vda: 3 of 4096 differ", "SMS.1511", nil)
+		s.mu.Unlock()
+		start = s.action(sms.ActionStart)
+	})
+	s.at(3*time.Minute+time.Second, func() {
+		s.Equal("", s.code(start))
+		s.writeDisk(tg, "MISMATCHED!!!")
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(4*time.Minute, func() {
+		s.Equal(sms.TaskSyncFail, s.state().TaskState, "a target that differs is not a successful sync")
+		s.Equal("SMS.1511", s.lastFailure().Code)
+		rollback = s.action(sms.ActionRollback)
+	})
+	s.at(4*time.Minute+time.Second, func() {
+		s.Equal("", s.code(rollback))
+		s.Equal(sms.TaskMigrateSuccess, s.state().TaskState)
+		s.Equal("synced before", s.diskHead(tg, 13), "the rollback restored the target from before the pass")
+		s.mu.Lock()
+		s.checkErr = nil
+		s.mu.Unlock()
+		again = s.action(sms.ActionStart)
+	})
+	s.at(4*time.Minute+2*time.Second, func() {
+		s.Equal("", s.code(again))
+		s.progress("SYNC_LINUX_BLOCK", 100, 0)
+	})
+	s.at(5*time.Minute, func() {
+		s.Equal(sms.TaskSyncSuccess, s.state().TaskState)
+		s.deleteTask()
+	})
+	s.env.ExecuteWorkflow(MigrationWorkflow, input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(3, s.checks, "the launch, the failed pass and the good one")
+	s.Equal([]sms.TaskState{sms.TaskRunning, sms.TaskMigrateSuccess, sms.TaskSyncing, sms.TaskSyncFail,
+		sms.TaskReseting, sms.TaskMigrateSuccess, sms.TaskSyncing, sms.TaskSyncSuccess, sms.TaskDeleting}, s.taskStates())
+}
+
 // TestRollbackWithoutSnapshotIsRefused: a provider that keeps no snapshots
 // took none before the pass: rollback is refused (SMS.8113) and the task
 // stays SYNC_FAIL, never called MIGRATE_SUCCESS over a half-synced target.

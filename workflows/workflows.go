@@ -1319,6 +1319,13 @@ func (m *migration) finishedSync(ctx workflow.Context) (st Status, err error, do
 		return st, err, true
 	}
 	m.st.FinishedSync = false
+	if serr == nil && !m.st.SkipConsistency && workflow.GetVersion(ctx, "finished-sync-check", workflow.DefaultVersion, 1) == 1 {
+		// The agent verified the target after this pass too: a mismatch
+		// is SYNC_FAIL (SMS.1511), which a rollback undoes, never a
+		// SYNC_SUCCESS over a target that differs. Runs recorded before
+		// the check replay without it.
+		serr = workflow.ExecuteActivity(activityCtx(ctx, time.Minute), acts.CheckConsistency, m.ref()).Get(ctx, nil)
+	}
 	switch {
 	case serr == nil:
 		m.st.Step, m.st.ResendBlocks = sms.StepMigrate, false

@@ -823,7 +823,7 @@ func (s *migrationSuite) TestFinishedTaskSyncsAgain() {
 	}
 	s.Equal([]bool{false, false, false, true}, resend)
 	s.Equal([]string{s.snapshots[1]}, s.restores, "the rollback restored the failed pass's snapshot")
-	s.Equal(1, s.checks, "a finished task's pass is not a launch: no second check, no second cutover")
+	s.Equal(2, s.checks, "the launch's check and the successful finished pass's (a failed pass is not checked)")
 	s.Equal(1, count(s.steps, sms.StepStart))
 	s.Equal("SMS.1801", s.lastFailure().Code)
 	s.Require().Len(s.cleanups, 1)
