@@ -32,8 +32,18 @@ type CommandStore interface {
 const MaxCommandWait = 30 * time.Second
 
 // visitStampEvery: a poll stamps last_visit_time at most this often per
-// source, so frequent polls do not turn into a write each.
+// source, so frequent polls do not turn into a write each; never more
+// than a fifth of --agent-timeout (stampEvery), or a source polled every
+// two seconds read disconnected between two stamps at the 5 s minimum.
 const visitStampEvery = 5 * time.Second
+
+// stampEvery is how often a source's visit is stamped under agentTimeout.
+func stampEvery(agentTimeout time.Duration) time.Duration {
+	if agentTimeout <= 0 {
+		return visitStampEvery
+	}
+	return min(visitStampEvery, agentTimeout/5)
+}
 
 type commandHandlers struct {
 	sources  SourceStore
@@ -49,17 +59,20 @@ type commandHandlers struct {
 // last_visit_time, so a poll writes only when the stamp is stale: 1,000
 // agents polling every second cost one write per agent every few seconds.
 type visitStamps struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
 }
 
-func newVisitStamps() *visitStamps { return &visitStamps{last: map[string]time.Time{}} }
+func newVisitStamps(every time.Duration) *visitStamps {
+	return &visitStamps{every: every, last: map[string]time.Time{}}
+}
 
 // due tells whether the source's stamp should be written now.
 func (v *visitStamps) due(key string, now time.Time) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if last, ok := v.last[key]; ok && now.Sub(last) < visitStampEvery {
+	if last, ok := v.last[key]; ok && now.Sub(last) < v.every {
 		return false
 	}
 	if len(v.last) > 1_000_000 {
@@ -104,7 +117,7 @@ func (h commandHandlers) next(c *gin.Context, r request) {
 		return
 	}
 	if now := h.now(); h.visits.due(t.DomainID+"/"+r.id, now) {
-		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), h.visits.every.Milliseconds()); err != nil {
 			fail(c, err)
 			return
 		}
@@ -118,7 +131,7 @@ func (h commandHandlers) next(c *gin.Context, r request) {
 	// --agent-timeout is still there. A failed stamp is logged, not
 	// answered: the command is claimed and would wait for redelivery.
 	if now := h.now(); wait > 0 && h.visits.due(t.DomainID+"/"+r.id, now) {
-		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), visitStampEvery.Milliseconds()); err != nil {
+		if err := h.sources.TouchSource(ctx, t, r.id, nowMs(now), h.visits.every.Milliseconds()); err != nil {
 			logFor(c).WarnContext(ctx, "last visit not stamped at the end of a poll", "source", r.id, "err", err)
 		}
 	}

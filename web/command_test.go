@@ -279,3 +279,27 @@ func TestPollEndStampsVisit(t *testing.T) {
 		assert.EqualValues(t, now().UnixMilli(), m["last_visit_time"])
 	})
 }
+
+// TestFrequentPollsStayConnected: an agent polling every 2 s reads
+// connected at every moment under the shortest --agent-timeout (5 s). The
+// visit was stamped at most every 5 s, so between two stamps the source
+// read gone for a second (CI's bad-network test saw it).
+func TestFrequentPollsStayConnected(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	testdb.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnvWith(t, s, envOptions{now: now, agentTimeout: 5 * time.Second})
+		id := register(t, e, e.token, linuxSource("a", "fa:16:3e:00:00:02"))
+		for tick := range 30 { // 15 s in half seconds
+			if tick%4 == 0 { // a poll every 2 s
+				r := e.do("GET", "/v3/sources/"+id+"/command", "", e.token)
+				require.Equal(t, http.StatusOK, r.status, r.body)
+			}
+			m := e.do("GET", "/v3/sources/"+id, "", e.token).json(t)
+			require.Equal(t, true, m["connected"], "%.1f s after the first poll", float64(tick)/2)
+			advance(500 * time.Millisecond)
+		}
+	})
+}

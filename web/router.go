@@ -56,7 +56,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.PUT("/sources/:source_id/diskinfo", withID("source_id", src.diskInfo))
 	api.GET("/errors", src.errors)
 	cmd := commandHandlers{sources: s.deps.Store, commands: s.deps.Store, tasks: s.deps.Store, queue: s.deps.Queue,
-		engine: s.deps.Engine, now: s.deps.Now, visits: newVisitStamps()}
+		engine: s.deps.Engine, now: s.deps.Now, visits: newVisitStamps(stampEvery(s.deps.AgentTimeout))}
 	api.GET("/sources/:source_id/command", withID("source_id", cmd.next))
 	api.POST("/sources/:source_id/command_result", withID("source_id", cmd.result))
 	ag := agentHandlers{store: s.deps.Store, now: s.deps.Now, agentTimeout: s.deps.AgentTimeout, version: s.deps.Version}
