@@ -102,12 +102,28 @@ func TestRealAgentSyncFailsAndRollsBack(t *testing.T) {
 	assert.Equal(t, beforePass, headSum(t, target, diskSize), "the target is again what it was before the pass")
 	refused(t, s, id, rollback, "SMS.7718", "the rollback is done: no second one")
 
+	// A pass while the disk is still cut fails before it sends anything:
+	// the disk is not the size it was copied at (SMS.0515; it used to be
+	// synced at its new size and verified clean). The target stays what the
+	// pass's own snapshot holds, and a second rollback finishes the task.
+	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "start"}, nil)
+	tk = s.waitState(id, "SYNC_FAIL", time.Minute)
+	require.NoError(t, json.Unmarshal([]byte(tk.ErrorJSON), &fail), tk.ErrorJSON)
+	assert.Equal(t, "SMS.0515", fail.Code, tk.ErrorJSON)
+	require.NotEmpty(t, tk.TargetSnapshotID)
+	snapshot = filepath.Join(tk.TargetServer.Location, "snapshots", tk.TargetSnapshotID, "disk-0.img")
+	assert.True(t, sameImage(t, snapshot, target, diskSize), "the pass wrote nothing")
+	assert.Equal(t, beforePass, headSum(t, target, diskSize))
+	s.call("POST", "/v3/tasks/"+id+"/action", rollback, nil)
+	s.waitState(id, "MIGRATE_SUCCESS", time.Minute)
+	assert.True(t, sameImage(t, snapshot, target, diskSize))
+
 	// The source whole again, the next pass: a new snapshot, every block
 	// compared as unknown (resend), and the target is the source, the
 	// changed bytes included.
 	copyRange(t, tail, 0, img, cutAt, diskSize-cutAt)
 	require.False(t, sameHead(t, img, target), "the source has the changes the target lacks")
-	oldSnapshot := tk.TargetSnapshotID
+	oldSnapshot := s.task(id).TargetSnapshotID
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "start"}, nil)
 	tk = s.waitState(id, "SYNC_SUCCESS", 2*time.Minute)
 	assert.True(t, sameHead(t, img, target), "the pass after the rollback made the target the source")
