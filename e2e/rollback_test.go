@@ -23,7 +23,8 @@ import (
 // shrinks under the pass after part of the changed blocks reached the
 // target (SYNC_FAIL, SMS.0515). sync_failed_rollback (RESETING, then
 // MIGRATE_SUCCESS) puts the snapshot back: the target is, byte for byte,
-// what it was before the pass. With the source whole again, the next pass
+// what it was before the pass. A pass on the still-cut disk is refused
+// before it writes (SMS.0515). With the source whole again, the next pass
 // sends every block — the hashes the agent recorded in the failed pass
 // describe data the rollback took away — and the target is the source.
 func TestRealAgentSyncFailsAndRollsBack(t *testing.T) {
@@ -64,7 +65,7 @@ func TestRealAgentSyncFailsAndRollsBack(t *testing.T) {
 	// fails on reaching the cut (what TestRealAgentDiskShrinksMidCopy does
 	// to a full copy).
 	s.call("POST", "/v3/tasks/"+id+"/action", map[string]string{"operation": "start"}, nil)
-	refused(t, s, id, rollback, "SMS.7718", "no rollback while the sync pass runs")
+	refused(t, s, id, rollback, "SMS.7718", "no rollback of a sync under way")
 	first := changed[:4096]
 	require.Eventually(t, func() bool { return bytes.Equal(readAt(t, target, changedAt, len(first)), first) },
 		time.Minute, 20*time.Millisecond, "the sync pass writes the first changed block\n%s", lastLines(a.log.String(), 20))
