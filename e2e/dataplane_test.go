@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -122,16 +121,19 @@ func sameHead(t testing.TB, source, target string) bool {
 	t.Helper()
 	st, err := os.Stat(source)
 	require.NoError(t, err)
-	sum := func(p string) []byte {
-		f, err := os.Open(p)
-		require.NoError(t, err)
-		defer f.Close()
-		h := sha256.New()
-		_, err = io.Copy(h, io.LimitReader(f, st.Size()))
-		require.NoError(t, err)
-		return h.Sum(nil)
-	}
-	return bytes.Equal(sum(source), sum(target))
+	return bytes.Equal(headSum(t, source, st.Size()), headSum(t, target, st.Size()))
+}
+
+// headSum is the SHA-256 digest of the file's first n bytes.
+func headSum(t testing.TB, path string, n int64) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, io.LimitReader(f, n))
+	require.NoError(t, err)
+	return h.Sum(nil)
 }
 
 // TestRealAgentBlockMigration: `smsflow serve` and a real `sms-agent`
@@ -321,11 +323,32 @@ func (s *server) waitCopyProgress(t testing.TB, id string, pct int32) {
 // from its JSON log ("pass done").
 func lastStartBlocks(t testing.TB, logs string) int {
 	t.Helper()
-	const key = `"command":"START","blocks":`
-	i := strings.LastIndex(logs, key)
-	require.Positive(t, i, logs)
-	var blocks int
-	_, err := fmt.Sscanf(logs[i+len(key):], "%d", &blocks)
-	require.NoError(t, err)
-	return blocks
+	return int(lastPass(t, logs, "START").Blocks)
+}
+
+// passDone is the agent's "pass done" log record of a block pass.
+type passDone struct {
+	Command   string `json:"command"`
+	Blocks    int64  `json:"blocks"`
+	Sent      int64  `json:"sent"`
+	Zero      int64  `json:"zero"`
+	Unchanged int64  `json:"unchanged"`
+}
+
+// lastPass is the agent's last "pass done" record of command (START,
+// SYNC) in its JSON log.
+func lastPass(t testing.TB, logs, command string) passDone {
+	t.Helper()
+	lines := strings.Split(logs, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var rec struct {
+			Msg string `json:"msg"`
+			passDone
+		}
+		if json.Unmarshal([]byte(lines[i]), &rec) == nil && rec.Msg == "pass done" && rec.Command == command {
+			return rec.passDone
+		}
+	}
+	require.Failf(t, "no pass done", "the agent logged no %s pass:\n%s", command, lastLines(logs, 40))
+	return passDone{}
 }

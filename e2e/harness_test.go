@@ -367,6 +367,9 @@ type task struct {
 		CloneState string `json:"clone_state"`
 	} `json:"clone_server"`
 	WorkflowURL string `json:"workflow_url"`
+	// TargetSnapshotID: the target's snapshot from before a finished
+	// task's last sync pass ("" without one).
+	TargetSnapshotID string `json:"target_snapshot_id"`
 }
 
 func (s *server) task(id string) task {

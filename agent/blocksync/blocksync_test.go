@@ -505,3 +505,41 @@ func TestResendAfterRollback(t *testing.T) {
 	require.NoError(t, rerr)
 	assert.Zero(t, st.Sent)
 }
+
+// TestSyncRefusesAResizedDisk: the source disk's size changed between the
+// full copy and a sync pass (shrunk or grown while no pass ran). The pass
+// fails with ErrDiskChanged (SMS.0515) before it sends anything: synced at
+// its new size, a shrunk disk would leave the target's old tail in place and
+// verify clean over the shorter disk.
+func TestSyncRefusesAResizedDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{{"shrunk", 4 * mib}, {"grown", 12 * mib}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, dst := filepath.Join(dir, "src.img"), filepath.Join(dir, "dst.img")
+			makeSource(t, src, 8*mib, 5)
+			makeTarget(t, dst, 16*mib)
+			l := newLink(t, []string{dst})
+			state := filepath.Join(dir, "state")
+			_, err, rerr := l.pass(Options{Disks: []Disk{{Name: "/dev/vda", Path: src, Size: 8 * mib}}, StateDir: state})
+			require.NoError(t, err)
+			require.NoError(t, rerr)
+			before, err := os.ReadFile(dst)
+			require.NoError(t, err)
+
+			require.NoError(t, os.Truncate(src, tc.size))
+			for _, resend := range []bool{false, true} {
+				st, err, rerr := l.pass(Options{Disks: []Disk{{Name: "/dev/vda", Path: src, Size: tc.size}}, StateDir: state,
+					Sync: true, Resend: resend})
+				require.ErrorIs(t, err, ErrDiskChanged, "resend %v", resend)
+				require.Error(t, rerr, "the receiver hears the pass fail")
+				assert.Zero(t, st.Sent)
+				after, err := os.ReadFile(dst)
+				require.NoError(t, err)
+				assert.True(t, bytes.Equal(before, after), "the target is untouched")
+			}
+		})
+	}
+}

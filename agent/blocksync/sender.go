@@ -69,7 +69,8 @@ func (s Stats) CompressRate() float64 {
 	return min(float64(s.RawBytes)/float64(s.PayloadBytes)*100, 10000)
 }
 
-// ErrDiskChanged: a source disk shrank or vanished mid-copy.
+// ErrDiskChanged: a source disk shrank or vanished mid-copy, or a sync
+// pass found it at another size than the copy it syncs.
 var ErrDiskChanged = errors.New("blocksync: source disk changed during the copy")
 
 type item struct {
@@ -204,6 +205,13 @@ func (s *sender) disk(ctx context.Context, i int, d Disk) error {
 	bs := int64(s.o.BlockSize)
 	blocks := (d.Size + bs - 1) / bs
 	ds := s.st.Disks[i]
+	if s.o.Sync && ds != nil && ds.Size != d.Size {
+		// A sync pass carries changes onto the copy it builds on: a disk of
+		// another size is not that disk any more. Synced at its new size, a
+		// shrunk disk would verify clean over its shorter length with the
+		// old tail left on the target.
+		return fmt.Errorf("%w: %s is %d bytes, %d when it was copied", ErrDiskChanged, d.Name, d.Size, ds.Size)
+	}
 	same := ds != nil && ds.Size == d.Size && ds.BlockSize == s.o.BlockSize && !s.o.Resend
 	if !same {
 		ds = &diskState{Size: d.Size, BlockSize: s.o.BlockSize}
