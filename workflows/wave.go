@@ -274,8 +274,8 @@ func (w *waveRun) validate(a wave.Action) error {
 			return refuse(wave.ErrNotAwaiting.New(string(a)))
 		}
 	case wave.ActionRetryFailed:
-		if w.count(wave.MemberFailed) == 0 {
-			return refuse(wave.ErrBadTransition.New(string(s), string(a)+" (no member failed)"))
+		if err := wave.CheckRetry(s, w.count(wave.MemberFailed)); err != nil {
+			return refuse(err)
 		}
 	}
 	if err := wave.CheckAction(s, a); err != nil {

@@ -191,6 +191,16 @@ const (
 var Actions = []Action{ActionSchedule, ActionStart, ActionPause, ActionResume, ActionCancel,
 	ActionApproveTest, ActionApproveCutover, ActionRetryFailed}
 
+// CheckRetry refuses retry_failed while no member has failed: the
+// workflow's Update validator (it counts its members) and the console's
+// button (it reads them from the store) apply the same rule.
+func CheckRetry(s WaveState, failed int) error {
+	if failed == 0 {
+		return ErrBadTransition.New(string(s), string(ActionRetryFailed)+" (no member failed)")
+	}
+	return nil
+}
+
 // CheckAction refuses an action the wave's state does not allow, before
 // the API bothers the workflow (whose Update validator checks again, with
 // the workflow's own view: approve_cutover, for one, is accepted from

@@ -3,6 +3,7 @@ package wave
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/smsflow/smsflow/internal/sms/smserr"
@@ -199,6 +200,15 @@ func TestCheckAction(t *testing.T) {
 	var e *smserr.Error
 	if err := CheckAction(WaveDone, ActionPause); !errors.As(err, &e) || e.Status != http.StatusConflict {
 		t.Errorf("illegal action: %v, want a 409", err)
+	}
+}
+
+func TestCheckRetry(t *testing.T) {
+	if err := CheckRetry(WaveReplicating, 0); codeOf(t, err) != "SMS.8503" || !strings.Contains(err.Error(), "no member failed") {
+		t.Errorf("retry with no failed member: %v, want SMS.8503 naming why", err)
+	}
+	if err := CheckRetry(WaveReplicating, 2); err != nil {
+		t.Errorf("retry with failed members: %v", err)
 	}
 }
 

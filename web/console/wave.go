@@ -875,9 +875,8 @@ func buttonsFor(st wave.WaveState, failed int) []waveButton {
 	out := make([]waveButton, 0, len(waveButtons))
 	for _, b := range waveButtons {
 		err := wave.CheckAction(st, b.op)
-		if err == nil && b.op == wave.ActionRetryFailed && failed == 0 {
-			// The workflow refuses it so (its Update validator).
-			err = wave.ErrBadTransition.New(string(st), string(b.op)+" (no member failed)")
+		if err == nil && b.op == wave.ActionRetryFailed {
+			err = wave.CheckRetry(st, failed)
 		}
 		reason := ""
 		if err != nil {
