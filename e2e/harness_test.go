@@ -229,6 +229,7 @@ func (s *server) waitReady(exited <-chan struct{}) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("answered %s", resp.Status) // not ready: never nil at the deadline
 		}
 		select {
 		case <-exited:
@@ -239,7 +240,7 @@ func (s *server) waitReady(exited <-chan struct{}) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return err
+			return fmt.Errorf("no ready answer within 60 s: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

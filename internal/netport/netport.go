@@ -50,6 +50,11 @@ func Free(host string) (int, error) {
 		// kernel's pick.
 		return listenFree(host, 0)
 	}
+	return pick(host, lo, hi)
+}
+
+// pick draws a port in [lo, hi) that is free and was not handed out before.
+func pick(host string, lo, hi int) (int, error) {
 	given.Lock()
 	defer given.Unlock()
 	var last error

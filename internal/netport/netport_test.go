@@ -29,13 +29,28 @@ func TestFreeIsBelowTheEphemeralRange(t *testing.T) {
 	require.Len(t, seen, 50, "a port handed out is never handed out again")
 }
 
-func TestFreeSkipsAPortInUse(t *testing.T) {
-	// With a range of one port that is held, Free must refuse, not hand it out.
+// TestPickSkipsHeldAndGivenPorts: a range whose only port is held by a
+// listener, or was handed out before, yields no port; its free neighbour
+// is handed out once.
+func TestPickSkipsHeldAndGivenPorts(t *testing.T) {
 	held, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer held.Close()
 	port := held.Addr().(*net.TCPAddr).Port
-	require.Error(t, func() error { _, err := listenFree("127.0.0.1", port); return err }())
+	_, err = pick("127.0.0.1", port, port+1)
+	require.Error(t, err, "a port in use is not handed out")
+
+	free, err := Free("127.0.0.1")
+	require.NoError(t, err)
+	_, err = pick("127.0.0.1", free, free+1)
+	require.Error(t, err, "a port handed out before is not handed out again")
+
+	given.Lock()
+	delete(given.ports, free) // as if never handed out
+	given.Unlock()
+	p, err := pick("127.0.0.1", free, free+1)
+	require.NoError(t, err)
+	require.Equal(t, free, p)
 }
 
 func TestEphemeralStart(t *testing.T) {
